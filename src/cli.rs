@@ -1,0 +1,98 @@
+//! The command line, as clap derive types: raw flag values only. Each
+//! subcommand's `run` in `cmd/` turns them into the objects that do the work.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "llama-sweep",
+    version,
+    about = "Find the fastest llama.cpp configuration for your model, machine and workload by measuring it",
+    long_about = "llama-sweep runs a parameter sweep of llama.cpp (quantization, n_batch, n_ubatch, n_ctx, \
+threads, GPU layers, flash attention, KV-cache types, mmap ...) described in a sweep.toml. Every trial runs \
+in its own process, so a crash, an out-of-memory or a hang is a recorded row, not the end of the sweep. \
+Results go to reports/<name>/ (results.csv, results.parquet, manifest.json, logs/), and the best \
+configuration is written as config.yaml, ready for an app that calls llama_cpp.Llama(**llm).",
+    after_help = "Examples:\n  \
+llama-sweep plan                  # show the trials sweep.toml describes\n  \
+llama-sweep run                   # run them, print the best, write reports/<name>/config.yaml\n  \
+llama-sweep export reports/demo   # write config.yaml again from stored results"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a sweep: measure every trial, store the rows, recommend the best
+    #[command(
+        long_about = "Run the sweep described in a sweep.toml. Each trial runs as a separate \
+`llama-sweep trial` process under the [trial] timeout; its llama.cpp log is saved to \
+reports/<name>/logs/<trial_id>.log. Rows are appended to results.csv (and results.parquet \
+rewritten) after every trial. Trials already recorded in the output folder are skipped, so \
+running the same sweep again continues where it stopped. Quantizations listed under \
+`quantize = [...]` are derived first with llama.cpp's quantizer and cached under models/derived/.",
+        after_help = "Examples:\n  \
+llama-sweep run                        # uses ./sweep.toml\n  \
+llama-sweep run my-model.toml --top 5  # show the 5 best at the end\n\n\
+Exit status: 0 when the sweep finished (even if some trials failed), 2 for a bad sweep.toml, \
+1 for other errors."
+    )]
+    Run(RunArgs),
+
+    /// Show the trials a sweep would run, in order, without running anything
+    #[command(
+        long_about = "Print the trials of a sweep.toml: how many, in which order (model-level \
+parameters change least often, as in llama-bench), their stable ids, which derived models would be \
+made, and which trials an earlier run already recorded. Nothing is written.",
+        after_help = "Examples:\n  llama-sweep plan\n  llama-sweep plan examples/big-grid.toml"
+    )]
+    Plan(PlanArgs),
+
+    /// Write config.yaml from a finished (or partial) sweep's results
+    #[command(
+        long_about = "Write the recommended configuration of a sweep again from its stored results: \
+the best trial that meets the objective's constraints, or the one given with --trial. The file is \
+a config.yaml whose `llm:` keys are llama-cpp-python Llama() keyword arguments, with a comment \
+header giving the measured figures.",
+        after_help = "Examples:\n  \
+llama-sweep export reports/demo                     # best trial → reports/demo/config.yaml\n  \
+llama-sweep export reports/demo --trial 3f2a9c1b0d4e -o app/config.yaml"
+    )]
+    Export(ExportArgs),
+
+    /// Measure one trial (run by `llama-sweep run`; reads a job on stdin)
+    #[command(hide = true)]
+    Trial,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The sweep description
+    #[arg(default_value = "sweep.toml")]
+    pub sweep: PathBuf,
+    /// How many of the best trials to list at the end
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The sweep description
+    #[arg(default_value = "sweep.toml")]
+    pub sweep: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The sweep's output folder, e.g. reports/demo
+    pub folder: PathBuf,
+    /// Export this trial instead of the best one (an id, or at least 4 leading characters)
+    #[arg(long)]
+    pub trial: Option<String>,
+    /// Where to write (default: <folder>/config.yaml)
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}

@@ -1,0 +1,132 @@
+//! `llama-sweep plan`: what a sweep would run, without running anything.
+
+use crate::cli::PlanArgs;
+use crate::config::{self, SweepConfig};
+use crate::models::{self, PlannedVariant};
+use crate::plan::{self, Plan};
+use crate::store;
+use std::collections::HashSet;
+use std::fmt::Write;
+
+pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
+    let config = config::load(&args.sweep)?;
+    let variants = models::plan_variants(&config)?;
+    let plan = plan::build(&config, &variants);
+    let folder = config.sweep.output_folder();
+    // Rows of an earlier run, if any: which trials are done, how long one takes.
+    let recorded = if folder.join(store::RESULTS_CSV).exists() {
+        store::read_rows(&folder)?
+    } else {
+        Vec::new()
+    };
+    print!("{}", render(&config, &variants, &plan, &recorded));
+    Ok(())
+}
+
+pub fn render(
+    config: &SweepConfig,
+    variants: &[PlannedVariant],
+    plan: &Plan,
+    recorded: &[store::row::TrialRow],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Sweep {:?} ({}): grid search, objective: {}",
+        config.sweep.name,
+        config.file.display(),
+        config.objective
+    );
+    let _ = writeln!(out, "Model variants ({}):", variants.len());
+    for v in variants {
+        let how = match &v.derive_from {
+            None => String::new(),
+            Some((source, q)) if v.is_ready() => {
+                format!("  (derived {} of {}, cached)", q.name, source.display())
+            }
+            Some((source, q)) => format!("  (to be derived: {} of {})", q.name, source.display()),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}  {}{how}",
+            v.variant.name,
+            v.variant.variant,
+            v.variant.path.display()
+        );
+    }
+    let swept = config.space.swept_axes();
+    let w = &config.workload;
+    let _ = writeln!(
+        out,
+        "Workload: pp {} tokens, tg {} tokens, {} repetitions after {} warmup; request {} prompt + {} generated tokens",
+        w.prompt_tokens,
+        w.gen_tokens,
+        w.repetitions,
+        w.warmup,
+        w.request_prompt_tokens,
+        w.request_max_tokens
+    );
+    if plan.skipped_ubatch_over_batch > 0 {
+        let _ = writeln!(
+            out,
+            "Left out {} combinations with n_ubatch > n_batch (llama.cpp would clamp n_ubatch to n_batch).",
+            plan.skipped_ubatch_over_batch
+        );
+    }
+
+    if plan.duplicates > 0 {
+        let _ = writeln!(
+            out,
+            "Left out {} trials that repeat earlier ones (two [[model]] entries with the same weights).",
+            plan.duplicates
+        );
+    }
+
+    let done: HashSet<&str> = recorded.iter().map(|r| r.trial_id.as_str()).collect();
+    let to_run = plan
+        .trials
+        .iter()
+        .filter(|t| !done.contains(t.trial_id.as_str()))
+        .count();
+    let _ = write!(
+        out,
+        "{} trials, {} already recorded in {}, {to_run} to run",
+        plan.trials.len(),
+        plan.trials.len() - to_run,
+        config.sweep.output_folder().display()
+    );
+    let walls: Vec<f64> = recorded
+        .iter()
+        .map(|r| r.wall_s)
+        .filter(|w| *w > 0.0)
+        .collect();
+    if walls.is_empty() {
+        out.push_str(" (time per trial unknown until one has run)\n");
+    } else {
+        let mean = walls.iter().sum::<f64>() / walls.len() as f64;
+        let _ = writeln!(
+            out,
+            "; about {} at {mean:.0} s per trial (mean of the recorded trials)",
+            humantime::format_duration(std::time::Duration::from_secs(
+                (mean * to_run as f64) as u64
+            ))
+        );
+    }
+    for (i, t) in plan.trials.iter().enumerate() {
+        let state = if done.contains(t.trial_id.as_str()) {
+            "  recorded"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:>4}  {}  {} {}  {}{state}",
+            i + 1,
+            t.trial_id,
+            t.model.name,
+            t.model.variant,
+            plan::describe(&t.params, &swept)
+        );
+    }
+    out
+}

@@ -1,0 +1,252 @@
+//! The sweep description (`sweep.toml`): its resolved, validated form and the
+//! function that reads it.
+//!
+//! Reading happens in two steps: `raw` deserializes the file as written
+//! (unknown keys rejected, spans kept), then `validate` turns it into a
+//! [`SweepConfig`] whose every value has been checked, with errors that name
+//! the file, the key and the line. Relative paths in the file are relative to
+//! the file's own folder.
+
+mod axis;
+pub mod error;
+mod raw;
+mod validate;
+
+pub use error::ConfigError;
+
+use crate::models::quant_types::QuantType;
+use crate::objective::Objective;
+use crate::protocol::{FlashAttn, KvType, Workload};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated sweep description.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// The sweep.toml this came from.
+    pub file: PathBuf,
+    /// Its text, kept so the output folder can hold an exact copy.
+    pub source: String,
+    /// sha256 of `source`, hex.
+    pub source_sha256: String,
+    pub sweep: SweepSettings,
+    pub models: Vec<ModelEntry>,
+    pub space: Space,
+    pub workload: Workload,
+    pub objective: Objective,
+    pub trial_timeout: Duration,
+    pub export: ExportSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    Grid,
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    pub name: String,
+    /// Where `<name>/` is created (default `reports/`).
+    pub output_dir: PathBuf,
+    pub strategy: StrategyKind,
+    pub seed: u64,
+    /// Where derived quantizations are cached (default `models/derived/`),
+    /// absolute.
+    pub model_cache: PathBuf,
+}
+
+impl SweepSettings {
+    /// `reports/<name>`: every output of this sweep.
+    pub fn output_folder(&self) -> PathBuf {
+        self.output_dir.join(&self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    pub name: String,
+    /// Absolute path of the GGUF file.
+    pub path: PathBuf,
+    /// Variants to derive from `path` with llama.cpp's quantizer.
+    pub quantize: Vec<QuantType>,
+    /// Whether the source file itself is one of the swept variants.
+    pub include_source: bool,
+}
+
+/// The search space: for each parameter, the values to try, or `None` to keep
+/// llama.cpp's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Space {
+    pub n_gpu_layers: Option<Vec<i32>>,
+    pub n_ctx: Option<Vec<u32>>,
+    pub n_batch: Option<Vec<u32>>,
+    pub n_ubatch: Option<Vec<u32>>,
+    pub n_threads: Option<Vec<i32>>,
+    pub n_threads_batch: Option<Vec<i32>>,
+    pub flash_attn: Option<Vec<FlashAttn>>,
+    pub type_k: Option<Vec<KvType>>,
+    pub type_v: Option<Vec<KvType>>,
+    pub use_mmap: Option<Vec<bool>>,
+    pub offload_kqv: Option<Vec<bool>>,
+}
+
+impl Space {
+    /// Names of the parameters that take more than one value.
+    pub fn swept_axes(&self) -> Vec<&'static str> {
+        let mut swept = Vec::new();
+        macro_rules! check {
+            ($($field:ident),*) => {$(
+                if self.$field.as_ref().is_some_and(|v| v.len() > 1) {
+                    swept.push(stringify!($field));
+                }
+            )*};
+        }
+        check!(
+            n_gpu_layers,
+            n_ctx,
+            n_batch,
+            n_ubatch,
+            n_threads,
+            n_threads_batch,
+            flash_attn,
+            type_k,
+            type_v,
+            use_mmap,
+            offload_kqv
+        );
+        swept
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSettings {
+    /// Written as `temperature` in config.yaml (the app's sampling setting,
+    /// not measured).
+    pub temperature: f64,
+}
+
+/// Reads and validates a sweep.toml.
+pub fn load(file: &Path) -> Result<SweepConfig, ConfigError> {
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::new(file, None, format!("cannot read the sweep file: {e}")))?;
+    parse(file, &source)
+}
+
+/// Validates sweep.toml text as if it had been read from `file`.
+pub fn parse(file: &Path, source: &str) -> Result<SweepConfig, ConfigError> {
+    let raw: raw::RawConfig =
+        toml::from_str(source).map_err(|e| validate::toml_error(file, source, &e))?;
+    let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut config = validate::validate(raw, file, source, &base_dir)?;
+    config.source_sha256 = hex(&Sha256::digest(source.as_bytes()));
+    Ok(config)
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{Bound, Metric};
+
+    fn parse_in(dir: &Path, text: &str) -> Result<SweepConfig, ConfigError> {
+        std::fs::write(dir.join("m.gguf"), b"GGUF").unwrap();
+        parse(&dir.join("sweep.toml"), text)
+    }
+
+    const MINIMAL: &str = "[sweep]\nname = \"s\"\n[[model]]\npath = \"m.gguf\"\n";
+
+    #[test]
+    fn minimal_file_gets_documented_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse_in(dir.path(), MINIMAL).unwrap();
+        assert_eq!(c.sweep.output_folder(), dir.path().join("reports/s"));
+        let dir_abs = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            c.sweep.model_cache,
+            std::path::absolute(dir.path().join("models/derived")).unwrap()
+        );
+        assert_eq!(c.models[0].name, "m", "name defaults to the file stem");
+        assert_eq!(
+            c.models[0].path,
+            dir_abs.join("m.gguf"),
+            "relative to the file, made absolute"
+        );
+        assert!(c.models[0].include_source);
+        assert_eq!(
+            c.space,
+            Space::default(),
+            "unset axes keep llama.cpp's defaults"
+        );
+        assert_eq!(
+            (
+                c.workload.prompt_tokens,
+                c.workload.gen_tokens,
+                c.workload.repetitions
+            ),
+            (512, 128, 5)
+        );
+        assert_eq!(c.workload.request_prompt_tokens, 512);
+        assert_eq!(c.objective.metric, Metric::TgTps);
+        assert_eq!(c.trial_timeout, Duration::from_secs(300));
+        assert_eq!(c.source_sha256.len(), 64);
+    }
+
+    #[test]
+    fn axes_constraints_and_quantizations_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{MINIMAL}quantize = [\"q8_0\", \"Q4_K_M\"]\n[space]\nn_batch = {{ min = 512, max = 2048, mul = 2 }}\n\
+             flash_attn = [\"on\", \"off\"]\n[objective]\nmetric = \"ttft_ms\"\ne2e_s_max = 5\nttft_ms_max = 500.5\n\
+             [trial]\ntimeout_s = 30\n"
+        );
+        let c = parse_in(dir.path(), &text).unwrap();
+        assert_eq!(c.space.n_batch, Some(vec![512, 1024, 2048]));
+        assert_eq!(c.space.swept_axes(), vec!["n_batch", "flash_attn"]);
+        let names: Vec<_> = c.models[0].quantize.iter().map(|q| q.name).collect();
+        assert_eq!(names, vec!["Q8_0", "Q4_K_M"]);
+        assert_eq!(c.objective.direction, crate::objective::Direction::Minimize);
+        assert_eq!(c.objective.constraints[0].bound, Bound::AtMost(500.5));
+        assert_eq!(c.objective.constraints[1].metric, Metric::E2eMs);
+        assert_eq!(
+            c.objective.constraints[1].bound,
+            Bound::AtMost(5000.0),
+            "seconds become ms"
+        );
+        assert_eq!(c.trial_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn semantic_errors_name_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = |extra: &str| parse_in(dir.path(), &format!("{MINIMAL}{extra}")).unwrap_err();
+        let e = bad("[space]\nn_batch = 256\nn_ubatch = [512, 1024]\n");
+        assert_eq!(e.key.as_deref(), Some("space.n_ubatch"));
+        assert_eq!(e.location.unwrap().0, 7);
+        let e = parse_in(
+            dir.path(),
+            "[sweep]\nname = \"s\"\nstrategy = \"bayes\"\n[[model]]\npath = \"m.gguf\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("not available in this version yet"),
+            "{e}"
+        );
+        let e = parse_in(
+            dir.path(),
+            "[sweep]\nname = \"../up\"\n[[model]]\npath = \"m.gguf\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sweep.name"));
+        let e = bad("[[model]]\npath = \"m.gguf\"\n");
+        assert!(e.message.contains("used twice"), "{e}");
+        let e = parse_in(dir.path(), "[sweep]\nname = \"s\"\n").unwrap_err();
+        assert!(e.message.contains("no model"), "{e}");
+        let e = bad("[workload]\nrepetitions = 0\n");
+        assert_eq!(e.key.as_deref(), Some("workload.repetitions"));
+    }
+}

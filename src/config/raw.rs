@@ -1,0 +1,123 @@
+//! sweep.toml exactly as written: serde structs that reject unknown keys and
+//! keep the spans of the values that validation may complain about.
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub sweep: Spanned<RawSweep>,
+    #[serde(default, rename = "model")]
+    pub models: Vec<Spanned<RawModel>>,
+    #[serde(default)]
+    pub space: RawSpace,
+    #[serde(default)]
+    pub workload: Option<Spanned<RawWorkload>>,
+    #[serde(default)]
+    pub objective: RawObjective,
+    #[serde(default)]
+    pub trial: RawTrial,
+    #[serde(default)]
+    pub export: RawExport,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweep {
+    pub name: Spanned<String>,
+    pub output_dir: Option<String>,
+    pub strategy: Option<Spanned<String>>,
+    pub seed: Option<u64>,
+    pub model_cache: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub path: Spanned<String>,
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub quantize: Vec<Spanned<String>>,
+    pub include_source: Option<bool>,
+}
+
+/// Axes stay untyped TOML values here; `axis::expand` types them with
+/// messages that name what was expected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpace {
+    pub n_gpu_layers: Option<Spanned<Value>>,
+    pub n_ctx: Option<Spanned<Value>>,
+    pub n_batch: Option<Spanned<Value>>,
+    pub n_ubatch: Option<Spanned<Value>>,
+    pub n_threads: Option<Spanned<Value>>,
+    pub n_threads_batch: Option<Spanned<Value>>,
+    pub flash_attn: Option<Spanned<Value>>,
+    pub type_k: Option<Spanned<Value>>,
+    pub type_v: Option<Spanned<Value>>,
+    pub use_mmap: Option<Spanned<Value>>,
+    pub offload_kqv: Option<Spanned<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    pub prompt_tokens: Option<u32>,
+    pub gen_tokens: Option<u32>,
+    pub repetitions: Option<u32>,
+    pub warmup: Option<u32>,
+    pub request_prompt_tokens: Option<u32>,
+    pub request_max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjective {
+    pub metric: Option<Spanned<String>>,
+    pub direction: Option<Spanned<String>>,
+    pub ttft_ms_max: Option<Spanned<Number>>,
+    pub e2e_s_max: Option<Spanned<Number>>,
+    pub peak_rss_mib_max: Option<Spanned<Number>>,
+    pub device_memory_mib_max: Option<Spanned<Number>>,
+    pub pp_tps_min: Option<Spanned<Number>>,
+    pub tg_tps_min: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrial {
+    pub timeout_s: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExport {
+    pub temperature: Option<Spanned<Number>>,
+}
+
+/// A TOML number, integer or float (`timeout_s = 300` and `= 300.0` both work).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Number(pub f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumberVisitor;
+        impl serde::de::Visitor<'_> for NumberVisitor {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+        }
+        deserializer.deserialize_any(NumberVisitor)
+    }
+}

@@ -1,0 +1,509 @@
+//! Turns the raw sweep.toml into a [`SweepConfig`], checking every value and
+//! the ways values can contradict each other.
+
+use super::axis::{self, AxisValue};
+use super::error::{ConfigError, did_you_mean};
+use super::raw::{Number, RawConfig, RawModel, RawSpace};
+use super::{ExportSettings, ModelEntry, Space, StrategyKind, SweepConfig, SweepSettings};
+use crate::models::quant_types::QuantType;
+use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
+use crate::protocol::Workload;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Context for building errors: the file and its text.
+struct Ctx<'a> {
+    file: &'a Path,
+    source: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err<T>(
+        &self,
+        key: &str,
+        span: Option<std::ops::Range<usize>>,
+        msg: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::new(self.file, Some(key), msg).at(self.source, span))
+    }
+}
+
+/// A TOML syntax or type error, with a suggestion for misspelt keys.
+pub fn toml_error(file: &Path, source: &str, error: &toml::de::Error) -> ConfigError {
+    let mut message = error.message().trim().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once("`, expected ") {
+            let candidates: Vec<&str> = expected
+                .split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            if let Some(suggestion) = did_you_mean(field, candidates) {
+                message = format!(
+                    "unknown key `{field}`: did you mean `{suggestion}`? (expected {expected})"
+                );
+            } else {
+                message = format!("unknown key `{field}` (expected {expected})");
+            }
+        }
+    }
+    ConfigError::new(file, None, message).at(source, error.span())
+}
+
+pub fn validate(
+    raw: RawConfig,
+    file: &Path,
+    source: &str,
+    base_dir: &Path,
+) -> Result<SweepConfig, ConfigError> {
+    let ctx = Ctx { file, source };
+    let sweep = sweep_settings(&ctx, &raw, base_dir)?;
+    let models = models(&ctx, &raw, base_dir)?;
+    let workload = workload(&ctx, &raw)?;
+    let space = space(&ctx, &raw.space, &workload)?;
+    let objective = objective(&ctx, &raw)?;
+
+    let trial_timeout = match &raw.trial.timeout_s {
+        None => Duration::from_secs(300),
+        Some(t) if t.get_ref().0 > 0.0 && t.get_ref().0.is_finite() => {
+            Duration::from_secs_f64(t.get_ref().0)
+        }
+        Some(t) => {
+            return ctx.err(
+                "trial.timeout_s",
+                Some(t.span()),
+                "must be a positive number of seconds",
+            );
+        }
+    };
+    let temperature = match &raw.export.temperature {
+        None => 0.7,
+        Some(t) if (0.0..=5.0).contains(&t.get_ref().0) => t.get_ref().0,
+        Some(t) => {
+            return ctx.err(
+                "export.temperature",
+                Some(t.span()),
+                "must be between 0 and 5",
+            );
+        }
+    };
+
+    Ok(SweepConfig {
+        file: file.to_path_buf(),
+        source: source.to_string(),
+        source_sha256: String::new(),
+        sweep,
+        models,
+        space,
+        workload,
+        objective,
+        trial_timeout,
+        export: ExportSettings { temperature },
+    })
+}
+
+fn sweep_settings(
+    ctx: &Ctx,
+    raw: &RawConfig,
+    base_dir: &Path,
+) -> Result<SweepSettings, ConfigError> {
+    let sweep = raw.sweep.get_ref();
+    let name = sweep.name.get_ref();
+    let name_ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !name_ok {
+        return ctx.err(
+            "sweep.name",
+            Some(sweep.name.span()),
+            format!("{name:?} cannot be a folder name: use letters, digits, '.', '_' and '-'"),
+        );
+    }
+    let strategy = match sweep
+        .strategy
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()))
+    {
+        None | Some(("grid", _)) => StrategyKind::Grid,
+        Some((s @ ("random" | "bayes"), span)) => {
+            return ctx.err(
+                "sweep.strategy",
+                Some(span),
+                format!("strategy \"{s}\" is not available in this version yet; use \"grid\""),
+            );
+        }
+        Some((other, span)) => {
+            return ctx.err(
+                "sweep.strategy",
+                Some(span),
+                format!("unknown strategy {other:?}; expected \"grid\""),
+            );
+        }
+    };
+    Ok(SweepSettings {
+        name: name.clone(),
+        output_dir: base_dir.join(sweep.output_dir.as_deref().unwrap_or("reports")),
+        strategy,
+        seed: sweep.seed.unwrap_or(0),
+        model_cache: absolute(
+            &base_dir.join(sweep.model_cache.as_deref().unwrap_or("models/derived")),
+        ),
+    })
+}
+
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn models(ctx: &Ctx, raw: &RawConfig, base_dir: &Path) -> Result<Vec<ModelEntry>, ConfigError> {
+    if raw.models.is_empty() {
+        return ctx.err(
+            "model",
+            None,
+            "no model: add a [[model]] table with the path of a GGUF file",
+        );
+    }
+    let mut names = HashSet::new();
+    let mut entries = Vec::new();
+    for (i, spanned) in raw.models.iter().enumerate() {
+        let entry = model(ctx, i, spanned, base_dir)?;
+        if !names.insert(entry.name.clone()) {
+            return ctx.err(
+                &format!("model[{i}].name"),
+                Some(spanned.span()),
+                format!(
+                    "model name {:?} is used twice; give each [[model]] its own name",
+                    entry.name
+                ),
+            );
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+fn model(
+    ctx: &Ctx,
+    i: usize,
+    spanned: &Spanned<RawModel>,
+    base_dir: &Path,
+) -> Result<ModelEntry, ConfigError> {
+    let raw = spanned.get_ref();
+    let key = |k: &str| format!("model[{i}].{k}");
+    let path = base_dir.join(raw.path.get_ref());
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => {
+            return ctx.err(
+                &key("path"),
+                Some(raw.path.span()),
+                format!("{} is a directory, not a GGUF file", path.display()),
+            );
+        }
+        Err(e) => {
+            let hint = if raw.path.get_ref().contains("SmolLM2-135M") {
+                " (fetch the demo model with scripts/fetch-demo-model.sh)"
+            } else {
+                ""
+            };
+            return ctx.err(
+                &key("path"),
+                Some(raw.path.span()),
+                format!("cannot open model file {}: {e}{hint}", path.display()),
+            );
+        }
+    }
+    // Absolute, so rows and config.yaml name the file unambiguously.
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    let name = match &raw.name {
+        Some(n) if n.get_ref().trim().is_empty() => {
+            return ctx.err(&key("name"), Some(n.span()), "model name is empty");
+        }
+        Some(n) => n.get_ref().clone(),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let mut quantize = Vec::new();
+    for q in &raw.quantize {
+        let Some(quant) = QuantType::from_name(q.get_ref()) else {
+            let hint = did_you_mean(q.get_ref(), QuantType::names())
+                .map(|s| format!("did you mean {s:?}? "))
+                .unwrap_or_default();
+            let known: Vec<&str> = QuantType::names().collect();
+            return ctx.err(
+                &key("quantize"),
+                Some(q.span()),
+                format!(
+                    "unknown quantization {:?}; {hint}known: {}",
+                    q.get_ref(),
+                    known.join(", ")
+                ),
+            );
+        };
+        if !quantize.contains(&quant) {
+            quantize.push(quant);
+        }
+    }
+    let include_source = raw.include_source.unwrap_or(true);
+    if !include_source && quantize.is_empty() {
+        return ctx.err(
+            &key("include_source"),
+            Some(spanned.span()),
+            "include_source = false leaves no variant to measure: add `quantize = [...]`",
+        );
+    }
+    Ok(ModelEntry {
+        name,
+        path,
+        quantize,
+        include_source,
+    })
+}
+
+fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
+    let (w, span) = match &raw.workload {
+        Some(w) => (Some(w.get_ref()), Some(w.span())),
+        None => (None, None),
+    };
+    let get = |f: fn(&super::raw::RawWorkload) -> Option<u32>, default: u32| {
+        w.and_then(f).unwrap_or(default)
+    };
+    let prompt_tokens = get(|w| w.prompt_tokens, 512);
+    let gen_tokens = get(|w| w.gen_tokens, 128);
+    let workload = Workload {
+        prompt_tokens,
+        gen_tokens,
+        repetitions: get(|w| w.repetitions, 5),
+        warmup: get(|w| w.warmup, 1),
+        request_prompt_tokens: get(|w| w.request_prompt_tokens, prompt_tokens),
+        request_max_tokens: get(|w| w.request_max_tokens, gen_tokens),
+    };
+    for (key, value) in [
+        ("workload.prompt_tokens", workload.prompt_tokens),
+        ("workload.gen_tokens", workload.gen_tokens),
+        ("workload.repetitions", workload.repetitions),
+        (
+            "workload.request_prompt_tokens",
+            workload.request_prompt_tokens,
+        ),
+        ("workload.request_max_tokens", workload.request_max_tokens),
+    ] {
+        if value == 0 {
+            return ctx.err(key, span.clone(), "must be at least 1");
+        }
+    }
+    Ok(workload)
+}
+
+fn axis<T: AxisValue>(
+    ctx: &Ctx,
+    name: &str,
+    raw: &Option<Spanned<toml::Value>>,
+    valid: impl Fn(T) -> Result<(), String>,
+) -> Result<Option<Vec<T>>, ConfigError> {
+    let Some(spanned) = raw else { return Ok(None) };
+    let key = format!("space.{name}");
+    let values = axis::expand::<T>(spanned.get_ref())
+        .or_else(|msg| ctx.err(&key, Some(spanned.span()), msg))?;
+    for &v in &values {
+        if let Err(msg) = valid(v) {
+            return ctx.err(&key, Some(spanned.span()), msg);
+        }
+    }
+    Ok(Some(values))
+}
+
+fn any<T>(_: T) -> Result<(), String> {
+    Ok(())
+}
+
+fn at_least<T: Copy + PartialOrd + std::fmt::Display>(min: T) -> impl Fn(T) -> Result<(), String> {
+    move |v| {
+        if v < min {
+            Err(format!("{v} is out of range: must be at least {min}"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn space(ctx: &Ctx, raw: &RawSpace, workload: &Workload) -> Result<Space, ConfigError> {
+    let space = Space {
+        n_gpu_layers: axis(ctx, "n_gpu_layers", &raw.n_gpu_layers, |v: i32| {
+            if v < -1 {
+                Err(format!(
+                    "{v} is out of range: use -1 for all layers, 0 for none, or a layer count"
+                ))
+            } else {
+                Ok(())
+            }
+        })?,
+        n_ctx: axis(ctx, "n_ctx", &raw.n_ctx, at_least(1u32))?,
+        n_batch: axis(ctx, "n_batch", &raw.n_batch, at_least(1u32))?,
+        n_ubatch: axis(ctx, "n_ubatch", &raw.n_ubatch, at_least(1u32))?,
+        n_threads: axis(ctx, "n_threads", &raw.n_threads, at_least(1i32))?,
+        n_threads_batch: axis(ctx, "n_threads_batch", &raw.n_threads_batch, at_least(1i32))?,
+        flash_attn: axis(ctx, "flash_attn", &raw.flash_attn, any)?,
+        type_k: axis(ctx, "type_k", &raw.type_k, any)?,
+        type_v: axis(ctx, "type_v", &raw.type_v, any)?,
+        use_mmap: axis(ctx, "use_mmap", &raw.use_mmap, any)?,
+        offload_kqv: axis(ctx, "offload_kqv", &raw.offload_kqv, any)?,
+    };
+
+    if let (Some(ubatch), Some(batch)) = (&space.n_ubatch, &space.n_batch) {
+        let (min_u, max_b) = (ubatch.iter().min().unwrap(), batch.iter().max().unwrap());
+        if min_u > max_b {
+            let span = raw.n_ubatch.as_ref().map(|s| s.span());
+            return ctx.err(
+                "space.n_ubatch",
+                span,
+                format!(
+                    "n_ubatch {min_u} is larger than every n_batch (at most {max_b}): \
+                     the physical batch cannot exceed the logical batch"
+                ),
+            );
+        }
+    }
+    if let Some(n_ctx) = &space.n_ctx {
+        let needed = workload.context_needed();
+        if let Some(small) = n_ctx.iter().find(|&&c| c < needed) {
+            let span = raw.n_ctx.as_ref().map(|s| s.span());
+            return ctx.err(
+                "space.n_ctx",
+                span,
+                format!(
+                    "n_ctx {small} is smaller than the workload needs ({needed} tokens: the largest of \
+                     prompt_tokens {}, gen_tokens {}, and request_prompt_tokens + request_max_tokens {})",
+                    workload.prompt_tokens,
+                    workload.gen_tokens,
+                    workload.request_prompt_tokens + workload.request_max_tokens
+                ),
+            );
+        }
+    }
+    Ok(space)
+}
+
+/// A constraint key of `[objective]`: its name, its value, the metric it
+/// bounds, the kind of bound and the factor from the key's unit to the metric's.
+type ConstraintKey<'a> = (
+    &'static str,
+    &'a Option<Spanned<Number>>,
+    Metric,
+    fn(f64) -> Bound,
+    f64,
+);
+
+fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
+    let o = &raw.objective;
+    let metric = match &o.metric {
+        None => Metric::TgTps,
+        Some(m) => Metric::from_name(m.get_ref()).map_or_else(
+            || {
+                let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                let hint = did_you_mean(m.get_ref(), names.iter().copied())
+                    .map(|s| format!("did you mean {s:?}? "))
+                    .unwrap_or_default();
+                ctx.err(
+                    "objective.metric",
+                    Some(m.span()),
+                    format!(
+                        "unknown metric {:?}; {hint}expected one of {}",
+                        m.get_ref(),
+                        names.join(", ")
+                    ),
+                )
+            },
+            Ok,
+        )?,
+    };
+    let direction = match o
+        .direction
+        .as_ref()
+        .map(|d| (d.get_ref().as_str(), d.span()))
+    {
+        None => metric.natural_direction(),
+        Some(("maximize", _)) => Direction::Maximize,
+        Some(("minimize", _)) => Direction::Minimize,
+        Some((other, span)) => {
+            return ctx.err(
+                "objective.direction",
+                Some(span),
+                format!("unknown direction {other:?}; expected \"maximize\" or \"minimize\""),
+            );
+        }
+    };
+    let mut constraints = Vec::new();
+    let bounds: [ConstraintKey; 6] = [
+        (
+            "ttft_ms_max",
+            &o.ttft_ms_max,
+            Metric::TtftMs,
+            Bound::AtMost,
+            1.0,
+        ),
+        (
+            "e2e_s_max",
+            &o.e2e_s_max,
+            Metric::E2eMs,
+            Bound::AtMost,
+            1000.0,
+        ),
+        (
+            "peak_rss_mib_max",
+            &o.peak_rss_mib_max,
+            Metric::PeakRssMib,
+            Bound::AtMost,
+            1.0,
+        ),
+        (
+            "device_memory_mib_max",
+            &o.device_memory_mib_max,
+            Metric::DeviceMemoryMib,
+            Bound::AtMost,
+            1.0,
+        ),
+        (
+            "pp_tps_min",
+            &o.pp_tps_min,
+            Metric::PpTps,
+            Bound::AtLeast,
+            1.0,
+        ),
+        (
+            "tg_tps_min",
+            &o.tg_tps_min,
+            Metric::TgTps,
+            Bound::AtLeast,
+            1.0,
+        ),
+    ];
+    for (key, value, metric, bound, scale) in bounds {
+        if let Some(v) = value {
+            let limit = v.get_ref().0;
+            if !(limit.is_finite() && limit > 0.0) {
+                return ctx.err(
+                    &format!("objective.{key}"),
+                    Some(v.span()),
+                    "must be a positive number",
+                );
+            }
+            constraints.push(Constraint {
+                metric,
+                bound: bound(limit * scale),
+            });
+        }
+    }
+    Ok(Objective {
+        metric,
+        direction,
+        constraints,
+    })
+}

@@ -1,0 +1,96 @@
+//! llama-sweep finds the fastest llama.cpp configuration for a model, a
+//! machine and a workload by measuring it: it runs every trial of a parameter
+//! sweep in an isolated child process, stores every row, and recommends the
+//! best configuration as a `config.yaml` an app loads as is.
+//!
+//! Data flow: `config` (sweep.toml) → `models` (variants) → `plan` (trials)
+//! → `search` (which next) → `runner` (child process, timeout, failure
+//! class) → `measure` (the child: llama.cpp) → `store` (CSV, Parquet,
+//! manifest) → `report` (terminal summary) and `export` (config.yaml).
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod export;
+pub mod machine;
+pub mod measure;
+pub mod models;
+pub mod objective;
+pub mod plan;
+pub mod protocol;
+pub mod report;
+pub mod runner;
+pub mod search;
+pub mod stats;
+pub mod store;
+pub mod sweep;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Shared fixtures for unit tests.
+    use crate::objective::Objective;
+    use crate::protocol::{
+        EffectiveParams, FlashAttn, KvType, ModelVariant, Params, TrialSpec, Workload,
+    };
+    use crate::runner::TrialOutcome;
+    use crate::store::row::{RowContext, TrialRow};
+
+    /// llama.cpp's defaults as the probe reports them for this build.
+    pub fn defaults() -> EffectiveParams {
+        EffectiveParams {
+            n_gpu_layers: -1,
+            n_ctx: 512,
+            n_batch: 2048,
+            n_ubatch: 512,
+            n_threads: 4,
+            n_threads_batch: 4,
+            flash_attn: FlashAttn::Auto,
+            type_k: KvType::F16,
+            type_v: KvType::F16,
+            use_mmap: true,
+            offload_kqv: true,
+        }
+    }
+
+    pub fn spec(id: &str) -> TrialSpec {
+        TrialSpec {
+            trial_id: id.into(),
+            model: ModelVariant {
+                name: "m".into(),
+                variant: "Q4_1".into(),
+                path: "models/m.gguf".into(),
+                identity: "file:1".into(),
+            },
+            params: Params {
+                n_batch: Some(512),
+                ..Params::default()
+            },
+            workload: Workload {
+                prompt_tokens: 64,
+                gen_tokens: 16,
+                repetitions: 3,
+                warmup: 1,
+                request_prompt_tokens: 64,
+                request_max_tokens: 16,
+            },
+            seed: 0,
+        }
+    }
+
+    pub fn row(id: &str, outcome: &TrialOutcome) -> TrialRow {
+        TrialRow::new(
+            &spec(id),
+            outcome,
+            RowContext {
+                sweep: "s",
+                seq: 0,
+                defaults: &defaults(),
+                objective: &Objective::default(),
+                started_at: "t0".into(),
+                finished_at: "t1".into(),
+                log_file: crate::store::Store::log_file(id),
+            },
+        )
+    }
+}

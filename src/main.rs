@@ -1,0 +1,27 @@
+//! The `llama-sweep` binary: parse the command line, dispatch, print the
+//! error chain and exit with its status.
+
+use clap::Parser;
+use llama_sweep::cli::{Cli, Command};
+use llama_sweep::{cmd, exit, measure};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Trial => return measure::run_child(),
+        Command::Run(args) => cmd::run::run(&args),
+        Command::Plan(args) => cmd::plan::run(&args),
+        Command::Export(args) => cmd::export::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            exit::code_for(&error)
+        }
+    }
+}

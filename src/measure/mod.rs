@@ -1,0 +1,98 @@
+//! The child side of the trial protocol: read one [`ChildJob`] from stdin, do
+//! it with llama.cpp, write one [`ChildReply`] line to the protocol stdout.
+//!
+//! Before anything else the real stdout is set aside for the reply and fd 1 is
+//! pointed at stderr, so whatever llama.cpp or a backend prints can only end up
+//! in the trial's log, never in the reply.
+
+pub mod bench;
+mod fault;
+pub mod log_capture;
+pub mod probe;
+mod tokens;
+
+use crate::protocol::{ChildJob, ChildReply};
+use llama_cpp_2::llama_backend::LlamaBackend;
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::os::fd::FromRawFd;
+use std::process::ExitCode;
+
+/// Exit status of a child that answered with [`ChildReply::Failed`].
+pub const EXIT_FAILED: u8 = 3;
+
+/// Runs the child: `llama-sweep trial`.
+pub fn run_child() -> ExitCode {
+    let mut reply_out = match take_stdout() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("llama-sweep trial: cannot set up the protocol stdout: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("llama-sweep trial: cannot read the job from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let job: ChildJob = match serde_json::from_str(&line) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("llama-sweep trial: the job on stdin is not valid: {e}");
+            eprintln!("(this subcommand is run by `llama-sweep run`, not by hand)");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(job, ChildJob::Measure(_)) {
+        fault::inject_if_requested(&mut reply_out);
+    }
+    let reply = do_job(job);
+    let code = match reply {
+        ChildReply::Failed { .. } => ExitCode::from(EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    };
+    let json = serde_json::to_string(&reply).expect("replies serialize");
+    if writeln!(reply_out, "{json}")
+        .and_then(|_| reply_out.flush())
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+    code
+}
+
+fn do_job(job: ChildJob) -> ChildReply {
+    log_capture::install();
+    let backend = match LlamaBackend::init() {
+        Ok(b) => b,
+        Err(e) => {
+            return ChildReply::Failed {
+                reason: format!("cannot initialise llama.cpp: {e}"),
+            };
+        }
+    };
+    match job {
+        ChildJob::Probe => ChildReply::Probe(probe::probe(&backend)),
+        ChildJob::Measure(spec) => match bench::measure(&backend, &spec) {
+            Ok(metrics) => ChildReply::Measured(metrics),
+            Err(reason) => ChildReply::Failed { reason },
+        },
+        ChildJob::Quantize(job) => match crate::models::quantize::quantize(&job) {
+            Ok(report) => ChildReply::Quantized(report),
+            Err(reason) => ChildReply::Failed { reason },
+        },
+    }
+}
+
+/// Duplicates stdout for the reply and redirects fd 1 to stderr.
+fn take_stdout() -> std::io::Result<File> {
+    // SAFETY: dup/dup2 on the process's own standard descriptors; the new
+    // descriptor is owned by the returned File alone.
+    unsafe {
+        let reply_fd = libc::dup(1);
+        if reply_fd < 0 || libc::dup2(2, 1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(File::from_raw_fd(reply_fd))
+    }
+}

@@ -1,0 +1,282 @@
+//! What "best" means: the metric to maximize or minimize and the constraints a
+//! trial must meet to be recommended. Pure logic over measured values, so the
+//! terminal summary, the exporter and later the search all agree.
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// A measured quantity a sweep can optimize or constrain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Generation speed, tokens/s (llama-bench `tg`).
+    TgTps,
+    /// Prompt processing speed, tokens/s (llama-bench `pp`).
+    PpTps,
+    /// Time to first token of the app's request, ms.
+    TtftMs,
+    /// End-to-end latency of the app's request, ms.
+    E2eMs,
+    /// Peak resident memory of the trial process, MiB.
+    PeakRssMib,
+    /// Memory used on GPU devices, MiB.
+    DeviceMemoryMib,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 6] = [
+        Metric::TgTps,
+        Metric::PpTps,
+        Metric::TtftMs,
+        Metric::E2eMs,
+        Metric::PeakRssMib,
+        Metric::DeviceMemoryMib,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::TgTps => "tg_tps",
+            Metric::PpTps => "pp_tps",
+            Metric::TtftMs => "ttft_ms",
+            Metric::E2eMs => "e2e_ms",
+            Metric::PeakRssMib => "peak_rss_mib",
+            Metric::DeviceMemoryMib => "device_memory_mib",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::TgTps | Metric::PpTps => "t/s",
+            Metric::TtftMs | Metric::E2eMs => "ms",
+            Metric::PeakRssMib | Metric::DeviceMemoryMib => "MiB",
+        }
+    }
+
+    /// Speeds are maximized, latencies and memory minimized.
+    pub fn natural_direction(self) -> Direction {
+        match self {
+            Metric::TgTps | Metric::PpTps => Direction::Maximize,
+            _ => Direction::Minimize,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Maximize,
+    Minimize,
+}
+
+/// A bound a trial must respect to be recommended.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub metric: Metric,
+    pub bound: Bound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Constraint {
+    /// Whether `value` (the trial's mean) satisfies the bound; a missing value
+    /// does not.
+    pub fn holds(&self, value: Option<f64>) -> bool {
+        match (value, self.bound) {
+            (Some(v), Bound::AtMost(limit)) => v <= limit,
+            (Some(v), Bound::AtLeast(limit)) => v >= limit,
+            (None, _) => false,
+        }
+    }
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = self.metric.unit();
+        match self.bound {
+            Bound::AtMost(v) => write!(f, "{} ≤ {v} {unit}", self.metric),
+            Bound::AtLeast(v) => write!(f, "{} ≥ {v} {unit}", self.metric),
+        }
+    }
+}
+
+/// Anything that has measured means of the metrics (a stored row).
+pub trait Measured {
+    fn mean_of(&self, metric: Metric) -> Option<f64>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    pub metric: Metric,
+    pub direction: Direction,
+    pub constraints: Vec<Constraint>,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective {
+            metric: Metric::TgTps,
+            direction: Direction::Maximize,
+            constraints: Vec::new(),
+        }
+    }
+}
+
+impl Objective {
+    /// The constraints a trial breaks, described with its measured value.
+    pub fn violations(&self, trial: &impl Measured) -> Vec<String> {
+        self.constraints
+            .iter()
+            .filter_map(|c| {
+                let value = trial.mean_of(c.metric);
+                (!c.holds(value)).then(|| match value {
+                    Some(v) => format!("{c} (measured {v:.1})"),
+                    None => format!("{c} (not measured)"),
+                })
+            })
+            .collect()
+    }
+
+    /// The objective value of a trial, if it was measured.
+    pub fn score(&self, trial: &impl Measured) -> Option<f64> {
+        trial.mean_of(self.metric).filter(|v| v.is_finite())
+    }
+
+    /// Orders scores best first.
+    pub fn compare(&self, a: f64, b: f64) -> Ordering {
+        match self.direction {
+            Direction::Maximize => b.total_cmp(&a),
+            Direction::Minimize => a.total_cmp(&b),
+        }
+    }
+
+    /// Indices of the feasible, measured trials, best first. Ties keep the
+    /// original order.
+    pub fn rank<T: Measured>(&self, trials: &[T]) -> Vec<usize> {
+        let mut ranked: Vec<(usize, f64)> = trials
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| self.violations(*t).is_empty())
+            .filter_map(|(i, t)| self.score(t).map(|s| (i, s)))
+            .collect();
+        ranked.sort_by(|a, b| self.compare(a.1, b.1));
+        ranked.into_iter().map(|(i, _)| i).collect()
+    }
+}
+
+impl fmt::Display for Objective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.direction {
+            Direction::Maximize => "maximize",
+            Direction::Minimize => "minimize",
+        };
+        write!(f, "{verb} {} ({})", self.metric, self.metric.unit())?;
+        for c in &self.constraints {
+            write!(f, ", {c}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct T {
+        tg: Option<f64>,
+        ttft: Option<f64>,
+    }
+    impl Measured for T {
+        fn mean_of(&self, metric: Metric) -> Option<f64> {
+            match metric {
+                Metric::TgTps => self.tg,
+                Metric::TtftMs => self.ttft,
+                _ => None,
+            }
+        }
+    }
+
+    fn t(tg: f64, ttft: f64) -> T {
+        T {
+            tg: Some(tg),
+            ttft: Some(ttft),
+        }
+    }
+
+    #[test]
+    fn ranks_feasible_trials_best_first() {
+        let objective = Objective {
+            constraints: vec![Constraint {
+                metric: Metric::TtftMs,
+                bound: Bound::AtMost(500.0),
+            }],
+            ..Objective::default()
+        };
+        let trials = [
+            t(100.0, 200.0),
+            t(300.0, 900.0), // fastest but too slow to first token
+            t(150.0, 499.0),
+            T {
+                tg: None,
+                ttft: None,
+            }, // failed
+        ];
+        assert_eq!(objective.rank(&trials), vec![2, 0]);
+        let v = objective.violations(&trials[1]);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].contains("ttft_ms ≤ 500 ms") && v[0].contains("900.0"),
+            "{v:?}"
+        );
+        assert_eq!(
+            objective.violations(&trials[3])[0],
+            "ttft_ms ≤ 500 ms (not measured)"
+        );
+    }
+
+    #[test]
+    fn minimizing_puts_smallest_first() {
+        let objective = Objective {
+            metric: Metric::TtftMs,
+            direction: Direction::Minimize,
+            constraints: vec![],
+        };
+        assert_eq!(
+            objective.rank(&[t(1.0, 30.0), t(1.0, 10.0), t(1.0, 20.0)]),
+            vec![1, 2, 0]
+        );
+    }
+
+    #[test]
+    fn bounds_are_inclusive() {
+        let at_least = Constraint {
+            metric: Metric::TgTps,
+            bound: Bound::AtLeast(10.0),
+        };
+        assert!(at_least.holds(Some(10.0)));
+        assert!(!at_least.holds(Some(9.99)));
+        assert!(!at_least.holds(None));
+    }
+
+    #[test]
+    fn metric_names_round_trip() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::from_name(m.name()), Some(m));
+        }
+    }
+}

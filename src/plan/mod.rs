@@ -1,0 +1,136 @@
+//! The trials a sweep consists of: the Cartesian product of the model
+//! variants and the space's axes, in an order that changes model-level
+//! parameters as rarely as possible, each with a stable id.
+
+mod grid;
+pub mod trial_id;
+
+use crate::config::SweepConfig;
+use crate::models::PlannedVariant;
+use crate::protocol::TrialSpec;
+
+/// The ordered list of trials, and what was left out.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub trials: Vec<TrialSpec>,
+    /// Combinations dropped because n_ubatch > n_batch (llama.cpp would clamp
+    /// n_ubatch, making them duplicates of the n_ubatch = n_batch trial).
+    pub skipped_ubatch_over_batch: usize,
+    /// Trials dropped because an earlier one has the same id (two
+    /// `[[model]]` entries with the same weights).
+    pub duplicates: usize,
+}
+
+/// Builds the grid plan for `variants` (from `models::plan_variants`).
+pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
+    let mut trials = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let (mut skipped, mut duplicates) = (0, 0);
+    for planned in variants {
+        let (params, skipped_here) = grid::expand(&config.space);
+        skipped += skipped_here;
+        for params in params {
+            let trial_id = trial_id::trial_id(&planned.variant.identity, &params, &config.workload);
+            if !seen.insert(trial_id.clone()) {
+                duplicates += 1;
+                continue;
+            }
+            trials.push(TrialSpec {
+                trial_id,
+                model: planned.variant.clone(),
+                params,
+                workload: config.workload.clone(),
+                seed: config.sweep.seed,
+            });
+        }
+    }
+    Plan {
+        trials,
+        skipped_ubatch_over_batch: skipped,
+        duplicates,
+    }
+}
+
+/// The value a trial gives parameter `name`, as text (`None` when it keeps
+/// llama.cpp's default).
+pub fn param_value(params: &crate::protocol::Params, name: &str) -> Option<String> {
+    fn s<T: ToString>(v: Option<T>) -> Option<String> {
+        v.map(|v| v.to_string())
+    }
+    match name {
+        "n_gpu_layers" => s(params.n_gpu_layers),
+        "n_ctx" => s(params.n_ctx),
+        "n_batch" => s(params.n_batch),
+        "n_ubatch" => s(params.n_ubatch),
+        "n_threads" => s(params.n_threads),
+        "n_threads_batch" => s(params.n_threads_batch),
+        "flash_attn" => s(params.flash_attn),
+        "type_k" => s(params.type_k),
+        "type_v" => s(params.type_v),
+        "use_mmap" => s(params.use_mmap),
+        "offload_kqv" => s(params.offload_kqv),
+        _ => None,
+    }
+}
+
+/// `n_batch=512 n_threads=2` for the named parameters.
+pub fn describe(params: &crate::protocol::Params, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            format!(
+                "{n}={}",
+                param_value(params, n).unwrap_or_else(|| "default".into())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, extra_model: &str) -> SweepConfig {
+        std::fs::write(dir.join("m.gguf"), b"GGUF weights").unwrap();
+        std::fs::write(dir.join("copy.gguf"), b"GGUF weights").unwrap();
+        let text = format!(
+            "[sweep]\nname = \"p\"\n[[model]]\npath = \"m.gguf\"\n{extra_model}\n\
+             [space]\nn_batch = [256, 512]\nn_ubatch = [256, 512]\nn_threads = [1, 2]\n"
+        );
+        crate::config::parse(&dir.join("s.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn plan_has_stable_unique_ids_in_grid_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path(), "");
+        let variants = crate::models::plan_variants(&c).unwrap();
+        let plan = build(&c, &variants);
+        // 2 n_batch × 2 n_ubatch × 2 threads, minus (256, 512) × 2 threads.
+        assert_eq!(plan.trials.len(), 6);
+        assert_eq!(plan.skipped_ubatch_over_batch, 2);
+        let again = build(&c, &variants);
+        let ids: Vec<_> = plan.trials.iter().map(|t| &t.trial_id).collect();
+        assert_eq!(
+            ids,
+            again.trials.iter().map(|t| &t.trial_id).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            describe(&plan.trials[0].params, &["n_batch", "n_ctx"]),
+            "n_batch=256 n_ctx=default"
+        );
+    }
+
+    #[test]
+    fn the_same_weights_twice_are_measured_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(
+            dir.path(),
+            "[[model]]\nname = \"again\"\npath = \"copy.gguf\"\n",
+        );
+        let plan = build(&c, &crate::models::plan_variants(&c).unwrap());
+        assert_eq!(plan.trials.len(), 6);
+        assert_eq!(plan.duplicates, 6);
+    }
+}

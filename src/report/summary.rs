@@ -1,0 +1,217 @@
+//! The terminal summary of a sweep: the best feasible trials ranked by the
+//! objective (mean ± sample standard deviation), the parameters that differ
+//! between trials, and a count of how the trials ended.
+
+use crate::objective::{Measured, Metric, Objective};
+use crate::runner::TrialStatus;
+use crate::store::row::TrialRow;
+use std::fmt::Write;
+
+/// A table column: its title and how to read it from a row.
+type ParamColumn = (&'static str, fn(&TrialRow) -> String);
+
+/// Parameters that a table column can show.
+const PARAM_COLUMNS: &[ParamColumn] = &[
+    ("model", |r| format!("{} {}", r.model_name, r.model_variant)),
+    ("n_gpu_layers", |r| r.n_gpu_layers.to_string()),
+    ("use_mmap", |r| r.use_mmap.to_string()),
+    ("n_ctx", |r| r.n_ctx.to_string()),
+    ("n_batch", |r| r.n_batch.to_string()),
+    ("n_ubatch", |r| r.n_ubatch.to_string()),
+    ("type_k", |r| r.type_k.to_string()),
+    ("type_v", |r| r.type_v.to_string()),
+    ("flash_attn", |r| r.flash_attn.to_string()),
+    ("offload_kqv", |r| r.offload_kqv.to_string()),
+    ("n_threads", |r| r.n_threads.to_string()),
+    ("n_threads_batch", |r| r.n_threads_batch.to_string()),
+];
+
+/// The columns whose value is not the same in every row (the model column is
+/// always shown).
+fn varying_columns(rows: &[TrialRow]) -> Vec<ParamColumn> {
+    PARAM_COLUMNS
+        .iter()
+        .copied()
+        .filter(|(name, get)| {
+            *name == "model"
+                || rows
+                    .iter()
+                    .map(get)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+                    > 1
+        })
+        .collect()
+}
+
+fn cell(row: &TrialRow, metric: Metric) -> String {
+    match (row.mean_of(metric), row.sd_of(metric)) {
+        (Some(m), Some(sd)) if metric.unit() == "t/s" => format!("{m:.1} ± {sd:.1}"),
+        (Some(m), Some(sd)) => format!("{m:.0} ± {sd:.0}"),
+        (Some(m), None) => format!("{m:.0}"),
+        _ => "-".into(),
+    }
+}
+
+/// Renders rows as an aligned text table.
+fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut s = String::from(" ");
+        for (c, w) in cells.iter().zip(&widths) {
+            let _ = write!(s, " {c:<w$} ");
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// The ranked table of the best `top` feasible trials, the count of endings,
+/// and the failures.
+pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
+    let mut out = String::new();
+    let ranked = objective.rank(rows);
+    let columns = varying_columns(rows);
+    if ranked.is_empty() {
+        out.push_str("No trial is both measured and within the constraints.\n");
+    } else {
+        let _ = writeln!(out, "Best trials ({objective}):");
+        let mut header: Vec<String> = vec!["#".into(), "trial".into()];
+        header.extend(columns.iter().map(|(n, _)| n.to_string()));
+        header.extend(["tg t/s", "pp t/s", "ttft ms", "e2e ms", "RSS MiB"].map(String::from));
+        let body: Vec<Vec<String>> = ranked
+            .iter()
+            .take(top)
+            .enumerate()
+            .map(|(rank, &i)| {
+                let r = &rows[i];
+                let mut cells = vec![(rank + 1).to_string(), r.trial_id.clone()];
+                cells.extend(columns.iter().map(|(_, get)| get(r)));
+                cells.extend([
+                    cell(r, Metric::TgTps),
+                    cell(r, Metric::PpTps),
+                    cell(r, Metric::TtftMs),
+                    cell(r, Metric::E2eMs),
+                    r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+                ]);
+                cells
+            })
+            .collect();
+        out.push_str(&table(&header, &body));
+        if ranked.len() > top {
+            let _ = writeln!(
+                out,
+                "  ... and {} more feasible trials in results.csv",
+                ranked.len() - top
+            );
+        }
+    }
+    out.push('\n');
+    out.push_str(&endings(rows, ranked.len()));
+    for r in rows.iter().filter(|r| !r.is_ok()) {
+        let reason = r
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        let _ = writeln!(
+            out,
+            "  {:<8} {}  {} {}: {reason}",
+            r.status.name(),
+            r.trial_id,
+            r.model_name,
+            r.model_variant
+        );
+    }
+    out
+}
+
+/// "12 trials: 10 ok (9 feasible), 1 failed, 1 timeout".
+fn endings(rows: &[TrialRow], feasible: usize) -> String {
+    let count = |s: TrialStatus| rows.iter().filter(|r| r.status == s).count();
+    let mut parts = vec![format!(
+        "{} ok ({feasible} within constraints)",
+        count(TrialStatus::Ok)
+    )];
+    for s in [
+        TrialStatus::Failed,
+        TrialStatus::Oom,
+        TrialStatus::Timeout,
+        TrialStatus::Crashed,
+        TrialStatus::Invalid,
+    ] {
+        let n = count(s);
+        if n > 0 {
+            parts.push(format!("{n} {s}"));
+        }
+    }
+    format!("{} trials: {}\n", rows.len(), parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::mock;
+    use crate::test_support::row;
+
+    #[test]
+    fn ranks_feasible_trials_and_lists_failures() {
+        let mut slow = row("aaaaaaaaaaaa", &mock::measured(100.0, 400.0));
+        slow.n_threads = 1;
+        let mut fast = row("bbbbbbbbbbbb", &mock::measured(150.0, 500.0));
+        fast.n_threads = 2;
+        let broken = row(
+            "cccccccccccc",
+            &mock::failed(TrialStatus::Failed, "cannot load model x\nmore"),
+        );
+        let text = render(&[slow, fast, broken], &Objective::default(), 10);
+        let first = text
+            .lines()
+            .position(|l| l.contains("bbbbbbbbbbbb"))
+            .unwrap();
+        let second = text
+            .lines()
+            .position(|l| l.contains("aaaaaaaaaaaa"))
+            .unwrap();
+        assert!(first < second, "{text}");
+        assert!(
+            text.contains("n_threads"),
+            "varying parameter shown: {text}"
+        );
+        assert!(
+            !text.contains("n_ubatch"),
+            "constant parameter hidden: {text}"
+        );
+        assert!(text.contains("150.0 ± 1.5"), "{text}");
+        assert!(
+            text.contains("3 trials: 2 ok (2 within constraints), 1 failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed   cccccccccccc  m Q4_1: cannot load model x"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn says_so_when_nothing_is_feasible() {
+        let broken = row("c", &mock::failed(TrialStatus::Oom, "failed to allocate"));
+        let text = render(&[broken], &Objective::default(), 10);
+        assert!(text.starts_with("No trial is both measured"), "{text}");
+        assert!(text.contains("1 oom"), "{text}");
+    }
+}

@@ -1,0 +1,40 @@
+//! The parent side of a trial: run a [`TrialSpec`] somewhere and return its
+//! [`TrialOutcome`]. The [`Executor`] trait lets the sweep loop, the store and
+//! the summary be tested with a [`mock::MockExecutor`] instead of a model.
+
+pub mod child;
+pub mod mock;
+pub mod outcome;
+
+use crate::protocol::{ChildJob, TrialSpec};
+use child::ChildRunner;
+pub use outcome::{TrialOutcome, TrialStatus};
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs trials. `Err` means the sweep itself cannot go on (the executable
+/// cannot be started, the log cannot be written); every ending of a trial is
+/// an `Ok(TrialOutcome)`.
+pub trait Executor {
+    fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<TrialOutcome>;
+}
+
+/// Runs each trial in its own `llama-sweep trial` process.
+#[derive(Debug, Clone)]
+pub struct ProcessExecutor {
+    pub runner: ChildRunner,
+    pub timeout: Duration,
+}
+
+/// Lines of the trial's log kept in its row.
+const LOG_TAIL_LINES: usize = 8;
+
+impl Executor for ProcessExecutor {
+    fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<TrialOutcome> {
+        let ending = self
+            .runner
+            .run(&ChildJob::Measure(spec.clone()), log_path, self.timeout)?;
+        let tail = outcome::log_tail(log_path, LOG_TAIL_LINES);
+        Ok(outcome::classify(ending, tail, self.timeout))
+    }
+}

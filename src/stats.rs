@@ -1,0 +1,122 @@
+//! Summary statistics of repeated measurements: pure functions, no I/O.
+//!
+//! llama-bench reports the mean and the *sample* standard deviation (n − 1) of
+//! the per-repetition rates; so do we, so the two can be compared directly.
+
+/// Mean, sample standard deviation and count of a set of samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator); 0 for one sample.
+    pub stddev: f64,
+    pub n: usize,
+}
+
+impl Summary {
+    /// Summarises `samples`; `None` when there are none or any is not finite.
+    pub fn of(samples: &[f64]) -> Option<Summary> {
+        if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let n = samples.len();
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        let stddev = if n < 2 {
+            0.0
+        } else {
+            let ss: f64 = samples.iter().map(|x| (x - mean).powi(2)).sum();
+            (ss / (n - 1) as f64).sqrt()
+        };
+        Some(Summary { mean, stddev, n })
+    }
+
+    /// Coefficient of variation (stddev / mean), `None` when the mean is 0.
+    pub fn cv(&self) -> Option<f64> {
+        (self.mean != 0.0).then(|| self.stddev / self.mean.abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny deterministic generator for property tests.
+    struct SplitMix(u64);
+    impl SplitMix {
+        fn next_f64(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn samples(&mut self) -> Vec<f64> {
+            let n = 1 + (self.next_f64() * 20.0) as usize;
+            (0..n).map(|_| self.next_f64() * 1000.0 - 100.0).collect()
+        }
+    }
+
+    #[test]
+    fn known_values() {
+        let s = Summary::of(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+        assert_eq!(s.mean, 5.0);
+        // sample variance = 32 / 7
+        assert!((s.stddev - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!(s.n, 8);
+    }
+
+    #[test]
+    fn single_sample_has_zero_spread_and_empty_has_no_summary() {
+        assert_eq!(Summary::of(&[3.5]).unwrap().stddev, 0.0);
+        assert!(Summary::of(&[]).is_none());
+        assert!(Summary::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn property_mean_between_min_and_max_and_stddev_nonnegative() {
+        let mut rng = SplitMix(7);
+        for _ in 0..500 {
+            let xs = rng.samples();
+            let s = Summary::of(&xs).unwrap();
+            let min = xs.iter().cloned().fold(f64::INFINITY, f64::min);
+            let max = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            assert!(s.mean >= min - 1e-9 && s.mean <= max + 1e-9);
+            assert!(s.stddev >= 0.0);
+            assert!(s.stddev <= (max - min) + 1e-9);
+        }
+    }
+
+    #[test]
+    fn property_shift_moves_mean_and_keeps_spread() {
+        let mut rng = SplitMix(11);
+        for _ in 0..500 {
+            let xs = rng.samples();
+            let shift = rng.next_f64() * 50.0;
+            let a = Summary::of(&xs).unwrap();
+            let shifted: Vec<f64> = xs.iter().map(|x| x + shift).collect();
+            let b = Summary::of(&shifted).unwrap();
+            assert!((b.mean - a.mean - shift).abs() < 1e-9);
+            assert!((b.stddev - a.stddev).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn property_scale_scales_mean_and_spread() {
+        let mut rng = SplitMix(13);
+        for _ in 0..500 {
+            let xs = rng.samples();
+            let k = 0.5 + rng.next_f64() * 4.0;
+            let a = Summary::of(&xs).unwrap();
+            let scaled: Vec<f64> = xs.iter().map(|x| x * k).collect();
+            let b = Summary::of(&scaled).unwrap();
+            assert!((b.mean - a.mean * k).abs() < 1e-7);
+            assert!((b.stddev - a.stddev * k).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn cv_is_relative_spread() {
+        let s = Summary::of(&[90.0, 110.0]).unwrap();
+        assert!((s.cv().unwrap() - s.stddev / 100.0).abs() < 1e-12);
+        assert!(Summary::of(&[0.0, 0.0]).unwrap().cv().is_none());
+    }
+}

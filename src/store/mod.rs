@@ -1,0 +1,186 @@
+//! Everything a sweep writes under `reports/<name>/`: results.csv (appended
+//! and synced per trial), results.parquet (rewritten atomically per trial),
+//! manifest.json, a copy of the sweep.toml, and `logs/<trial_id>.log`.
+
+pub mod csv_file;
+pub mod manifest;
+pub mod parquet_file;
+pub mod row;
+
+use anyhow::Context;
+use row::TrialRow;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const RESULTS_CSV: &str = "results.csv";
+pub const RESULTS_PARQUET: &str = "results.parquet";
+pub const MANIFEST: &str = "manifest.json";
+pub const SWEEP_COPY: &str = "sweep.toml";
+pub const LOGS: &str = "logs";
+
+/// The output folder of one sweep, open for appending rows.
+pub struct Store {
+    folder: PathBuf,
+    rows: Vec<TrialRow>,
+    csv: csv_file::CsvAppender,
+}
+
+impl Store {
+    /// Opens (creating) the folder, reading the rows already recorded there.
+    pub fn open(folder: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(folder.join(LOGS))
+            .with_context(|| format!("cannot create the output folder {}", folder.display()))?;
+        let csv_path = folder.join(RESULTS_CSV);
+        let rows = csv_file::read(&csv_path)?;
+        let csv = csv_file::CsvAppender::open(&csv_path)?;
+        Ok(Store {
+            folder: folder.to_path_buf(),
+            rows,
+            csv,
+        })
+    }
+
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    pub fn rows(&self) -> &[TrialRow] {
+        &self.rows
+    }
+
+    pub fn recorded_ids(&self) -> HashSet<String> {
+        self.rows.iter().map(|r| r.trial_id.clone()).collect()
+    }
+
+    /// `logs/<trial_id>.log`, relative to the folder (as stored in rows).
+    pub fn log_file(trial_id: &str) -> String {
+        format!("{LOGS}/{trial_id}.log")
+    }
+
+    /// Records a row: appended to the CSV and synced, then the Parquet file
+    /// rewritten.
+    pub fn append(&mut self, row: TrialRow) -> anyhow::Result<()> {
+        self.csv.append(&row)?;
+        self.rows.push(row);
+        self.write_parquet()
+    }
+
+    /// Rewrites results.parquet from all rows.
+    pub fn write_parquet(&self) -> anyhow::Result<()> {
+        parquet_file::write(&self.folder.join(RESULTS_PARQUET), &self.rows)
+    }
+}
+
+/// Reads the rows of a sweep folder (for export and reports).
+pub fn read_rows(folder: &Path) -> anyhow::Result<Vec<TrialRow>> {
+    let csv_path = folder.join(RESULTS_CSV);
+    if !csv_path.exists() {
+        anyhow::bail!(
+            "{} has no {RESULTS_CSV}: is it the output folder of a sweep (reports/<name>)?",
+            folder.display()
+        );
+    }
+    csv_file::read(&csv_path)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{TrialStatus, mock};
+    use polars::prelude::DataType;
+
+    use crate::test_support::row;
+
+    #[test]
+    fn rows_round_trip_through_csv_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("s");
+        let ok = row("aaa", &mock::measured(100.0, 400.0));
+        let failed = row(
+            "bbb",
+            &mock::failed(TrialStatus::Failed, "cannot load model, \"quoted\"\nline 2"),
+        );
+        {
+            let mut store = Store::open(&folder).unwrap();
+            store.append(ok.clone()).unwrap();
+            store.append(failed.clone()).unwrap();
+        }
+        let store = Store::open(&folder).unwrap();
+        assert_eq!(store.rows(), &[ok.clone(), failed.clone()]);
+        assert_eq!(store.recorded_ids().len(), 2);
+        assert_eq!(read_rows(&folder).unwrap().len(), 2);
+        // Reopening does not write a second header.
+        let text = std::fs::read_to_string(folder.join(RESULTS_CSV)).unwrap();
+        assert_eq!(text.matches("trial_id,sweep").count(), 1);
+        assert!(ok.feasible && !failed.feasible);
+        assert_eq!(failed.n_batch, 512);
+        assert_eq!(
+            failed.n_ctx, 512,
+            "unset parameters take llama.cpp's default"
+        );
+        assert!(failed.defaulted.contains("n_ctx") && !failed.defaulted.contains("n_batch"));
+        assert_eq!(row::split_samples(&ok.tg_tps_samples).len(), 3);
+    }
+
+    #[test]
+    fn parquet_has_typed_columns_and_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .append(row("aaa", &mock::measured(100.0, 400.0)))
+            .unwrap();
+        store
+            .append(row(
+                "bbb",
+                &mock::failed(TrialStatus::Oom, "failed to allocate"),
+            ))
+            .unwrap();
+        let df = parquet_file::read(&dir.path().join(RESULTS_PARQUET)).unwrap();
+        assert_eq!(df.height(), 2);
+        assert_eq!(df.width(), csv_file::header().len());
+        assert_eq!(
+            df.column("tg_tps_mean").unwrap().dtype(),
+            &DataType::Float64
+        );
+        assert_eq!(df.column("n_batch").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("feasible").unwrap().dtype(), &DataType::Boolean);
+        assert_eq!(df.column("status").unwrap().dtype(), &DataType::String);
+        assert_eq!(df.column("tg_tps_mean").unwrap().null_count(), 1);
+        assert!(!dir.path().join("results.parquet.tmp").exists());
+    }
+
+    #[test]
+    fn a_csv_with_other_columns_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RESULTS_CSV), "a,b\n1,2\n").unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("other columns"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.json");
+        write_atomically(&p, b"1").unwrap();
+        write_atomically(&p, b"2").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"2");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

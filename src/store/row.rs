@@ -1,0 +1,252 @@
+//! One row of results: a trial, whatever its ending, flattened into the
+//! columns of results.csv and results.parquet.
+
+use crate::objective::{Measured, Metric, Objective};
+use crate::protocol::{EffectiveParams, FlashAttn, KvType, TrialSpec};
+use crate::runner::{TrialOutcome, TrialStatus};
+use crate::stats::Summary;
+use serde::{Deserialize, Serialize};
+
+/// A stored trial. Metric columns are empty when the trial was not measured;
+/// `*_samples` hold the raw per-repetition values separated by `;`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRow {
+    pub trial_id: String,
+    pub sweep: String,
+    /// Position of the trial in the plan.
+    pub seq: u32,
+    pub status: TrialStatus,
+    pub error: Option<String>,
+    /// `exit code N` or `signal N (NAME)`.
+    pub exit: Option<String>,
+
+    pub model_name: String,
+    /// Quantization of the variant, e.g. `Q4_K_M`.
+    pub model_variant: String,
+    pub model_path: String,
+    pub model_identity: String,
+    pub model_description: Option<String>,
+    pub model_size_bytes: Option<u64>,
+    pub model_params: Option<u64>,
+
+    pub n_gpu_layers: i32,
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    pub n_ubatch: u32,
+    pub n_threads: i32,
+    pub n_threads_batch: i32,
+    pub flash_attn: FlashAttn,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    pub use_mmap: bool,
+    pub offload_kqv: bool,
+    /// Parameters left at llama.cpp's default, separated by `;`.
+    pub defaulted: String,
+
+    pub prompt_tokens: u32,
+    pub gen_tokens: u32,
+    pub repetitions: u32,
+    pub warmup: u32,
+    pub request_prompt_tokens: u32,
+    pub request_max_tokens: u32,
+
+    pub pp_tps_mean: Option<f64>,
+    pub pp_tps_sd: Option<f64>,
+    pub tg_tps_mean: Option<f64>,
+    pub tg_tps_sd: Option<f64>,
+    pub ttft_ms_mean: Option<f64>,
+    pub ttft_ms_sd: Option<f64>,
+    pub e2e_ms_mean: Option<f64>,
+    pub e2e_ms_sd: Option<f64>,
+    /// Number of measured repetitions behind each mean.
+    pub n_samples: Option<u32>,
+    pub load_ms: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub device_memory_mib: Option<f64>,
+    pub layers_offloaded: Option<u32>,
+    pub layers_total: Option<u32>,
+    pub n_ctx_actual: Option<u32>,
+    pub flash_attn_resolved: Option<bool>,
+
+    /// Measured and within every constraint of the objective.
+    pub feasible: bool,
+    /// The constraints it breaks, separated by `; `.
+    pub violations: Option<String>,
+
+    pub pp_tps_samples: String,
+    pub tg_tps_samples: String,
+    pub ttft_ms_samples: String,
+    pub e2e_ms_samples: String,
+
+    pub wall_s: f64,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The trial's llama.cpp log, relative to the sweep folder.
+    pub log_file: String,
+    pub log_tail: String,
+}
+
+/// Where and when a trial ran, for its row.
+pub struct RowContext<'a> {
+    pub sweep: &'a str,
+    pub seq: u32,
+    pub defaults: &'a EffectiveParams,
+    pub objective: &'a Objective,
+    pub started_at: String,
+    pub finished_at: String,
+    pub log_file: String,
+}
+
+fn join(samples: &[f64]) -> String {
+    samples
+        .iter()
+        .map(|x| format!("{x:.4}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Parses a `;`-separated samples cell back into numbers.
+pub fn split_samples(cell: &str) -> Vec<f64> {
+    cell.split(';')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl TrialRow {
+    pub fn new(spec: &TrialSpec, outcome: &TrialOutcome, ctx: RowContext) -> TrialRow {
+        let (p, defaulted) = spec.params.resolve(ctx.defaults);
+        let m = outcome.metrics.as_ref();
+        let summary =
+            |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>| m.and_then(|m| Summary::of(f(m)));
+        let (pp, tg, ttft, e2e) = (
+            summary(|m| &m.pp_tps),
+            summary(|m| &m.tg_tps),
+            summary(|m| &m.ttft_ms),
+            summary(|m| &m.e2e_ms),
+        );
+        let samples = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>| {
+            m.map(|m| join(f(m))).unwrap_or_default()
+        };
+        let w = &spec.workload;
+        let mut row = TrialRow {
+            trial_id: spec.trial_id.clone(),
+            sweep: ctx.sweep.to_string(),
+            seq: ctx.seq,
+            status: outcome.status,
+            error: outcome.error.clone(),
+            exit: outcome.exit.clone(),
+            model_name: spec.model.name.clone(),
+            model_variant: spec.model.variant.clone(),
+            model_path: spec.model.path.display().to_string(),
+            model_identity: spec.model.identity.clone(),
+            model_description: m.map(|m| m.model.description.clone()),
+            model_size_bytes: m.map(|m| m.model.size_bytes),
+            model_params: m.map(|m| m.model.n_params),
+            n_gpu_layers: p.n_gpu_layers,
+            n_ctx: p.n_ctx,
+            n_batch: m.map_or(p.n_batch, |m| m.n_batch_actual),
+            n_ubatch: m.map_or(p.n_ubatch, |m| m.n_ubatch_actual),
+            n_threads: p.n_threads,
+            n_threads_batch: p.n_threads_batch,
+            flash_attn: p.flash_attn,
+            type_k: p.type_k,
+            type_v: p.type_v,
+            use_mmap: p.use_mmap,
+            offload_kqv: p.offload_kqv,
+            defaulted: defaulted.join(";"),
+            prompt_tokens: w.prompt_tokens,
+            gen_tokens: w.gen_tokens,
+            repetitions: w.repetitions,
+            warmup: w.warmup,
+            request_prompt_tokens: w.request_prompt_tokens,
+            request_max_tokens: w.request_max_tokens,
+            pp_tps_mean: pp.map(|s| s.mean),
+            pp_tps_sd: pp.map(|s| s.stddev),
+            tg_tps_mean: tg.map(|s| s.mean),
+            tg_tps_sd: tg.map(|s| s.stddev),
+            ttft_ms_mean: ttft.map(|s| s.mean),
+            ttft_ms_sd: ttft.map(|s| s.stddev),
+            e2e_ms_mean: e2e.map(|s| s.mean),
+            e2e_ms_sd: e2e.map(|s| s.stddev),
+            n_samples: tg.map(|s| s.n as u32),
+            load_ms: m.map(|m| m.load_ms),
+            peak_rss_mib: outcome.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
+            device_memory_mib: m
+                .and_then(|m| m.device_memory_used_bytes)
+                .map(|b| b as f64 / MIB),
+            layers_offloaded: m.map(|m| m.layers_offloaded),
+            layers_total: m.map(|m| m.layers_total),
+            n_ctx_actual: m.map(|m| m.n_ctx_actual),
+            flash_attn_resolved: m.and_then(|m| m.flash_attn_resolved),
+            feasible: false,
+            violations: None,
+            pp_tps_samples: samples(|m| &m.pp_tps),
+            tg_tps_samples: samples(|m| &m.tg_tps),
+            ttft_ms_samples: samples(|m| &m.ttft_ms),
+            e2e_ms_samples: samples(|m| &m.e2e_ms),
+            wall_s: outcome.wall.as_secs_f64(),
+            started_at: ctx.started_at,
+            finished_at: ctx.finished_at,
+            log_file: ctx.log_file,
+            log_tail: outcome.log_tail.clone(),
+        };
+        if row.status == TrialStatus::Ok {
+            let violations = ctx.objective.violations(&row);
+            row.feasible = violations.is_empty() && ctx.objective.score(&row).is_some();
+            row.violations = (!violations.is_empty()).then(|| violations.join("; "));
+        }
+        row
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == TrialStatus::Ok
+    }
+
+    /// The parameters this row ran with.
+    pub fn effective_params(&self) -> EffectiveParams {
+        EffectiveParams {
+            n_gpu_layers: self.n_gpu_layers,
+            n_ctx: self.n_ctx,
+            n_batch: self.n_batch,
+            n_ubatch: self.n_ubatch,
+            n_threads: self.n_threads,
+            n_threads_batch: self.n_threads_batch,
+            flash_attn: self.flash_attn,
+            type_k: self.type_k,
+            type_v: self.type_v,
+            use_mmap: self.use_mmap,
+            offload_kqv: self.offload_kqv,
+        }
+    }
+}
+
+impl Measured for TrialRow {
+    fn mean_of(&self, metric: Metric) -> Option<f64> {
+        if !self.is_ok() {
+            return None;
+        }
+        match metric {
+            Metric::TgTps => self.tg_tps_mean,
+            Metric::PpTps => self.pp_tps_mean,
+            Metric::TtftMs => self.ttft_ms_mean,
+            Metric::E2eMs => self.e2e_ms_mean,
+            Metric::PeakRssMib => self.peak_rss_mib,
+            Metric::DeviceMemoryMib => Some(self.device_memory_mib.unwrap_or(0.0)),
+        }
+    }
+}
+
+impl TrialRow {
+    /// The standard deviation that goes with `mean_of(metric)`, where there is one.
+    pub fn sd_of(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::TgTps => self.tg_tps_sd,
+            Metric::PpTps => self.pp_tps_sd,
+            Metric::TtftMs => self.ttft_ms_sd,
+            Metric::E2eMs => self.e2e_ms_sd,
+            Metric::PeakRssMib | Metric::DeviceMemoryMib => None,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_llama-sweep"))
+}
+
+/// The demo model, which CI fetches before running the tests.
+pub fn demo_model() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.is_file(),
+        "the demo model is missing: run scripts/fetch-demo-model.sh (expected {})",
+        path.display()
+    );
+    path
+}
+
+/// Runs `llama-sweep <args>`, returning its output.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("llama-sweep runs")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small sweep.toml around `model` in `dir`, with `extra` appended to the
+/// [space] table; outputs go to `dir/reports`, derived models to `dir/models`.
+pub fn sweep_file(dir: &Path, models: &str, space: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"[sweep]
+name = "it"
+output_dir = "{out}"
+model_cache = "{cache}"
+seed = 1
+
+{models}
+
+[space]
+n_gpu_layers = 0
+n_ctx = 256
+n_batch = 64
+{space}
+
+[workload]
+prompt_tokens = 32
+gen_tokens = 8
+repetitions = 2
+warmup = 1
+request_prompt_tokens = 32
+request_max_tokens = 8
+
+{extra}
+"#,
+        out = dir.join("reports").display(),
+        cache = dir.join("models").display(),
+    );
+    let path = dir.join("sweep.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn model_table(name: &str, path: &Path, extra: &str) -> String {
+    format!(
+        "[[model]]\nname = \"{name}\"\npath = \"{}\"\n{extra}\n",
+        path.display()
+    )
+}
+
+pub fn read_rows(folder: &Path) -> Vec<llama_sweep::store::row::TrialRow> {
+    llama_sweep::store::read_rows(folder).expect("results.csv reads")
+}
