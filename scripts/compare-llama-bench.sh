@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Parity benchmark: llama-sweep against llama.cpp's own llama-bench, on the same
+# model, parameters and llama.cpp source, measured alternately in one run.
+#
+# 1. Builds llama-bench: the llama.cpp tree vendored by the llama-cpp-sys-2
+#    crate that llama-sweep links (so both measure the same llama.cpp), plus
+#    llama-bench's source, which that crate does not ship, taken from PyPI's
+#    llama-cpp-python source distribution (vendor/llama.cpp/tools/llama-bench).
+#    Falls back to the whole PyPI tree if the two do not compile together.
+# 2. For 1 and 2 threads, ROUNDS times alternately: llama-bench -p 256 -n 64
+#    -r 5, and a one-trial llama-sweep with the same settings. Prints the ratio
+#    llama-sweep / llama-bench for pp and tg, as the median over rounds with
+#    the min and max.
+# 3. Wall time of a small grid (threads 1,2 × n_batch 128,256), run by
+#    llama-sweep (one process per trial) and by llama-bench (one process),
+#    same repetitions, alternately; the request-shape measurement that
+#    llama-bench does not make is shrunk to 1 token so the ratio shows the
+#    cost of isolation.
+#
+# Usage: scripts/compare-llama-bench.sh [MODEL.gguf]   (ROUNDS=3 by default)
+# Needs: cmake, a C++ compiler, python3 with pip, and `cargo build --release`.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+model="$(realpath "${1:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}")"
+rounds="${ROUNDS:-3}"
+work="$root/target/llama-bench"
+sweep_bin="$root/target/release/llama-sweep"
+lcp_version="0.3.36"
+mkdir -p "$work"
+
+[ -x "$sweep_bin" ] || (cd "$root" && cargo build --release --locked)
+
+# --- 1. build llama-bench -----------------------------------------------------
+bench_bin="$work/build/bin/llama-bench"
+if [ ! -x "$bench_bin" ]; then
+  sys_dir="$(cd "$root" && cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
+import json, os, sys
+meta = json.load(sys.stdin)
+pkg = next(p for p in meta["packages"] if p["name"] == "llama-cpp-sys-2")
+print(os.path.join(os.path.dirname(pkg["manifest_path"]), "llama.cpp"))')"
+  if [ ! -d "$work/sdist" ]; then
+    python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$work/dl" "llama-cpp-python==$lcp_version"
+    mkdir -p "$work/sdist" && tar -xzf "$work"/dl/llama_cpp_python-*.tar.gz -C "$work/sdist" --strip-components=1
+  fi
+  rm -rf "$work/src" && cp -r "$sys_dir" "$work/src"
+  cp "$work"/sdist/vendor/llama.cpp/tools/llama-bench/{llama-bench.cpp,main.cpp,CMakeLists.txt} "$work/src/tools/llama-bench/"
+  printf 'find_package(Threads REQUIRED)\nllama_add_compile_flags()\nadd_subdirectory(llama-bench)\n' > "$work/src/tools/CMakeLists.txt"
+  flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF
+         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
+         -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF)
+  if cmake -S "$work/src" -B "$work/build" "${flags[@]}" >"$work/cmake.log" 2>&1 &&
+     cmake --build "$work/build" --target llama-bench -j "$(nproc)" >>"$work/cmake.log" 2>&1; then
+    echo "llama-bench built from llama-cpp-sys-2's llama.cpp ($sys_dir)" | tee "$work/source.txt"
+  else
+    echo "llama-bench did not build against llama-cpp-sys-2's llama.cpp (see $work/cmake.log);"
+    echo "building PyPI llama-cpp-python $lcp_version's own llama.cpp instead (versions may differ)"
+    rm -rf "$work/build"
+    cmake -S "$work/sdist/vendor/llama.cpp" -B "$work/build" "${flags[@]}" >>"$work/cmake.log" 2>&1
+    cmake --build "$work/build" --target llama-bench -j "$(nproc)" >>"$work/cmake.log" 2>&1
+    echo "llama-bench built from llama-cpp-python $lcp_version's vendored llama.cpp" > "$work/source.txt"
+  fi
+fi
+echo "$(cat "$work/source.txt")"
+
+# --- helpers --------------------------------------------------------------------
+# sweep_toml DIR THREADS_AXIS BATCH_AXIS REQUEST_PROMPT REQUEST_MAX
+sweep_toml() {
+  cat > "$1/sweep.toml" <<EOF
+[sweep]
+name = "parity"
+output_dir = "$1/out"
+[[model]]
+name = "m"
+path = "$model"
+[space]
+n_gpu_layers = 0
+n_ctx = 320
+n_batch = $3
+n_ubatch = 512
+n_threads = $2
+flash_attn = "off"
+use_mmap = true
+[workload]
+prompt_tokens = 256
+gen_tokens = 64
+repetitions = 5
+warmup = 1
+request_prompt_tokens = $4
+request_max_tokens = $5
+[trial]
+timeout_s = 600
+EOF
+  rm -rf "$1/out"
+}
+
+# llama-bench JSON → "pp tg" mean t/s
+bench_rates() {
+  python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+pp = [r["avg_ts"] for r in rows if r["n_prompt"] > 0]
+tg = [r["avg_ts"] for r in rows if r["n_gen"] > 0]
+print(pp[0], tg[0])'
+}
+
+# results.csv → "pp tg" mean t/s of the single trial
+sweep_rates() {
+  python3 -c '
+import csv, sys
+row = next(csv.DictReader(open(sys.argv[1])))
+assert row["status"] == "ok", row["error"]
+print(row["pp_tps_mean"], row["tg_tps_mean"])' "$1/out/parity/results.csv"
+}
+
+summarise() { # label, then ratios on stdin
+  python3 -c '
+import statistics, sys
+xs = [float(x) for x in sys.stdin.read().split()]
+print(f"{sys.argv[1]}: median {statistics.median(xs):.3f}  (min {min(xs):.3f}, max {max(xs):.3f}, {len(xs)} rounds)")' "$1"
+}
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# --- 2. per-thread parity -----------------------------------------------------
+echo
+echo "model: $model"
+echo "settings: pp 256, tg 64, 5 repetitions, n_batch 2048, n_ubatch 512, flash_attn off, CPU"
+for threads in 1 2; do
+  : > "$tmp/pp.$threads"; : > "$tmp/tg.$threads"
+  for round in $(seq "$rounds"); do
+    read -r bpp btg < <("$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t "$threads" -b 2048 -ub 512 -fa 0 -ngl 0 -o json 2>/dev/null | bench_rates)
+    sweep_toml "$tmp" "$threads" 2048 1 1
+    "$sweep_bin" run "$tmp/sweep.toml" >/dev/null 2>&1
+    read -r spp stg < <(sweep_rates "$tmp")
+    echo "  threads $threads round $round: llama-bench pp $bpp tg $btg | llama-sweep pp $spp tg $stg"
+    python3 -c "print($spp / $bpp)" >> "$tmp/pp.$threads"
+    python3 -c "print($stg / $btg)" >> "$tmp/tg.$threads"
+  done
+done
+echo
+echo "ratio llama-sweep / llama-bench (1.000 = identical; target within ±5%):"
+for threads in 1 2; do
+  summarise "  pp, $threads thread(s)" < "$tmp/pp.$threads"
+  summarise "  tg, $threads thread(s)" < "$tmp/tg.$threads"
+done
+
+# --- 3. wall time of a small grid ---------------------------------------------
+echo
+echo "grid: n_threads 1,2 × n_batch 128,256 (4 trials), pp 256, tg 64, 5 repetitions"
+: > "$tmp/wall"
+for round in $(seq "$rounds"); do
+  t0=$(date +%s.%N)
+  "$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t 1,2 -b 128,256 -ub 128 -fa 0 -ngl 0 -o json >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  sweep_toml "$tmp" "[1, 2]" "[128, 256]" 1 1
+  sed -i 's/^n_ubatch = 512/n_ubatch = 128/' "$tmp/sweep.toml"
+  "$sweep_bin" run "$tmp/sweep.toml" >/dev/null 2>&1
+  t2=$(date +%s.%N)
+  bench_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
+  sweep_s=$(python3 -c "print(f'{$t2 - $t1:.1f}')")
+  echo "  round $round: llama-bench ${bench_s} s, llama-sweep ${sweep_s} s"
+  python3 -c "print(($t2 - $t1) / ($t1 - $t0))" >> "$tmp/wall"
+done
+summarise "wall time ratio llama-sweep / llama-bench (target ≤ 1.30)" < "$tmp/wall"
