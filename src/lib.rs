@@ -89,6 +89,7 @@ pub(crate) mod test_support {
                 objective: &Objective::default(),
                 started_at: "t0".into(),
                 finished_at: "t1".into(),
+                build: "test build",
                 log_file: crate::store::Store::log_file(id),
             },
         )

@@ -82,6 +82,12 @@ impl KvType {
         }
     }
 
+    /// Block-quantized types (everything but f32, f16, bf16); a quantized V
+    /// cache needs flash attention.
+    pub fn is_quantized(self) -> bool {
+        !matches!(self, KvType::F32 | KvType::F16 | KvType::Bf16)
+    }
+
     pub fn from_name(name: &str) -> Option<KvType> {
         KvType::ALL
             .into_iter()

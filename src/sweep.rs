@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 /// What the loop needs besides the strategy, executor and store.
 pub struct SweepContext<'a> {
     pub sweep_name: &'a str,
+    /// Recorded in every row: llama-sweep's version and llama.cpp's build.
+    pub build: &'a str,
     pub defaults: &'a EffectiveParams,
     pub objective: &'a Objective,
     /// Position of each trial id in the plan (the row's `seq`).
@@ -63,6 +65,7 @@ pub fn run(
                 objective: ctx.objective,
                 started_at,
                 finished_at: now_rfc3339(),
+                build: ctx.build,
                 log_file,
             },
         );
@@ -147,6 +150,7 @@ mod tests {
         let objective = Objective::default();
         let ctx = SweepContext {
             sweep_name: "s",
+            build: "test build",
             defaults: &defaults,
             objective: &objective,
             seq_of: trials
@@ -185,6 +189,7 @@ mod tests {
         let objective = Objective::default();
         let ctx = SweepContext {
             sweep_name: "s",
+            build: "test build",
             defaults: &defaults,
             objective: &objective,
             seq_of: HashMap::new(),

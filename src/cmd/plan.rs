@@ -66,14 +66,21 @@ pub fn render(
         w.request_prompt_tokens,
         w.request_max_tokens
     );
-    if plan.skipped_ubatch_over_batch > 0 {
+    if plan.skipped_equivalent > 0 {
         let _ = writeln!(
             out,
-            "Left out {} combinations with n_ubatch > n_batch (llama.cpp would clamp n_ubatch to n_batch).",
-            plan.skipped_ubatch_over_batch
+            "Left out {} combinations that llama.cpp would run as another trial of the grid \
+             (it clamps n_batch to n_ctx and n_ubatch to n_batch).",
+            plan.skipped_equivalent
         );
     }
-
+    if plan.skipped_impossible > 0 {
+        let _ = writeln!(
+            out,
+            "Left out {} combinations llama.cpp refuses: a quantized V cache needs flash attention.",
+            plan.skipped_impossible
+        );
+    }
     if plan.duplicates > 0 {
         let _ = writeln!(
             out,

@@ -2,7 +2,7 @@
 //! quantizations, run the trials, then summarise and write config.yaml.
 
 use crate::cli::RunArgs;
-use crate::config::{self, SweepConfig};
+use crate::config::{self, ConfigError, SweepConfig};
 use crate::export;
 use crate::machine::Machine;
 use crate::models::{self, derive};
@@ -13,6 +13,7 @@ use crate::runner::ProcessExecutor;
 use crate::runner::child::ChildRunner;
 use crate::search::{GridStrategy, Strategy};
 use crate::store::manifest::{self, Manifest, SweepInfo, ToolInfo};
+use crate::store::row::TrialRow;
 use crate::store::{self, Store};
 use crate::sweep::{self, SweepContext, TrialEvent};
 use anyhow::{Context, bail};
@@ -24,13 +25,33 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let config = config::load(&args.sweep)?;
     let variants = models::plan_variants(&config)?;
     let plan = plan::build(&config, &variants);
+    let runner = ChildRunner::current()?;
+
+    // Ask llama.cpp for its defaults before writing anything: a sweep that
+    // leaves n_ctx at a default too small for its workload is bad input.
+    let probe_log =
+        std::env::temp_dir().join(format!("llama-sweep-probe-{}.log", std::process::id()));
+    let probe = probe(&runner, &probe_log);
+    let probe = probe.and_then(|p| check_defaults(&config, &p).map(|()| p));
+    let probe = match probe {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&probe_log);
+            return Err(e);
+        }
+    };
+
     let folder = config.sweep.output_folder();
     let mut store = Store::open(&folder)?;
+    if let Some(note) = store.repair_note() {
+        eprintln!("warning: {note}");
+    }
     let recorded = store.recorded_ids();
-    let runner = ChildRunner::current()?;
     let logs = folder.join(store::LOGS);
+    if std::fs::copy(&probe_log, logs.join("probe.log")).is_ok() {
+        let _ = std::fs::remove_file(&probe_log);
+    }
 
-    let probe = probe(&runner, &logs.join("probe.log"))?;
     let mut manifest = new_manifest(&config, &probe, plan.trials.len(), store.rows().len());
     manifest::write(&folder.join(store::MANIFEST), &manifest)?;
     store::write_atomically(&folder.join(store::SWEEP_COPY), config.source.as_bytes())?;
@@ -56,8 +77,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("{line}")
     })?;
 
+    let build = format!(
+        "llama-sweep {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        probe.llama_cpp_build
+    );
     let ctx = SweepContext {
         sweep_name: &config.sweep.name,
+        build: &build,
         defaults: &probe.defaults,
         objective: &config.objective,
         seq_of: plan
@@ -87,7 +114,49 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     manifest.trials_recorded = store.rows().len();
     manifest.updated_at = sweep::now_rfc3339();
     manifest::write(&folder.join(store::MANIFEST), &manifest)?;
-    finish(&config, &store, &probe, &manifest.sweep, args.top)
+    // Rows of this plan only: the folder may also hold rows of an earlier
+    // version of the sweep file, measured under other settings.
+    let planned: HashSet<&str> = plan.trials.iter().map(|t| t.trial_id.as_str()).collect();
+    let current: Vec<TrialRow> = store
+        .rows()
+        .iter()
+        .filter(|r| planned.contains(r.trial_id.as_str()))
+        .cloned()
+        .collect();
+    if current.len() < store.rows().len() {
+        eprintln!(
+            "note: {} rows in {} belong to an earlier version of the sweep file; they are kept but not ranked",
+            store.rows().len() - current.len(),
+            folder.display()
+        );
+    }
+    finish(
+        &config,
+        &current,
+        &folder,
+        &probe,
+        &manifest.sweep,
+        args.top,
+    )
+}
+
+/// Refuses a sweep whose unset n_ctx leaves llama.cpp's default context
+/// smaller than the workload: every trial would fail after loading the model.
+fn check_defaults(config: &SweepConfig, probe: &ProbeReport) -> anyhow::Result<()> {
+    let needed = config.workload.context_needed();
+    if config.space.n_ctx.is_none() && probe.defaults.n_ctx < needed {
+        return Err(ConfigError::new(
+            &config.file,
+            Some("space.n_ctx"),
+            format!(
+                "not set, and llama.cpp's default context ({} tokens) is smaller than the workload \
+                 needs ({needed}): set n_ctx in [space]",
+                probe.defaults.n_ctx
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Asks a child for llama.cpp's build, devices and defaults.
@@ -169,18 +238,19 @@ fn progress_line(event: &TrialEvent, swept: &[&str], elapsed: Duration) -> Strin
 /// Prints the summary and warnings, writes config.yaml for the best trial.
 fn finish(
     config: &SweepConfig,
-    store: &Store,
+    rows: &[TrialRow],
+    folder: &Path,
     probe: &ProbeReport,
     sweep: &SweepInfo,
     top: usize,
 ) -> anyhow::Result<()> {
     println!();
-    print!("{}", summary::render(store.rows(), &config.objective, top));
-    for w in warnings::warnings(store.rows(), Some(probe)) {
+    print!("{}", summary::render(rows, &config.objective, top));
+    for w in warnings::warnings(rows, Some(probe)) {
         println!("warning: {w}");
     }
-    let output = store.folder().join("config.yaml");
-    match export::choose(store.rows(), &config.objective, None) {
+    let output = folder.join("config.yaml");
+    match export::choose(rows, &config.objective, None) {
         Ok(best) => {
             crate::cmd::export::write_config(best, sweep, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;
@@ -192,9 +262,6 @@ fn finish(
         }
         Err(why) => println!("\nNo config.yaml written: {why}"),
     }
-    println!(
-        "Results: {}",
-        store.folder().join(store::RESULTS_CSV).display()
-    );
+    println!("Results: {}", folder.join(store::RESULTS_CSV).display());
     Ok(())
 }

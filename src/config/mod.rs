@@ -248,5 +248,9 @@ mod tests {
         assert!(e.message.contains("no model"), "{e}");
         let e = bad("[workload]\nrepetitions = 0\n");
         assert_eq!(e.key.as_deref(), Some("workload.repetitions"));
+        let e = bad("[workload]\nrequest_max_tokens = 4294967295\n");
+        assert_eq!(e.key.as_deref(), Some("workload.request_max_tokens"));
+        let e = bad("[trial]\ntimeout_s = 1e20\n");
+        assert_eq!(e.key.as_deref(), Some("trial.timeout_s"));
     }
 }

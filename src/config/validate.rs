@@ -13,6 +13,11 @@ use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
+/// Longest trial timeout accepted.
+const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
+/// Largest token count of a workload (and far beyond any context size).
+const MAX_TOKENS: u32 = 1 << 20;
+
 /// Context for building errors: the file and its text.
 struct Ctx<'a> {
     file: &'a Path,
@@ -68,14 +73,14 @@ pub fn validate(
 
     let trial_timeout = match &raw.trial.timeout_s {
         None => Duration::from_secs(300),
-        Some(t) if t.get_ref().0 > 0.0 && t.get_ref().0.is_finite() => {
+        Some(t) if t.get_ref().0 > 0.0 && t.get_ref().0 <= MAX_TIMEOUT_S => {
             Duration::from_secs_f64(t.get_ref().0)
         }
         Some(t) => {
             return ctx.err(
                 "trial.timeout_s",
                 Some(t.span()),
-                "must be a positive number of seconds",
+                format!("must be a number of seconds above 0 and at most {MAX_TIMEOUT_S} (a week)"),
             );
         }
     };
@@ -297,6 +302,13 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
     ] {
         if value == 0 {
             return ctx.err(key, span.clone(), "must be at least 1");
+        }
+        if value > MAX_TOKENS {
+            return ctx.err(
+                key,
+                span.clone(),
+                format!("{value} is more than {MAX_TOKENS}"),
+            );
         }
     }
     Ok(workload)

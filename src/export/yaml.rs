@@ -70,7 +70,8 @@ pub fn render(row: &TrialRow, ctx: &YamlContext) -> String {
     );
     let _ = writeln!(y, "# objective: {}", ctx.objective);
     if !ctx.objective.constraints.is_empty() {
-        let status = if row.feasible {
+        // Judged by the objective in force now, not when the row was written.
+        let status = if ctx.objective.violations(row).is_empty() {
             "all met"
         } else {
             "NOT all met"
@@ -104,6 +105,10 @@ pub fn render(row: &TrialRow, ctx: &YamlContext) -> String {
                 y,
                 "  flash_attn: {on}  # measured with \"auto\", which llama.cpp resolved to {on}"
             );
+        }
+        // llama.cpp turns flash attention on for a quantized V cache.
+        (FlashAttn::Auto, None) if row.type_v.is_quantized() => {
+            y.push_str("  flash_attn: true  # required by the quantized V cache\n");
         }
         (FlashAttn::Auto, None) => {
             y.push_str(
@@ -178,6 +183,27 @@ llm:
   max_tokens: 16
 "#;
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_quantized_v_cache_exports_flash_attention_on() {
+        let mut r = row();
+        r.flash_attn_resolved = None;
+        r.type_v = KvType::Q8_0;
+        let objective = Objective::default();
+        let text = render(
+            &r,
+            &YamlContext {
+                objective: &objective,
+                temperature: 0.7,
+                sweep_file: "s.toml",
+            },
+        );
+        assert!(
+            text.contains("  flash_attn: true  # required by the quantized V cache\n"),
+            "{text}"
+        );
+        assert!(text.contains("  type_v: 8  # q8_0"), "{text}");
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl Capture {
                 }
             }
         }
-        if line.contains("Flash Attention enabled") {
+        // "auto" resolved by probing, or switched on because a quantized V
+        // cache requires it.
+        if line.contains("Flash Attention enabled") || line.contains("enabling flash_attn since") {
             self.flash_attn_auto = Some(true);
         } else if line.contains("Flash Attention not supported") {
             self.flash_attn_auto = Some(false);
@@ -157,6 +159,9 @@ mod tests {
             "llama_context: Flash Attention not supported, set to disabled\n",
         );
         assert_eq!(c.flash_attn_auto, Some(false));
+        let mut forced = Capture::default();
+        forced.feed(INFO, "llama_init_from_model: enabling flash_attn since it is required for quantized V cache\n");
+        assert_eq!(forced.flash_attn_auto, Some(true));
     }
 
     #[test]

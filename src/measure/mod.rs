@@ -48,8 +48,8 @@ pub fn run_child() -> ExitCode {
     }
     let reply = do_job(job);
     let code = match reply {
-        ChildReply::Failed { .. } => ExitCode::from(EXIT_FAILED),
-        _ => ExitCode::SUCCESS,
+        ChildReply::Failed { .. } => i32::from(EXIT_FAILED),
+        _ => 0,
     };
     let json = serde_json::to_string(&reply).expect("replies serialize");
     if writeln!(reply_out, "{json}")
@@ -58,7 +58,10 @@ pub fn run_child() -> ExitCode {
     {
         return ExitCode::FAILURE;
     }
-    code
+    // The reply is out: leave without running llama.cpp's and the GPU
+    // drivers' teardown, which can crash or hang and has nothing to add.
+    // SAFETY: ends the process; every output that matters is flushed.
+    unsafe { libc::_exit(code) }
 }
 
 fn do_job(job: ChildJob) -> ChildReply {

@@ -32,6 +32,32 @@ fn file_safe(name: &str) -> String {
         .to_string()
 }
 
+/// Removes `<output>.partial-<pid>` files left by quantizations whose process
+/// is gone (a sweep killed while deriving): they can be gigabytes.
+fn remove_stale_partials(output: &Path) {
+    let (Some(folder), Some(name)) = (output.parent(), output.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.partial-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Derives every variant in `needed` (by identity) whose file is missing.
 /// Returns the variants that could not be made, identity → reason.
 pub fn derive_missing(
@@ -54,6 +80,7 @@ pub fn derive_missing(
         let folder = output.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create the model cache {}", folder.display()))?;
+        remove_stale_partials(output);
         let partial = output.with_extension(format!("gguf.partial-{}", std::process::id()));
         let log = logs.join(format!(
             "quantize-{}-{}.log",
@@ -76,9 +103,15 @@ pub fn derive_missing(
         let ending = runner.run(&job, &log, QUANTIZE_TIMEOUT)?;
         match ending.reply {
             Ok(ChildReply::Quantized(report)) => {
-                std::fs::rename(&partial, output).with_context(|| {
-                    format!("cannot move the quantized model into {}", output.display())
-                })?;
+                // llama.cpp's writer does not sync: make the file durable
+                // before it gets the name that marks it complete.
+                std::fs::File::open(&partial)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|_| std::fs::rename(&partial, output))
+                    .with_context(|| {
+                        format!("cannot move the quantized model into {}", output.display())
+                    })?;
+                crate::store::sync_parent(output)?;
                 say(format!(
                     "  {} written: {:.1} MiB in {:.1} s",
                     output.display(),
@@ -111,6 +144,22 @@ pub fn derive_missing(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_partial_files_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("m.Q8_0.gguf");
+        let dead = dir.path().join("m.Q8_0.gguf.partial-999999999");
+        let live = dir
+            .path()
+            .join(format!("m.Q8_0.gguf.partial-{}", std::process::id()));
+        let other = dir.path().join("x.gguf.partial-999999999");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        super::remove_stale_partials(&output);
+        assert!(!dead.exists() && live.exists() && other.exists());
+    }
+
     #[test]
     fn model_names_become_safe_file_names() {
         assert_eq!(super::file_safe("../../etc/x y"), "_.._etc_x_y");

@@ -5,11 +5,40 @@
 //! way, then the context-level ones, threads innermost.
 
 use crate::config::Space;
-use crate::protocol::Params;
+use crate::protocol::{FlashAttn, KvType, Params};
+use std::collections::HashSet;
 
-/// All combinations of the space's values, outermost axis first, with the
-/// number of combinations dropped because n_ubatch > n_batch.
-pub fn expand(space: &Space) -> (Vec<Params>, usize) {
+/// The combinations of a space, and the ones left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expansion {
+    pub combos: Vec<Params>,
+    /// Combinations that llama.cpp would run as another one of the grid: it
+    /// clamps n_batch to n_ctx and n_ubatch to n_batch.
+    pub equivalent: usize,
+    /// Combinations llama.cpp refuses: a quantized V cache with flash
+    /// attention off.
+    pub impossible: usize,
+}
+
+/// The batch sizes llama.cpp would really use, where both sides are set: the
+/// key two combinations share when they are the same trial.
+fn clamped(params: &Params) -> Params {
+    let mut p = params.clone();
+    if let (Some(batch), Some(ctx)) = (p.n_batch, p.n_ctx) {
+        p.n_batch = Some(batch.min(ctx));
+    }
+    if let (Some(ubatch), Some(batch)) = (p.n_ubatch, p.n_batch) {
+        p.n_ubatch = Some(ubatch.min(batch));
+    }
+    p
+}
+
+fn is_impossible(params: &Params) -> bool {
+    params.type_v.is_some_and(KvType::is_quantized) && params.flash_attn == Some(FlashAttn::Off)
+}
+
+/// All combinations of the space's values, outermost axis first.
+pub fn expand(space: &Space) -> Expansion {
     // One closure per axis, in nesting order: (number of values, setter).
     type Setter<'a> = Box<dyn Fn(&mut Params, usize) + 'a>;
     let mut axes: Vec<(usize, Setter)> = Vec::new();
@@ -35,23 +64,26 @@ pub fn expand(space: &Space) -> (Vec<Params>, usize) {
     axis!(n_threads);
     axis!(n_threads_batch);
 
-    let mut combos = Vec::new();
-    let mut skipped = 0;
+    let mut out = Expansion::default();
+    let mut seen = HashSet::new();
     let mut index = vec![0usize; axes.len()];
     loop {
         let mut params = Params::default();
         for ((_, set), &i) in axes.iter().zip(&index) {
             set(&mut params, i);
         }
-        match (params.n_ubatch, params.n_batch) {
-            (Some(u), Some(b)) if u > b => skipped += 1,
-            _ => combos.push(params),
+        if is_impossible(&params) {
+            out.impossible += 1;
+        } else if !seen.insert(clamped(&params)) {
+            out.equivalent += 1;
+        } else {
+            out.combos.push(params);
         }
         // Odometer: the innermost (last) axis turns fastest.
         let mut pos = axes.len();
         loop {
             if pos == 0 {
-                return (combos, skipped);
+                return out;
             }
             pos -= 1;
             index[pos] += 1;
@@ -66,13 +98,12 @@ pub fn expand(space: &Space) -> (Vec<Params>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::FlashAttn;
 
     #[test]
     fn empty_space_is_one_all_default_trial() {
-        let (combos, skipped) = expand(&Space::default());
-        assert_eq!(combos, vec![Params::default()]);
-        assert_eq!(skipped, 0);
+        let e = expand(&Space::default());
+        assert_eq!(e.combos, vec![Params::default()]);
+        assert_eq!((e.equivalent, e.impossible), (0, 0));
     }
 
     #[test]
@@ -84,7 +115,7 @@ mod tests {
             flash_attn: Some(vec![FlashAttn::On, FlashAttn::Off]),
             ..Space::default()
         };
-        let (combos, _) = expand(&space);
+        let combos = expand(&space).combos;
         assert_eq!(combos.len(), 2 * 3 * 2 * 2);
         // n_gpu_layers (model-level) changes only once, halfway.
         let changes = combos
@@ -102,15 +133,41 @@ mod tests {
     }
 
     #[test]
-    fn ubatch_larger_than_batch_is_dropped() {
+    fn combinations_llama_cpp_would_clamp_into_others_are_dropped() {
         let space = Space {
             n_batch: Some(vec![512, 1024]),
-            n_ubatch: Some(vec![256, 1024]),
+            n_ubatch: Some(vec![512, 1024]),
             ..Space::default()
         };
-        let (combos, skipped) = expand(&space);
-        assert_eq!(skipped, 1);
-        assert_eq!(combos.len(), 3);
-        assert!(combos.iter().all(|p| p.n_ubatch <= p.n_batch));
+        let e = expand(&space);
+        // (512, 1024) runs as (512, 512).
+        assert_eq!(e.combos.len(), 3);
+        assert_eq!(e.equivalent, 1);
+        let space = Space {
+            n_ctx: Some(vec![512, 4096]),
+            n_batch: Some(vec![1024, 2048]),
+            ..Space::default()
+        };
+        let e = expand(&space);
+        // At n_ctx 512 both batch sizes are 512.
+        assert_eq!(e.combos.len(), 3);
+        assert_eq!(e.equivalent, 1);
+    }
+
+    #[test]
+    fn a_quantized_v_cache_without_flash_attention_is_left_out() {
+        let space = Space {
+            type_v: Some(vec![KvType::F16, KvType::Q8_0]),
+            flash_attn: Some(vec![FlashAttn::On, FlashAttn::Off, FlashAttn::Auto]),
+            ..Space::default()
+        };
+        let e = expand(&space);
+        assert_eq!(e.combos.len(), 5);
+        assert_eq!(e.impossible, 1);
+        assert!(
+            !e.combos
+                .iter()
+                .any(|p| p.type_v == Some(KvType::Q8_0) && p.flash_attn == Some(FlashAttn::Off))
+        );
     }
 }

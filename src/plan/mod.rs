@@ -13,9 +13,12 @@ use crate::protocol::TrialSpec;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub trials: Vec<TrialSpec>,
-    /// Combinations dropped because n_ubatch > n_batch (llama.cpp would clamp
-    /// n_ubatch, making them duplicates of the n_ubatch = n_batch trial).
-    pub skipped_ubatch_over_batch: usize,
+    /// Combinations left out because llama.cpp would run them as another
+    /// trial of the grid (it clamps n_batch to n_ctx, n_ubatch to n_batch).
+    pub skipped_equivalent: usize,
+    /// Combinations left out because llama.cpp refuses them (a quantized V
+    /// cache needs flash attention).
+    pub skipped_impossible: usize,
     /// Trials dropped because an earlier one has the same id (two
     /// `[[model]]` entries with the same weights).
     pub duplicates: usize,
@@ -25,12 +28,16 @@ pub struct Plan {
 pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
     let mut trials = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let (mut skipped, mut duplicates) = (0, 0);
+    let mut duplicates = 0;
+    let expansion = grid::expand(&config.space);
     for planned in variants {
-        let (params, skipped_here) = grid::expand(&config.space);
-        skipped += skipped_here;
-        for params in params {
-            let trial_id = trial_id::trial_id(&planned.variant.identity, &params, &config.workload);
+        for params in expansion.combos.iter().cloned() {
+            let trial_id = trial_id::trial_id(
+                &planned.variant.identity,
+                &params,
+                &config.workload,
+                config.sweep.seed,
+            );
             if !seen.insert(trial_id.clone()) {
                 duplicates += 1;
                 continue;
@@ -46,7 +53,8 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
     }
     Plan {
         trials,
-        skipped_ubatch_over_batch: skipped,
+        skipped_equivalent: expansion.equivalent * variants.len(),
+        skipped_impossible: expansion.impossible * variants.len(),
         duplicates,
     }
 }
@@ -107,9 +115,10 @@ mod tests {
         let c = config(dir.path(), "");
         let variants = crate::models::plan_variants(&c).unwrap();
         let plan = build(&c, &variants);
-        // 2 n_batch × 2 n_ubatch × 2 threads, minus (256, 512) × 2 threads.
+        // 2 n_batch × 2 n_ubatch × 2 threads, minus (256, 512) × 2 threads,
+        // which llama.cpp runs as (256, 256).
         assert_eq!(plan.trials.len(), 6);
-        assert_eq!(plan.skipped_ubatch_over_batch, 2);
+        assert_eq!(plan.skipped_equivalent, 2);
         let again = build(&c, &variants);
         let ids: Vec<_> = plan.trials.iter().map(|t| &t.trial_id).collect();
         assert_eq!(

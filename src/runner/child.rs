@@ -81,6 +81,12 @@ impl ChildRunner {
     /// A runner that re-executes this very binary.
     pub fn current() -> anyhow::Result<ChildRunner> {
         let exe = std::env::current_exe().context("cannot locate the llama-sweep executable")?;
+        // Whoever started us may have set SIGCHLD to "ignore", which makes
+        // the kernel reap children itself and leaves nothing to wait for.
+        // SAFETY: restoring a signal's default action.
+        unsafe {
+            libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        }
         Ok(ChildRunner {
             exe,
             env: Vec::new(),
@@ -108,14 +114,15 @@ impl ChildRunner {
             .stderr(Stdio::from(log))
             .process_group(0)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
-        // SAFETY: prctl and getppid are async-signal-safe; nothing else runs
-        // between fork and exec.
+        // SAFETY: getpid, prctl and getppid are async-signal-safe; nothing
+        // else runs between fork and exec.
+        let parent = unsafe { libc::getpid() };
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::getppid() == 1 {
+                if libc::getppid() != parent {
                     // The parent died before prctl took effect.
                     libc::_exit(1);
                 }
@@ -147,7 +154,11 @@ impl ChildRunner {
         });
 
         let timed_out = match exited_rx.recv_timeout(timeout) {
-            Ok(_) => false,
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => {
+                kill_group(pid);
+                return Err(e).context("cannot wait for the trial process");
+            }
             Err(_) => {
                 kill_group(pid);
                 true

@@ -26,15 +26,12 @@ pub struct ProcessExecutor {
     pub timeout: Duration,
 }
 
-/// Lines of the trial's log kept in its row.
-const LOG_TAIL_LINES: usize = 8;
-
 impl Executor for ProcessExecutor {
     fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<TrialOutcome> {
         let ending = self
             .runner
             .run(&ChildJob::Measure(spec.clone()), log_path, self.timeout)?;
-        let tail = outcome::log_tail(log_path, LOG_TAIL_LINES);
-        Ok(outcome::classify(ending, tail, self.timeout))
+        let log_end = outcome::log_end(log_path);
+        Ok(outcome::classify(ending, &log_end, self.timeout))
     }
 }

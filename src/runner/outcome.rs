@@ -77,20 +77,26 @@ pub fn mentions_oom(text: &str) -> bool {
     OOM_PATTERNS.iter().any(|p| lower.contains(p))
 }
 
-/// Classifies a child's ending. `timeout` is only used in the message.
-pub fn classify(ending: ChildEnding, log_tail: String, timeout: Duration) -> TrialOutcome {
+/// Classifies a child's ending from its reply, its exit, the clock, and the
+/// end of its log (`log_end`, searched for out-of-memory messages and cut to
+/// the last lines for the row). `timeout` is only used in the message.
+///
+/// A complete reply wins: measurements the child reported are kept even if it
+/// then crashed or hung while exiting (noted in the error column).
+pub fn classify(ending: ChildEnding, log_end: &str, timeout: Duration) -> TrialOutcome {
     let exit = Some(ending.exit.to_string());
-    let (status, error, metrics) = match (ending.timed_out, ending.reply, ending.exit) {
-        (true, _, _) => (
-            TrialStatus::Timeout,
-            Some(format!(
-                "no result within the trial timeout of {:.0} s; the trial's process group was killed",
-                timeout.as_secs_f64()
-            )),
-            None,
-        ),
-        (false, Ok(ChildReply::Measured(m)), ExitKind::Code(0)) => (TrialStatus::Ok, None, Some(m)),
-        (false, Ok(ChildReply::Failed { reason }), _) => {
+    let (status, error, metrics) = match (ending.reply, ending.timed_out, ending.exit) {
+        (Ok(ChildReply::Measured(m)), timed_out, end) => {
+            let note = if timed_out {
+                Some("the trial reported its measurements, then hung while exiting and was killed".to_string())
+            } else if end != ExitKind::Code(0) {
+                Some(format!("the trial reported its measurements, then ended abnormally ({end})"))
+            } else {
+                None
+            };
+            (TrialStatus::Ok, note, Some(m))
+        }
+        (Ok(ChildReply::Failed { reason }), _, _) => {
             let status = if mentions_oom(&reason) {
                 TrialStatus::Oom
             } else {
@@ -98,21 +104,30 @@ pub fn classify(ending: ChildEnding, log_tail: String, timeout: Duration) -> Tri
             };
             (status, Some(reason), None)
         }
-        (false, _, ExitKind::Signal(libc::SIGKILL)) => (
+        (_, true, _) => (
+            TrialStatus::Timeout,
+            Some(format!(
+                "no result within the trial timeout of {:.0} s; the trial's process group was killed",
+                timeout.as_secs_f64()
+            )),
+            None,
+        ),
+        (_, false, ExitKind::Signal(libc::SIGKILL)) => (
             TrialStatus::Oom,
             Some("killed by SIGKILL, not by llama-sweep: most likely the kernel's out-of-memory killer".into()),
             None,
         ),
-        (false, _, ExitKind::Signal(_)) | (false, Err(_), ExitKind::Code(1..)) => {
-            let status = if mentions_oom(&log_tail) {
+        (_, false, ExitKind::Signal(_)) | (Err(_), false, ExitKind::Code(1..)) => {
+            let status = if mentions_oom(log_end) {
                 TrialStatus::Oom
             } else {
                 TrialStatus::Crashed
             };
-            (status, Some(format!("the trial process died ({}) without a result", ending.exit)), None)
+            let error = format!("the trial process died ({}) without a result", ending.exit);
+            (status, Some(error), None)
         }
-        (false, Err(why), ExitKind::Code(_)) => (TrialStatus::Invalid, Some(why), None),
-        (false, Ok(other), _) => (
+        (Err(why), false, ExitKind::Code(_)) => (TrialStatus::Invalid, Some(why), None),
+        (Ok(other), false, _) => (
             TrialStatus::Invalid,
             Some(format!("the trial process gave an unexpected reply: {other:?}")),
             None,
@@ -125,25 +140,36 @@ pub fn classify(ending: ChildEnding, log_tail: String, timeout: Duration) -> Tri
         exit,
         peak_rss_kib: ending.peak_rss_kib,
         wall: ending.wall,
-        log_tail,
+        log_tail: last_lines(log_end, LOG_TAIL_LINES),
     }
 }
 
-/// The last `lines` lines of a log file, at most the last 8 KiB of it.
-pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
+/// Lines of the trial's log kept in its row.
+pub const LOG_TAIL_LINES: usize = 8;
+
+/// The end of a log file: its last 64 KiB, enough to hold an error and the
+/// backtrace after it.
+pub fn log_end(path: &std::path::Path) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(8192);
     let mut buf = Vec::new();
-    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut buf).is_err() {
+    if file
+        .seek(SeekFrom::Start(len.saturating_sub(64 << 10)))
+        .is_err()
+        || file.read_to_end(&mut buf).is_err()
+    {
         return String::new();
     }
-    let text = String::from_utf8_lossy(&buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The last `n` non-empty lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> String {
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    all[all.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]
@@ -185,99 +211,118 @@ mod tests {
     }
 
     fn status(e: ChildEnding, log: &str) -> TrialStatus {
-        classify(e, log.into(), Duration::from_secs(5)).status
+        classify(e, log, Duration::from_secs(5)).status
     }
 
     #[test]
     fn every_ending_has_a_class() {
         let failed = |r: &str| Ok(ChildReply::Failed { reason: r.into() });
-        let ok = Ok(ChildReply::Measured(metrics()));
-        assert_eq!(
-            status(ending(ok.clone(), ExitKind::Code(0), false), ""),
-            TrialStatus::Ok
-        );
-        assert_eq!(
-            status(ending(ok, ExitKind::Signal(9), true), ""),
-            TrialStatus::Timeout
-        );
-        assert_eq!(
-            status(
-                ending(failed("cannot load model"), ExitKind::Code(3), false),
-                ""
+        let ok = || Ok(ChildReply::Measured(metrics()));
+        let none = || Err("none".to_string());
+        use ExitKind::{Code, Signal};
+        use TrialStatus::{Crashed, Failed, Invalid, Oom, Timeout};
+        let cases = [
+            (ok(), Code(0), false, "", TrialStatus::Ok),
+            (none(), Signal(9), true, "", Timeout),
+            (failed("cannot load model"), Code(3), false, "", Failed),
+            (
+                failed("failed to allocate CPU buffer"),
+                Code(3),
+                false,
+                "",
+                Oom,
             ),
-            TrialStatus::Failed
-        );
-        assert_eq!(
-            status(
-                ending(
-                    failed("failed to allocate CPU buffer"),
-                    ExitKind::Code(3),
-                    false
-                ),
-                ""
+            (none(), Signal(libc::SIGSEGV), false, "", Crashed),
+            (
+                none(),
+                Signal(libc::SIGABRT),
+                false,
+                "CUDA error: out of memory",
+                Oom,
             ),
-            TrialStatus::Oom
-        );
-        assert_eq!(
-            status(
-                ending(Err("none".into()), ExitKind::Signal(libc::SIGSEGV), false),
-                ""
+            (none(), Signal(libc::SIGKILL), false, "", Oom),
+            (none(), Code(101), false, "", Crashed),
+            (Err("garbage".into()), Code(0), false, "", Invalid),
+            (
+                Ok(ChildReply::Quantized(crate::protocol::QuantizeReport {
+                    output_bytes: 1,
+                    seconds: 1.0,
+                })),
+                Code(0),
+                false,
+                "",
+                Invalid,
             ),
-            TrialStatus::Crashed
+        ];
+        for (reply, exit, timed_out, log, expected) in cases {
+            let label = format!("{reply:?} {exit} timed_out={timed_out}");
+            assert_eq!(
+                status(ending(reply, exit, timed_out), log),
+                expected,
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn oom_is_found_above_a_long_backtrace() {
+        let mut log = String::from(
+            "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000 MiB on device 0: cudaMalloc failed: out of memory\n",
         );
+        for i in 0..40 {
+            log.push_str(&format!(
+                "#{i} 0x00007f... in ggml_abort () from libggml-base.so\n"
+            ));
+        }
+        let o = classify(
+            ending(Err("none".into()), ExitKind::Signal(libc::SIGABRT), false),
+            &log,
+            Duration::from_secs(5),
+        );
+        assert_eq!(o.status, TrialStatus::Oom);
         assert_eq!(
-            status(
-                ending(Err("none".into()), ExitKind::Signal(libc::SIGABRT), false),
-                "CUDA error: out of memory"
-            ),
-            TrialStatus::Oom
+            o.log_tail.lines().count(),
+            LOG_TAIL_LINES,
+            "the row keeps only the last lines"
         );
-        assert_eq!(
-            status(
-                ending(Err("none".into()), ExitKind::Signal(libc::SIGKILL), false),
-                ""
-            ),
-            TrialStatus::Oom
-        );
-        assert_eq!(
-            status(ending(Err("none".into()), ExitKind::Code(101), false), ""),
-            TrialStatus::Crashed
-        );
-        assert_eq!(
-            status(ending(Err("garbage".into()), ExitKind::Code(0), false), ""),
-            TrialStatus::Invalid
-        );
-        assert_eq!(
-            status(
-                ending(
-                    Ok(ChildReply::Measured(metrics())),
-                    ExitKind::Code(1),
-                    false
-                ),
-                ""
-            ),
-            TrialStatus::Invalid
-        );
+    }
+
+    #[test]
+    fn measurements_reported_before_a_bad_exit_are_kept() {
+        for (exit, timed_out) in [
+            (ExitKind::Signal(libc::SIGSEGV), false),
+            (ExitKind::Signal(9), true),
+            (ExitKind::Code(1), false),
+        ] {
+            let o = classify(
+                ending(Ok(ChildReply::Measured(metrics())), exit, timed_out),
+                "",
+                Duration::from_secs(5),
+            );
+            assert_eq!(o.status, TrialStatus::Ok);
+            assert!(o.metrics.is_some());
+            assert!(o.error.unwrap().contains("reported its measurements"));
+        }
     }
 
     #[test]
     fn outcome_keeps_exit_and_reason() {
         let o = classify(
             ending(Err("none".into()), ExitKind::Signal(libc::SIGSEGV), false),
-            "last".into(),
+            "first\n\nlast\n",
             Duration::from_secs(5),
         );
         assert_eq!(o.exit.as_deref(), Some("signal 11 (SIGSEGV)"));
         assert!(o.error.unwrap().contains("SIGSEGV"));
-        assert_eq!(o.log_tail, "last");
+        assert_eq!(o.log_tail, "first\nlast");
     }
 
     #[test]
-    fn log_tail_keeps_last_nonempty_lines() {
+    fn log_end_and_last_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("l");
         std::fs::write(&p, "a\nb\n\nc\nd\n").unwrap();
-        assert_eq!(log_tail(&p, 2), "c\nd");
-        assert_eq!(log_tail(&dir.path().join("missing"), 2), "");
+        assert_eq!(last_lines(&log_end(&p), 2), "c\nd");
+        assert_eq!(log_end(&dir.path().join("missing")), "");
     }
 }

@@ -1,5 +1,7 @@
 //! results.csv: one row per trial, appended and synced to disk after each, so
-//! a killed sweep loses at most the trial that was running.
+//! a killed sweep loses at most the trial that was running. A row cut short
+//! by a crash or a full disk can only be the last one; opening the file for
+//! appending removes it, reading it for a report ignores it.
 
 use super::row::TrialRow;
 use anyhow::{Context, bail};
@@ -7,66 +9,64 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-/// The header the current version writes.
-pub fn header() -> Vec<String> {
-    static HEADER: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    HEADER.get_or_init(header_of_example_row).clone()
-}
-
-fn header_of_example_row() -> Vec<String> {
-    // Serializing a row with serde gives the field names in order.
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(true)
-        .from_writer(Vec::new());
-    writer.serialize(example_row()).expect("rows serialize");
-    let bytes = writer.into_inner().expect("in-memory writer");
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
-    reader
-        .headers()
-        .expect("header parses")
-        .iter()
-        .map(str::to_string)
-        .collect()
-}
-
-fn example_row() -> TrialRow {
+/// A row with a value of the right type in every column (0, 0.0, "",
+/// false): it gives the header, and the Parquet file its fixed schema.
+pub fn example_row() -> TrialRow {
     const EXAMPLE: &str = r#"{
-        "trial_id": "", "sweep": "", "seq": 0, "status": "ok", "error": null, "exit": null,
+        "trial_id": "", "sweep": "", "seq": 0, "status": "ok", "error": "", "exit": "",
         "model_name": "", "model_variant": "", "model_path": "", "model_identity": "",
-        "model_description": null, "model_size_bytes": null, "model_params": null,
+        "model_description": "", "model_size_bytes": 0, "model_params": 0,
         "n_gpu_layers": 0, "n_ctx": 0, "n_batch": 0, "n_ubatch": 0, "n_threads": 0,
         "n_threads_batch": 0, "flash_attn": "auto", "type_k": "f16", "type_v": "f16",
         "use_mmap": true, "offload_kqv": true, "defaulted": "",
         "prompt_tokens": 0, "gen_tokens": 0, "repetitions": 0, "warmup": 0,
         "request_prompt_tokens": 0, "request_max_tokens": 0,
-        "pp_tps_mean": null, "pp_tps_sd": null, "tg_tps_mean": null, "tg_tps_sd": null,
-        "ttft_ms_mean": null, "ttft_ms_sd": null, "e2e_ms_mean": null, "e2e_ms_sd": null,
-        "n_samples": null, "load_ms": null, "peak_rss_mib": null, "device_memory_mib": null,
-        "layers_offloaded": null, "layers_total": null, "n_ctx_actual": null,
-        "flash_attn_resolved": null, "feasible": false, "violations": null,
+        "pp_tps_mean": 0.5, "pp_tps_sd": 0.5, "tg_tps_mean": 0.5, "tg_tps_sd": 0.5,
+        "ttft_ms_mean": 0.5, "ttft_ms_sd": 0.5, "e2e_ms_mean": 0.5, "e2e_ms_sd": 0.5,
+        "n_samples": 0, "load_ms": 0.5, "peak_rss_mib": 0.5, "device_memory_mib": 0.5,
+        "layers_offloaded": 0, "layers_total": 0, "n_ctx_actual": 0,
+        "flash_attn_resolved": false, "feasible": false, "violations": "",
         "pp_tps_samples": "", "tg_tps_samples": "", "ttft_ms_samples": "", "e2e_ms_samples": "",
-        "wall_s": 0.0, "started_at": "", "finished_at": "", "log_file": "", "log_tail": ""
+        "wall_s": 0.5, "started_at": "", "finished_at": "", "build": "", "log_file": "", "log_tail": ""
     }"#;
     serde_json::from_str(EXAMPLE).expect("the example row matches TrialRow")
 }
 
-/// Reads every row of a results.csv. A missing file is no rows; a file
-/// written with another set of columns is an error (it cannot be resumed).
-pub fn read(path: &Path) -> anyhow::Result<Vec<TrialRow>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let found: Vec<String> = reader
-        .headers()
+/// The header the current version writes.
+pub fn header() -> Vec<String> {
+    static HEADER: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    HEADER
+        .get_or_init(|| {
+            // Serializing a row with serde gives the field names in order.
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.serialize(example_row()).expect("rows serialize");
+            let bytes = writer.into_inner().expect("in-memory writer");
+            let mut reader = csv::Reader::from_reader(bytes.as_slice());
+            let header = reader.headers().expect("header parses");
+            header.iter().map(str::to_string).collect()
+        })
+        .clone()
+}
+
+/// The rows of a results.csv, and where its last complete row ends.
+struct Parsed {
+    rows: Vec<TrialRow>,
+    /// Byte offset just after the last complete row (or the header).
+    good_end: u64,
+    /// Line where an incomplete last row starts, if there is one.
+    torn_line: Option<u64>,
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let headers = reader
+        .byte_headers()
         .with_context(|| format!("cannot read the header of {}", path.display()))?
+        .clone();
+    let found: Vec<String> = headers
         .iter()
-        .map(str::to_string)
+        .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect();
-    if found.is_empty() {
-        return Ok(Vec::new());
-    }
     if found != header() {
         bail!(
             "{} has other columns than this version of llama-sweep writes; \
@@ -74,13 +74,84 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<TrialRow>> {
             path.display()
         );
     }
-    reader
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| {
-            row.with_context(|| format!("{}: row {} is unreadable", path.display(), i + 2))
-        })
-        .collect()
+    let mut parsed = Parsed {
+        rows: Vec::new(),
+        good_end: reader.position().byte(),
+        torn_line: None,
+    };
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let line = reader.position().line();
+        let row = match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) if record.len() == headers.len() => {
+                record.deserialize::<TrialRow>(Some(&headers)).ok()
+            }
+            Ok(true) | Err(_) => None,
+        };
+        match (row, parsed.torn_line) {
+            (Some(row), None) => {
+                parsed.rows.push(row);
+                parsed.good_end = reader.position().byte();
+            }
+            (Some(_), Some(bad)) => bail!(
+                "{}: row at line {bad} is unreadable but later rows are fine: the file was edited or \
+                 damaged; repair or remove that row",
+                path.display()
+            ),
+            (None, _) => {
+                parsed.torn_line.get_or_insert(line);
+                if reader.is_done() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Reads every complete row of a results.csv (a missing file has none). An
+/// incomplete last row, left by an interrupted write, is ignored.
+pub fn read(path: &Path) -> anyhow::Result<Vec<TrialRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(parse(path, &bytes)?.rows)
+}
+
+/// Like [`read`], but cuts an incomplete last row off the file, so that the
+/// next row is appended after a complete one. Returns the rows and, when a
+/// row was cut, a note saying so.
+pub fn read_and_repair(path: &Path) -> anyhow::Result<(Vec<TrialRow>, Option<String>)> {
+    if !path.exists() {
+        return Ok((Vec::new(), None));
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let parsed = parse(path, &bytes)?;
+    let Some(line) = parsed.torn_line else {
+        return Ok((parsed.rows, None));
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} to repair it", path.display()))?;
+    file.set_len(parsed.good_end)
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("cannot cut the incomplete last row off {}", path.display()))?;
+    let note = format!(
+        "{}: removed an incomplete last row (line {line}, {} bytes) left by an interrupted write; \
+         its trial will run again",
+        path.display(),
+        bytes.len() as u64 - parsed.good_end
+    );
+    Ok((parsed.rows, Some(note)))
 }
 
 /// An open results.csv, appending.
@@ -102,8 +173,9 @@ impl CsvAppender {
             let mut writer = csv::Writer::from_writer(Vec::new());
             writer.write_record(header())?;
             file.write_all(&writer.into_inner()?)
-                .and_then(|_| file.sync_data())
+                .and_then(|_| file.sync_all())
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            super::sync_parent(path)?;
         }
         Ok(CsvAppender { file })
     }
@@ -119,5 +191,64 @@ impl CsvAppender {
             .write_all(&bytes)
             .and_then(|_| self.file.sync_data())
             .context("cannot append to results.csv")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{TrialStatus, mock};
+    use crate::test_support::row;
+
+    fn write_rows(path: &Path, n: usize) -> Vec<u8> {
+        let mut csv = CsvAppender::open(path).unwrap();
+        for i in 0..n {
+            csv.append(&row(
+                &format!("t{i}"),
+                &mock::failed(TrialStatus::Failed, "multi\nline \"reason\""),
+            ))
+            .unwrap();
+        }
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn an_incomplete_last_row_is_cut_off_when_appending_and_ignored_when_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let complete = write_rows(&path, 3);
+        // Every cut inside the last row, including inside its quoted
+        // multi-line field, leaves two complete rows.
+        let second_end = {
+            let two = dir.path().join("two.csv");
+            write_rows(&two, 2).len()
+        };
+        for cut in (second_end + 1..complete.len()).step_by(37) {
+            std::fs::write(&path, &complete[..cut]).unwrap();
+            assert_eq!(read(&path).unwrap().len(), 2, "cut at {cut}");
+            let (rows, note) = read_and_repair(&path).unwrap();
+            assert_eq!(rows.len(), 2, "cut at {cut}");
+            assert!(note.unwrap().contains("incomplete last row"));
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                complete[..second_end],
+                "cut at {cut}"
+            );
+        }
+        // A complete file is left alone.
+        std::fs::write(&path, &complete).unwrap();
+        let (rows, note) = read_and_repair(&path).unwrap();
+        assert_eq!((rows.len(), note), (3, None));
+    }
+
+    #[test]
+    fn damage_before_good_rows_is_an_error_not_a_silent_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let text = String::from_utf8(write_rows(&path, 3)).unwrap();
+        let damaged = text.replacen(",failed,", ",exploded,", 1);
+        std::fs::write(&path, damaged).unwrap();
+        let err = read_and_repair(&path).unwrap_err().to_string();
+        assert!(err.contains("later rows are fine"), "{err}");
     }
 }

@@ -24,6 +24,7 @@ pub struct Store {
     folder: PathBuf,
     rows: Vec<TrialRow>,
     csv: csv_file::CsvAppender,
+    repair_note: Option<String>,
 }
 
 impl Store {
@@ -32,13 +33,19 @@ impl Store {
         std::fs::create_dir_all(folder.join(LOGS))
             .with_context(|| format!("cannot create the output folder {}", folder.display()))?;
         let csv_path = folder.join(RESULTS_CSV);
-        let rows = csv_file::read(&csv_path)?;
+        let (rows, repair_note) = csv_file::read_and_repair(&csv_path)?;
         let csv = csv_file::CsvAppender::open(&csv_path)?;
         Ok(Store {
             folder: folder.to_path_buf(),
             rows,
             csv,
+            repair_note,
         })
+    }
+
+    /// Set when opening cut an incomplete last row off results.csv.
+    pub fn repair_note(&self) -> Option<&str> {
+        self.repair_note.as_deref()
     }
 
     pub fn folder(&self) -> &Path {
@@ -97,7 +104,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    sync_parent(path)
+}
+
+/// Syncs the folder holding `path`, so a file created or renamed there
+/// survives a power loss under its name.
+pub fn sync_parent(path: &Path) -> anyhow::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync the folder {}", parent.display()))
 }
 
 #[cfg(test)]
@@ -163,6 +183,11 @@ mod tests {
         assert_eq!(df.column("feasible").unwrap().dtype(), &DataType::Boolean);
         assert_eq!(df.column("status").unwrap().dtype(), &DataType::String);
         assert_eq!(df.column("tg_tps_mean").unwrap().null_count(), 1);
+        assert_eq!(
+            df.column("device_memory_mib").unwrap().dtype(),
+            &DataType::Float64,
+            "empty, still typed"
+        );
         assert!(!dir.path().join("results.parquet.tmp").exists());
     }
 

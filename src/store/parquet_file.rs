@@ -8,50 +8,54 @@ use polars::prelude::{Column, DataFrame, ParquetReader, ParquetWriter, PlSmallSt
 use serde_json::Value;
 use std::path::Path;
 
-/// Builds a DataFrame with one column per row field, in field order: integers
-/// as Int64, other numbers as Float64, booleans, and text.
+fn as_object(row: &TrialRow) -> anyhow::Result<serde_json::Map<String, Value>> {
+    match serde_json::to_value(row)? {
+        Value::Object(map) => Ok(map),
+        other => anyhow::bail!("row did not serialize to an object: {other:?}"),
+    }
+}
+
+/// Builds a DataFrame with one column per row field, in field order. The
+/// schema is fixed by the field types (integers Int64, other numbers Float64,
+/// booleans, text), whatever the data: a column that happens to be empty keeps
+/// its type, so results of different sweeps concatenate.
 pub fn to_dataframe(rows: &[TrialRow]) -> anyhow::Result<DataFrame> {
-    let objects: Vec<serde_json::Map<String, Value>> = rows
-        .iter()
-        .map(|row| match serde_json::to_value(row) {
-            Ok(Value::Object(map)) => Ok(map),
-            other => anyhow::bail!("row did not serialize to an object: {other:?}"),
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let names: Vec<String> = super::csv_file::header();
-    let mut columns = Vec::with_capacity(names.len());
-    for name in &names {
+    let objects: Vec<serde_json::Map<String, Value>> =
+        rows.iter().map(as_object).collect::<anyhow::Result<_>>()?;
+    let example = as_object(&super::csv_file::example_row())?;
+    let mut columns = Vec::with_capacity(example.len());
+    for (name, kind) in &example {
         let values: Vec<&Value> = objects
             .iter()
             .map(|o| o.get(name).unwrap_or(&Value::Null))
             .collect();
-        columns.push(column(name, &values));
+        columns.push(column(name, kind, &values));
     }
     DataFrame::new_infer_height(columns).context("cannot assemble the results table")
 }
 
-fn column(name: &str, values: &[&Value]) -> Column {
-    let present = || values.iter().filter(|v| !v.is_null());
+/// A column typed like `kind`, the example row's value.
+fn column(name: &str, kind: &Value, values: &[&Value]) -> Column {
     let name = PlSmallStr::from(name);
-    if present().next().is_some() && present().all(|v| v.is_boolean()) {
-        let data: Vec<Option<bool>> = values.iter().map(|v| v.as_bool()).collect();
-        Column::new(name, data)
-    } else if present().next().is_some() && present().all(|v| v.is_i64() || v.is_u64()) {
-        let data: Vec<Option<i64>> = values.iter().map(|v| v.as_i64()).collect();
-        Column::new(name, data)
-    } else if present().next().is_some() && present().all(|v| v.is_number()) {
-        let data: Vec<Option<f64>> = values.iter().map(|v| v.as_f64()).collect();
-        Column::new(name, data)
-    } else {
-        let data: Vec<Option<String>> = values
-            .iter()
-            .map(|v| match v {
-                Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            })
-            .collect();
-        Column::new(name, data)
+    match kind {
+        Value::Bool(_) => Column::new(name, values.iter().map(|v| v.as_bool()).collect::<Vec<_>>()),
+        Value::Number(n) if n.is_f64() => {
+            Column::new(name, values.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
+        }
+        Value::Number(_) => {
+            Column::new(name, values.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
+        }
+        _ => Column::new(
+            name,
+            values
+                .iter()
+                .map(|v| match v {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                })
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -68,7 +72,8 @@ pub fn write(path: &Path, rows: &[TrialRow]) -> anyhow::Result<()> {
         file.sync_all()
             .with_context(|| format!("cannot sync {}", tmp.display()))?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    super::sync_parent(path)
 }
 
 /// Reads a results.parquet back (used by tests and tools).

@@ -81,6 +81,8 @@ pub struct TrialRow {
     pub wall_s: f64,
     pub started_at: String,
     pub finished_at: String,
+    /// What measured it: llama-sweep's version and llama.cpp's build.
+    pub build: String,
     /// The trial's llama.cpp log, relative to the sweep folder.
     pub log_file: String,
     pub log_tail: String,
@@ -94,6 +96,7 @@ pub struct RowContext<'a> {
     pub objective: &'a Objective,
     pub started_at: String,
     pub finished_at: String,
+    pub build: &'a str,
     pub log_file: String,
 }
 
@@ -189,6 +192,7 @@ impl TrialRow {
             wall_s: outcome.wall.as_secs_f64(),
             started_at: ctx.started_at,
             finished_at: ctx.finished_at,
+            build: ctx.build.to_string(),
             log_file: ctx.log_file,
             log_tail: outcome.log_tail.clone(),
         };

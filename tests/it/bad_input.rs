@@ -4,6 +4,15 @@
 use crate::support::*;
 use std::path::Path;
 
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Writes `text` as a sweep.toml next to a placeholder model and runs
 /// `llama-sweep run` on it; returns (exit code, stderr).
 fn run_bad(text: &str) -> (Option<i32>, String, tempfile::TempDir) {
@@ -158,16 +167,42 @@ fn missing_sweep_file() {
 }
 
 #[test]
-fn the_same_catalogue_is_rejected_by_plan() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("model.gguf"), b"GGUF placeholder").unwrap();
-    std::fs::write(
-        dir.path().join("sweep.toml"),
+fn plan_rejects_the_same_files() {
+    let bad = [
         GOOD.replace("n_threads = 2", "n_thread = 2"),
-    )
-    .unwrap();
-    let out = run(&["plan", dir.path().join("sweep.toml").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+        GOOD.replace("n_threads = 2", "n_threads = []"),
+        GOOD.replace("n_ubatch = 512", "n_ubatch = 4096"),
+        GOOD.replace("model.gguf", "nowhere.gguf"),
+    ];
+    for text in bad {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.gguf"), b"GGUF placeholder").unwrap();
+        std::fs::create_dir(dir.path().join("a-folder")).unwrap();
+        std::fs::write(dir.path().join("sweep.toml"), &text).unwrap();
+        let out = run(&["plan", dir.path().join("sweep.toml").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(
+            entries(dir.path()),
+            ["a-folder", "model.gguf", "sweep.toml"]
+        );
+    }
+}
+
+#[test]
+fn a_default_context_too_small_for_the_workload_is_refused_before_any_trial() {
+    // No n_ctx: llama.cpp's default (512) cannot hold the default workload
+    // (512 + 128 tokens). Only the llama.cpp probe runs; no model is loaded.
+    let text = "[sweep]\nname = \"bad\"\n[[model]]\npath = \"model.gguf\"\n";
+    let (code, err, dir) = run_bad(text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("space.n_ctx") && err.contains("llama.cpp's default context (512 tokens)"),
+        "{err}"
+    );
+    assert_eq!(
+        entries(dir.path()),
+        ["a-folder", "model.gguf", "sweep.toml"]
+    );
 }
 
 #[test]

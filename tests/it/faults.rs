@@ -52,12 +52,12 @@ fn crashing_trials_are_rows_and_the_sweep_goes_on() {
 fn aborting_trials_are_crashes() {
     let (dir, out) = sweep_with_fault("crash", 60);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        statuses(&dir)
-            .iter()
-            .all(|(s, _, e)| *s == TrialStatus::Crashed
-                && e.as_deref() == Some("signal 6 (SIGABRT)"))
-    );
+    let rows = statuses(&dir);
+    assert_eq!(rows.len(), 2);
+    for (status, _, exit) in rows {
+        assert_eq!(status, TrialStatus::Crashed);
+        assert_eq!(exit.as_deref(), Some("signal 6 (SIGABRT)"));
+    }
 }
 
 #[test]
@@ -78,7 +78,9 @@ fn hanging_trials_are_killed_at_the_timeout() {
 fn unreadable_results_are_invalid() {
     let (dir, out) = sweep_with_fault("garbage", 60);
     assert!(out.status.success(), "{}", stderr(&out));
-    for (status, error, _) in statuses(&dir) {
+    let rows = statuses(&dir);
+    assert_eq!(rows.len(), 2);
+    for (status, error, _) in rows {
         assert_eq!(status, TrialStatus::Invalid);
         assert!(error.contains("unreadable result"), "{error}");
     }
