@@ -17,13 +17,18 @@
 #    llama-bench does not make is shrunk to 1 token so the ratio shows the
 #    cost of isolation.
 #
-# Usage: scripts/compare-llama-bench.sh [MODEL.gguf]   (ROUNDS=3 by default)
+# Usage: scripts/compare-llama-bench.sh [MODEL.gguf]
+#   ROUNDS=5        alternations per measurement (default 5)
+#   THREADS="1 2"   thread counts of the parity part
+#   GRID_ROUNDS=N   alternations of the wall-time part (default ROUNDS; 0 skips it)
 # Needs: cmake, a C++ compiler, python3 with pip, and `cargo build --release`.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 model="$(realpath "${1:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}")"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
+thread_counts="${THREADS:-1 2}"
+grid_rounds="${GRID_ROUNDS:-$rounds}"
 work="$root/target/llama-bench"
 sweep_bin="$root/target/release/llama-sweep"
 lcp_version="0.3.36"
@@ -117,7 +122,8 @@ summarise() { # label, then ratios on stdin
   python3 -c '
 import statistics, sys
 xs = [float(x) for x in sys.stdin.read().split()]
-print(f"{sys.argv[1]}: median {statistics.median(xs):.3f}  (min {min(xs):.3f}, max {max(xs):.3f}, {len(xs)} rounds)")' "$1"
+q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
+print(f"{sys.argv[1]}: median {statistics.median(xs):.3f}  (quartiles {q[0]:.3f}–{q[2]:.3f}, min {min(xs):.3f}, max {max(xs):.3f}, {len(xs)} rounds)")' "$1"
 }
 
 tmp="$(mktemp -d)"
@@ -127,7 +133,7 @@ trap 'rm -rf "$tmp"' EXIT
 echo
 echo "model: $model"
 echo "settings: pp 256, tg 64, 5 repetitions, n_batch 2048, n_ubatch 512, flash_attn off, CPU"
-for threads in 1 2; do
+for threads in $thread_counts; do
   : > "$tmp/pp.$threads"; : > "$tmp/tg.$threads"
   for round in $(seq "$rounds"); do
     read -r bpp btg < <("$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t "$threads" -b 2048 -ub 512 -fa 0 -ngl 0 -o json 2>/dev/null | bench_rates)
@@ -141,16 +147,17 @@ for threads in 1 2; do
 done
 echo
 echo "ratio llama-sweep / llama-bench (1.000 = identical; target within ±5%):"
-for threads in 1 2; do
+for threads in $thread_counts; do
   summarise "  pp, $threads thread(s)" < "$tmp/pp.$threads"
   summarise "  tg, $threads thread(s)" < "$tmp/tg.$threads"
 done
 
 # --- 3. wall time of a small grid ---------------------------------------------
+[ "$grid_rounds" -gt 0 ] || exit 0
 echo
 echo "grid: n_threads 1,2 × n_batch 128,256 (4 trials), pp 256, tg 64, 5 repetitions"
 : > "$tmp/wall"
-for round in $(seq "$rounds"); do
+for round in $(seq "$grid_rounds"); do
   t0=$(date +%s.%N)
   "$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t 1,2 -b 128,256 -ub 128 -fa 0 -ngl 0 -o json >/dev/null 2>&1
   t1=$(date +%s.%N)
