@@ -33,12 +33,18 @@ pub enum Command {
 reports/<name>/logs/<trial_id>.log. Rows are appended to results.csv (and results.parquet \
 rewritten) after every trial. Trials already recorded in the output folder are skipped, so \
 running the same sweep again continues where it stopped. Quantizations listed under \
-`quantize = [...]` are derived first with llama.cpp's quantizer and cached under models/derived/.",
+`quantize = [...]` are derived first with llama.cpp's quantizer and cached under models/derived/.\n\n\
+Ctrl-C once stops the running trial, keeps everything recorded and says how to resume; twice \
+exits at once. One sweep at a time can write to an output folder.",
         after_help = "Examples:\n  \
-llama-sweep run                        # uses ./sweep.toml\n  \
-llama-sweep run my-model.toml --top 5  # show the 5 best at the end\n\n\
-Exit status: 0 when the sweep finished (even if some trials failed), 2 for a bad sweep.toml, \
-1 for other errors."
+llama-sweep run                              # uses ./sweep.toml\n  \
+llama-sweep run my-model.toml --top 5        # show the 5 best at the end\n  \
+nohup llama-sweep run --max-hours 8 &        # overnight: stop in time for breakfast\n  \
+llama-sweep run --fresh                      # start over, old results moved aside\n\n\
+Exit status: 0 finished and recommended a configuration; 1 unexpected error; 2 bad sweep file or \
+arguments (nothing written); 3 output folder unusable (locked, not writable, or its rows were \
+measured under another workload or objective); 4 writing results failed (disk full); 5 \
+interrupted; 6 budget reached with trials left; 7 finished but no trial is feasible."
     )]
     Run(RunArgs),
 
@@ -63,6 +69,16 @@ llama-sweep export reports/demo --trial 3f2a9c1b0d4e -o app/config.yaml"
     )]
     Export(ExportArgs),
 
+    /// How far a sweep has got: done, failed, left, best so far, ETA
+    #[command(
+        long_about = "Show the state of a sweep's output folder: whether a sweep is running in it now, \
+how many trials of its plan are recorded and how they ended, how many are left, the best so \
+far, and the expected time left. It only reads, so it is safe while the sweep runs in another \
+terminal.",
+        after_help = "Examples:\n  llama-sweep status reports/demo\n  watch -n 60 llama-sweep status reports/demo"
+    )]
+    Status(StatusArgs),
+
     /// Measure one trial (run by `llama-sweep run`; reads a job on stdin)
     #[command(hide = true)]
     Trial,
@@ -76,6 +92,21 @@ pub struct RunArgs {
     /// How many of the best trials to list at the end
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Start over: move the existing output folder aside (to <name>.<time>) first
+    #[arg(long)]
+    pub fresh: bool,
+    /// Add to an output folder whose rows were measured with another workload or objective
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// Extra tries for a trial that crashed or timed out (failed and oom trials are not retried)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Stop once this many trials of the plan are recorded (overrides [sweep] max_trials)
+    #[arg(long, value_name = "N")]
+    pub max_trials: Option<usize>,
+    /// Stop before a trial that would end after this many hours (overrides [sweep] max_hours)
+    #[arg(long, value_name = "HOURS")]
+    pub max_hours: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +114,12 @@ pub struct PlanArgs {
     /// The sweep description
     #[arg(default_value = "sweep.toml")]
     pub sweep: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The sweep's output folder, e.g. reports/demo
+    pub folder: PathBuf,
 }
 
 #[derive(Debug, Args)]

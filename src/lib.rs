@@ -11,8 +11,10 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod drift;
 pub mod exit;
 pub mod export;
+pub mod interrupt;
 pub mod machine;
 pub mod measure;
 pub mod models;
@@ -90,6 +92,8 @@ pub(crate) mod test_support {
                 started_at: "t0".into(),
                 finished_at: "t1".into(),
                 build: "test build",
+                attempts: 1,
+                noise_cv_max: 0.05,
                 log_file: crate::store::Store::log_file(id),
             },
         )

@@ -11,11 +11,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Trial => return measure::run_child(),
         Command::Run(args) => cmd::run::run(&args),
-        Command::Plan(args) => cmd::plan::run(&args),
-        Command::Export(args) => cmd::export::run(&args),
+        Command::Plan(args) => cmd::plan::run(&args).map(|()| exit::OK),
+        Command::Export(args) => cmd::export::run(&args).map(|()| exit::OK),
+        Command::Status(args) => cmd::status::run(&args).map(|()| exit::OK),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {

@@ -1,16 +1,20 @@
-//! The sweep loop: ask the strategy for a trial, run it with the executor,
-//! store its row, tell the strategy, report progress — until the strategy is
-//! done. A trial that fails is a row like any other; only a failure of the
-//! sweep's own machinery (the store cannot be written) stops the loop.
+//! The sweep loop: ask the strategy for a trial, run it (again, when it
+//! crashed or timed out and retries are left), store its row, tell the
+//! strategy, watch for drift — until the strategy is done, the budget is
+//! spent, or a stop is asked for. A trial that fails is a row like any other;
+//! only a failure of the sweep's own machinery (the store cannot be written)
+//! ends the loop with an error.
 
+use crate::drift::{DriftMonitor, DriftSettings, Verdict};
 use crate::objective::Objective;
 use crate::protocol::{EffectiveParams, TrialSpec};
-use crate::runner::{Executor, TrialOutcome, TrialStatus};
+use crate::runner::{Execution, Executor, TrialOutcome, TrialStatus};
 use crate::search::Strategy;
 use crate::store::Store;
+use crate::store::anchors::{self, AnchorCheck};
 use crate::store::row::{RowContext, TrialRow};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the loop needs besides the strategy, executor and store.
 pub struct SweepContext<'a> {
@@ -19,11 +23,53 @@ pub struct SweepContext<'a> {
     pub build: &'a str,
     pub defaults: &'a EffectiveParams,
     pub objective: &'a Objective,
-    /// Position of each trial id in the plan (the row's `seq`).
-    pub seq_of: HashMap<String, u32>,
+    /// Every trial of the plan, in plan order (a row's `seq` is its
+    /// position; the drift anchor is looked up here).
+    pub plan: &'a [TrialSpec],
     /// Model variants that could not be prepared (identity → reason): their
     /// trials are recorded as failed without being run.
     pub unavailable: HashMap<String, String>,
+}
+
+/// How the loop runs: retries, budget, drift and noise watching.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepOptions {
+    /// Extra runs of a trial that crashed or timed out.
+    pub retries: u32,
+    /// Stop once this many trials of the plan are recorded (earlier runs
+    /// included).
+    pub max_trials: Option<usize>,
+    /// Stop before a trial that would end after this much time in this run.
+    pub max_time: Option<Duration>,
+    pub drift: DriftSettings,
+    /// Coefficient of variation above which a trial is flagged noisy.
+    pub noise_cv_max: f64,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            retries: 1,
+            max_trials: None,
+            max_time: None,
+            drift: DriftSettings {
+                every: 0,
+                ..DriftSettings::default()
+            },
+            noise_cv_max: 0.05,
+        }
+    }
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepEnd {
+    /// The strategy has nothing left to run.
+    Completed,
+    /// A stop was asked for; the running trial was discarded.
+    Interrupted,
+    /// The budget was spent with `left` trials not run.
+    BudgetReached { reason: String, left: usize },
 }
 
 /// A finished trial, for progress display.
@@ -34,52 +80,404 @@ pub struct TrialEvent<'a> {
     pub spec: &'a TrialSpec,
 }
 
+/// Progress display and the sweep log.
+pub trait SweepObserver {
+    fn trial_started(&mut self, _spec: &TrialSpec, _done: usize, _total: usize) {}
+    fn trial_finished(&mut self, _event: TrialEvent) {}
+    /// Something worth a line: a retry, an anchor check, drift.
+    fn note(&mut self, _text: &str) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+impl SweepObserver for Silent {}
+
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// Runs trials until the strategy has none left. Returns the number run.
+/// Statuses worth another try: they can be transient. `failed` and `oom`
+/// would fail the same way again.
+fn is_retryable(status: TrialStatus) -> bool {
+    matches!(status, TrialStatus::Crashed | TrialStatus::Timeout)
+}
+
+struct Loop<'a, 'b> {
+    /// The plan by trial id: (position, spec).
+    plan: HashMap<&'b str, (u32, &'b TrialSpec)>,
+    executor: &'a mut dyn Executor,
+    store: &'a mut Store,
+    ctx: &'a SweepContext<'b>,
+    options: &'a SweepOptions,
+    observer: &'a mut dyn SweepObserver,
+    drift: DriftMonitor,
+    /// Wall times of the trials run so far in this run.
+    walls: Vec<Duration>,
+    anchor_checks: usize,
+}
+
+/// Runs trials until the strategy has none left, the budget is spent, or a
+/// stop is asked for.
 pub fn run(
     strategy: &mut dyn Strategy,
     executor: &mut dyn Executor,
     store: &mut Store,
     ctx: &SweepContext,
-    on_trial: &mut dyn FnMut(TrialEvent),
-) -> anyhow::Result<usize> {
-    let total = strategy.remaining().unwrap_or(0);
-    let mut done = 0;
-    while let Some(spec) = strategy.propose() {
+    options: &SweepOptions,
+    observer: &mut dyn SweepObserver,
+) -> anyhow::Result<SweepEnd> {
+    let mut drift = DriftMonitor::new(options.drift.clone());
+    // A named anchor recorded by an earlier run keeps its first value.
+    if let Some(anchor) = &options.drift.anchor {
+        if let Some(row) = store
+            .rows()
+            .iter()
+            .find(|r| &r.trial_id == anchor && r.feasible)
+        {
+            drift.recorded(&row.trial_id, ctx.objective.score(row));
+        }
+    }
+    let mut state = Loop {
+        plan: ctx
+            .plan
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.trial_id.as_str(), (i as u32, s)))
+            .collect(),
+        executor,
+        store,
+        ctx,
+        options,
+        observer,
+        drift,
+        walls: Vec::new(),
+        anchor_checks: 0,
+    };
+    state.run(strategy)
+}
+
+impl Loop<'_, '_> {
+    fn run(&mut self, strategy: &mut dyn Strategy) -> anyhow::Result<SweepEnd> {
+        let started = Instant::now();
+        let total = strategy.remaining().unwrap_or(0);
+        let recorded = self.store.recorded_ids();
+        let recorded_before = self
+            .plan
+            .keys()
+            .filter(|id| recorded.contains(**id))
+            .count();
+        let mut done = 0;
+        loop {
+            if crate::interrupt::requested() {
+                return Ok(SweepEnd::Interrupted);
+            }
+            let left = strategy.remaining().unwrap_or(0);
+            if let Some(max) = self.options.max_trials {
+                if recorded_before + done >= max && left > 0 {
+                    return Ok(SweepEnd::BudgetReached {
+                        reason: format!("max_trials = {max} reached"),
+                        left,
+                    });
+                }
+            }
+            if let (Some(max), Some(next)) = (self.options.max_time, self.expected_trial_time()) {
+                if started.elapsed() + next > max && left > 0 {
+                    return Ok(SweepEnd::BudgetReached {
+                        reason: format!(
+                            "the next trial (about {:.0} s) would end after max_hours ({:.2} h)",
+                            next.as_secs_f64(),
+                            max.as_secs_f64() / 3600.0
+                        ),
+                        left,
+                    });
+                }
+            }
+            let Some(spec) = strategy.propose() else {
+                return Ok(SweepEnd::Completed);
+            };
+            self.observer
+                .trial_started(&spec, done, total.max(done + 1));
+            let Some(row) = self.measure(&spec)? else {
+                self.observer.note(&format!(
+                    "stop requested: trial {} was stopped and is not recorded; everything recorded is kept",
+                    spec.trial_id
+                ));
+                return Ok(SweepEnd::Interrupted);
+            };
+            self.store.append(row.clone())?;
+            strategy.observe(&spec, &row);
+            done += 1;
+            self.observer.trial_finished(TrialEvent {
+                done,
+                total: total.max(done),
+                row: &row,
+                spec: &spec,
+            });
+            let value = row
+                .feasible
+                .then(|| self.ctx.objective.score(&row))
+                .flatten();
+            if self.drift.recorded(&row.trial_id, value) {
+                match self.check_anchor(done)? {
+                    Some(()) => {}
+                    None => return Ok(SweepEnd::Interrupted),
+                }
+            }
+        }
+    }
+
+    /// Marks rows measured while the anchor had drifted.
+    fn mark_drift(&mut self, ids: &[String], note: &str) -> anyhow::Result<()> {
+        let marked: Vec<TrialRow> = self
+            .store
+            .rows()
+            .iter()
+            .filter(|r| ids.contains(&r.trial_id))
+            .map(|r| TrialRow {
+                drift: format!("measured while the machine drifted: {note}"),
+                ..r.clone()
+            })
+            .collect();
+        self.store.replace(&marked)
+    }
+
+    /// Mean wall time of this run's trials, else of the recorded ones.
+    fn expected_trial_time(&self) -> Option<Duration> {
+        let walls: Vec<f64> = if self.walls.is_empty() {
+            self.store
+                .rows()
+                .iter()
+                .map(|r| r.wall_s)
+                .filter(|w| *w > 0.0)
+                .collect()
+        } else {
+            self.walls.iter().map(Duration::as_secs_f64).collect()
+        };
+        (!walls.is_empty())
+            .then(|| Duration::from_secs_f64(walls.iter().sum::<f64>() / walls.len() as f64))
+    }
+
+    /// Runs a trial, retrying crashes and timeouts, and builds its row.
+    /// `None` when a stop was asked for.
+    fn measure(&mut self, spec: &TrialSpec) -> anyhow::Result<Option<TrialRow>> {
         let started_at = now_rfc3339();
         let log_file = Store::log_file(&spec.trial_id);
-        let outcome = match ctx.unavailable.get(&spec.model.identity) {
-            Some(reason) => unavailable_outcome(reason),
-            None => executor.execute(&spec, &store.folder().join(&log_file))?,
+        let log_path = self.store.folder().join(&log_file);
+        let mut attempts = 1;
+        let mut earlier = Vec::new();
+        let mut outcome = loop {
+            let outcome = match self.ctx.unavailable.get(&spec.model.identity) {
+                Some(reason) => unavailable_outcome(reason),
+                None => match self.executor.execute(spec, &log_path)? {
+                    Execution::Done(outcome) => outcome,
+                    Execution::Interrupted => return Ok(None),
+                },
+            };
+            self.walls.push(outcome.wall);
+            if !is_retryable(outcome.status) || attempts > self.options.retries {
+                break outcome;
+            }
+            let first_line = outcome
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("");
+            earlier.push(format!(
+                "attempt {attempts} {}: {first_line}",
+                outcome.status
+            ));
+            let kept = log_path.with_extension(format!("try{attempts}.log"));
+            let _ = std::fs::rename(&log_path, &kept);
+            self.observer.note(&format!(
+                "trial {} {} ({}); trying again (log of the failed attempt: {})",
+                spec.trial_id,
+                outcome.status,
+                first_line,
+                kept.display()
+            ));
+            attempts += 1;
+        };
+        if !earlier.is_empty() {
+            let last = outcome
+                .error
+                .take()
+                .map(|e| format!("; attempt {attempts}: {e}"))
+                .unwrap_or_default();
+            outcome.error = Some(format!("{}{last}", earlier.join("; ")));
+        }
+        Ok(Some(TrialRow::new(
+            spec,
+            &outcome,
+            RowContext {
+                sweep: self.ctx.sweep_name,
+                seq: self
+                    .plan
+                    .get(spec.trial_id.as_str())
+                    .map_or(u32::MAX, |(seq, _)| *seq),
+                defaults: self.ctx.defaults,
+                objective: self.ctx.objective,
+                started_at,
+                finished_at: now_rfc3339(),
+                build: self.ctx.build,
+                log_file,
+                attempts,
+                noise_cv_max: self.options.noise_cv_max,
+            },
+        )))
+    }
+
+    /// Re-measures the anchor and handles drift. `None` when a stop was
+    /// asked for.
+    fn check_anchor(&mut self, done: usize) -> anyhow::Result<Option<()>> {
+        let Some((anchor_id, first)) = self.drift.anchor().map(|(id, v)| (id.to_string(), v))
+        else {
+            return Ok(Some(()));
+        };
+        let Some(value) = self.measure_anchor(&anchor_id, done, first)? else {
+            return Ok(None);
+        };
+        let suspects = self.drift.take_suspects();
+        let Some(Verdict::Drifted { change }) = value.and_then(|v| self.drift.judge(v)) else {
+            return Ok(Some(()));
+        };
+        let note = format!(
+            "anchor {anchor_id} measured {:+.1}% from its first value after trial {}",
+            change * 100.0,
+            done
+        );
+        self.observer.note(&format!(
+            "drift: {note}; {} trials since the last good check are suspect",
+            suspects.len()
+        ));
+        self.mark_drift(&suspects, &note)?;
+        let settings = self.drift.settings().clone();
+        if !settings.remeasure || suspects.is_empty() {
+            return Ok(Some(()));
+        }
+        if settings.cooldown_s > 0.0 {
+            self.observer
+                .note(&format!("cooling down for {:.0} s", settings.cooldown_s));
+            if !interruptible_sleep(Duration::from_secs_f64(settings.cooldown_s)) {
+                return Ok(None);
+            }
+        }
+        let Some(again) = self.measure_anchor(&anchor_id, done, first)? else {
+            return Ok(None);
+        };
+        if !matches!(
+            again.and_then(|v| self.drift.judge(v)),
+            Some(Verdict::Steady { .. })
+        ) {
+            self.observer
+                .note("the anchor has not come back: the suspect trials keep their mark");
+            return Ok(Some(()));
+        }
+        self.observer.note(&format!(
+            "the anchor is back: measuring the {} suspect trials again",
+            suspects.len()
+        ));
+        let specs: Vec<TrialSpec> = suspects.iter().filter_map(|id| self.spec_of(id)).collect();
+        let mut redone = Vec::new();
+        for spec in specs {
+            let Some(mut row) = self.measure(&spec)? else {
+                return Ok(None);
+            };
+            row.drift = format!("re-measured after drift ({note})");
+            redone.push(row);
+        }
+        self.store.replace(&redone)?;
+        Ok(Some(()))
+    }
+
+    /// One anchor measurement, recorded in anchors.csv: `Some(value)` (the
+    /// value is `None` when the anchor failed), or `None` when a stop was
+    /// asked for.
+    fn measure_anchor(
+        &mut self,
+        anchor_id: &str,
+        done: usize,
+        first: f64,
+    ) -> anyhow::Result<Option<Option<f64>>> {
+        let Some(spec) = self.spec_of(anchor_id) else {
+            return Ok(Some(None));
+        };
+        self.anchor_checks += 1;
+        let log = self
+            .store
+            .folder()
+            .join(format!("logs/{anchor_id}.anchor{}.log", self.anchor_checks));
+        let outcome = match self.executor.execute(&spec, &log)? {
+            Execution::Done(outcome) => outcome,
+            Execution::Interrupted => return Ok(None),
         };
         let row = TrialRow::new(
             &spec,
             &outcome,
             RowContext {
-                sweep: ctx.sweep_name,
-                seq: ctx.seq_of.get(&spec.trial_id).copied().unwrap_or(u32::MAX),
-                defaults: ctx.defaults,
-                objective: ctx.objective,
-                started_at,
-                finished_at: now_rfc3339(),
-                build: ctx.build,
-                log_file,
+                sweep: self.ctx.sweep_name,
+                seq: 0,
+                defaults: self.ctx.defaults,
+                objective: self.ctx.objective,
+                started_at: String::new(),
+                finished_at: String::new(),
+                build: self.ctx.build,
+                log_file: String::new(),
+                attempts: 1,
+                noise_cv_max: self.options.noise_cv_max,
             },
         );
-        store.append(row.clone())?;
-        strategy.observe(&spec, &row);
-        done += 1;
-        on_trial(TrialEvent {
-            done,
-            total: total.max(done),
-            row: &row,
-            spec: &spec,
-        });
+        let value = self.ctx.objective.score(&row);
+        let verdict = match value.and_then(|v| self.drift.judge(v)) {
+            Some(Verdict::Steady { .. }) => "steady",
+            Some(Verdict::Drifted { .. }) => "drifted",
+            None => "failed",
+        };
+        anchors::append(
+            self.store.folder(),
+            &AnchorCheck {
+                at: now_rfc3339(),
+                after_trials: done,
+                anchor_trial_id: anchor_id.to_string(),
+                metric: self.ctx.objective.metric.name().to_string(),
+                first_value: first,
+                value,
+                change_pct: value.map(|v| (v / first - 1.0) * 100.0),
+                verdict: verdict.to_string(),
+            },
+        )?;
+        self.observer.note(&format!(
+            "anchor check after {done} trials: {} {}",
+            value.map_or("not measured".to_string(), |v| format!(
+                "{v:.1} ({:+.1}%)",
+                (v / first - 1.0) * 100.0
+            )),
+            verdict
+        ));
+        Ok(Some(value))
     }
-    Ok(done)
+
+    /// The spec of a planned trial.
+    fn spec_of(&self, trial_id: &str) -> Option<TrialSpec> {
+        self.plan.get(trial_id).map(|(_, spec)| (*spec).clone())
+    }
+}
+
+/// Sleeps, waking early when a stop is asked for; false if it was.
+fn interruptible_sleep(duration: Duration) -> bool {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        if crate::interrupt::requested() {
+            return false;
+        }
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+        );
+    }
+    !crate::interrupt::requested()
 }
 
 fn unavailable_outcome(reason: &str) -> TrialOutcome {
@@ -100,6 +498,8 @@ mod tests {
     use crate::protocol::{ModelVariant, Params, Workload};
     use crate::runner::mock::{self, MockExecutor};
     use crate::search::GridStrategy;
+    use crate::test_support::defaults;
+    use std::cell::Cell;
     use std::collections::HashSet;
 
     fn specs(n: usize) -> Vec<TrialSpec> {
@@ -133,19 +533,14 @@ mod tests {
             .collect()
     }
 
-    use crate::test_support::defaults;
-
-    #[test]
-    fn every_trial_becomes_one_row_whatever_its_ending() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let trials = specs(5);
-        let mut strategy = GridStrategy::new(&trials, &HashSet::new());
-        let mut executor = MockExecutor::new(|spec: &TrialSpec| match spec.trial_id.as_str() {
-            "t1" => mock::failed(TrialStatus::Crashed, "signal 11"),
-            "t2" => mock::failed(TrialStatus::Timeout, "too slow"),
-            id => mock::measured(100.0 + id[1..].parse::<f64>().unwrap(), 500.0),
-        });
+    /// Runs a sweep of `trials` with `answer`, returning how it ended and
+    /// the store.
+    fn sweep(
+        dir: &std::path::Path,
+        trials: &[TrialSpec],
+        options: &SweepOptions,
+        answer: impl FnMut(&TrialSpec) -> Execution,
+    ) -> (SweepEnd, Vec<String>, Store) {
         let defaults = defaults();
         let objective = Objective::default();
         let ctx = SweepContext {
@@ -153,67 +548,276 @@ mod tests {
             build: "test build",
             defaults: &defaults,
             objective: &objective,
-            seq_of: trials
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.trial_id.clone(), i as u32))
-                .collect(),
+            plan: trials,
             unavailable: [("derived".to_string(), "could not derive Q8_0".to_string())].into(),
         };
-        let mut events = Vec::new();
-        let n = run(&mut strategy, &mut executor, &mut store, &ctx, &mut |e| {
-            events.push((e.done, e.total, e.row.status))
-        })
+        let mut store = Store::open(dir).unwrap();
+        let mut strategy = GridStrategy::new(trials, &store.recorded_ids());
+        let mut executor = MockExecutor::new(answer);
+        let end = run(
+            &mut strategy,
+            &mut executor,
+            &mut store,
+            &ctx,
+            options,
+            &mut Silent,
+        )
         .unwrap();
-        assert_eq!(n, 5);
+        (end, executor.executed, store)
+    }
+
+    fn ok(tg: f64) -> Execution {
+        Execution::Done(mock::measured(tg, 500.0))
+    }
+
+    #[test]
+    fn every_trial_becomes_one_row_whatever_its_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SweepOptions {
+            retries: 0,
+            ..SweepOptions::default()
+        };
+        let (end, executed, store) = sweep(dir.path(), &specs(5), &options, |spec| {
+            match spec.trial_id.as_str() {
+                "t1" => Execution::Done(mock::failed(TrialStatus::Crashed, "signal 11")),
+                "t2" => Execution::Done(mock::failed(TrialStatus::Timeout, "too slow")),
+                _ => ok(100.0),
+            }
+        });
+        assert_eq!(end, SweepEnd::Completed);
         // The unavailable variant's trial was not executed but recorded.
-        assert_eq!(executor.executed, vec!["t0", "t1", "t2", "t4"]);
+        assert_eq!(executed, vec!["t0", "t1", "t2", "t4"]);
         let statuses: Vec<_> = store.rows().iter().map(|r| r.status).collect();
-        use TrialStatus::*;
+        use TrialStatus::{Crashed, Failed, Ok, Timeout};
         assert_eq!(statuses, vec![Ok, Crashed, Timeout, Failed, Ok]);
         assert_eq!(
             store.rows()[3].error.as_deref(),
             Some("could not derive Q8_0")
         );
         assert_eq!(store.rows()[4].seq, 4);
-        assert_eq!(events.last().unwrap().0, 5);
-        assert_eq!(events[0].1, 5);
-        assert!(dir.path().join("logs/t0.log").exists());
+        assert!(store.rows().iter().all(|r| r.build == "test build"));
     }
 
     #[test]
     fn recorded_trials_are_not_run_again() {
         let dir = tempfile::tempdir().unwrap();
-        let trials = specs(4);
-        let defaults = defaults();
-        let objective = Objective::default();
-        let ctx = SweepContext {
-            sweep_name: "s",
-            build: "test build",
-            defaults: &defaults,
-            objective: &objective,
-            seq_of: HashMap::new(),
-            unavailable: HashMap::new(),
-        };
-        let answer = |_: &TrialSpec| mock::measured(50.0, 100.0);
-        {
-            let mut store = Store::open(dir.path()).unwrap();
-            let mut first_two = GridStrategy::new(&trials[..2], &HashSet::new());
-            run(
-                &mut first_two,
-                &mut MockExecutor::new(answer),
-                &mut store,
-                &ctx,
-                &mut |_| {},
-            )
-            .unwrap();
-        }
-        let mut store = Store::open(dir.path()).unwrap();
-        let mut strategy = GridStrategy::new(&trials, &store.recorded_ids());
-        let mut executor = MockExecutor::new(answer);
-        run(&mut strategy, &mut executor, &mut store, &ctx, &mut |_| {}).unwrap();
-        assert_eq!(executor.executed, vec!["t2", "t3"]);
+        let trials = specs(5);
+        let (_, first, store) = sweep(dir.path(), &trials[..2], &SweepOptions::default(), |_| {
+            ok(50.0)
+        });
+        drop(store);
+        assert_eq!(first, vec!["t0", "t1"]);
+        let (end, executed, store) =
+            sweep(dir.path(), &trials, &SweepOptions::default(), |_| ok(50.0));
+        assert_eq!(end, SweepEnd::Completed);
+        assert_eq!(executed, vec!["t2", "t4"]);
         let ids: Vec<_> = store.rows().iter().map(|r| r.trial_id.as_str()).collect();
-        assert_eq!(ids, vec!["t0", "t1", "t2", "t3"]);
+        assert_eq!(ids, vec!["t0", "t1", "t2", "t3", "t4"]);
+    }
+
+    #[test]
+    fn crashes_and_timeouts_are_retried_failures_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls: std::cell::RefCell<HashMap<String, u32>> = Default::default();
+        let (_, executed, store) = sweep(dir.path(), &specs(3), &SweepOptions::default(), |spec| {
+            let n = {
+                let mut calls = calls.borrow_mut();
+                let n = calls.entry(spec.trial_id.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            match (spec.trial_id.as_str(), n) {
+                ("t0", 1) => {
+                    Execution::Done(mock::failed(TrialStatus::Crashed, "signal 11 (SIGSEGV)"))
+                }
+                ("t1", _) => Execution::Done(mock::failed(TrialStatus::Timeout, "hung")),
+                ("t2", _) => Execution::Done(mock::failed(TrialStatus::Failed, "bad context")),
+                _ => ok(100.0),
+            }
+        });
+        assert_eq!(executed, vec!["t0", "t0", "t1", "t1", "t2"]);
+        let rows = store.rows();
+        assert_eq!((rows[0].status, rows[0].attempts), (TrialStatus::Ok, 2));
+        assert!(
+            rows[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("attempt 1 crashed: signal 11"),
+            "{:?}",
+            rows[0].error
+        );
+        assert_eq!(
+            (rows[1].status, rows[1].attempts),
+            (TrialStatus::Timeout, 2)
+        );
+        assert_eq!((rows[2].status, rows[2].attempts), (TrialStatus::Failed, 1));
+        assert!(
+            dir.path().join("logs/t0.try1.log").exists(),
+            "the failed attempt's log is kept"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_trial_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (end, executed, store) =
+            sweep(dir.path(), &specs(4), &SweepOptions::default(), |spec| {
+                if spec.trial_id == "t1" {
+                    Execution::Interrupted
+                } else {
+                    ok(10.0)
+                }
+            });
+        assert_eq!(end, SweepEnd::Interrupted);
+        assert_eq!(executed, vec!["t0", "t1"]);
+        assert_eq!(store.rows().len(), 1);
+    }
+
+    #[test]
+    fn max_trials_counts_recorded_rows_and_resuming_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let trials: Vec<_> = specs(6)
+            .into_iter()
+            .filter(|t| t.trial_id != "t3")
+            .collect();
+        let options = SweepOptions {
+            max_trials: Some(2),
+            ..SweepOptions::default()
+        };
+        let (end, executed, store) = sweep(dir.path(), &trials, &options, |_| ok(10.0));
+        assert_eq!(executed.len(), 2);
+        assert!(
+            matches!(end, SweepEnd::BudgetReached { left: 3, .. }),
+            "{end:?}"
+        );
+        drop(store);
+        let options = SweepOptions {
+            max_trials: Some(4),
+            ..options
+        };
+        let (end, executed, _) = sweep(dir.path(), &trials, &options, |_| ok(10.0));
+        assert_eq!(executed.len(), 2, "two more, to four in all");
+        assert!(
+            matches!(end, SweepEnd::BudgetReached { left: 1, .. }),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn max_time_stops_before_a_trial_that_would_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let trials: Vec<_> = (0..50)
+            .map(|i| TrialSpec {
+                trial_id: format!("x{i}"),
+                ..specs(1)[0].clone()
+            })
+            .collect();
+        let options = SweepOptions {
+            max_time: Some(Duration::from_millis(300)),
+            ..SweepOptions::default()
+        };
+        let (end, executed, store) = sweep(dir.path(), &trials, &options, |_| {
+            std::thread::sleep(Duration::from_millis(40));
+            let mut outcome = mock::measured(10.0, 10.0);
+            outcome.wall = Duration::from_millis(40);
+            Execution::Done(outcome)
+        });
+        assert!(matches!(end, SweepEnd::BudgetReached { .. }), "{end:?}");
+        assert!(!executed.is_empty() && executed.len() < 50);
+        assert_eq!(store.rows().len(), executed.len());
+    }
+
+    /// A machine whose speed drops to 80% for calls `slow` (1-based).
+    fn drifting(slow: std::ops::Range<u32>) -> impl FnMut(&TrialSpec) -> Execution {
+        let calls = Cell::new(0);
+        move |_| {
+            calls.set(calls.get() + 1);
+            ok(if slow.contains(&calls.get()) {
+                80.0
+            } else {
+                100.0
+            })
+        }
+    }
+
+    fn drift_options(remeasure: bool) -> SweepOptions {
+        SweepOptions {
+            drift: DriftSettings {
+                every: 3,
+                remeasure,
+                ..DriftSettings::default()
+            },
+            ..SweepOptions::default()
+        }
+    }
+
+    #[test]
+    fn drift_marks_the_trials_since_the_last_good_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let trials: Vec<_> = (0..8)
+            .map(|i| TrialSpec {
+                trial_id: format!("x{i}"),
+                ..specs(1)[0].clone()
+            })
+            .collect();
+        // Calls: x0 (anchor, 100), x1 x2 x3, check (steady), x4 x5 x6 slow,
+        // check slow → drift; re-check slow → marks stay.
+        let (_, executed, store) =
+            sweep(dir.path(), &trials, &drift_options(true), drifting(6..20));
+        assert_eq!(
+            executed.iter().filter(|id| *id == "x0").count(),
+            1 + 3,
+            "anchor + three checks"
+        );
+        let marked: Vec<_> = store
+            .rows()
+            .iter()
+            .filter(|r| !r.drift.is_empty())
+            .map(|r| r.trial_id.as_str())
+            .collect();
+        assert_eq!(marked, vec!["x4", "x5", "x6"]);
+        let checks = anchors::read(dir.path()).unwrap();
+        let verdicts: Vec<_> = checks.iter().map(|c| c.verdict.as_str()).collect();
+        assert_eq!(verdicts, vec!["steady", "drifted", "drifted"]);
+        assert!((checks[1].change_pct.unwrap() + 20.0).abs() < 1e-9);
+        // What is stored on disk agrees.
+        let on_disk = crate::store::read_rows(dir.path()).unwrap();
+        assert_eq!(on_disk.iter().filter(|r| !r.drift.is_empty()).count(), 3);
+    }
+
+    #[test]
+    fn after_drift_the_suspects_are_measured_again_once_the_anchor_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let trials: Vec<_> = (0..7)
+            .map(|i| TrialSpec {
+                trial_id: format!("x{i}"),
+                ..specs(1)[0].clone()
+            })
+            .collect();
+        // x0 anchor; x1 x2 x3 slow; check slow → drift; re-check fast →
+        // x1 x2 x3 measured again at full speed.
+        let (_, _, store) = sweep(dir.path(), &trials, &drift_options(true), drifting(2..6));
+        let rows = store.rows();
+        assert_eq!(
+            rows.len(),
+            7,
+            "re-measuring replaces rows, it does not add any"
+        );
+        for id in ["x1", "x2", "x3"] {
+            let r = rows.iter().find(|r| r.trial_id == id).unwrap();
+            assert!(
+                r.drift.starts_with("re-measured after drift"),
+                "{id}: {}",
+                r.drift
+            );
+            assert_eq!(r.tg_tps_mean.map(f64::round), Some(100.0), "{id}");
+        }
+        let ids: HashSet<_> = crate::store::read_rows(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.trial_id)
+            .collect();
+        assert_eq!(ids.len(), 7);
     }
 }

@@ -4,3 +4,5 @@
 pub mod export;
 pub mod plan;
 pub mod run;
+mod run_setup;
+pub mod status;

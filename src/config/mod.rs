@@ -14,6 +14,7 @@ mod validate;
 
 pub use error::ConfigError;
 
+use crate::drift::DriftSettings;
 use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
 use crate::protocol::{FlashAttn, KvType, Workload};
@@ -37,6 +38,9 @@ pub struct SweepConfig {
     pub objective: Objective,
     pub trial_timeout: Duration,
     pub export: ExportSettings,
+    pub drift: DriftSettings,
+    /// Coefficient of variation above which a trial is flagged noisy.
+    pub noise_cv_max: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,10 @@ pub struct SweepSettings {
     /// Where derived quantizations are cached (default `models/derived/`),
     /// absolute.
     pub model_cache: PathBuf,
+    /// Stop once this many trials of the plan are recorded.
+    pub max_trials: Option<usize>,
+    /// Stop before a trial that would end after this long in one run.
+    pub max_time: Option<Duration>,
 }
 
 impl SweepSettings {

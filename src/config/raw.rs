@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub trial: RawTrial,
     #[serde(default)]
     pub export: RawExport,
+    #[serde(default)]
+    pub drift: RawDrift,
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,6 +32,8 @@ pub struct RawSweep {
     pub strategy: Option<Spanned<String>>,
     pub seed: Option<u64>,
     pub model_cache: Option<String>,
+    pub max_trials: Option<Spanned<i64>>,
+    pub max_hours: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +92,17 @@ pub struct RawObjective {
 #[serde(deny_unknown_fields)]
 pub struct RawTrial {
     pub timeout_s: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    pub every: Option<Spanned<i64>>,
+    pub threshold_pct: Option<Spanned<Number>>,
+    pub anchor: Option<String>,
+    pub cooldown_s: Option<Spanned<Number>>,
+    pub remeasure: Option<bool>,
+    pub noise_cv_max: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

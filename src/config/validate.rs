@@ -5,6 +5,7 @@ use super::axis::{self, AxisValue};
 use super::error::{ConfigError, did_you_mean};
 use super::raw::{Number, RawConfig, RawModel, RawSpace};
 use super::{ExportSettings, ModelEntry, Space, StrategyKind, SweepConfig, SweepSettings};
+use crate::drift::DriftSettings;
 use crate::models::quant_types::QuantType;
 use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
 use crate::protocol::Workload;
@@ -96,6 +97,7 @@ pub fn validate(
         }
     };
 
+    let (drift, noise_cv_max) = drift(&ctx, &raw)?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -107,6 +109,8 @@ pub fn validate(
         objective,
         trial_timeout,
         export: ExportSettings { temperature },
+        drift,
+        noise_cv_max,
     })
 }
 
@@ -150,7 +154,27 @@ fn sweep_settings(
             );
         }
     };
+    let max_trials = match &sweep.max_trials {
+        None => None,
+        Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref() as usize),
+        Some(n) => return ctx.err("sweep.max_trials", Some(n.span()), "must be at least 1"),
+    };
+    let max_time = match &sweep.max_hours {
+        None => None,
+        Some(h) if h.get_ref().0 > 0.0 && h.get_ref().0 <= 24.0 * 365.0 => {
+            Some(Duration::from_secs_f64(h.get_ref().0 * 3600.0))
+        }
+        Some(h) => {
+            return ctx.err(
+                "sweep.max_hours",
+                Some(h.span()),
+                "must be a number of hours above 0",
+            );
+        }
+    };
     Ok(SweepSettings {
+        max_trials,
+        max_time,
         name: name.clone(),
         output_dir: base_dir.join(sweep.output_dir.as_deref().unwrap_or("reports")),
         strategy,
@@ -159,6 +183,46 @@ fn sweep_settings(
             &base_dir.join(sweep.model_cache.as_deref().unwrap_or("models/derived")),
         ),
     })
+}
+
+/// `[drift]`: anchor re-measurements and the noise limit.
+fn drift(ctx: &Ctx, raw: &RawConfig) -> Result<(DriftSettings, f64), ConfigError> {
+    let d = &raw.drift;
+    let defaults = DriftSettings::default();
+    let every = match &d.every {
+        None => defaults.every,
+        Some(n) if *n.get_ref() >= 0 => *n.get_ref() as usize,
+        Some(n) => {
+            return ctx.err(
+                "drift.every",
+                Some(n.span()),
+                "must be 0 (off) or a number of trials",
+            );
+        }
+    };
+    let positive = |key: &str, v: &Option<Spanned<Number>>, default: f64, max: f64| match v {
+        None => Ok(default),
+        Some(x) if x.get_ref().0 >= 0.0 && x.get_ref().0 <= max => Ok(x.get_ref().0),
+        Some(x) => ctx.err(
+            &format!("drift.{key}"),
+            Some(x.span()),
+            format!("must be between 0 and {max}"),
+        ),
+    };
+    let settings = DriftSettings {
+        every,
+        threshold: positive(
+            "threshold_pct",
+            &d.threshold_pct,
+            defaults.threshold * 100.0,
+            1000.0,
+        )? / 100.0,
+        anchor: d.anchor.clone(),
+        cooldown_s: positive("cooldown_s", &d.cooldown_s, defaults.cooldown_s, 86_400.0)?,
+        remeasure: d.remeasure.unwrap_or(defaults.remeasure),
+    };
+    let noise_cv_max = positive("noise_cv_max", &d.noise_cv_max, 0.05, 10.0)?;
+    Ok((settings, noise_cv_max))
 }
 
 fn absolute(path: &Path) -> std::path::PathBuf {

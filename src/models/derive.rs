@@ -101,6 +101,14 @@ pub fn derive_missing(
             threads,
         });
         let ending = runner.run(&job, &log, QUANTIZE_TIMEOUT)?;
+        if ending.interrupted {
+            let _ = std::fs::remove_file(&partial);
+            say(format!(
+                "  stopped deriving {} {}",
+                planned.variant.name, quant.name
+            ));
+            return Ok(unavailable);
+        }
         match ending.reply {
             Ok(ChildReply::Quantized(report)) => {
                 // llama.cpp's writer does not sync: make the file durable

@@ -2,5 +2,6 @@
 //! feasible trials with their spread, how many trials ended how, and the
 //! warnings that matter).
 
+pub mod progress;
 pub mod summary;
 pub mod warnings;

@@ -5,10 +5,6 @@
 use crate::protocol::ProbeReport;
 use crate::store::row::TrialRow;
 
-/// Coefficient of variation of generation speed above which a trial's mean
-/// is too noisy to rank against close neighbours.
-pub const NOISY_CV: f64 = 0.05;
-
 pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
     let mut out = Vec::new();
     let asked_gpu: Vec<&TrialRow> = rows
@@ -49,18 +45,19 @@ pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
         }
         out.push(w);
     }
-    let noisy = rows
-        .iter()
-        .filter(|r| match (r.tg_tps_mean, r.tg_tps_sd) {
-            (Some(m), Some(sd)) if m > 0.0 => sd / m > NOISY_CV,
-            _ => false,
-        })
-        .count();
+    let noisy = rows.iter().filter(|r| r.noisy).count();
     if noisy > 0 {
         out.push(format!(
-            "{noisy} trial(s) had a generation-speed spread above {:.0}% of the mean: the machine was busy or \
-             throttling; differences that small between trials are not real. Use more repetitions or a quieter machine",
-            NOISY_CV * 100.0
+            "{noisy} trial(s) are flagged noisy: the spread of their repetitions is above the sweep's \
+             noise limit ([drift] noise_cv_max), so the machine was busy or throttling and small \
+             differences to them are not real. Use more repetitions or a quieter machine"
+        ));
+    }
+    let drifted = rows.iter().filter(|r| !r.drift.is_empty()).count();
+    if drifted > 0 {
+        out.push(format!(
+            "{drifted} trial(s) were measured while the drift anchor had moved (see the drift column and \
+             anchors.csv): the machine's speed changed during the sweep; compare them with care"
         ));
     }
     out
@@ -104,10 +101,13 @@ mod tests {
     }
 
     #[test]
-    fn warns_about_noisy_trials() {
+    fn warns_about_noisy_and_drifted_trials() {
         let mut r = row("a", &mock::measured(100.0, 400.0));
-        r.tg_tps_sd = Some(10.0);
+        assert!(warnings(&[r.clone()], None).is_empty());
+        r.noisy = true;
+        r.drift = "anchor moved".into();
         let w = warnings(&[r], None);
-        assert!(w[0].contains("spread above 5%"), "{w:?}");
+        assert!(w[0].contains("flagged noisy"), "{w:?}");
+        assert!(w[1].contains("drift anchor"), "{w:?}");
     }
 }

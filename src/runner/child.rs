@@ -17,6 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// How often the wait for a child looks at the clock and for a stop request.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Replies larger than this are not a reply.
 const MAX_STDOUT: u64 = 16 << 20;
 
@@ -64,6 +67,8 @@ pub struct ChildEnding {
     pub exit: ExitKind,
     /// The parent killed the child because it ran past its timeout.
     pub timed_out: bool,
+    /// The parent killed the child because the sweep was asked to stop.
+    pub interrupted: bool,
     /// Peak resident set size of the child, KiB (`ru_maxrss`).
     pub peak_rss_kib: Option<u64>,
     pub wall: Duration,
@@ -153,17 +158,32 @@ impl ChildRunner {
             let _ = exited_tx.send(exited);
         });
 
-        let timed_out = match exited_rx.recv_timeout(timeout) {
-            Ok(Ok(())) => false,
-            Ok(Err(e)) => {
-                kill_group(pid);
-                return Err(e).context("cannot wait for the trial process");
+        // Wait in short slices, so that a stop request is acted on at once.
+        let deadline = started + timeout;
+        let (mut timed_out, mut interrupted) = (false, false);
+        loop {
+            let slice = deadline.saturating_duration_since(Instant::now()).min(POLL);
+            match exited_rx.recv_timeout(slice) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => {
+                    kill_group(pid);
+                    return Err(e).context("cannot wait for the trial process");
+                }
+                Err(_) if crate::interrupt::requested() => {
+                    kill_group(pid);
+                    interrupted = true;
+                    let _ = exited_rx.recv();
+                    break;
+                }
+                Err(_) if Instant::now() >= deadline => {
+                    kill_group(pid);
+                    timed_out = true;
+                    let _ = exited_rx.recv();
+                    break;
+                }
+                Err(_) => {}
             }
-            Err(_) => {
-                kill_group(pid);
-                true
-            }
-        };
+        }
         waiter.join().expect("waiter thread does not panic");
         // The child has exited but is not reaped yet, so its pid (and process
         // group id) cannot be reused: killing leftovers of the group is safe.
@@ -176,6 +196,7 @@ impl ChildRunner {
             reply: parse_reply(&stdout),
             exit,
             timed_out,
+            interrupted,
             peak_rss_kib,
             wall,
         })

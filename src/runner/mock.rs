@@ -1,18 +1,19 @@
 //! A fake executor that answers each trial from a function of its spec, for
 //! testing everything around the runner without a model or a child process.
+//! `measured` and `failed` build outcomes; wrap them in `Execution::Done`.
 
-use super::{Executor, TrialOutcome, TrialStatus};
+use super::{Execution, Executor, TrialOutcome, TrialStatus};
 use crate::protocol::{ModelFacts, TrialMetrics, TrialSpec};
 use std::path::Path;
 use std::time::Duration;
 
-pub struct MockExecutor<F: FnMut(&TrialSpec) -> TrialOutcome> {
+pub struct MockExecutor<F: FnMut(&TrialSpec) -> Execution> {
     answer: F,
     /// Trial ids in the order they were executed.
     pub executed: Vec<String>,
 }
 
-impl<F: FnMut(&TrialSpec) -> TrialOutcome> MockExecutor<F> {
+impl<F: FnMut(&TrialSpec) -> Execution> MockExecutor<F> {
     pub fn new(answer: F) -> Self {
         MockExecutor {
             answer,
@@ -21,8 +22,8 @@ impl<F: FnMut(&TrialSpec) -> TrialOutcome> MockExecutor<F> {
     }
 }
 
-impl<F: FnMut(&TrialSpec) -> TrialOutcome> Executor for MockExecutor<F> {
-    fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<TrialOutcome> {
+impl<F: FnMut(&TrialSpec) -> Execution> Executor for MockExecutor<F> {
+    fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<Execution> {
         std::fs::write(log_path, format!("mock log of {}\n", spec.trial_id))?;
         self.executed.push(spec.trial_id.clone());
         Ok((self.answer)(spec))

@@ -64,6 +64,7 @@ pub struct TrialOutcome {
 /// Log phrases with which llama.cpp and its backends report exhausted memory.
 const OOM_PATTERNS: &[&str] = &[
     "out of memory",
+    "insufficient memory",
     "failed to allocate",
     "unable to allocate",
     "cannot allocate memory",
@@ -182,6 +183,7 @@ mod tests {
             reply,
             exit,
             timed_out,
+            interrupted: false,
             peak_rss_kib: Some(1000),
             wall: Duration::from_secs(1),
         }

@@ -13,7 +13,7 @@ use std::path::Path;
 /// false): it gives the header, and the Parquet file its fixed schema.
 pub fn example_row() -> TrialRow {
     const EXAMPLE: &str = r#"{
-        "trial_id": "", "sweep": "", "seq": 0, "status": "ok", "error": "", "exit": "",
+        "trial_id": "", "sweep": "", "seq": 0, "status": "ok", "error": "", "exit": "", "attempts": 0,
         "model_name": "", "model_variant": "", "model_path": "", "model_identity": "",
         "model_description": "", "model_size_bytes": 0, "model_params": 0,
         "n_gpu_layers": 0, "n_ctx": 0, "n_batch": 0, "n_ubatch": 0, "n_threads": 0,
@@ -25,7 +25,7 @@ pub fn example_row() -> TrialRow {
         "ttft_ms_mean": 0.5, "ttft_ms_sd": 0.5, "e2e_ms_mean": 0.5, "e2e_ms_sd": 0.5,
         "n_samples": 0, "load_ms": 0.5, "peak_rss_mib": 0.5, "device_memory_mib": 0.5,
         "layers_offloaded": 0, "layers_total": 0, "n_ctx_actual": 0,
-        "flash_attn_resolved": false, "feasible": false, "violations": "",
+        "flash_attn_resolved": false, "feasible": false, "violations": "", "cv": 0.5, "noisy": false, "drift": "",
         "pp_tps_samples": "", "tg_tps_samples": "", "ttft_ms_samples": "", "e2e_ms_samples": "",
         "wall_s": 0.5, "started_at": "", "finished_at": "", "build": "", "log_file": "", "log_tail": ""
     }"#;
@@ -80,6 +80,8 @@ fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
         torn_line: None,
     };
     let mut record = csv::ByteRecord::new();
+    // Where the last complete row before the current one ended.
+    let mut previous_end = parsed.good_end;
     loop {
         let line = reader.position().line();
         let row = match reader.read_byte_record(&mut record) {
@@ -92,6 +94,7 @@ fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
         match (row, parsed.torn_line) {
             (Some(row), None) => {
                 parsed.rows.push(row);
+                previous_end = parsed.good_end;
                 parsed.good_end = reader.position().byte();
             }
             (Some(_), Some(bad)) => bail!(
@@ -106,6 +109,19 @@ fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
                 }
             }
         }
+    }
+    // Every row is written with its line end: a last row without one was
+    // cut, even if what is left of it happens to parse.
+    if parsed.torn_line.is_none() && !bytes.ends_with(b"\n") && !parsed.rows.is_empty() {
+        parsed.rows.pop();
+        parsed.good_end = previous_end;
+        parsed.torn_line = Some(
+            bytes[..previous_end as usize]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64
+                + 1,
+        );
     }
     Ok(parsed)
 }
@@ -152,6 +168,18 @@ pub fn read_and_repair(path: &Path) -> anyhow::Result<(Vec<TrialRow>, Option<Str
         bytes.len() as u64 - parsed.good_end
     );
     Ok((parsed.rows, Some(note)))
+}
+
+/// Writes a whole results.csv (header and rows) atomically.
+pub fn write_all(path: &Path, rows: &[TrialRow]) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    writer.write_record(header())?;
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    super::write_atomically(path, &writer.into_inner()?)
 }
 
 /// An open results.csv, appending.

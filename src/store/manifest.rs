@@ -5,6 +5,7 @@
 use crate::machine::Machine;
 use crate::objective::Objective;
 use crate::protocol::ProbeReport;
+use crate::protocol::Workload;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -59,6 +60,9 @@ pub struct SweepInfo {
     pub sha256: String,
     pub strategy: String,
     pub objective: Objective,
+    /// The workload every row was measured with.
+    #[serde(default)]
+    pub workload: Option<Workload>,
     /// `[export] temperature`, for config.yaml.
     pub temperature: f64,
 }

@@ -1,12 +1,18 @@
 //! Everything a sweep writes under `reports/<name>/`: results.csv (appended
 //! and synced per trial), results.parquet (rewritten atomically per trial),
-//! manifest.json, a copy of the sweep.toml, and `logs/<trial_id>.log`.
+//! manifest.json, plan.json, anchors.csv, a copy of the sweep.toml, and
+//! `logs/<trial_id>.log`. While a run has the folder open it holds the
+//! folder's lock.
 
+pub mod anchors;
 pub mod csv_file;
+pub mod lock;
 pub mod manifest;
 pub mod parquet_file;
+pub mod plan_file;
 pub mod row;
 
+use crate::exit::{FolderUnusable, WriteFailed};
 use anyhow::Context;
 use row::TrialRow;
 use std::collections::HashSet;
@@ -17,30 +23,57 @@ pub const RESULTS_CSV: &str = "results.csv";
 pub const RESULTS_PARQUET: &str = "results.parquet";
 pub const MANIFEST: &str = "manifest.json";
 pub const SWEEP_COPY: &str = "sweep.toml";
+pub const SWEEP_LOG: &str = "sweep.log";
 pub const LOGS: &str = "logs";
 
-/// The output folder of one sweep, open for appending rows.
+/// The output folder of one sweep, open for recording rows.
 pub struct Store {
     folder: PathBuf,
     rows: Vec<TrialRow>,
     csv: csv_file::CsvAppender,
     repair_note: Option<String>,
+    _lock: lock::FolderLock,
+}
+
+/// A failure to write results, which ends the sweep with exit status 4.
+fn write_failed(what: String, error: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(WriteFailed(format!("{what}: {error:#}")))
 }
 
 impl Store {
-    /// Opens (creating) the folder, reading the rows already recorded there.
+    /// Opens (creating) the folder, takes its lock, and reads the rows
+    /// already recorded there, cutting off an incomplete last one.
     pub fn open(folder: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(folder.join(LOGS))
-            .with_context(|| format!("cannot create the output folder {}", folder.display()))?;
+        std::fs::create_dir_all(folder.join(LOGS)).map_err(|e| {
+            FolderUnusable(format!(
+                "cannot create the output folder {}: {e}",
+                folder.display()
+            ))
+        })?;
+        let lock = lock::FolderLock::acquire(folder).map_err(|e| {
+            if e.is::<FolderUnusable>() {
+                e
+            } else {
+                FolderUnusable(format!("{e:#}")).into()
+            }
+        })?;
         let csv_path = folder.join(RESULTS_CSV);
         let (rows, repair_note) = csv_file::read_and_repair(&csv_path)?;
-        let csv = csv_file::CsvAppender::open(&csv_path)?;
-        Ok(Store {
+        let csv =
+            csv_file::CsvAppender::open(&csv_path).map_err(|e| FolderUnusable(format!("{e:#}")))?;
+        let store = Store {
             folder: folder.to_path_buf(),
             rows,
             csv,
             repair_note,
-        })
+            _lock: lock,
+        };
+        // A run killed between its CSV append and its Parquet rewrite left
+        // the Parquet file one row behind.
+        if !store.rows.is_empty() {
+            store.write_parquet()?;
+        }
+        Ok(store)
     }
 
     /// Set when opening cut an incomplete last row off results.csv.
@@ -68,14 +101,33 @@ impl Store {
     /// Records a row: appended to the CSV and synced, then the Parquet file
     /// rewritten.
     pub fn append(&mut self, row: TrialRow) -> anyhow::Result<()> {
-        self.csv.append(&row)?;
+        let id = row.trial_id.clone();
+        self.csv
+            .append(&row)
+            .map_err(|e| write_failed(format!("cannot record trial {id} in {RESULTS_CSV}"), e))?;
         self.rows.push(row);
+        self.write_parquet()
+    }
+
+    /// Replaces recorded rows by trial id (a re-measurement), rewriting the
+    /// CSV atomically.
+    pub fn replace(&mut self, updated: &[TrialRow]) -> anyhow::Result<()> {
+        for new in updated {
+            if let Some(old) = self.rows.iter_mut().find(|r| r.trial_id == new.trial_id) {
+                *old = new.clone();
+            }
+        }
+        let csv_path = self.folder.join(RESULTS_CSV);
+        csv_file::write_all(&csv_path, &self.rows)
+            .map_err(|e| write_failed(format!("cannot rewrite {RESULTS_CSV}"), e))?;
+        self.csv = csv_file::CsvAppender::open(&csv_path)?;
         self.write_parquet()
     }
 
     /// Rewrites results.parquet from all rows.
     pub fn write_parquet(&self) -> anyhow::Result<()> {
         parquet_file::write(&self.folder.join(RESULTS_PARQUET), &self.rows)
+            .map_err(|e| write_failed(format!("cannot write {RESULTS_PARQUET}"), e))
     }
 }
 

@@ -4,59 +4,67 @@
 
 use super::row::TrialRow;
 use anyhow::Context;
-use polars::prelude::{Column, DataFrame, ParquetReader, ParquetWriter, PlSmallStr, SerReader};
-use serde_json::Value;
+use polars::prelude::{Column, DataFrame, ParquetReader, ParquetWriter, SerReader};
 use std::path::Path;
 
-fn as_object(row: &TrialRow) -> anyhow::Result<serde_json::Map<String, Value>> {
-    match serde_json::to_value(row)? {
-        Value::Object(map) => Ok(map),
-        other => anyhow::bail!("row did not serialize to an object: {other:?}"),
-    }
+/// One typed column per row field, in field order.
+macro_rules! columns {
+    ($rows:expr; $($field:ident: $kind:ident),* $(,)?) => {
+        vec![$(columns!(@column $rows, $field, $kind)),*]
+    };
+    (@column $rows:expr, $field:ident, text) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field.as_str()).collect::<Vec<&str>>())
+    };
+    (@column $rows:expr, $field:ident, opt_text) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field.as_deref()).collect::<Vec<Option<&str>>>())
+    };
+    (@column $rows:expr, $field:ident, name) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field.name()).collect::<Vec<&str>>())
+    };
+    (@column $rows:expr, $field:ident, int) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field as i64).collect::<Vec<i64>>())
+    };
+    (@column $rows:expr, $field:ident, opt_int) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field.map(|v| v as i64)).collect::<Vec<Option<i64>>>())
+    };
+    (@column $rows:expr, $field:ident, float) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field).collect::<Vec<f64>>())
+    };
+    (@column $rows:expr, $field:ident, opt_float) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field).collect::<Vec<Option<f64>>>())
+    };
+    (@column $rows:expr, $field:ident, boolean) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field).collect::<Vec<bool>>())
+    };
+    (@column $rows:expr, $field:ident, opt_boolean) => {
+        Column::new(stringify!($field).into(), $rows.iter().map(|r| r.$field).collect::<Vec<Option<bool>>>())
+    };
 }
 
 /// Builds a DataFrame with one column per row field, in field order. The
-/// schema is fixed by the field types (integers Int64, other numbers Float64,
-/// booleans, text), whatever the data: a column that happens to be empty keeps
-/// its type, so results of different sweeps concatenate.
+/// schema is fixed by the field types (integers Int64, other numbers
+/// Float64, booleans, text), whatever the data: a column that happens to be
+/// empty keeps its type, so results of different sweeps concatenate.
 pub fn to_dataframe(rows: &[TrialRow]) -> anyhow::Result<DataFrame> {
-    let objects: Vec<serde_json::Map<String, Value>> =
-        rows.iter().map(as_object).collect::<anyhow::Result<_>>()?;
-    let example = as_object(&super::csv_file::example_row())?;
-    let mut columns = Vec::with_capacity(example.len());
-    for (name, kind) in &example {
-        let values: Vec<&Value> = objects
-            .iter()
-            .map(|o| o.get(name).unwrap_or(&Value::Null))
-            .collect();
-        columns.push(column(name, kind, &values));
-    }
+    let columns = columns!(rows;
+        trial_id: text, sweep: text, seq: int, status: name, error: opt_text, exit: opt_text,
+        attempts: int, model_name: text, model_variant: text, model_path: text,
+        model_identity: text, model_description: opt_text, model_size_bytes: opt_int,
+        model_params: opt_int, n_gpu_layers: int, n_ctx: int, n_batch: int, n_ubatch: int,
+        n_threads: int, n_threads_batch: int, flash_attn: name, type_k: name, type_v: name,
+        use_mmap: boolean, offload_kqv: boolean, defaulted: text, prompt_tokens: int,
+        gen_tokens: int, repetitions: int, warmup: int, request_prompt_tokens: int,
+        request_max_tokens: int, pp_tps_mean: opt_float, pp_tps_sd: opt_float,
+        tg_tps_mean: opt_float, tg_tps_sd: opt_float, ttft_ms_mean: opt_float,
+        ttft_ms_sd: opt_float, e2e_ms_mean: opt_float, e2e_ms_sd: opt_float, n_samples: opt_int,
+        load_ms: opt_float, peak_rss_mib: opt_float, device_memory_mib: opt_float,
+        layers_offloaded: opt_int, layers_total: opt_int, n_ctx_actual: opt_int,
+        flash_attn_resolved: opt_boolean, feasible: boolean, violations: opt_text, cv: opt_float,
+        noisy: boolean, drift: text, pp_tps_samples: text, tg_tps_samples: text,
+        ttft_ms_samples: text, e2e_ms_samples: text, wall_s: float, started_at: text,
+        finished_at: text, build: text, log_file: text, log_tail: text,
+    );
     DataFrame::new_infer_height(columns).context("cannot assemble the results table")
-}
-
-/// A column typed like `kind`, the example row's value.
-fn column(name: &str, kind: &Value, values: &[&Value]) -> Column {
-    let name = PlSmallStr::from(name);
-    match kind {
-        Value::Bool(_) => Column::new(name, values.iter().map(|v| v.as_bool()).collect::<Vec<_>>()),
-        Value::Number(n) if n.is_f64() => {
-            Column::new(name, values.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
-        }
-        Value::Number(_) => {
-            Column::new(name, values.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
-        }
-        _ => Column::new(
-            name,
-            values
-                .iter()
-                .map(|v| match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
-                })
-                .collect::<Vec<_>>(),
-        ),
-    }
 }
 
 /// Writes all rows to `path` atomically.
@@ -83,4 +91,20 @@ pub fn read(path: &Path) -> anyhow::Result<DataFrame> {
     ParquetReader::new(file)
         .finish()
         .with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_the_csv_columns_in_the_same_order() {
+        let df = to_dataframe(&[super::super::csv_file::example_row()]).unwrap();
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, super::super::csv_file::header());
+    }
 }

@@ -19,6 +19,8 @@ pub struct TrialRow {
     pub error: Option<String>,
     /// `exit code N` or `signal N (NAME)`.
     pub exit: Option<String>,
+    /// Runs it took (more than 1 when a crash or timeout was retried).
+    pub attempts: u32,
 
     pub model_name: String,
     /// Quantization of the variant, e.g. `Q4_K_M`.
@@ -72,6 +74,13 @@ pub struct TrialRow {
     pub feasible: bool,
     /// The constraints it breaks, separated by `; `.
     pub violations: Option<String>,
+    /// Coefficient of variation (sd / mean) of the objective's metric.
+    pub cv: Option<f64>,
+    /// `cv` above the sweep's noise limit: too noisy to rank against close
+    /// neighbours.
+    pub noisy: bool,
+    /// Set when the drift anchor moved while this trial was measured.
+    pub drift: String,
 
     pub pp_tps_samples: String,
     pub tg_tps_samples: String,
@@ -98,6 +107,9 @@ pub struct RowContext<'a> {
     pub finished_at: String,
     pub build: &'a str,
     pub log_file: String,
+    pub attempts: u32,
+    /// Coefficient of variation above which a trial is flagged noisy.
+    pub noise_cv_max: f64,
 }
 
 fn join(samples: &[f64]) -> String {
@@ -140,6 +152,7 @@ impl TrialRow {
             status: outcome.status,
             error: outcome.error.clone(),
             exit: outcome.exit.clone(),
+            attempts: ctx.attempts,
             model_name: spec.model.name.clone(),
             model_variant: spec.model.variant.clone(),
             model_path: spec.model.path.display().to_string(),
@@ -185,6 +198,9 @@ impl TrialRow {
             flash_attn_resolved: m.and_then(|m| m.flash_attn_resolved),
             feasible: false,
             violations: None,
+            cv: None,
+            noisy: false,
+            drift: String::new(),
             pp_tps_samples: samples(|m| &m.pp_tps),
             tg_tps_samples: samples(|m| &m.tg_tps),
             ttft_ms_samples: samples(|m| &m.ttft_ms),
@@ -196,6 +212,12 @@ impl TrialRow {
             log_file: ctx.log_file,
             log_tail: outcome.log_tail.clone(),
         };
+        let metric = ctx.objective.metric;
+        row.cv = match (row.mean_of(metric), row.sd_of(metric)) {
+            (Some(m), Some(sd)) if m != 0.0 => Some(sd / m.abs()),
+            _ => None,
+        };
+        row.noisy = row.cv.is_some_and(|cv| cv > ctx.noise_cv_max);
         if row.status == TrialStatus::Ok {
             let violations = ctx.objective.violations(&row);
             row.feasible = violations.is_empty() && ctx.objective.score(&row).is_some();

@@ -5,4 +5,5 @@
 mod bad_input;
 mod demo_sweep;
 mod faults;
+mod overnight;
 mod support;

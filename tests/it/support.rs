@@ -77,3 +77,42 @@ pub fn model_table(name: &str, path: &Path, extra: &str) -> String {
 pub fn read_rows(folder: &Path) -> Vec<llama_sweep::store::row::TrialRow> {
     llama_sweep::store::read_rows(folder).expect("results.csv reads")
 }
+
+/// Waits up to `seconds` for `condition`; false if it never held.
+pub fn wait_for(seconds: f64, mut condition: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    while std::time::Instant::now() < until {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// Whether a trial child has started in `folder` (its log has appeared).
+pub fn a_trial_started(folder: &Path) -> bool {
+    std::fs::read_dir(folder.join("logs")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name() != "probe.log" && e.metadata().is_ok_and(|m| m.len() > 0))
+    })
+}
+
+/// Sends `signal` to a process.
+pub fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: a plain kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+/// Waits for a child, at most `seconds`; its exit code (None: killed by a
+/// signal or still running, then killed).
+pub fn wait_exit(child: &mut std::process::Child, seconds: f64) -> Option<i32> {
+    let done = wait_for(seconds, || child.try_wait().ok().flatten().is_some());
+    if !done {
+        let _ = child.kill();
+    }
+    child.wait().ok().and_then(|s| s.code())
+}

@@ -1,0 +1,152 @@
+//! What `llama-sweep run` does before its first trial: ask llama.cpp for its
+//! build and defaults, refuse inputs those defaults make impossible, and make
+//! the output folder ready — moved aside with `--fresh`, refused when its
+//! rows were measured under another workload or objective.
+
+use crate::config::{ConfigError, SweepConfig};
+use crate::exit::FolderUnusable;
+use crate::machine::Machine;
+use crate::protocol::{ChildJob, ChildReply, ProbeReport};
+use crate::runner::child::ChildRunner;
+use crate::store::manifest::{self, Manifest, SweepInfo, ToolInfo};
+use crate::store::{self, lock};
+use crate::sweep;
+use anyhow::bail;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Asks a child for llama.cpp's build, devices and defaults, logging to a
+/// temporary file (nothing is written to the output folder yet).
+pub fn probe(runner: &ChildRunner) -> anyhow::Result<(ProbeReport, PathBuf)> {
+    let log = std::env::temp_dir().join(format!("llama-sweep-probe-{}.log", std::process::id()));
+    let ending = runner.run(&ChildJob::Probe, &log, Duration::from_secs(120))?;
+    match ending.reply {
+        Ok(ChildReply::Probe(report)) => Ok((report, log)),
+        Ok(ChildReply::Failed { reason }) => {
+            bail!("llama.cpp cannot start: {reason} (log: {})", log.display())
+        }
+        other => bail!(
+            "llama.cpp cannot start: the probe process ended ({}) with {other:?}; see {}",
+            ending.exit,
+            log.display()
+        ),
+    }
+}
+
+/// Refuses a sweep whose unset n_ctx leaves llama.cpp's default context
+/// smaller than the workload: every trial would fail after loading the model.
+pub fn check_defaults(config: &SweepConfig, probe: &ProbeReport) -> anyhow::Result<()> {
+    let needed = config.workload.context_needed();
+    if config.space.n_ctx.is_none() && probe.defaults.n_ctx < needed {
+        return Err(ConfigError::new(
+            &config.file,
+            Some("space.n_ctx"),
+            format!(
+                "not set, and llama.cpp's default context ({} tokens) is smaller than the workload \
+                 needs ({needed}): set n_ctx in [space]",
+                probe.defaults.n_ctx
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// With `fresh`, moves an existing output folder aside (never deletes it)
+/// and returns where it went.
+pub fn move_aside(folder: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if !folder.exists() {
+        return Ok(None);
+    }
+    if lock::is_held(folder) {
+        return Err(FolderUnusable(format!(
+            "{} is in use by a running sweep; it cannot be moved aside",
+            folder.display()
+        ))
+        .into());
+    }
+    let stamp = sweep::now_rfc3339().replace(':', "-");
+    let mut aside = PathBuf::from(format!("{}.{stamp}", folder.display()));
+    let mut n = 1;
+    while aside.exists() {
+        n += 1;
+        aside = PathBuf::from(format!("{}.{stamp}.{n}", folder.display()));
+    }
+    std::fs::rename(folder, &aside)
+        .map_err(|e| FolderUnusable(format!("cannot move {} aside: {e}", folder.display())))?;
+    Ok(Some(aside))
+}
+
+/// Refuses to add to a folder whose rows were measured under another
+/// workload or objective, unless `allow_changed`.
+pub fn check_meaning(
+    config: &SweepConfig,
+    folder: &Path,
+    allow_changed: bool,
+) -> anyhow::Result<()> {
+    let path = folder.join(store::MANIFEST);
+    if allow_changed || !path.exists() {
+        return Ok(());
+    }
+    let Ok(old) = manifest::read(&path) else {
+        return Ok(());
+    };
+    let mut changes = Vec::new();
+    if let Some(w) = &old.sweep.workload {
+        if *w != config.workload {
+            changes.push(format!(
+                "the workload (was {}, now {})",
+                serde_json::to_string(w)?,
+                serde_json::to_string(&config.workload)?
+            ));
+        }
+    }
+    if old.sweep.objective != config.objective {
+        changes.push(format!(
+            "the objective (was \"{}\", now \"{}\")",
+            old.sweep.objective, config.objective
+        ));
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    bail!(FolderUnusable(format!(
+        "{} holds results measured under another version of this sweep: {} changed. Old and new \
+         rows would not be comparable. Run with --fresh to move the old results aside and start over, \
+         or with --allow-changed to add to them anyway",
+        folder.display(),
+        changes.join(" and ")
+    )))
+}
+
+/// The manifest for this run, keeping the first run's start time.
+pub fn manifest(
+    config: &SweepConfig,
+    folder: &Path,
+    probe: &ProbeReport,
+    planned: usize,
+    recorded: usize,
+) -> Manifest {
+    let now = sweep::now_rfc3339();
+    let started_at = manifest::read(&folder.join(store::MANIFEST))
+        .map(|m| m.started_at)
+        .unwrap_or_else(|_| now.clone());
+    Manifest {
+        tool: ToolInfo::current(),
+        sweep: SweepInfo {
+            name: config.sweep.name.clone(),
+            file: config.file.display().to_string(),
+            sha256: config.source_sha256.clone(),
+            strategy: "grid".into(),
+            objective: config.objective.clone(),
+            workload: Some(config.workload.clone()),
+            temperature: config.export.temperature,
+        },
+        machine: Machine::detect(),
+        llama_cpp: probe.clone(),
+        started_at,
+        updated_at: now,
+        trials_planned: planned,
+        trials_recorded: recorded,
+    }
+}

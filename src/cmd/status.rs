@@ -1,0 +1,169 @@
+//! `llama-sweep status`: how far a sweep has got — also while it runs in
+//! another terminal. Reads only: results.csv, plan.json, manifest.json and
+//! the folder's lock.
+
+use crate::cli::StatusArgs;
+use crate::objective::{Measured, Objective};
+use crate::runner::TrialStatus;
+use crate::store::row::TrialRow;
+use crate::store::{self, lock, manifest, plan_file};
+use std::collections::HashSet;
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Duration;
+
+pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
+    let rows = store::read_rows(&args.folder)?;
+    let plan = plan_file::read(&args.folder)?;
+    let manifest = manifest::read(&args.folder.join(store::MANIFEST)).ok();
+    let objective = manifest
+        .as_ref()
+        .map(|m| m.sweep.objective.clone())
+        .unwrap_or_default();
+    let holder = std::fs::read_to_string(args.folder.join(lock::LOCK_FILE)).unwrap_or_default();
+    let running = lock::is_held(&args.folder).then_some(holder.trim());
+    print!(
+        "{}",
+        render(
+            &args.folder,
+            &rows,
+            plan.as_ref().map(|p| p.trial_ids.as_slice()),
+            &objective,
+            running
+        )
+    );
+    Ok(())
+}
+
+pub fn render(
+    folder: &Path,
+    rows: &[TrialRow],
+    plan: Option<&[String]>,
+    objective: &Objective,
+    running: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let name = rows.first().map_or("?", |r| r.sweep.as_str());
+    let state = match running {
+        Some(holder) => format!("running ({holder})"),
+        None => "not running".into(),
+    };
+    let _ = writeln!(out, "Sweep {name:?} ({}): {state}", folder.display());
+
+    // Rows of the current plan (all rows when there is no plan file).
+    let current: Vec<&TrialRow> = match plan {
+        Some(ids) => {
+            let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+            rows.iter()
+                .filter(|r| ids.contains(r.trial_id.as_str()))
+                .collect()
+        }
+        None => rows.iter().collect(),
+    };
+    let count = |s: TrialStatus| current.iter().filter(|r| r.status == s).count();
+    let mut endings = vec![format!("{} ok", count(TrialStatus::Ok))];
+    for s in [
+        TrialStatus::Failed,
+        TrialStatus::Oom,
+        TrialStatus::Timeout,
+        TrialStatus::Crashed,
+        TrialStatus::Invalid,
+    ] {
+        if count(s) > 0 {
+            endings.push(format!("{} {s}", count(s)));
+        }
+    }
+    let planned = plan.map_or(current.len(), <[String]>::len);
+    let left = planned.saturating_sub(current.len());
+    let _ = writeln!(
+        out,
+        "Trials: {} planned, {} recorded ({}), {left} left",
+        planned,
+        current.len(),
+        endings.join(", ")
+    );
+
+    let owned: Vec<TrialRow> = current.iter().map(|r| (*r).clone()).collect();
+    match objective.rank(&owned).first() {
+        Some(&i) => {
+            let best = &owned[i];
+            let sd = best
+                .sd_of(objective.metric)
+                .map(|sd| format!(" ± {sd:.1}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "Best so far: {} {} {}: {} {:.1}{sd} {}",
+                best.trial_id,
+                best.model_name,
+                best.model_variant,
+                objective.metric,
+                best.mean_of(objective.metric).unwrap_or(0.0),
+                objective.metric.unit()
+            );
+        }
+        None => out.push_str("Best so far: none feasible yet\n"),
+    }
+
+    let walls: Vec<f64> = current
+        .iter()
+        .map(|r| r.wall_s)
+        .filter(|w| *w > 0.0)
+        .collect();
+    if !walls.is_empty() {
+        let mean = walls.iter().sum::<f64>() / walls.len() as f64;
+        let spent = Duration::from_secs(walls.iter().sum::<f64>() as u64);
+        let eta = Duration::from_secs((mean * left as f64) as u64);
+        let _ = writeln!(
+            out,
+            "Time: {} in trials, {mean:.1} s per trial; about {} left",
+            humantime::format_duration(spent),
+            humantime::format_duration(eta)
+        );
+    }
+    if let Some(last) = current
+        .iter()
+        .max_by(|a, b| a.finished_at.cmp(&b.finished_at))
+    {
+        let _ = writeln!(
+            out,
+            "Last trial: {} finished {} ({})",
+            last.trial_id, last.finished_at, last.status
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::mock;
+    use crate::test_support::row;
+
+    #[test]
+    fn counts_done_failed_and_left_against_the_plan() {
+        let mut a = row("a", &mock::measured(100.0, 400.0));
+        a.wall_s = 10.0;
+        let mut b = row("b", &mock::failed(TrialStatus::Oom, "failed to allocate"));
+        b.wall_s = 2.0;
+        let old = row("old", &mock::measured(900.0, 400.0));
+        let plan = ["a".to_string(), "b".into(), "c".into(), "d".into()];
+        let text = render(
+            Path::new("reports/s"),
+            &[a, b, old],
+            Some(&plan),
+            &Objective::default(),
+            Some("pid 7"),
+        );
+        assert!(text.contains("running (pid 7)"), "{text}");
+        assert!(
+            text.contains("Trials: 4 planned, 2 recorded (1 ok, 1 oom), 2 left"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Best so far: a m Q4_1: tg_tps 100.0 ± 1.0 t/s"),
+            "rows outside the plan are not ranked: {text}"
+        );
+        assert!(text.contains("6.0 s per trial; about 12s left"), "{text}");
+    }
+}
