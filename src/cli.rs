@@ -34,6 +34,10 @@ reports/<name>/logs/<trial_id>.log. Rows are appended to results.csv (and result
 rewritten) after every trial. Trials already recorded in the output folder are skipped, so \
 running the same sweep again continues where it stopped. Quantizations listed under \
 `quantize = [...]` are derived first with llama.cpp's quantizer and cached under models/derived/.\n\n\
+Which trials run is the [sweep] strategy's choice: \"grid\" (all), \"random\", or \"bayes\" \
+(Bayesian optimization, for spaces too large to run in full: set max_trials or max_hours). At the \
+end the best [confirm] top trials are measured again, interleaved, and the winner is picked on \
+those runs (confirm.csv, recommendation.json).\n\n\
 Ctrl-C once stops the running trial, keeps everything recorded and says how to resume; twice \
 exits at once. One sweep at a time can write to an output folder.",
         after_help = "Examples:\n  \
@@ -79,6 +83,21 @@ terminal.",
     )]
     Status(StatusArgs),
 
+    /// Simulate search strategies against a recorded full grid
+    #[command(
+        long_about = "Replay search strategies against the results of a full grid sweep: each \
+proposal is answered by the recorded row (its mean plus noise drawn from its own spread; \
+failures fail again). For each strategy, print how many trials it needed, over many seeds, \
+before it had measured a configuration within 1%, 2% and 5% of the grid's best: median and \
+quartiles. This is how the strategies are compared without a model. The objective (and its \
+constraints) come from the manifest.json beside the results, unless --metric is given.",
+        after_help = "Examples:\n  \
+llama-sweep replay reports/big-grid/results.csv\n  \
+llama-sweep replay tests/fixtures/real-demo-grid/results.csv --strategy bayes --budget 40 --seeds 50\n  \
+llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv"
+    )]
+    Replay(ReplayArgs),
+
     /// Measure one trial (run by `llama-sweep run`; reads a job on stdin)
     #[command(hide = true)]
     Trial,
@@ -114,6 +133,27 @@ pub struct PlanArgs {
     /// The sweep description
     #[arg(default_value = "sweep.toml")]
     pub sweep: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A results.csv of a full grid (or the folder holding it)
+    pub results: PathBuf,
+    /// grid, random, bayes, or all
+    #[arg(long, default_value = "all")]
+    pub strategy: String,
+    /// Trials each simulated search may use (default: the grid's size)
+    #[arg(long)]
+    pub budget: Option<usize>,
+    /// Seeds to simulate per strategy
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    /// Optimize this metric instead of the manifest's (tg_tps, pp_tps, ttft_ms, e2e_ms, ...)
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Print CSV (strategy, within, median, q1, q3, missed, seeds, budget, grid) for scripts
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod confirm;
 pub mod drift;
 pub mod exit;
 pub mod export;
@@ -22,6 +23,7 @@ pub mod objective;
 pub mod plan;
 pub mod protocol;
 pub mod report;
+pub mod rng;
 pub mod runner;
 pub mod search;
 pub mod stats;

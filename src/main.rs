@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&args).map(|()| exit::OK),
         Command::Export(args) => cmd::export::run(&args).map(|()| exit::OK),
         Command::Status(args) => cmd::status::run(&args).map(|()| exit::OK),
+        Command::Replay(args) => cmd::replay::run(&args).map(|()| exit::OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -68,8 +68,13 @@ pub enum SweepEnd {
     Completed,
     /// A stop was asked for; the running trial was discarded.
     Interrupted,
-    /// The budget was spent with `left` trials not run.
-    BudgetReached { reason: String, left: usize },
+    /// The budget was spent with `left` trials not run; `out_of_time` when
+    /// it was the time budget.
+    BudgetReached {
+        reason: String,
+        left: usize,
+        out_of_time: bool,
+    },
 }
 
 /// A finished trial, for progress display.
@@ -177,6 +182,7 @@ impl Loop<'_, '_> {
                     return Ok(SweepEnd::BudgetReached {
                         reason: format!("max_trials = {max} reached"),
                         left,
+                        out_of_time: false,
                     });
                 }
             }
@@ -189,6 +195,7 @@ impl Loop<'_, '_> {
                             max.as_secs_f64() / 3600.0
                         ),
                         left,
+                        out_of_time: true,
                     });
                 }
             }

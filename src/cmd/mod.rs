@@ -3,6 +3,7 @@
 
 pub mod export;
 pub mod plan;
+pub mod replay;
 pub mod run;
 mod run_setup;
 pub mod status;

@@ -4,6 +4,7 @@ use crate::cli::PlanArgs;
 use crate::config::{self, SweepConfig};
 use crate::models::{self, PlannedVariant};
 use crate::plan::{self, Plan};
+use crate::search::StrategyKind;
 use crate::store;
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -30,9 +31,23 @@ pub fn render(
     recorded: &[store::row::TrialRow],
 ) -> String {
     let mut out = String::new();
+    let search = match config.sweep.strategy {
+        StrategyKind::Grid => "grid search: every trial below, in this order".to_string(),
+        StrategyKind::Random => {
+            "random search: the trials below in a seeded random order".to_string()
+        }
+        StrategyKind::Bayes => {
+            "Bayesian search: it chooses, one at a time, among the trials below".to_string()
+        }
+    };
+    let budget = match (config.sweep.max_trials, config.sweep.max_time) {
+        (Some(n), _) if n < plan.trials.len() => format!(", at most {n} of them"),
+        (_, Some(t)) => format!(", for at most {}", humantime::format_duration(t)),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "Sweep {:?} ({}): grid search, objective: {}",
+        "Sweep {:?} ({}): {search}{budget}; objective: {}",
         config.sweep.name,
         config.file.display(),
         config.objective

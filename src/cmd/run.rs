@@ -5,6 +5,7 @@
 use super::run_setup;
 use crate::cli::RunArgs;
 use crate::config::{self, SweepConfig};
+use crate::confirm::{self, Confirmation, Recommendation};
 use crate::exit;
 use crate::export;
 use crate::models::{self, derive};
@@ -14,7 +15,7 @@ use crate::report::progress::Progress;
 use crate::report::{summary, warnings};
 use crate::runner::ProcessExecutor;
 use crate::runner::child::ChildRunner;
-use crate::search::{GridStrategy, Strategy};
+use crate::search;
 use crate::store::manifest;
 use crate::store::plan_file::{self, PlanFile};
 use crate::store::row::TrialRow;
@@ -78,11 +79,31 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         &PlanFile {
             sweep: config.sweep.name.clone(),
             trial_ids: plan.trials.iter().map(|t| t.trial_id.clone()).collect(),
+            strategy: Some(config.sweep.strategy.name().into()),
+            max_trials: config.sweep.max_trials,
         },
     )?;
 
-    let mut strategy = GridStrategy::new(&plan.trials, &recorded);
-    let to_run = strategy.remaining().unwrap_or(0);
+    let planned_ids: HashSet<&str> = plan.trials.iter().map(|t| t.trial_id.as_str()).collect();
+    let recorded_rows: Vec<TrialRow> = store
+        .rows()
+        .iter()
+        .filter(|r| planned_ids.contains(r.trial_id.as_str()))
+        .cloned()
+        .collect();
+    let mut strategy = search::build(
+        config.sweep.strategy,
+        &plan.trials,
+        &recorded_rows,
+        &config.objective,
+        &config.search,
+        config.sweep.seed,
+    );
+    let left_in_plan = strategy.remaining().unwrap_or(0);
+    let to_run = match config.sweep.max_trials {
+        Some(max) => left_in_plan.min(max.saturating_sub(recorded_rows.len())),
+        None => left_in_plan,
+    };
     let mut progress = Progress::new(
         &folder,
         to_run,
@@ -91,10 +112,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         std::io::stderr().is_terminal(),
     );
     progress.line(&format!(
-        "llama-sweep: sweep {:?}: {} trials ({} already recorded, {to_run} to run) → {}",
+        "llama-sweep: sweep {:?}, {} search: {} trials planned ({} already recorded, up to {to_run} to run) → {}",
         config.sweep.name,
+        config.sweep.strategy.name(),
         plan.trials.len(),
-        plan.trials.len() - to_run,
+        recorded_rows.len(),
         folder.display()
     ));
     progress.line(&format!("  {}", probe.llama_cpp_build));
@@ -135,13 +157,72 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         timeout: config.trial_timeout,
     };
     let end = sweep::run(
-        &mut strategy,
+        strategy.as_mut(),
         &mut executor,
         &mut store,
         &ctx,
         &options,
         &mut progress,
     )?;
+    if let Some(reason) = strategy.stop_reason() {
+        progress.line(&format!("search stopped early: {reason}"));
+    }
+
+    // The confirmation round, unless the sweep was stopped or ran out of time.
+    let mut end = end;
+    let confirms = matches!(
+        end,
+        SweepEnd::Completed
+            | SweepEnd::BudgetReached {
+                out_of_time: false,
+                ..
+            }
+    );
+    let mut recommendation = None;
+    if confirms && config.confirm.top > 0 {
+        let current = rows_of_plan(&store, &planned_ids);
+        let ranked: Vec<&TrialRow> = config
+            .objective
+            .rank(&current)
+            .into_iter()
+            .map(|i| &current[i])
+            .collect();
+        let top: Vec<&str> = ranked
+            .iter()
+            .take(config.confirm.top)
+            .map(|r| r.trial_id.as_str())
+            .collect();
+        let earlier = confirm::read_recommendation(&folder).filter(|r| r.covers(&top));
+        if let Some(r) = earlier {
+            progress.line(&format!(
+                "confirmed earlier (same top {}): {}",
+                top.len(),
+                r.verdict
+            ));
+            recommendation = Some(r);
+        } else if ranked.len() >= 2 {
+            let spec_of = |id: &str| plan.trials.iter().find(|t| t.trial_id == id).cloned();
+            match confirm::confirm(
+                &ranked,
+                &spec_of,
+                &mut executor,
+                &folder,
+                &config.objective,
+                &probe.defaults,
+                &config.confirm,
+                &mut progress,
+            )? {
+                Confirmation::Decided(r) => {
+                    progress.line(&format!("confirmed: {}", r.verdict));
+                    recommendation = Some(r);
+                }
+                Confirmation::Undecided => {
+                    progress.line("confirmation: no candidate could be measured again; the sweep's ranking stands")
+                }
+                Confirmation::Interrupted => end = SweepEnd::Interrupted,
+            }
+        }
+    }
     progress.finish();
 
     manifest.trials_recorded = store.rows().len();
@@ -150,13 +231,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
 
     // Rows of this plan only: the folder may also hold rows of an earlier
     // version of the sweep file, measured under other settings.
-    let planned: HashSet<&str> = plan.trials.iter().map(|t| t.trial_id.as_str()).collect();
-    let current: Vec<TrialRow> = store
-        .rows()
-        .iter()
-        .filter(|r| planned.contains(r.trial_id.as_str()))
-        .cloned()
-        .collect();
+    let current = rows_of_plan(&store, &planned_ids);
     if current.len() < store.rows().len() {
         eprintln!(
             "note: {} rows in {} belong to an earlier version of the sweep file; they are kept but not ranked",
@@ -170,6 +245,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         &folder,
         &probe,
         &manifest.sweep,
+        recommendation.as_ref(),
         args.top,
     )?;
     let left = plan.trials.len() - current.len();
@@ -183,7 +259,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             );
             exit::INTERRUPTED
         }
-        SweepEnd::BudgetReached { reason, left } => {
+        SweepEnd::BudgetReached { reason, left, .. } => {
             println!(
                 "Budget reached ({reason}): {left} trials not run. Run again to go on: {resume}"
             );
@@ -192,6 +268,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         SweepEnd::Completed if recommended => exit::OK,
         SweepEnd::Completed => exit::NOTHING_FEASIBLE,
     })
+}
+
+/// The rows of the current plan, in recording order.
+fn rows_of_plan(store: &Store, planned: &HashSet<&str>) -> Vec<TrialRow> {
+    store
+        .rows()
+        .iter()
+        .filter(|r| planned.contains(r.trial_id.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Command-line budgets override the sweep file's.
@@ -212,6 +298,7 @@ fn finish(
     folder: &Path,
     probe: &ProbeReport,
     sweep: &manifest::SweepInfo,
+    recommendation: Option<&Recommendation>,
     top: usize,
 ) -> anyhow::Result<bool> {
     println!();
@@ -220,9 +307,11 @@ fn finish(
         println!("warning: {w}");
     }
     let output = folder.join("config.yaml");
-    let recommended = match export::choose(rows, &config.objective, None) {
+    // The confirmation round's winner, else the best row.
+    let wanted = recommendation.map(|r| r.trial_id.as_str());
+    let recommended = match export::choose(rows, &config.objective, wanted) {
         Ok(best) => {
-            crate::cmd::export::write_config(best, sweep, &output)
+            crate::cmd::export::write_config(best, sweep, recommendation, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             println!(
                 "\nRecommended configuration (trial {}): {}",

@@ -137,7 +137,7 @@ pub fn manifest(
             name: config.sweep.name.clone(),
             file: config.file.display().to_string(),
             sha256: config.source_sha256.clone(),
-            strategy: "grid".into(),
+            strategy: config.sweep.strategy.name().into(),
             objective: config.objective.clone(),
             workload: Some(config.workload.clone()),
             temperature: config.export.temperature,

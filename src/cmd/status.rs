@@ -28,6 +28,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             &args.folder,
             &rows,
             plan.as_ref().map(|p| p.trial_ids.as_slice()),
+            plan.as_ref().and_then(|p| p.max_trials),
             &objective,
             running
         )
@@ -39,6 +40,7 @@ pub fn render(
     folder: &Path,
     rows: &[TrialRow],
     plan: Option<&[String]>,
+    max_trials: Option<usize>,
     objective: &Objective,
     running: Option<&str>,
 ) -> String {
@@ -74,10 +76,15 @@ pub fn render(
         }
     }
     let planned = plan.map_or(current.len(), <[String]>::len);
-    let left = planned.saturating_sub(current.len());
+    let to_record = max_trials.map_or(planned, |m| m.min(planned));
+    let left = to_record.saturating_sub(current.len());
+    let budget = match max_trials {
+        Some(m) if m < planned => format!(" of a {m}-trial budget"),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "Trials: {} planned, {} recorded ({}), {left} left",
+        "Trials: {} planned, {} recorded ({}), {left} left{budget}",
         planned,
         current.len(),
         endings.join(", ")
@@ -150,8 +157,9 @@ mod tests {
         let plan = ["a".to_string(), "b".into(), "c".into(), "d".into()];
         let text = render(
             Path::new("reports/s"),
-            &[a, b, old],
+            &[a.clone(), b.clone(), old],
             Some(&plan),
+            None,
             &Objective::default(),
             Some("pid 7"),
         );
@@ -165,5 +173,20 @@ mod tests {
             "rows outside the plan are not ranked: {text}"
         );
         assert!(text.contains("6.0 s per trial; about 12s left"), "{text}");
+
+        // A search with a budget smaller than its plan has fewer left.
+        let text = render(
+            Path::new("reports/s"),
+            &[a, b],
+            Some(&plan),
+            Some(3),
+            &Objective::default(),
+            None,
+        );
+        assert!(
+            text.contains("2 recorded (1 ok, 1 oom), 1 left of a 3-trial budget"),
+            "{text}"
+        );
+        assert!(text.contains("about 6s left"), "{text}");
     }
 }

@@ -67,9 +67,20 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let word_lower = word.to_ascii_lowercase();
+    // A word that extends a candidate (`bayesian` for `bayes`) is as close
+    // as a one-letter typo.
+    let distance = |c: &str| {
+        let c = c.to_ascii_lowercase();
+        let shorter = c.len().min(word_lower.len());
+        if shorter >= 4 && (word_lower.starts_with(&c) || c.starts_with(&word_lower)) {
+            1
+        } else {
+            levenshtein(&word_lower, &c)
+        }
+    };
     candidates
         .into_iter()
-        .map(|c| (levenshtein(&word_lower, &c.to_ascii_lowercase()), c))
+        .map(|c| (distance(c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -114,5 +125,13 @@ mod tests {
         assert_eq!(did_you_mean("n_bacth", keys), Some("n_batch"));
         assert_eq!(did_you_mean("N_CTX", keys), Some("n_ctx"));
         assert_eq!(did_you_mean("temperature", keys), None);
+        assert_eq!(
+            did_you_mean("bayesian", ["grid", "random", "bayes"]),
+            Some("bayes")
+        );
+        assert_eq!(
+            did_you_mean("rand", ["grid", "random", "bayes"]),
+            Some("random")
+        );
     }
 }

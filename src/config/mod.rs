@@ -14,10 +14,13 @@ mod validate;
 
 pub use error::ConfigError;
 
+use crate::confirm::ConfirmSettings;
 use crate::drift::DriftSettings;
 use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
 use crate::protocol::{FlashAttn, KvType, Workload};
+pub use crate::search::StrategyKind;
+use crate::search::bayes::BayesSettings;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,11 +44,10 @@ pub struct SweepConfig {
     pub drift: DriftSettings,
     /// Coefficient of variation above which a trial is flagged noisy.
     pub noise_cv_max: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrategyKind {
-    Grid,
+    /// `[search]`: settings of the Bayesian search.
+    pub search: BayesSettings,
+    /// `[confirm]`: the confirmation round.
+    pub confirm: ConfirmSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -237,13 +239,10 @@ mod tests {
         assert_eq!(e.location.unwrap().0, 7);
         let e = parse_in(
             dir.path(),
-            "[sweep]\nname = \"s\"\nstrategy = \"bayes\"\n[[model]]\npath = \"m.gguf\"\n",
+            "[sweep]\nname = \"s\"\nstrategy = \"baye\"\n[[model]]\npath = \"m.gguf\"\n",
         )
         .unwrap_err();
-        assert!(
-            e.message.contains("not available in this version yet"),
-            "{e}"
-        );
+        assert!(e.message.contains("did you mean \"bayes\""), "{e}");
         let e = parse_in(
             dir.path(),
             "[sweep]\nname = \"../up\"\n[[model]]\npath = \"m.gguf\"\n",

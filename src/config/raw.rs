@@ -22,6 +22,10 @@ pub struct RawConfig {
     pub export: RawExport,
     #[serde(default)]
     pub drift: RawDrift,
+    #[serde(default)]
+    pub search: RawSearch,
+    #[serde(default)]
+    pub confirm: RawConfirm,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +96,21 @@ pub struct RawObjective {
 #[serde(deny_unknown_fields)]
 pub struct RawTrial {
     pub timeout_s: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    pub initial: Option<Spanned<i64>>,
+    pub stop_ei_pct: Option<Spanned<Number>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfirm {
+    pub top: Option<Spanned<i64>>,
+    pub rounds: Option<Spanned<i64>>,
+    pub repetitions: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,11 +4,14 @@
 use super::axis::{self, AxisValue};
 use super::error::{ConfigError, did_you_mean};
 use super::raw::{Number, RawConfig, RawModel, RawSpace};
-use super::{ExportSettings, ModelEntry, Space, StrategyKind, SweepConfig, SweepSettings};
+use super::{ExportSettings, ModelEntry, Space, SweepConfig, SweepSettings};
+use crate::confirm::ConfirmSettings;
 use crate::drift::DriftSettings;
 use crate::models::quant_types::QuantType;
 use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
 use crate::protocol::Workload;
+use crate::search::StrategyKind;
+use crate::search::bayes::BayesSettings;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -98,6 +101,8 @@ pub fn validate(
     };
 
     let (drift, noise_cv_max) = drift(&ctx, &raw)?;
+    let search = search(&ctx, &raw)?;
+    let confirm = confirm(&ctx, &raw)?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -111,6 +116,8 @@ pub fn validate(
         export: ExportSettings { temperature },
         drift,
         noise_cv_max,
+        search,
+        confirm,
     })
 }
 
@@ -133,25 +140,22 @@ fn sweep_settings(
             format!("{name:?} cannot be a folder name: use letters, digits, '.', '_' and '-'"),
         );
     }
-    let strategy = match sweep
-        .strategy
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
-        None | Some(("grid", _)) => StrategyKind::Grid,
-        Some((s @ ("random" | "bayes"), span)) => {
-            return ctx.err(
-                "sweep.strategy",
-                Some(span),
-                format!("strategy \"{s}\" is not available in this version yet; use \"grid\""),
-            );
-        }
-        Some((other, span)) => {
-            return ctx.err(
-                "sweep.strategy",
-                Some(span),
-                format!("unknown strategy {other:?}; expected \"grid\""),
-            );
+    let strategy = match &sweep.strategy {
+        None => StrategyKind::Grid,
+        Some(s) => {
+            match StrategyKind::from_name(s.get_ref()) {
+                Some(kind) => kind,
+                None => {
+                    let hint = did_you_mean(s.get_ref(), ["grid", "random", "bayes"])
+                        .map(|k| format!("did you mean \"{k}\"? "))
+                        .unwrap_or_default();
+                    return ctx.err(
+                    "sweep.strategy",
+                    Some(s.span()),
+                    format!("unknown strategy {:?}; {hint}expected \"grid\", \"random\" or \"bayes\"", s.get_ref()),
+                );
+                }
+            }
         }
     };
     let max_trials = match &sweep.max_trials {
@@ -182,6 +186,65 @@ fn sweep_settings(
         model_cache: absolute(
             &base_dir.join(sweep.model_cache.as_deref().unwrap_or("models/derived")),
         ),
+    })
+}
+
+/// `[search]`: the Bayesian search's start and early stop.
+fn search(ctx: &Ctx, raw: &RawConfig) -> Result<BayesSettings, ConfigError> {
+    let s = &raw.search;
+    let defaults = BayesSettings::default();
+    let initial = match &s.initial {
+        None => defaults.initial,
+        Some(n) if (1..=1000).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            return ctx.err(
+                "search.initial",
+                Some(n.span()),
+                "must be between 1 and 1000",
+            );
+        }
+    };
+    let stop_ei = match &s.stop_ei_pct {
+        None => None,
+        Some(p) if p.get_ref().0 > 0.0 && p.get_ref().0 < 100.0 => Some(p.get_ref().0 / 100.0),
+        Some(p) => {
+            return ctx.err(
+                "search.stop_ei_pct",
+                Some(p.span()),
+                "must be a percentage between 0 and 100",
+            );
+        }
+    };
+    Ok(BayesSettings { initial, stop_ei })
+}
+
+/// `[confirm]`: the confirmation round.
+fn confirm(ctx: &Ctx, raw: &RawConfig) -> Result<ConfirmSettings, ConfigError> {
+    let c = &raw.confirm;
+    let defaults = ConfirmSettings::default();
+    let count = |key: &str, v: &Option<Spanned<i64>>, default: usize, min: i64| match v {
+        None => Ok(default),
+        Some(n) if (min..=100).contains(n.get_ref()) => Ok(*n.get_ref() as usize),
+        Some(n) => ctx.err(
+            &format!("confirm.{key}"),
+            Some(n.span()),
+            format!("must be between {min} and 100"),
+        ),
+    };
+    Ok(ConfirmSettings {
+        top: count("top", &c.top, defaults.top, 0)?,
+        rounds: count("rounds", &c.rounds, defaults.rounds, 1)?,
+        repetitions: match &c.repetitions {
+            None => None,
+            Some(n) if (1..=1000).contains(n.get_ref()) => Some(*n.get_ref() as u32),
+            Some(n) => {
+                return ctx.err(
+                    "confirm.repetitions",
+                    Some(n.span()),
+                    "must be between 1 and 1000",
+                );
+            }
+        },
     })
 }
 

@@ -18,6 +18,8 @@ pub struct YamlContext<'a> {
     pub temperature: f64,
     /// The sweep.toml the trial came from, for the reproduce line.
     pub sweep_file: &'a str,
+    /// The confirmation round's verdict, when this trial won it.
+    pub confirmation: Option<&'a str>,
 }
 
 fn quoted(s: &str) -> String {
@@ -69,6 +71,9 @@ pub fn render(row: &TrialRow, ctx: &YamlContext) -> String {
         mean_sd(row, Metric::E2eMs)
     );
     let _ = writeln!(y, "# objective: {}", ctx.objective);
+    if let Some(verdict) = ctx.confirmation {
+        let _ = writeln!(y, "# confirmed: {verdict}");
+    }
     if !ctx.objective.constraints.is_empty() {
         // Judged by the objective in force now, not when the row was written.
         let status = if ctx.objective.violations(row).is_empty() {
@@ -156,6 +161,7 @@ mod tests {
                 objective: &objective,
                 temperature: 0.7,
                 sweep_file: "sweep.toml",
+                confirmation: None,
             },
         );
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
@@ -197,6 +203,7 @@ llm:
                 objective: &objective,
                 temperature: 0.7,
                 sweep_file: "s.toml",
+                confirmation: None,
             },
         );
         assert!(
@@ -216,6 +223,7 @@ llm:
                 objective: &Objective::default(),
                 temperature: 0.2,
                 sweep_file: "s.toml",
+                confirmation: None,
             },
         );
         assert!(

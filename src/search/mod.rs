@@ -1,20 +1,306 @@
 //! Which trial to run next. A [`Strategy`] proposes trials one at a time and
-//! observes each stored row (failures included), so strategies that learn —
-//! random and Bayesian search, to come — plug into the same sweep loop as the
-//! exhaustive grid.
+//! observes each stored row, failures included:
+//!
+//! - `grid`: every planned trial, in plan order;
+//! - `random`: planned trials in a seeded random order;
+//! - `bayes`: a Gaussian-process surrogate and expected improvement weighted
+//!   by the probability of feasibility (see `bayes`).
+//!
+//! All are deterministic for a seed and resume from rows already recorded.
+//! The random and Bayesian strategies work on candidate indices
+//! ([`core::SearchCore`]), so `replay` can run them against a recorded grid.
 
+pub mod acquisition;
+pub mod bayes;
+pub mod core;
+pub mod encode;
+mod gp;
 mod grid;
+pub mod random;
+pub mod replay;
 
 pub use grid::GridStrategy;
 
+use crate::objective::Objective;
 use crate::protocol::TrialSpec;
 use crate::store::row::TrialRow;
+use bayes::{BayesCore, BayesSettings};
+use core::{SearchCore, observation_of};
+use random::RandomCore;
+use std::collections::{HashMap, HashSet};
 
 pub trait Strategy {
     /// The next trial to run, or `None` when the strategy is done.
     fn propose(&mut self) -> Option<TrialSpec>;
     /// The recorded outcome of a proposed trial.
     fn observe(&mut self, spec: &TrialSpec, row: &TrialRow);
-    /// Trials the strategy still expects to propose, if it knows.
+    /// Trials the strategy could still propose.
     fn remaining(&self) -> Option<usize>;
+    /// Why it stopped before running out of trials, if it did.
+    fn stop_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Which strategy a sweep uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    Grid,
+    Random,
+    Bayes,
+}
+
+impl StrategyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Grid => "grid",
+            StrategyKind::Random => "random",
+            StrategyKind::Bayes => "bayes",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<StrategyKind> {
+        [
+            StrategyKind::Grid,
+            StrategyKind::Random,
+            StrategyKind::Bayes,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
+/// Builds a core over `x` (encoded candidates) for `kind`.
+pub fn core_for(
+    kind: StrategyKind,
+    x: Vec<Vec<f64>>,
+    groups: Vec<usize>,
+    settings: &BayesSettings,
+    seed: u64,
+) -> Box<dyn SearchCore> {
+    match kind {
+        StrategyKind::Bayes => Box::new(BayesCore::new(x, groups, settings.clone(), seed)),
+        StrategyKind::Random => Box::new(RandomCore::new(x.len(), seed)),
+        StrategyKind::Grid => Box::new(InOrder::new(x.len())),
+    }
+}
+
+/// Candidates in their given order: the grid, as a core (for replay).
+pub struct InOrder {
+    next: usize,
+    measured: Vec<bool>,
+}
+
+impl InOrder {
+    pub fn new(n: usize) -> Self {
+        InOrder {
+            next: 0,
+            measured: vec![false; n],
+        }
+    }
+}
+
+impl SearchCore for InOrder {
+    fn propose(&mut self) -> Option<usize> {
+        while self.next < self.measured.len() {
+            self.next += 1;
+            if !self.measured[self.next - 1] {
+                self.measured[self.next - 1] = true;
+                return Some(self.next - 1);
+            }
+        }
+        None
+    }
+    fn observe(&mut self, index: usize, _: core::Observation) {
+        self.measured[index] = true;
+    }
+    fn remaining(&self) -> usize {
+        self.measured.iter().filter(|m| !**m).count()
+    }
+}
+
+/// A core-driven strategy over the planned trials.
+pub struct PlannedSearch {
+    specs: Vec<TrialSpec>,
+    index: HashMap<String, usize>,
+    core: Box<dyn SearchCore>,
+    objective: Objective,
+}
+
+impl PlannedSearch {
+    /// Encodes the planned trials and teaches the core the rows already
+    /// recorded (resume).
+    pub fn new(
+        kind: StrategyKind,
+        trials: &[TrialSpec],
+        recorded: &[TrialRow],
+        objective: &Objective,
+        settings: &BayesSettings,
+        seed: u64,
+    ) -> Self {
+        let points: Vec<encode::Point> = trials.iter().map(encode::point_of_spec).collect();
+        let encoder = encode::Encoder::fit(&points);
+        let x = points.iter().map(|p| encoder.encode(p)).collect();
+        let mut core = core_for(kind, x, encoder.groups(), settings, seed);
+        let index: HashMap<String, usize> = trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.trial_id.clone(), i))
+            .collect();
+        for row in recorded {
+            if let Some(&i) = index.get(&row.trial_id) {
+                core.observe(i, observation_of(objective, row));
+            }
+        }
+        PlannedSearch {
+            specs: trials.to_vec(),
+            index,
+            core,
+            objective: objective.clone(),
+        }
+    }
+}
+
+impl Strategy for PlannedSearch {
+    fn propose(&mut self) -> Option<TrialSpec> {
+        self.core.propose().map(|i| self.specs[i].clone())
+    }
+
+    fn observe(&mut self, spec: &TrialSpec, row: &TrialRow) {
+        if let Some(&i) = self.index.get(&spec.trial_id) {
+            self.core.observe(i, observation_of(&self.objective, row));
+        }
+    }
+
+    fn remaining(&self) -> Option<usize> {
+        Some(self.core.remaining())
+    }
+
+    fn stop_reason(&self) -> Option<String> {
+        self.core.stop_reason()
+    }
+}
+
+/// The strategy of a sweep, resuming from `recorded`.
+pub fn build(
+    kind: StrategyKind,
+    trials: &[TrialSpec],
+    recorded: &[TrialRow],
+    objective: &Objective,
+    settings: &BayesSettings,
+    seed: u64,
+) -> Box<dyn Strategy> {
+    match kind {
+        StrategyKind::Grid => {
+            let ids: HashSet<String> = recorded.iter().map(|r| r.trial_id.clone()).collect();
+            Box::new(GridStrategy::new(trials, &ids))
+        }
+        _ => Box::new(PlannedSearch::new(
+            kind, trials, recorded, objective, settings, seed,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Params;
+    use crate::runner::mock;
+    use crate::test_support::{row, spec};
+
+    fn trials(n: usize) -> Vec<TrialSpec> {
+        (0..n)
+            .map(|i| {
+                let mut s = spec(&format!("t{i}"));
+                s.params = Params {
+                    n_threads: Some(1 + i as i32),
+                    ..Params::default()
+                };
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn searches_skip_recorded_trials_and_are_deterministic() {
+        let plan = trials(10);
+        let recorded = vec![row("t3", &mock::measured(10.0, 10.0))];
+        for kind in [
+            StrategyKind::Grid,
+            StrategyKind::Random,
+            StrategyKind::Bayes,
+        ] {
+            let settings = BayesSettings::default();
+            let order = |seed| {
+                let mut s = build(
+                    kind,
+                    &plan,
+                    &recorded,
+                    &Objective::default(),
+                    &settings,
+                    seed,
+                );
+                let mut ids = Vec::new();
+                while let Some(t) = s.propose() {
+                    let r = row(
+                        &t.trial_id,
+                        &mock::measured(10.0 + t.params.n_threads.unwrap() as f64, 10.0),
+                    );
+                    s.observe(&t, &r);
+                    ids.push(t.trial_id);
+                }
+                ids
+            };
+            let a = order(1);
+            assert_eq!(a.len(), 9, "{kind:?}");
+            assert!(!a.contains(&"t3".to_string()), "{kind:?}");
+            assert_eq!(a, order(1), "{kind:?} is deterministic");
+        }
+    }
+
+    /// A made-up response with a peak and a failing corner.
+    fn measure(t: &TrialSpec) -> TrialRow {
+        let n = t.params.n_threads.unwrap() as f64;
+        if n > 36.0 {
+            row(
+                &t.trial_id,
+                &mock::failed(crate::runner::TrialStatus::Oom, "out of memory"),
+            )
+        } else {
+            row(
+                &t.trial_id,
+                &mock::measured(100.0 - (n - 23.0).powi(2) / 10.0, 10.0),
+            )
+        }
+    }
+
+    #[test]
+    fn a_resumed_search_proposes_what_the_uninterrupted_one_would_have() {
+        let plan = trials(40);
+        for kind in [StrategyKind::Random, StrategyKind::Bayes] {
+            let settings = BayesSettings::default();
+            let mut recorded = Vec::new();
+            let mut whole = build(kind, &plan, &[], &Objective::default(), &settings, 5);
+            for _ in 0..16 {
+                let t = whole.propose().unwrap();
+                let r = measure(&t);
+                whole.observe(&t, &r);
+                recorded.push(r);
+            }
+            // Killed after 10 trials, then started again from the rows.
+            let mut resumed = build(
+                kind,
+                &plan,
+                &recorded[..10],
+                &Objective::default(),
+                &settings,
+                5,
+            );
+            for expected in &recorded[10..] {
+                let t = resumed.propose().unwrap();
+                assert_eq!(t.trial_id, expected.trial_id, "{kind:?}");
+                resumed.observe(&t, expected);
+            }
+        }
+    }
 }

@@ -10,6 +10,12 @@ pub const PLAN_JSON: &str = "plan.json";
 pub struct PlanFile {
     pub sweep: String,
     pub trial_ids: Vec<String>,
+    /// The search strategy, and the trial budget when there is one: a
+    /// Bayesian search of 2,000 planned trials may run only 60.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub max_trials: Option<usize>,
 }
 
 pub fn write(folder: &Path, plan: &PlanFile) -> anyhow::Result<()> {

@@ -205,9 +205,26 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
     // config.yaml: the best feasible trial, in llama-cpp-python's vocabulary.
     let yaml = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
     let keys = check_config_yaml(&yaml);
+    // The confirmation round measured the best three again and chose one
+    // of them; config.yaml is that one, and says so.
     let ranked = llama_sweep::objective::Objective::default().rank(&rows);
-    let best = &rows[ranked[0]];
+    let recommendation =
+        llama_sweep::confirm::read_recommendation(&folder).expect("recommendation.json");
+    let top3: Vec<&str> = ranked
+        .iter()
+        .take(3)
+        .map(|&i| rows[i].trial_id.as_str())
+        .collect();
+    assert!(
+        recommendation.covers(&top3),
+        "{recommendation:?} vs {top3:?}"
+    );
+    let best = rows
+        .iter()
+        .find(|r| r.trial_id == recommendation.trial_id)
+        .unwrap();
     assert!(yaml.contains(&format!("trial {}", best.trial_id)), "{yaml}");
+    assert!(yaml.contains("# confirmed: "), "{yaml}");
     let get = |k: &str| {
         keys.iter()
             .find(|(key, _)| key == k)
@@ -268,10 +285,15 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
     let again = run(&["run", sweep.to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
-        stderr(&again).contains("6 already recorded, 0 to run"),
+        stderr(&again).contains("6 already recorded, up to 0 to run"),
         "{}",
         stderr(&again)
     );
     assert!(!stderr(&again).contains("deriving"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("confirmed earlier (same top 3)"),
+        "the confirmation round is not repeated for the same top trials: {}",
+        stderr(&again)
+    );
     assert_eq!(read_rows(&folder).len(), 6);
 }

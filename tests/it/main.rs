@@ -6,4 +6,5 @@ mod bad_input;
 mod demo_sweep;
 mod faults;
 mod overnight;
+mod search;
 mod support;

@@ -1,0 +1,544 @@
+//! The confirmation round. A sweep ranks trials by measurements taken hours
+//! apart on a machine whose speed drifts; before recommending one, the top
+//! few feasible configurations are measured again, interleaved (A B C, B C A,
+//! C A B ...) with more repetitions, and the winner is picked on those runs.
+//! The difference to the runner-up gets a 95% confidence interval (Welch, on
+//! the logarithms of the per-run means, so it reads as a ratio); when the
+//! interval includes "no difference", the configurations cannot be told
+//! apart, and the one using less memory is preferred.
+
+use crate::objective::{Direction, Objective};
+use crate::protocol::{EffectiveParams, TrialSpec};
+use crate::runner::{Execution, Executor};
+use crate::stats::{Summary, welch_interval};
+use crate::store::row::{RowContext, TrialRow};
+use crate::sweep::{SweepObserver, now_rfc3339};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+pub const CONFIRM_CSV: &str = "confirm.csv";
+/// Configurations whose confirmation runs differ by less than this (3%),
+/// and not significantly, count as equally fast.
+const TIE_MARGIN: f64 = 0.03;
+pub const RECOMMENDATION_JSON: &str = "recommendation.json";
+
+/// `[confirm]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmSettings {
+    /// How many of the best feasible trials to measure again (0 = no round).
+    pub top: usize,
+    /// Interleaved rounds.
+    pub rounds: usize,
+    /// Repetitions per run (the workload's repetitions × 2 by default).
+    pub repetitions: Option<u32>,
+}
+
+impl Default for ConfirmSettings {
+    fn default() -> Self {
+        ConfirmSettings {
+            top: 3,
+            rounds: 3,
+            repetitions: None,
+        }
+    }
+}
+
+/// One re-measurement, as written to confirm.csv.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmRun {
+    pub trial_id: String,
+    pub round: usize,
+    pub metric: String,
+    /// Mean of the metric over this run's repetitions; empty if the run failed.
+    pub value: Option<f64>,
+    pub sd: Option<f64>,
+    pub repetitions: u32,
+    pub status: String,
+    pub at: String,
+}
+
+/// The outcome of the round: the recommended trial and how sure we are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub trial_id: String,
+    pub metric: String,
+    /// Geometric mean of the confirmation runs' means.
+    pub value: f64,
+    pub runs: usize,
+    pub runner_up: Option<RunnerUp>,
+    /// One sentence for people.
+    pub verdict: String,
+    /// The trials that were measured again; a later run of the same sweep
+    /// with the same top trials reuses this recommendation.
+    #[serde(default)]
+    pub candidates: Vec<String>,
+}
+
+impl Recommendation {
+    /// Whether this round confirmed exactly these trials (in any order).
+    pub fn covers(&self, trial_ids: &[&str]) -> bool {
+        let mut mine: Vec<&str> = self.candidates.iter().map(String::as_str).collect();
+        let mut theirs = trial_ids.to_vec();
+        mine.sort_unstable();
+        theirs.sort_unstable();
+        !mine.is_empty() && mine == theirs
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerUp {
+    pub trial_id: String,
+    pub value: f64,
+    /// How many times better the recommendation is (>1 is better, whatever
+    /// the direction), with its 95% confidence interval.
+    pub ratio: f64,
+    pub ratio_low: Option<f64>,
+    pub ratio_high: Option<f64>,
+    /// Whether the interval excludes 1.
+    pub distinguishable: bool,
+}
+
+/// How a confirmation round ended.
+#[derive(Debug)]
+pub enum Confirmation {
+    Decided(Recommendation),
+    /// No candidate could be measured again (all failed): the sweep's own
+    /// ranking stands.
+    Undecided,
+    /// A stop was asked for.
+    Interrupted,
+}
+
+/// A confirmed candidate: its row and the log values of its runs.
+struct Candidate<'a> {
+    row: &'a TrialRow,
+    spec: TrialSpec,
+    logs: Vec<f64>,
+}
+
+/// Runs the round over `ranked` (feasible rows, best first).
+#[allow(clippy::too_many_arguments)]
+pub fn confirm(
+    ranked: &[&TrialRow],
+    spec_of: &dyn Fn(&str) -> Option<TrialSpec>,
+    executor: &mut dyn Executor,
+    folder: &Path,
+    objective: &Objective,
+    defaults: &EffectiveParams,
+    settings: &ConfirmSettings,
+    observer: &mut dyn SweepObserver,
+) -> anyhow::Result<Confirmation> {
+    let mut candidates: Vec<Candidate> = ranked
+        .iter()
+        .take(settings.top)
+        .filter_map(|row| {
+            spec_of(&row.trial_id).map(|mut spec| {
+                spec.workload.repetitions = settings
+                    .repetitions
+                    .unwrap_or(spec.workload.repetitions * 2);
+                Candidate {
+                    row,
+                    spec,
+                    logs: Vec::new(),
+                }
+            })
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Confirmation::Undecided);
+    }
+    observer.note(&format!(
+        "confirmation: measuring the best {} again, {} interleaved rounds of {} repetitions",
+        candidates.len(),
+        settings.rounds,
+        candidates[0].spec.workload.repetitions
+    ));
+    let n = candidates.len();
+    std::fs::create_dir_all(folder.join("logs"))
+        .with_context(|| format!("cannot create {}", folder.join("logs").display()))?;
+    for round in 0..settings.rounds {
+        for k in 0..n {
+            let c = &mut candidates[(k + round) % n];
+            let log = folder.join(format!("logs/{}.confirm{}.log", c.spec.trial_id, round + 1));
+            let outcome = match executor.execute(&c.spec, &log)? {
+                Execution::Done(outcome) => outcome,
+                Execution::Interrupted => return Ok(Confirmation::Interrupted),
+            };
+            let row = TrialRow::new(
+                &c.spec,
+                &outcome,
+                RowContext {
+                    sweep: "",
+                    seq: 0,
+                    defaults,
+                    objective,
+                    started_at: String::new(),
+                    finished_at: String::new(),
+                    build: "",
+                    log_file: String::new(),
+                    attempts: 1,
+                    noise_cv_max: f64::INFINITY,
+                },
+            );
+            let value = objective.score(&row);
+            if let Some(v) = value {
+                c.logs.push(v.max(1e-12).ln());
+            }
+            let run = ConfirmRun {
+                trial_id: c.spec.trial_id.clone(),
+                round: round + 1,
+                metric: objective.metric.name().into(),
+                value,
+                sd: row.sd_of(objective.metric),
+                repetitions: c.spec.workload.repetitions,
+                status: row.status.name().into(),
+                at: now_rfc3339(),
+            };
+            append_run(folder, &run)?;
+            observer.note(&format!(
+                "confirmation round {}: {} {}",
+                round + 1,
+                run.trial_id,
+                value.map_or(format!("{} (not measured)", run.status), |v| format!(
+                    "{v:.1} {}",
+                    objective.metric.unit()
+                ))
+            ));
+        }
+    }
+    match decide(&candidates, objective) {
+        Some(r) => {
+            let json = serde_json::to_string_pretty(&r)?;
+            crate::store::write_atomically(&folder.join(RECOMMENDATION_JSON), json.as_bytes())?;
+            Ok(Confirmation::Decided(r))
+        }
+        None => Ok(Confirmation::Undecided),
+    }
+}
+
+fn append_run(folder: &Path, run: &ConfirmRun) -> anyhow::Result<()> {
+    let path = folder.join(CONFIRM_CSV);
+    let new = !path.exists();
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(new)
+        .from_writer(Vec::new());
+    writer.serialize(run)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.write_all(&writer.into_inner()?)
+        .and_then(|_| file.sync_data())
+        .with_context(|| format!("cannot append to {}", path.display()))
+}
+
+/// "Better" on the log scale: larger for maximized metrics.
+fn oriented(objective: &Objective, log_value: f64) -> f64 {
+    match objective.direction {
+        Direction::Maximize => log_value,
+        Direction::Minimize => -log_value,
+    }
+}
+
+fn memory(row: &TrialRow) -> f64 {
+    row.device_memory_mib
+        .filter(|m| *m > 0.0)
+        .or(row.peak_rss_mib)
+        .unwrap_or(f64::INFINITY)
+}
+
+fn decide(candidates: &[Candidate], objective: &Objective) -> Option<Recommendation> {
+    let mut measured: Vec<(&Candidate, f64)> = candidates
+        .iter()
+        .filter_map(|c| Summary::of(&c.logs).map(|s| (c, oriented(objective, s.mean))))
+        .collect();
+    measured.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (best, _) = *measured.first()?;
+    // Configurations the best cannot be told apart from: no significant
+    // difference, and measured within a few percent of it. (One measured
+    // far slower whose interval is merely wide is not a tie: the best stays,
+    // and the verdict says the runs were too noisy to be sure.)
+    let ties: Vec<&Candidate> = measured
+        .iter()
+        .skip(1)
+        .filter(|(c, _)| match welch_interval(&best.logs, &c.logs) {
+            Some((d, lo, hi)) => lo <= 0.0 && hi >= 0.0 && d <= TIE_MARGIN.ln_1p(),
+            None => false,
+        })
+        .map(|(c, _)| *c)
+        .collect();
+    let lightest = std::iter::once(best)
+        .chain(ties.iter().copied())
+        .min_by(|a, b| memory(a.row).total_cmp(&memory(b.row)))
+        .unwrap_or(best);
+    let chosen = if !ties.is_empty() { lightest } else { best };
+    let geo = |c: &Candidate| Summary::of(&c.logs).map_or(0.0, |s| s.mean.exp());
+    let runner = measured
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| c.row.trial_id != chosen.row.trial_id);
+    let runner_up = runner.map(|r| {
+        let interval = welch_interval(&chosen.logs, &r.logs);
+        let (d, lo, hi) = interval.map_or(
+            (
+                Summary::of(&chosen.logs).map_or(0.0, |s| s.mean)
+                    - Summary::of(&r.logs).map_or(0.0, |s| s.mean),
+                None,
+                None,
+            ),
+            |(d, lo, hi)| (d, Some(lo), Some(hi)),
+        );
+        let sign = match objective.direction {
+            Direction::Maximize => 1.0,
+            Direction::Minimize => -1.0,
+        };
+        let (low, high) = match (lo, hi) {
+            (Some(lo), Some(hi)) => {
+                let (a, b) = ((sign * lo).exp(), (sign * hi).exp());
+                (Some(a.min(b)), Some(a.max(b)))
+            }
+            _ => (None, None),
+        };
+        RunnerUp {
+            trial_id: r.row.trial_id.clone(),
+            value: geo(r),
+            ratio: (sign * d).exp(),
+            ratio_low: low,
+            ratio_high: high,
+            distinguishable: matches!((low, high), (Some(l), Some(h)) if l > 1.0 || h < 1.0),
+        }
+    });
+    let unit = objective.metric.unit();
+    let mut verdict = String::new();
+    let _ = write!(
+        verdict,
+        "{} measured {:.1} {unit} over {} confirmation runs",
+        chosen.row.trial_id,
+        geo(chosen),
+        chosen.logs.len()
+    );
+    match &runner_up {
+        Some(r) if r.distinguishable => {
+            let _ = write!(
+                verdict,
+                "; {:.3}× the runner-up {} (95% CI {:.3}–{:.3}×)",
+                r.ratio,
+                r.trial_id,
+                r.ratio_low.unwrap_or(r.ratio),
+                r.ratio_high.unwrap_or(r.ratio)
+            );
+        }
+        Some(r) => {
+            let ci = match (r.ratio_low, r.ratio_high) {
+                (Some(l), Some(h)) => format!("95% CI {l:.3}–{h:.3}×"),
+                _ => "too few runs for an interval".into(),
+            };
+            let tie = ties.iter().any(|t| t.row.trial_id == r.trial_id)
+                || chosen.row.trial_id != best.row.trial_id;
+            if !tie {
+                let _ = write!(
+                    verdict,
+                    "; {:.3}× the runner-up {}, but the runs were too noisy to be sure ({ci}): more [confirm] rounds or a quieter machine would tell",
+                    r.ratio, r.trial_id
+                );
+            } else if chosen.row.trial_id == best.row.trial_id {
+                let _ = write!(
+                    verdict,
+                    "; it cannot be told apart from {} ({:.3}×, {ci}) and uses the least memory of those",
+                    r.trial_id, r.ratio
+                );
+            } else {
+                let _ = write!(
+                    verdict,
+                    "; the best measured, {}, cannot be told apart from it ({:.3}×, {ci}), and this one uses less memory",
+                    r.trial_id, r.ratio
+                );
+            }
+        }
+        None => {}
+    }
+    Some(Recommendation {
+        trial_id: chosen.row.trial_id.clone(),
+        metric: objective.metric.name().into(),
+        value: geo(chosen),
+        runs: chosen.logs.len(),
+        runner_up,
+        verdict,
+        candidates: candidates.iter().map(|c| c.spec.trial_id.clone()).collect(),
+    })
+}
+
+/// The recommendation of a folder's last confirmation round, if any.
+pub fn read_recommendation(folder: &Path) -> Option<Recommendation> {
+    let text = std::fs::read_to_string(folder.join(RECOMMENDATION_JSON)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::mock::{self, MockExecutor};
+    use crate::sweep::Silent;
+    use crate::test_support::{defaults, row, spec};
+    use std::cell::Cell;
+
+    fn rows(values: &[(&str, f64, f64)]) -> Vec<TrialRow> {
+        values
+            .iter()
+            .map(|(id, tg, rss)| {
+                let mut r = row(id, &mock::measured(*tg, 100.0));
+                r.peak_rss_mib = Some(*rss);
+                r
+            })
+            .collect()
+    }
+
+    fn run_round(rows: &[TrialRow], truth: impl Fn(&str) -> f64) -> (Recommendation, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let ranked: Vec<&TrialRow> = rows.iter().collect();
+        let calls = Cell::new(0);
+        let mut executor = MockExecutor::new(|s: &TrialSpec| {
+            calls.set(calls.get() + 1);
+            // A little noise that differs per call.
+            let wobble = 1.0 + 0.004 * ((calls.get() % 3) as f64 - 1.0);
+            Execution::Done(mock::measured(truth(&s.trial_id) * wobble, 100.0))
+        });
+        let settings = ConfirmSettings::default();
+        let rec = confirm(
+            &ranked,
+            &|id| Some(spec(id)),
+            &mut executor,
+            dir.path(),
+            &Objective::default(),
+            &defaults(),
+            &settings,
+            &mut Silent,
+        )
+        .unwrap();
+        let Confirmation::Decided(rec) = rec else {
+            panic!("{rec:?}")
+        };
+        let runs: Vec<ConfirmRun> = csv::Reader::from_path(dir.path().join(CONFIRM_CSV))
+            .unwrap()
+            .deserialize()
+            .map(Result::unwrap)
+            .collect();
+        assert!(dir.path().join(RECOMMENDATION_JSON).exists());
+        let stored = read_recommendation(dir.path()).unwrap();
+        assert_eq!(
+            (&stored.trial_id, &stored.verdict, &stored.candidates),
+            (&rec.trial_id, &rec.verdict, &rec.candidates)
+        );
+        (rec, runs.len())
+    }
+
+    #[test]
+    fn the_round_can_overturn_the_sweeps_ranking() {
+        // The sweep ranked a first; measured again, b is clearly faster.
+        let rows = rows(&[
+            ("a", 150.0, 200.0),
+            ("b", 140.0, 200.0),
+            ("c", 100.0, 200.0),
+        ]);
+        let (rec, runs) = run_round(&rows, |id| match id {
+            "a" => 120.0,
+            "b" => 140.0,
+            _ => 100.0,
+        });
+        assert_eq!(runs, 9, "3 configurations × 3 rounds");
+        assert_eq!(rec.trial_id, "b");
+        let r = rec.runner_up.unwrap();
+        assert_eq!(r.trial_id, "a");
+        assert!(r.distinguishable && r.ratio_low.unwrap() > 1.0, "{r:?}");
+        assert!(
+            rec.verdict.contains("the runner-up a (95% CI"),
+            "{}",
+            rec.verdict
+        );
+    }
+
+    #[test]
+    fn configurations_that_cannot_be_told_apart_go_to_the_lighter_one() {
+        let rows = rows(&[("fast", 150.0, 400.0), ("light", 149.0, 150.0)]);
+        let (rec, _) = run_round(&rows, |_| 100.0);
+        assert_eq!(rec.trial_id, "light");
+        let r = rec.runner_up.clone().unwrap();
+        assert!(!r.distinguishable);
+        assert!(
+            rec.verdict.contains("cannot be told apart"),
+            "{}",
+            rec.verdict
+        );
+        assert!(rec.covers(&["light", "fast"]) && !rec.covers(&["light"]));
+    }
+
+    #[test]
+    fn a_wide_interval_alone_does_not_hand_the_win_to_a_slower_lighter_config() {
+        // "fast" measured 100, 30, 100 (a noisy machine); "light" 60 each
+        // time. Not significant, but far from equal: "fast" stays.
+        let rows = rows(&[("fast", 150.0, 400.0), ("light", 149.0, 150.0)]);
+        let ranked: Vec<&TrialRow> = rows.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let runs = std::cell::RefCell::new(std::collections::HashMap::<String, usize>::new());
+        let mut executor = MockExecutor::new(|s: &TrialSpec| {
+            let mut runs = runs.borrow_mut();
+            let k = runs.entry(s.trial_id.clone()).or_default();
+            *k += 1;
+            let tg = match (s.trial_id.as_str(), *k) {
+                ("fast", 2) => 30.0,
+                ("fast", _) => 100.0,
+                _ => 60.0,
+            };
+            Execution::Done(mock::measured(tg, 100.0))
+        });
+        let end = confirm(
+            &ranked,
+            &|id| Some(spec(id)),
+            &mut executor,
+            dir.path(),
+            &Objective::default(),
+            &defaults(),
+            &ConfirmSettings::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        let Confirmation::Decided(rec) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!(rec.trial_id, "fast");
+        assert!(!rec.runner_up.as_ref().unwrap().distinguishable);
+        assert!(
+            rec.verdict.contains("too noisy to be sure"),
+            "{}",
+            rec.verdict
+        );
+    }
+
+    #[test]
+    fn a_round_in_which_every_run_fails_decides_nothing() {
+        let rows = rows(&[("a", 150.0, 200.0), ("b", 140.0, 200.0)]);
+        let ranked: Vec<&TrialRow> = rows.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut executor = MockExecutor::new(|_: &TrialSpec| {
+            Execution::Done(mock::failed(crate::runner::TrialStatus::Crashed, "boom"))
+        });
+        let end = confirm(
+            &ranked,
+            &|id| Some(spec(id)),
+            &mut executor,
+            dir.path(),
+            &Objective::default(),
+            &defaults(),
+            &ConfirmSettings::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        assert!(matches!(end, Confirmation::Undecided), "{end:?}");
+        assert_eq!(executor.executed.len(), 6);
+        assert!(read_recommendation(dir.path()).is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! The part of a strategy that works on candidate indices, so the same code
+//! drives a live sweep (candidates are planned trials) and a replay
+//! (candidates are rows of a recorded grid).
+
+use crate::objective::{Direction, Objective};
+use crate::store::row::TrialRow;
+
+/// What a strategy learns from one trial.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation {
+    /// Measured. `score` is the objective on a log scale, oriented so that
+    /// higher is better (ln tg_tps, or −ln ttft_ms); `feasible` says whether
+    /// the constraints were met.
+    Measured { score: f64, feasible: bool },
+    /// No measurement (failed, oom, crashed, timeout, invalid): it teaches
+    /// where the infeasible region is, never a value.
+    Failed,
+}
+
+/// The log-scale, higher-is-better score of a raw objective value.
+pub fn score(objective: &Objective, value: f64) -> f64 {
+    let l = value.max(1e-12).ln();
+    match objective.direction {
+        Direction::Maximize => l,
+        Direction::Minimize => -l,
+    }
+}
+
+/// What a recorded row teaches.
+pub fn observation_of(objective: &Objective, row: &TrialRow) -> Observation {
+    match objective.score(row) {
+        Some(value) if row.is_ok() => Observation::Measured {
+            score: score(objective, value),
+            feasible: objective.violations(row).is_empty(),
+        },
+        _ => Observation::Failed,
+    }
+}
+
+/// A search over a fixed set of candidates.
+pub trait SearchCore {
+    /// The next candidate to measure, or `None` when done.
+    fn propose(&mut self) -> Option<usize>;
+    fn observe(&mut self, index: usize, observation: Observation);
+    /// Candidates not measured yet.
+    fn remaining(&self) -> usize;
+    /// Why the search stopped early, if it did.
+    fn stop_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{Bound, Constraint, Metric};
+    use crate::runner::{TrialStatus, mock};
+    use crate::test_support::row;
+
+    #[test]
+    fn rows_become_oriented_log_scores_and_failures_carry_no_value() {
+        let maximize = Objective::default();
+        let ok = row("a", &mock::measured(100.0, 400.0));
+        assert_eq!(
+            observation_of(&maximize, &ok),
+            Observation::Measured {
+                score: 100f64.ln(),
+                feasible: true
+            }
+        );
+        let minimize = Objective {
+            metric: Metric::TtftMs,
+            direction: Direction::Minimize,
+            constraints: vec![Constraint {
+                metric: Metric::TgTps,
+                bound: Bound::AtLeast(500.0),
+            }],
+        };
+        match observation_of(&minimize, &ok) {
+            Observation::Measured { score, feasible } => {
+                assert!(score < 0.0 && !feasible);
+            }
+            other => panic!("{other:?}"),
+        }
+        let oom = row("b", &mock::failed(TrialStatus::Oom, "x"));
+        assert_eq!(observation_of(&maximize, &oom), Observation::Failed);
+    }
+}
