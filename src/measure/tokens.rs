@@ -2,10 +2,11 @@
 //! the first one BOS when the model adds BOS. Seeded, so every trial of a
 //! sweep decodes the same token sequence.
 
+use crate::rng::SplitMix64;
 use llama_cpp_2::token::LlamaToken;
 
 pub struct TokenSource {
-    state: u64,
+    rng: SplitMix64,
     n_vocab: u32,
     bos: Option<LlamaToken>,
     /// The prompt, generated once and reused by every repetition.
@@ -15,21 +16,16 @@ pub struct TokenSource {
 impl TokenSource {
     pub fn new(seed: u64, n_vocab: i32, bos: Option<LlamaToken>) -> Self {
         TokenSource {
-            state: seed ^ 0x5DEE_CE66_D1CE_4E5B,
+            rng: SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_4E5B),
             n_vocab: n_vocab.max(1) as u32,
             bos,
             prompt: Vec::new(),
         }
     }
 
-    /// A uniformly random token id (SplitMix64).
+    /// A uniformly random token id.
     pub fn random(&mut self) -> LlamaToken {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        LlamaToken((z % u64::from(self.n_vocab)) as i32)
+        LlamaToken((self.rng.next_u64() % u64::from(self.n_vocab)) as i32)
     }
 
     /// The first token of a sequence: BOS when the model adds one.
