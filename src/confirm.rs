@@ -7,9 +7,10 @@
 //! interval includes "no difference", the configurations cannot be told
 //! apart, and the one using less memory is preferred.
 
-use crate::objective::{Direction, Objective};
+use crate::objective::Objective;
 use crate::protocol::{EffectiveParams, TrialSpec};
 use crate::runner::{Execution, Executor};
+use crate::search::core::orient;
 use crate::stats::{Summary, welch_interval};
 use crate::store::row::{RowContext, TrialRow};
 use crate::sweep::{SweepObserver, now_rfc3339};
@@ -236,14 +237,6 @@ fn append_run(folder: &Path, run: &ConfirmRun) -> anyhow::Result<()> {
         .with_context(|| format!("cannot append to {}", path.display()))
 }
 
-/// "Better" on the log scale: larger for maximized metrics.
-fn oriented(objective: &Objective, log_value: f64) -> f64 {
-    match objective.direction {
-        Direction::Maximize => log_value,
-        Direction::Minimize => -log_value,
-    }
-}
-
 fn memory(row: &TrialRow) -> f64 {
     row.device_memory_mib
         .filter(|m| *m > 0.0)
@@ -254,7 +247,7 @@ fn memory(row: &TrialRow) -> f64 {
 fn decide(candidates: &[Candidate], objective: &Objective) -> Option<Recommendation> {
     let mut measured: Vec<(&Candidate, f64)> = candidates
         .iter()
-        .filter_map(|c| Summary::of(&c.logs).map(|s| (c, oriented(objective, s.mean))))
+        .filter_map(|c| Summary::of(&c.logs).map(|s| (c, orient(objective, s.mean))))
         .collect();
     measured.sort_by(|a, b| b.1.total_cmp(&a.1));
     let (best, _) = *measured.first()?;
@@ -292,13 +285,9 @@ fn decide(candidates: &[Candidate], objective: &Objective) -> Option<Recommendat
             ),
             |(d, lo, hi)| (d, Some(lo), Some(hi)),
         );
-        let sign = match objective.direction {
-            Direction::Maximize => 1.0,
-            Direction::Minimize => -1.0,
-        };
         let (low, high) = match (lo, hi) {
             (Some(lo), Some(hi)) => {
-                let (a, b) = ((sign * lo).exp(), (sign * hi).exp());
+                let (a, b) = (orient(objective, lo).exp(), orient(objective, hi).exp());
                 (Some(a.min(b)), Some(a.max(b)))
             }
             _ => (None, None),
@@ -306,7 +295,7 @@ fn decide(candidates: &[Candidate], objective: &Objective) -> Option<Recommendat
         RunnerUp {
             trial_id: r.row.trial_id.clone(),
             value: geo(r),
-            ratio: (sign * d).exp(),
+            ratio: orient(objective, d).exp(),
             ratio_low: low,
             ratio_high: high,
             distinguishable: matches!((low, high), (Some(l), Some(h)) if l > 1.0 || h < 1.0),
@@ -397,6 +386,27 @@ mod tests {
             .collect()
     }
 
+    /// The round over `ranked` with the default settings.
+    fn confirm_all(
+        ranked: &[&TrialRow],
+        executor: &mut dyn Executor,
+        folder: &Path,
+    ) -> Confirmation {
+        let settings = ConfirmSettings::default();
+        let objective = Objective::default();
+        confirm(
+            ranked,
+            &|id| Some(spec(id)),
+            executor,
+            folder,
+            &objective,
+            &defaults(),
+            &settings,
+            &mut Silent,
+        )
+        .unwrap()
+    }
+
     fn run_round(rows: &[TrialRow], truth: impl Fn(&str) -> f64) -> (Recommendation, usize) {
         let dir = tempfile::tempdir().unwrap();
         let ranked: Vec<&TrialRow> = rows.iter().collect();
@@ -407,18 +417,7 @@ mod tests {
             let wobble = 1.0 + 0.004 * ((calls.get() % 3) as f64 - 1.0);
             Execution::Done(mock::measured(truth(&s.trial_id) * wobble, 100.0))
         });
-        let settings = ConfirmSettings::default();
-        let rec = confirm(
-            &ranked,
-            &|id| Some(spec(id)),
-            &mut executor,
-            dir.path(),
-            &Objective::default(),
-            &defaults(),
-            &settings,
-            &mut Silent,
-        )
-        .unwrap();
+        let rec = confirm_all(&ranked, &mut executor, dir.path());
         let Confirmation::Decided(rec) = rec else {
             panic!("{rec:?}")
         };
@@ -495,17 +494,7 @@ mod tests {
             };
             Execution::Done(mock::measured(tg, 100.0))
         });
-        let end = confirm(
-            &ranked,
-            &|id| Some(spec(id)),
-            &mut executor,
-            dir.path(),
-            &Objective::default(),
-            &defaults(),
-            &ConfirmSettings::default(),
-            &mut Silent,
-        )
-        .unwrap();
+        let end = confirm_all(&ranked, &mut executor, dir.path());
         let Confirmation::Decided(rec) = end else {
             panic!("{end:?}")
         };
@@ -526,17 +515,7 @@ mod tests {
         let mut executor = MockExecutor::new(|_: &TrialSpec| {
             Execution::Done(mock::failed(crate::runner::TrialStatus::Crashed, "boom"))
         });
-        let end = confirm(
-            &ranked,
-            &|id| Some(spec(id)),
-            &mut executor,
-            dir.path(),
-            &Objective::default(),
-            &defaults(),
-            &ConfirmSettings::default(),
-            &mut Silent,
-        )
-        .unwrap();
+        let end = confirm_all(&ranked, &mut executor, dir.path());
         assert!(matches!(end, Confirmation::Undecided), "{end:?}");
         assert_eq!(executor.executed.len(), 6);
         assert!(read_recommendation(dir.path()).is_none());

@@ -85,12 +85,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     )?;
 
     let planned_ids: HashSet<&str> = plan.trials.iter().map(|t| t.trial_id.as_str()).collect();
-    let recorded_rows: Vec<TrialRow> = store
-        .rows()
-        .iter()
-        .filter(|r| planned_ids.contains(r.trial_id.as_str()))
-        .cloned()
-        .collect();
+    let recorded_rows = rows_of_plan(&store, &planned_ids);
     let mut strategy = search::build(
         config.sweep.strategy,
         &plan.trials,

@@ -60,10 +60,6 @@ pub struct BayesCore {
     keys: Vec<Vec<u32>>,
     settings: BayesSettings,
     seed: u64,
-    /// Drawn afresh for every proposal from the seed and the number of
-    /// trials known, so that a proposal depends only on what was observed:
-    /// a resumed search continues exactly as an uninterrupted one would.
-    rng: SplitMix64,
     stopped: Option<String>,
 }
 
@@ -98,7 +94,6 @@ impl BayesCore {
             keys,
             settings,
             seed,
-            rng: SplitMix64::new(seed),
             stopped: None,
         }
     }
@@ -121,19 +116,17 @@ impl BayesCore {
 
     /// The open candidate farthest from everything measured or pending (a
     /// seeded random one when nothing is).
-    fn space_filling(&mut self) -> Option<usize> {
+    fn space_filling(&self, rng: &mut SplitMix64) -> Option<usize> {
         let open: Vec<usize> = (0..self.x.len()).filter(|&i| self.open(i)).collect();
         if open.is_empty() {
             return None;
         }
         let taken: Vec<usize> = (0..self.x.len()).filter(|&i| !self.open(i)).collect();
         if taken.is_empty() {
-            return Some(open[self.rng.below(open.len())]);
+            return Some(open[rng.below(open.len())]);
         }
         let pool: Vec<usize> = if open.len() > SAMPLE {
-            (0..SAMPLE)
-                .map(|_| open[self.rng.below(open.len())])
-                .collect()
+            (0..SAMPLE).map(|_| open[rng.below(open.len())]).collect()
         } else {
             open
         };
@@ -151,14 +144,12 @@ impl BayesCore {
     }
 
     /// Candidates to score this round.
-    fn pool(&mut self) -> Vec<usize> {
+    fn pool(&self, rng: &mut SplitMix64) -> Vec<usize> {
         let open: Vec<usize> = (0..self.x.len()).filter(|&i| self.open(i)).collect();
         if open.len() <= EXHAUSTIVE_LIMIT {
             return open;
         }
-        let mut pool: Vec<usize> = (0..SAMPLE)
-            .map(|_| open[self.rng.below(open.len())])
-            .collect();
+        let mut pool: Vec<usize> = (0..SAMPLE).map(|_| open[rng.below(open.len())]).collect();
         pool.sort_unstable();
         pool.dedup();
         pool
@@ -173,7 +164,7 @@ impl BayesCore {
             .collect()
     }
 
-    fn model_based(&mut self) -> Option<usize> {
+    fn model_based(&mut self, rng: &mut SplitMix64) -> Option<usize> {
         let measured: Vec<(usize, f64, bool)> = self
             .observed
             .iter()
@@ -184,7 +175,7 @@ impl BayesCore {
             })
             .collect();
         if measured.len() < 2 {
-            return self.space_filling();
+            return self.space_filling(rng);
         }
         let x: Vec<Vec<f64>> = measured
             .iter()
@@ -227,7 +218,7 @@ impl BayesCore {
             &evidence.iter().map(|(_, f)| *f).collect::<Vec<_>>(),
             &self.groups,
         );
-        let pool = self.pool();
+        let pool = self.pool(rng);
         let acquisition = |i: usize| {
             let (mean, sd) = gp.predict(&self.x[i]);
             let ei = expected_improvement(mean, sd, best, MARGIN);
@@ -283,13 +274,16 @@ impl SearchCore for BayesCore {
         }
         let known = self.observed.iter().filter(|o| o.is_some()).count()
             + self.pending.iter().filter(|p| **p).count();
-        self.rng = SplitMix64::new(
+        // Drawn afresh from the seed and the number of trials known, so a
+        // proposal depends only on what was observed: a resumed search
+        // continues exactly as an uninterrupted one would.
+        let mut rng = SplitMix64::new(
             self.seed ^ 0x0062_6179_6573 ^ (known as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         );
         let choice = if self.measured_count() < self.settings.initial {
-            self.space_filling()
+            self.space_filling(&mut rng)
         } else {
-            self.model_based()
+            self.model_based(&mut rng)
         }?;
         self.pending[choice] = true;
         Some(choice)

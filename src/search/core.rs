@@ -19,10 +19,14 @@ pub enum Observation {
 
 /// The log-scale, higher-is-better score of a raw objective value.
 pub fn score(objective: &Objective, value: f64) -> f64 {
-    let l = value.max(1e-12).ln();
+    orient(objective, value.max(1e-12).ln())
+}
+
+/// A log-scale value (or difference) turned so that higher is better.
+pub fn orient(objective: &Objective, log_value: f64) -> f64 {
     match objective.direction {
-        Direction::Maximize => l,
-        Direction::Minimize => -l,
+        Direction::Maximize => log_value,
+        Direction::Minimize => -log_value,
     }
 }
 

@@ -81,41 +81,7 @@ pub fn core_for(
     match kind {
         StrategyKind::Bayes => Box::new(BayesCore::new(x, groups, settings.clone(), seed)),
         StrategyKind::Random => Box::new(RandomCore::new(x.len(), seed)),
-        StrategyKind::Grid => Box::new(InOrder::new(x.len())),
-    }
-}
-
-/// Candidates in their given order: the grid, as a core (for replay).
-pub struct InOrder {
-    next: usize,
-    measured: Vec<bool>,
-}
-
-impl InOrder {
-    pub fn new(n: usize) -> Self {
-        InOrder {
-            next: 0,
-            measured: vec![false; n],
-        }
-    }
-}
-
-impl SearchCore for InOrder {
-    fn propose(&mut self) -> Option<usize> {
-        while self.next < self.measured.len() {
-            self.next += 1;
-            if !self.measured[self.next - 1] {
-                self.measured[self.next - 1] = true;
-                return Some(self.next - 1);
-            }
-        }
-        None
-    }
-    fn observe(&mut self, index: usize, _: core::Observation) {
-        self.measured[index] = true;
-    }
-    fn remaining(&self) -> usize {
-        self.measured.iter().filter(|m| !**m).count()
+        StrategyKind::Grid => Box::new(RandomCore::in_order(x.len())),
     }
 }
 

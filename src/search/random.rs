@@ -1,4 +1,5 @@
-//! Random search: the candidates in a seeded random order, each once.
+//! Random search: the candidates in a seeded random order, each once (and,
+//! unshuffled, the grid's order for replays).
 //! Surprisingly hard to beat when only a few axes matter; the baseline the
 //! Bayesian search is measured against.
 
@@ -13,10 +14,15 @@ pub struct RandomCore {
 
 impl RandomCore {
     pub fn new(candidates: usize, seed: u64) -> Self {
-        let mut order: Vec<usize> = (0..candidates).collect();
-        SplitMix64::new(seed ^ 0x7261_6e64_6f6d).shuffle(&mut order);
+        let mut core = RandomCore::in_order(candidates);
+        SplitMix64::new(seed ^ 0x7261_6e64_6f6d).shuffle(&mut core.order);
+        core
+    }
+
+    /// The candidates in their given order: the grid, as a core (replay).
+    pub fn in_order(candidates: usize) -> Self {
         RandomCore {
-            order,
+            order: (0..candidates).collect(),
             next: 0,
             measured: vec![false; candidates],
         }
