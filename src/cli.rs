@@ -61,15 +61,25 @@ made, and which trials an earlier run already recorded. Nothing is written.",
     )]
     Plan(PlanArgs),
 
-    /// Write config.yaml from a finished (or partial) sweep's results
+    /// Write the recommended configuration (config.yaml, llm.json, llama-server args or env)
     #[command(
         long_about = "Write the recommended configuration of a sweep again from its stored results: \
-the best trial that meets the objective's constraints, or the one given with --trial. The file is \
-a config.yaml whose `llm:` keys are llama-cpp-python Llama() keyword arguments, with a comment \
-header giving the measured figures.",
+the confirmation round's winner, else the best trial that meets the objective's constraints, or \
+the one given with --trial. Every parameter is written with the value the trial ran with, since \
+defaults differ between llama-cpp-python, llama-server and llama.cpp. The file goes into the sweep \
+folder under the format's name (config.yaml, llm.json, server-args.txt, llama-server.env) unless \
+-o says where; -o - prints it.\n\n\
+yaml, server-args and env start with # lines giving the measured figures; json holds nothing but \
+Llama() keyword arguments. llama-server flags follow the llama.cpp this tool was built with: -ngl \
+all (there -1 means auto), -fa on|off|auto, --load-mode mmap|none (older builds: --no-mmap), and \
+--fit off so that nothing is changed to fit the free memory. llama.cpp reads no variable for \
+--threads-batch; the env file says so in a comment.",
         after_help = "Examples:\n  \
 llama-sweep export reports/demo                     # best trial → reports/demo/config.yaml\n  \
-llama-sweep export reports/demo --trial 3f2a9c1b0d4e -o app/config.yaml"
+llama-sweep export reports/demo --trial 3f2a9c1b0d4e -o app/config.yaml\n  \
+llama-sweep export reports/demo --format json       # → reports/demo/llm.json\n  \
+sh -c \"$(llama-sweep export reports/demo --format server-args -o -)\"   # start llama-server\n  \
+llama-sweep export reports/demo --format env -o /etc/llama-server.env"
     )]
     Export(ExportArgs),
 
@@ -97,6 +107,46 @@ llama-sweep replay tests/fixtures/real-demo-grid/results.csv --strategy bayes --
 llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv"
     )]
     Replay(ReplayArgs),
+
+    /// Write report.html and plots/ (PNG and SVG) from a sweep folder
+    #[command(
+        long_about = "Write the sweep's report: report.html, one self-contained page (no network, \
+no scripts; plots inline) that opens in any browser, and every plot as PNG and SVG under plots/. \
+The page answers, top to bottom: what to run (the recommended configuration, its measured speed, \
+the constraints it meets, the command that reproduces it); how much faster it is than your \
+[baseline] and than llama.cpp's defaults, with 95% confidence intervals; the machine, build and \
+warnings; which parameters matter (each one's effect with an interval, largest first) and what \
+the data says about common tuning claims; the Pareto front of speed against memory, the \
+optimization history, pp against tg; and every trial, failures with their reason. \
+`llama-sweep run` writes it at the end of every sweep; run this to write it again, e.g. while a \
+sweep is still running or after copying a folder from another machine.",
+        after_help = "Examples:\n  \
+llama-sweep report reports/demo                    # → reports/demo/report.html, reports/demo/plots/\n  \
+llama-sweep report reports/demo -o /tmp/r/demo.html  # plots go to /tmp/r/plots/"
+    )]
+    Report(ReportArgs),
+
+    /// Compare two sweeps of the same space, e.g. before and after a llama.cpp or driver upgrade
+    #[command(
+        long_about = "Compare sweep B with sweep A configuration by configuration. Rows are matched \
+by model (name and quantization), every parameter and the workload's token counts, not by trial \
+id, so a rebuilt or moved model file still matches; repetitions and warmup may differ. For each \
+configuration that completed in both, B/A of the metric is shown with its 95% confidence interval \
+(Welch on the logarithms of the per-repetition samples; from mean ± sd where samples are \
+missing): a change is significant when the interval excludes 1. The summary gives the geometric \
+mean of the ratios over all those configurations (its interval says how consistently they moved), \
+how many got significantly faster or slower, the configurations that failed in one sweep only \
+(with the reason), and those found in only one of them.\n\n\
+The metric is the objective of A's manifest.json (B's must agree), or --metric. A and B are \
+sweep folders or results.csv files. It is an error when they share no configuration (the message \
+says which column differs) or were measured for different objective metrics.",
+        after_help = "Examples:\n  \
+llama-sweep compare reports/before reports/after\n  \
+llama-sweep compare reports/b4500 reports/b4800 --metric pp_tps --top 50\n  \
+llama-sweep compare old/results.csv new/results.csv --csv > changes.csv\n\n\
+Exit status: 0 compared (whatever changed); 1 the sweeps cannot be compared or read."
+    )]
+    Compare(CompareArgs),
 
     /// Measure one trial (run by `llama-sweep run`; reads a job on stdin)
     #[command(hide = true)]
@@ -157,6 +207,32 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The sweep's output folder, e.g. reports/demo
+    pub folder: PathBuf,
+    /// Where to write the page (default: <folder>/report.html); plots/ goes beside it
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The sweep to compare against (before): a sweep folder or its results.csv
+    pub a: PathBuf,
+    /// The sweep to compare (after): a sweep folder or its results.csv
+    pub b: PathBuf,
+    /// Compare this metric instead of the manifests' objective (tg_tps, pp_tps, ttft_ms, e2e_ms, ...)
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// How many configurations to list, most changed first
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub top: usize,
+    /// Print CSV (one line per configuration in either sweep) for scripts
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The sweep's output folder, e.g. reports/demo
     pub folder: PathBuf,
@@ -169,7 +245,10 @@ pub struct ExportArgs {
     /// Export this trial instead of the best one (an id, or at least 4 leading characters)
     #[arg(long)]
     pub trial: Option<String>,
-    /// Where to write (default: <folder>/config.yaml)
+    /// What to write
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: crate::export::Format,
+    /// Where to write, - for stdout [default: the format's file in the sweep folder]
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod compare;
 pub mod config;
 pub mod confirm;
 pub mod drift;

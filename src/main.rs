@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(&args).map(|()| exit::OK),
         Command::Status(args) => cmd::status::run(&args).map(|()| exit::OK),
         Command::Replay(args) => cmd::replay::run(&args).map(|()| exit::OK),
+        Command::Compare(args) => cmd::compare::run(&args).map(|()| exit::OK),
+        Command::Report(args) => cmd::report::run(&args).map(|()| exit::OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,8 +1,10 @@
-//! `llama-sweep export`: config.yaml from a sweep folder's stored results.
+//! `llama-sweep export`: the recommended configuration of a sweep folder's
+//! stored results, as config.yaml, llm.json, a llama-server command line or
+//! a llama-server env file.
 
 use crate::cli::ExportArgs;
 use crate::confirm::{self, Recommendation};
-use crate::export::{self, yaml};
+use crate::export::{self, ExportContext, Format};
 use crate::store::{self, manifest};
 use std::path::Path;
 
@@ -19,34 +21,100 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         .as_deref()
         .or(recommendation.as_ref().map(|r| r.trial_id.as_str()));
     let row = export::choose(&rows, &manifest.sweep.objective, wanted)?;
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| args.folder.join("config.yaml"));
-    write_config(row, &manifest.sweep, recommendation.as_ref(), &output)?;
-    eprintln!("wrote {} (trial {})", output.display(), row.trial_id);
+    let text = args
+        .format
+        .render(row, &context(&manifest.sweep, recommendation.as_ref(), row));
+    match args.output.as_deref() {
+        Some(path) if path == Path::new("-") => print!("{text}"),
+        output => {
+            let default = args.folder.join(args.format.default_file_name());
+            let output = output.unwrap_or(&default);
+            store::write_atomically(output, text.as_bytes())?;
+            eprintln!("wrote {} (trial {})", output.display(), row.trial_id);
+        }
+    }
     Ok(())
 }
 
-/// Renders and writes config.yaml for `row` atomically; the confirmation
-/// verdict is included when `row` is the confirmed winner.
+/// The header's facts for `row`; the confirmation verdict is included when
+/// `row` is the confirmed winner.
+fn context<'a>(
+    sweep: &'a manifest::SweepInfo,
+    recommendation: Option<&'a Recommendation>,
+    row: &store::row::TrialRow,
+) -> ExportContext<'a> {
+    ExportContext {
+        objective: &sweep.objective,
+        temperature: sweep.temperature,
+        sweep_file: &sweep.file,
+        confirmation: recommendation
+            .filter(|r| r.trial_id == row.trial_id)
+            .map(|r| r.verdict.as_str()),
+    }
+}
+
+/// Renders and writes config.yaml for `row` atomically (what `run` writes
+/// at the end of a sweep).
 pub fn write_config(
     row: &store::row::TrialRow,
     sweep: &manifest::SweepInfo,
     recommendation: Option<&Recommendation>,
     output: &Path,
 ) -> anyhow::Result<()> {
-    let confirmation = recommendation
-        .filter(|r| r.trial_id == row.trial_id)
-        .map(|r| r.verdict.as_str());
-    let text = yaml::render(
-        row,
-        &yaml::YamlContext {
-            objective: &sweep.objective,
-            temperature: sweep.temperature,
-            sweep_file: &sweep.file,
-            confirmation,
-        },
-    );
+    let text = Format::Yaml.render(row, &context(sweep, recommendation, row));
     store::write_atomically(output, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of a recorded sweep folder.
+    fn sweep_folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [store::RESULTS_CSV, store::MANIFEST] {
+            std::fs::copy(
+                Path::new("tests/fixtures/real-demo-grid").join(file),
+                dir.path().join(file),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    fn export(folder: &Path, format: Format, output: Option<&Path>) {
+        run(&ExportArgs {
+            folder: folder.to_path_buf(),
+            trial: None,
+            format,
+            output: output.map(Path::to_path_buf),
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn each_format_goes_to_its_own_file_in_the_sweep_folder() {
+        let dir = sweep_folder();
+        let formats = [
+            (Format::Yaml, "config.yaml", "llm:\n"),
+            (Format::Json, "llm.json", "\"model_path\""),
+            (Format::ServerArgs, "server-args.txt", "\nllama-server -m "),
+            (Format::Env, "llama-server.env", "\nLLAMA_ARG_MODEL="),
+        ];
+        for (format, file, marker) in formats {
+            export(dir.path(), format, None);
+            let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+            assert!(text.contains(marker), "{file}: {text}");
+            // The same trial, the best of the fixture, in every format.
+            if format != Format::Json {
+                assert!(text.contains("trial 8c90ea598c46"), "{file}: {text}");
+            }
+        }
+        let other = dir.path().join("elsewhere.json");
+        export(dir.path(), Format::Json, Some(&other));
+        assert_eq!(
+            std::fs::read_to_string(&other).unwrap(),
+            std::fs::read_to_string(dir.path().join("llm.json")).unwrap()
+        );
+    }
 }

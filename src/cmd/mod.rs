@@ -1,9 +1,11 @@
 //! One file per subcommand, each with a `run` that takes the parsed
 //! arguments.
 
+pub mod compare;
 pub mod export;
 pub mod plan;
 pub mod replay;
+pub mod report;
 pub mod run;
 mod run_setup;
 pub mod status;

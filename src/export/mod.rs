@@ -1,12 +1,66 @@
-//! Turns a stored trial into a configuration an application loads: today the
-//! `config.yaml` of DESIGN.md (llama-cpp-python `Llama()` keyword arguments
-//! under `llm:`).
+//! Turns a stored trial into a configuration an application loads: the
+//! `config.yaml` of DESIGN.md and llm.json (llama-cpp-python `Llama()`
+//! keyword arguments, [`kwargs`]), a llama-server command line and a
+//! `LLAMA_ARG_*` env file (llama.cpp's own arguments, [`llama_args`]). One
+//! module per format; [`Format`] picks one.
 
+pub mod env;
+pub mod json;
+pub mod kwargs;
+pub mod llama_args;
+pub mod provenance;
+pub mod server_args;
+pub mod shell;
 pub mod yaml;
 
 use crate::objective::Objective;
 use crate::store::row::TrialRow;
 use anyhow::{anyhow, bail};
+
+/// What an export needs besides the row: the header's provenance and the
+/// sampling settings.
+pub struct ExportContext<'a> {
+    pub objective: &'a Objective,
+    pub temperature: f64,
+    /// The sweep.toml the trial came from, for the reproduce line.
+    pub sweep_file: &'a str,
+    /// The confirmation round's verdict, when this trial won it.
+    pub confirmation: Option<&'a str>,
+}
+
+/// The file formats `llama-sweep export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// config.yaml: llama-cpp-python Llama() keyword arguments under `llm:`, plus temperature and max_tokens
+    Yaml,
+    /// llm.json: the same Llama() keyword arguments as one JSON object, for Llama(**json.load(f))
+    Json,
+    /// server-args.txt: one llama-server command line
+    ServerArgs,
+    /// llama-server.env: LLAMA_ARG_* variables that llama-server reads
+    Env,
+}
+
+impl Format {
+    /// The file written in the sweep folder when no output is given.
+    pub fn default_file_name(self) -> &'static str {
+        match self {
+            Format::Yaml => "config.yaml",
+            Format::Json => "llm.json",
+            Format::ServerArgs => "server-args.txt",
+            Format::Env => "llama-server.env",
+        }
+    }
+
+    pub fn render(self, row: &TrialRow, ctx: &ExportContext) -> String {
+        match self {
+            Format::Yaml => yaml::render(row, ctx),
+            Format::Json => json::render(row),
+            Format::ServerArgs => server_args::render(row, ctx),
+            Format::Env => env::render(row, ctx),
+        }
+    }
+}
 
 /// The row to export: the one named by `trial_id`, or the best feasible one.
 pub fn choose<'a>(

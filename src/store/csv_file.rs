@@ -2,9 +2,13 @@
 //! a killed sweep loses at most the trial that was running. A row cut short
 //! by a crash or a full disk can only be the last one; opening the file for
 //! appending removes it, reading it for a report ignores it.
+//!
+//! Text cells are written so that a spreadsheet does not run them as
+//! formulas (see [`defuse_formula`]); reading undoes exactly that.
 
 use super::row::TrialRow;
 use anyhow::{Context, bail};
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -48,6 +52,106 @@ pub fn header() -> Vec<String> {
         .clone()
 }
 
+/// First characters that make a spreadsheet read a cell as a formula
+/// (OWASP's list for CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether `text` is quotes followed by a formula start: the texts that
+/// [`defuse_formula`] prefixes with one more quote.
+fn needs_defusing(text: &str) -> bool {
+    text.trim_start_matches('\'')
+        .starts_with(FORMULA_STARTS.as_slice())
+}
+
+/// A text cell as written to a CSV file: one `'` in front of a text that
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return, so that a
+/// spreadsheet shows it instead of running it. A text that already starts
+/// with quotes before such a character gets one more, so that
+/// [`restore_formula`] can undo every case exactly.
+pub fn defuse_formula(text: &str) -> Cow<'_, str> {
+    if needs_defusing(text) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Undoes [`defuse_formula`]. A cell written before defusing existed keeps
+/// its text, unless it started with a quote followed by a formula start.
+pub fn restore_formula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_defusing(rest) => rest,
+        _ => cell,
+    }
+}
+
+/// Positions of the free-text columns (the `String` and `Option<String>`
+/// fields of [`TrialRow`]): the example row's empty cells. Numbers, booleans
+/// and enum names cannot start a formula and are written as they are.
+fn text_columns() -> &'static [usize] {
+    static TEXT: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        plain_record(&example_row())
+            .iter()
+            .enumerate()
+            .filter(|(_, cell)| cell.is_empty())
+            .map(|(i, _)| i)
+            .collect()
+    })
+}
+
+/// A row's cells as serde writes them, before defusing.
+fn plain_record(row: &TrialRow) -> csv::StringRecord {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    writer.serialize(row).expect("rows serialize");
+    let bytes = writer.into_inner().expect("in-memory writer");
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice());
+    reader
+        .records()
+        .next()
+        .expect("one record")
+        .expect("a record just written parses")
+}
+
+/// A row's cells as written to results.csv: text cells defused.
+fn record_of(row: &TrialRow) -> csv::StringRecord {
+    let plain = plain_record(row);
+    let text = text_columns();
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            if text.contains(&i) {
+                defuse_formula(cell)
+            } else {
+                Cow::Borrowed(cell)
+            }
+        })
+        .collect()
+}
+
+/// A record read from results.csv with its text cells restored.
+fn restored(record: &csv::ByteRecord) -> csv::ByteRecord {
+    let text = text_columns();
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            if !text.contains(&i) {
+                return cell;
+            }
+            match std::str::from_utf8(cell) {
+                Ok(s) => restore_formula(s).as_bytes(),
+                Err(_) => cell,
+            }
+        })
+        .collect()
+}
+
 /// The rows of a results.csv, and where its last complete row ends.
 struct Parsed {
     rows: Vec<TrialRow>,
@@ -86,9 +190,9 @@ fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
         let line = reader.position().line();
         let row = match reader.read_byte_record(&mut record) {
             Ok(false) => break,
-            Ok(true) if record.len() == headers.len() => {
-                record.deserialize::<TrialRow>(Some(&headers)).ok()
-            }
+            Ok(true) if record.len() == headers.len() => restored(&record)
+                .deserialize::<TrialRow>(Some(&headers))
+                .ok(),
             Ok(true) | Err(_) => None,
         };
         match (row, parsed.torn_line) {
@@ -177,7 +281,7 @@ pub fn write_all(path: &Path, rows: &[TrialRow]) -> anyhow::Result<()> {
         .from_writer(Vec::new());
     writer.write_record(header())?;
     for row in rows {
-        writer.serialize(row)?;
+        writer.write_record(&record_of(row))?;
     }
     super::write_atomically(path, &writer.into_inner()?)
 }
@@ -213,7 +317,7 @@ impl CsvAppender {
         let mut writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(Vec::new());
-        writer.serialize(row)?;
+        writer.write_record(&record_of(row))?;
         let bytes = writer.into_inner()?;
         self.file
             .write_all(&bytes)
@@ -267,6 +371,106 @@ mod tests {
         std::fs::write(&path, &complete).unwrap();
         let (rows, note) = read_and_repair(&path).unwrap();
         assert_eq!((rows.len(), note), (3, None));
+    }
+
+    fn header_index(name: &str) -> usize {
+        header().iter().position(|h| h == name).unwrap()
+    }
+
+    #[test]
+    fn defusing_is_undone_exactly() {
+        for text in [
+            "=1+1", "+a", "-foo", "@sum", "\tx", "\rx", "'=x", "''-x", "'plain", "plain", "", "'",
+            "a=b", "1e-3",
+        ] {
+            let cell = defuse_formula(text);
+            assert!(!cell.starts_with(FORMULA_STARTS.as_slice()), "{cell:?}");
+            assert_eq!(restore_formula(&cell), text, "{text:?} written as {cell:?}");
+        }
+        assert_eq!(defuse_formula("=x"), "'=x");
+        assert_eq!(defuse_formula("'=x"), "''=x");
+        assert_eq!(defuse_formula("'plain"), "'plain");
+    }
+
+    #[test]
+    fn the_text_columns_are_the_string_fields() {
+        let header = header();
+        let text: Vec<&str> = text_columns().iter().map(|&i| header[i].as_str()).collect();
+        for name in [
+            "trial_id",
+            "error",
+            "model_name",
+            "model_description",
+            "violations",
+            "log_tail",
+        ] {
+            assert!(text.contains(&name), "{name} is text: {text:?}");
+        }
+        for name in [
+            "n_gpu_layers",
+            "load_ms",
+            "status",
+            "flash_attn",
+            "type_k",
+            "use_mmap",
+            "seq",
+        ] {
+            assert!(!text.contains(&name), "{name} is not text: {text:?}");
+        }
+    }
+
+    #[test]
+    fn formula_like_text_round_trips_and_is_defused_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let mut dangerous = row("t1", &mock::failed(TrialStatus::Failed, "-foo"));
+        dangerous.model_name = "=HYPERLINK(\"http://x\",\"y\")".into();
+        dangerous.model_path = "+models/m.gguf".into();
+        dangerous.model_description = Some("@SUM(A1)".into());
+        dangerous.violations = Some("\tx".into());
+        dangerous.log_tail = "\rcr".into();
+        dangerous.sweep = "'=already quoted".into();
+        dangerous.build = "'plain".into();
+        dangerous.n_gpu_layers = -1;
+        dangerous.load_ms = Some(-1.5);
+        let mut csv = CsvAppender::open(&path).unwrap();
+        csv.append(&dangerous).unwrap();
+        let plain = row("t2", &mock::measured(100.0, 400.0));
+        csv.append(&plain).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![dangerous.clone(), plain.clone()]);
+        // write_all (used to replace rows) defuses the same way.
+        write_all(&path, &[dangerous.clone(), plain.clone()]).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![dangerous, plain]);
+
+        let raw = std::fs::read_to_string(&path).unwrap();
+        let mut reader = csv::ReaderBuilder::new().from_reader(raw.as_bytes());
+        let cells = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| cells[header_index(name)].to_string();
+        assert!(cell("model_name").starts_with("'=HYPERLINK("), "{raw}");
+        assert_eq!(cell("error"), "'-foo");
+        assert_eq!(cell("model_path"), "'+models/m.gguf");
+        assert_eq!(cell("model_description"), "'@SUM(A1)");
+        assert_eq!(cell("violations"), "'\tx");
+        assert_eq!(cell("log_tail"), "'\rcr");
+        assert_eq!(cell("sweep"), "''=already quoted");
+        assert_eq!(cell("build"), "'plain");
+        assert_eq!(cell("n_gpu_layers"), "-1", "numbers stay numbers");
+        assert_eq!(cell("load_ms"), "-1.5");
+    }
+
+    #[test]
+    fn a_results_csv_written_before_defusing_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let mut old = row("t1", &mock::failed(TrialStatus::Failed, "-foo"));
+        old.model_name = "=x".into();
+        old.build = "'plain".into();
+        // The way earlier versions wrote rows: serde straight to the file.
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.serialize(&old).unwrap();
+        std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains(",=x,"));
+        assert_eq!(read(&path).unwrap(), vec![old]);
     }
 
     #[test]

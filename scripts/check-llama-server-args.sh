@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Check that `llama-sweep export --format server-args` and `--format env`
+# say what they mean to llama.cpp: a tiny program parses them with the
+# vendored llama.cpp's own common_params_parse (as llama-server does, with
+# LLAMA_EXAMPLE_SERVER) and prints the settings it got, which must be the
+# trial's. The trial is a row of tests/fixtures/real-demo-grid edited into the
+# hard cases: all GPU layers, no mmap, no KV offload, quantized KV caches,
+# flash attention "auto", a batch thread count of its own, and a model path
+# with spaces, quotes and a $.
+#
+# Links against the llama.cpp libraries scripts/compare-llama-bench.sh builds
+# in target/llama-bench/build (run that first). No model is loaded.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bin="${LLAMA_SWEEP_BIN:-$root/target/release/llama-sweep}"
+src="$root/target/llama-bench/src"
+build="$root/target/llama-bench/build"
+[ -f "$build/common/libllama-common.a" ] || {
+  echo "no llama.cpp build in $build: run scripts/compare-llama-bench.sh first" >&2
+  exit 1
+}
+[ -x "$bin" ] || { echo "no $bin: run cargo build --release" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cat >"$work/parse.cpp" <<'CPP'
+#include "arg.h"
+#include "common.h"
+#include <cstdio>
+int main(int argc, char ** argv) {
+    common_params p;
+    if (!common_params_parse(argc, argv, p, LLAMA_EXAMPLE_SERVER)) { return 1; }
+    printf("model=%s\n", p.model.path.c_str());
+    printf("n_gpu_layers=%d\n", p.n_gpu_layers);
+    printf("n_ctx=%d n_batch=%d n_ubatch=%d\n", p.n_ctx, p.n_batch, p.n_ubatch);
+    printf("n_threads=%d n_threads_batch=%d\n", p.cpuparams.n_threads, p.cpuparams_batch.n_threads);
+    printf("flash_attn=%s\n", llama_flash_attn_type_name(p.flash_attn_type));
+    printf("type_k=%s type_v=%s\n", ggml_type_name(p.cache_type_k), ggml_type_name(p.cache_type_v));
+    printf("load_mode=%s no_kv_offload=%d fit=%d\n", llama_load_mode_name(p.load_mode), p.no_kv_offload, p.fit_params);
+    return 0;
+}
+CPP
+g++ -std=c++17 -I"$src/common" -I"$src/include" -I"$src/ggml/include" -I"$src/vendor" \
+  "$work/parse.cpp" -o "$work/llama-server" \
+  "$build/common/libllama-common.a" "$build/common/libllama-common-base.a" \
+  "$build/vendor/cpp-httplib/libcpp-httplib.a" "$build/src/libllama.a" \
+  "$build/ggml/src/libggml.a" "$build/ggml/src/libggml-cpu.a" "$build/ggml/src/libggml-base.a" \
+  -lpthread -lgomp -ldl
+
+mkdir "$work/sweep"
+cp tests/fixtures/real-demo-grid/manifest.json "$work/sweep/"
+python3 - "$work/sweep/results.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open("tests/fixtures/real-demo-grid/results.csv")))
+row = next(r for r in rows if r["status"] == "ok")
+row.update(trial_id="hardcase0001", n_gpu_layers="-1", n_ctx="1024", n_batch="256",
+           n_ubatch="128", n_threads="2", n_threads_batch="1", flash_attn="auto",
+           flash_attn_resolved="", type_k="q8_0", type_v="q4_0", use_mmap="false",
+           offload_kqv="false", model_path="/models/my models/it's \"best\" $x.gguf")
+w = csv.DictWriter(open(sys.argv[1], "w", newline=""), fieldnames=row.keys())
+w.writeheader()
+w.writerow(row)
+PY
+
+expected() {  # $1: the batch thread count llama.cpp ends up with
+  cat <<TXT
+model=/models/my models/it's "best" \$x.gguf
+n_gpu_layers=-2
+n_ctx=1024 n_batch=256 n_ubatch=128
+n_threads=2 n_threads_batch=$1
+flash_attn=auto
+type_k=q8_0 type_v=q4_0
+load_mode=none no_kv_offload=1 fit=0
+TXT
+}
+
+"$bin" export "$work/sweep" --format server-args -o "$work/server-args.txt"
+got="$(cd "$work" && PATH="$work:$PATH" sh server-args.txt 2>/dev/null)"
+diff <(expected 1) <(echo "$got") || { echo "server-args: llama.cpp read something else" >&2; exit 1; }
+echo "server-args: llama.cpp reads the trial's settings"
+
+"$bin" export "$work/sweep" --format env -o "$work/llama-server.env"
+got="$(set -a; . "$work/llama-server.env"; set +a; "$work/llama-server" 2>/dev/null)"
+# --threads-batch has no variable: llama.cpp follows --threads, and the file says so.
+diff <(expected 2) <(echo "$got") || { echo "env: llama.cpp read something else" >&2; exit 1; }
+grep -q '^# -tb 1: no LLAMA_ARG_ variable: pass -tb 1' "$work/llama-server.env"
+echo "env: llama.cpp reads the trial's settings (and the file says to pass -tb 1)"

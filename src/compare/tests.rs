@@ -1,0 +1,276 @@
+use super::*;
+use crate::runner::{TrialStatus, mock};
+
+fn join(samples: &[f64]) -> String {
+    samples
+        .iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// A completed row for `n_threads` whose generation samples are `tg`.
+fn measured(id: &str, n_threads: i32, tg: &[f64]) -> TrialRow {
+    let mut row = crate::test_support::row(id, &mock::measured(100.0, 400.0));
+    let s = Summary::of(tg).unwrap();
+    row.n_threads = n_threads;
+    row.tg_tps_samples = join(tg);
+    row.tg_tps_mean = Some(s.mean);
+    row.tg_tps_sd = Some(s.stddev);
+    row.n_samples = Some(s.n as u32);
+    row
+}
+
+fn failed(id: &str, n_threads: i32, status: TrialStatus, reason: &str) -> TrialRow {
+    let mut row = crate::test_support::row(id, &mock::failed(status, reason));
+    row.n_threads = n_threads;
+    row
+}
+
+const A_NOISY: [f64; 5] = [100.0, 110.0, 90.0, 105.0, 95.0];
+const A_STEADY: [f64; 5] = [100.0, 101.0, 99.0, 100.5, 99.5];
+
+fn scaled(samples: &[f64], k: f64) -> Vec<f64> {
+    samples.iter().map(|x| x * k).collect()
+}
+
+fn tg() -> Objective {
+    Objective::default()
+}
+
+#[test]
+fn a_real_ten_percent_speed_up_is_significant() {
+    let a = [measured("a4", 4, &A_STEADY)];
+    let b = [measured("b4", 4, &scaled(&A_STEADY, 1.1))];
+    let c = compare(&a, &b, &tg()).unwrap();
+    assert_eq!(c.changes.len(), 1);
+    let change = &c.changes[0];
+    assert!((change.ratio.ratio - 1.1).abs() < 1e-9, "{change:?}");
+    assert!(change.ratio.low.unwrap() > 1.05 && change.ratio.high.unwrap() < 1.15);
+    assert_eq!(change.verdict, Verdict::Better);
+    assert_eq!(c.count(Verdict::Better), 1);
+}
+
+#[test]
+fn identical_noisy_samples_are_not_a_change() {
+    let mut shuffled = A_NOISY;
+    shuffled.reverse();
+    let a = [measured("a", 4, &A_NOISY)];
+    let b = [measured("b", 4, &shuffled)];
+    let c = compare(&a, &b, &tg()).unwrap();
+    let change = &c.changes[0];
+    assert!((change.ratio.ratio - 1.0).abs() < 1e-12);
+    assert!(change.ratio.low.unwrap() < 1.0 && change.ratio.high.unwrap() > 1.0);
+    assert_eq!(change.verdict, Verdict::Unchanged);
+}
+
+#[test]
+fn a_small_change_within_the_noise_is_not_significant_either() {
+    let a = [measured("a", 4, &A_NOISY)];
+    let b = [measured("b", 4, &scaled(&A_NOISY, 1.03))];
+    let c = compare(&a, &b, &tg()).unwrap();
+    assert_eq!(
+        c.changes[0].verdict,
+        Verdict::Unchanged,
+        "{:?}",
+        c.changes[0]
+    );
+}
+
+#[test]
+fn a_slow_down_of_a_latency_is_worse_and_a_speed_up_better() {
+    let objective = Objective {
+        metric: Metric::TtftMs,
+        direction: Direction::Minimize,
+        constraints: vec![],
+    };
+    let mut a = measured("a", 4, &A_STEADY);
+    a.ttft_ms_samples = join(&A_STEADY);
+    a.ttft_ms_mean = Some(100.0);
+    let mut b = a.clone();
+    b.ttft_ms_samples = join(&scaled(&A_STEADY, 0.8));
+    b.ttft_ms_mean = Some(80.0);
+    let c = compare(&[a.clone()], &[b.clone()], &objective).unwrap();
+    assert_eq!(c.changes[0].verdict, Verdict::Better, "lower latency");
+    let c = compare(&[b], &[a], &objective).unwrap();
+    assert_eq!(c.changes[0].verdict, Verdict::Worse);
+}
+
+#[test]
+fn rows_match_by_configuration_not_trial_id_or_model_path() {
+    let a = [measured("old-id", 4, &A_STEADY)];
+    let mut moved = measured("new-id", 4, &A_STEADY);
+    moved.model_path = "elsewhere/m.gguf".into();
+    moved.model_identity = "file:rebuilt".into();
+    moved.repetitions = 10;
+    let c = compare(&a, &[moved], &tg()).unwrap();
+    assert_eq!(c.changes.len(), 1);
+    assert!(c.only_in_a.is_empty() && c.only_in_b.is_empty());
+}
+
+#[test]
+fn a_different_workload_or_parameter_does_not_match() {
+    let a = [measured("a4", 4, &A_STEADY), measured("a8", 8, &A_STEADY)];
+    let mut other_workload = measured("b4", 4, &A_STEADY);
+    other_workload.gen_tokens = 32;
+    let b = [other_workload, measured("b8", 8, &A_STEADY)];
+    let c = compare(&a, &b, &tg()).unwrap();
+    assert_eq!(c.changes.len(), 1);
+    assert_eq!(c.only_in_a.len(), 1);
+    assert_eq!(c.only_in_b.len(), 1);
+    assert!(c.only_in_a[0].label(&c.varying).contains("n_threads=4"));
+    assert!(c.only_in_b[0].label(&c.varying).contains("gen_tokens=32"));
+}
+
+#[test]
+fn sweeps_that_share_no_configuration_are_an_error_saying_why() {
+    let a = [measured("a", 4, &A_STEADY)];
+    let mut b = measured("b", 4, &A_STEADY);
+    b.gen_tokens = 32;
+    let err = compare(&a, &[b], &tg()).unwrap_err().to_string();
+    assert!(err.contains("share no configuration"), "{err}");
+    assert!(err.contains("gen_tokens: A has 16, B has 32"), "{err}");
+    assert!(!err.contains("n_threads"), "{err}");
+}
+
+#[test]
+fn failures_in_one_or_both_sweeps_are_reported_with_their_reason() {
+    let a = [
+        measured("a4", 4, &A_STEADY),
+        measured("a8", 8, &A_STEADY),
+        failed("a16", 16, TrialStatus::Crashed, "abort"),
+        measured("a2", 2, &A_STEADY),
+    ];
+    let b = [
+        failed("b4", 4, TrialStatus::Oom, "failed to allocate 8 GiB"),
+        measured("b8", 8, &A_STEADY),
+        failed("b16", 16, TrialStatus::Timeout, "no answer in 60 s"),
+        measured("b2", 2, &A_STEADY),
+    ];
+    let c = compare(&a, &b, &tg()).unwrap();
+    assert_eq!(c.changes.len(), 2);
+    assert_eq!(c.failed_in_one.len(), 1);
+    let one = &c.failed_in_one[0];
+    assert_eq!(one.failed_in, 'B');
+    assert_eq!(one.failure.status, "oom");
+    assert_eq!(one.failure.reason, "failed to allocate 8 GiB");
+    assert_eq!(one.measured.mean, Summary::of(&A_STEADY).unwrap().mean);
+    assert_eq!(c.failed_in_both.len(), 1);
+    assert_eq!(c.failed_in_both[0].2.reason, "no answer in 60 s");
+}
+
+#[test]
+fn without_samples_mean_and_sd_still_give_an_interval() {
+    let strip = |mut r: TrialRow| {
+        r.tg_tps_samples.clear();
+        r
+    };
+    let a = [strip(measured("a", 4, &A_STEADY))];
+    let b = [strip(measured("b", 4, &scaled(&A_STEADY, 1.1)))];
+    let c = compare(&a, &b, &tg()).unwrap();
+    let change = &c.changes[0];
+    assert!((change.ratio.ratio - 1.1).abs() < 1e-9);
+    assert!(change.ratio.low.unwrap() > 1.05, "{change:?}");
+    assert_eq!(change.verdict, Verdict::Better);
+    let b = [strip(measured("b", 4, &A_NOISY))];
+    let a = [strip(measured("a", 4, &scaled(&A_NOISY, 1.02)))];
+    assert_eq!(
+        compare(&a, &b, &tg()).unwrap().changes[0].verdict,
+        Verdict::Unchanged
+    );
+}
+
+#[test]
+fn the_overall_ratio_is_the_geometric_mean_most_changed_first() {
+    let a = [
+        measured("a1", 1, &A_STEADY),
+        measured("a2", 2, &A_STEADY),
+        measured("a4", 4, &A_STEADY),
+    ];
+    let b = [
+        measured("b1", 1, &scaled(&A_STEADY, 1.08)),
+        measured("b2", 2, &scaled(&A_STEADY, 1.12)),
+        measured("b4", 4, &scaled(&A_STEADY, 1.1)),
+    ];
+    let c = compare(&a, &b, &tg()).unwrap();
+    let overall = c.overall.unwrap();
+    let expected = (1.08f64 * 1.12 * 1.1).powf(1.0 / 3.0);
+    assert!((overall.ratio - expected).abs() < 1e-9, "{overall:?}");
+    assert!(overall.significant());
+    let order: Vec<String> = c.changes.iter().map(|x| x.key.label(&c.varying)).collect();
+    assert_eq!(order, ["n_threads=2", "n_threads=4", "n_threads=1"]);
+    assert_eq!(c.varying, ["n_threads"]);
+}
+
+#[test]
+fn different_objective_metrics_need_an_explicit_metric() {
+    let tg = Objective::default();
+    let ttft = Objective {
+        metric: Metric::TtftMs,
+        direction: Direction::Minimize,
+        constraints: vec![],
+    };
+    let err = choose_objective(Some(&tg), Some(&ttft), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("metrics differ") && err.contains("--metric"),
+        "{err}"
+    );
+    let chosen = choose_objective(Some(&tg), Some(&ttft), Some(Metric::PpTps)).unwrap();
+    assert_eq!(
+        (chosen.metric, chosen.direction),
+        (Metric::PpTps, Direction::Maximize)
+    );
+    assert_eq!(
+        choose_objective(None, Some(&ttft), None).unwrap().metric,
+        Metric::TtftMs
+    );
+}
+
+#[test]
+fn the_table_and_csv_show_changes_failures_and_the_summary() {
+    let a = [
+        measured("a4", 4, &A_STEADY),
+        measured("a8", 8, &A_STEADY),
+        measured("a16", 16, &A_STEADY),
+    ];
+    let b = [
+        measured("b4", 4, &scaled(&A_STEADY, 1.1)),
+        measured("b8", 8, &A_STEADY),
+        failed("b16", 16, TrialStatus::Oom, "=cannot\nallocate"),
+    ];
+    let c = compare(&a, &b, &tg()).unwrap();
+    let text = render::render(&c, 1, "before", "after");
+    assert!(text.contains("A = before, B = after"), "{text}");
+    assert!(text.contains("faster   n_threads=4"), "{text}");
+    assert!(!text.contains("n_threads=8\n"), "--top 1 shows one: {text}");
+    assert!(
+        text.contains("... and 1 more (--top 2 shows all)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failed in B (oom: =cannot); A measured 100.0 t/s — n_threads=16"),
+        "{text}"
+    );
+    assert!(
+        text.contains("significantly faster: 1, significantly slower: 0, no significant change: 1"),
+        "{text}"
+    );
+    let csv = render::render_csv(&c).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 3);
+    let col = |r: &csv::StringRecord, name: &str| {
+        r[header.iter().position(|h| h == name).unwrap()].to_string()
+    };
+    assert_eq!(col(&records[0], "change"), "faster");
+    assert_eq!(
+        col(&records[0], "n_gpu_layers"),
+        "-1",
+        "numbers are not defused"
+    );
+    assert_eq!(col(&records[2], "change"), "failed_in_b");
+    assert_eq!(col(&records[2], "reason"), "'=cannot\nallocate");
+}

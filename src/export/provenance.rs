@@ -1,0 +1,72 @@
+//! The comment header every exported file with comments starts with: where
+//! the numbers came from (sweep, trial, measured speeds with their spread,
+//! objective, constraints, how to reproduce), one line each, without the
+//! comment marker, so every format writes them its own way.
+
+use super::ExportContext;
+use crate::objective::{Measured, Metric};
+use crate::store::row::TrialRow;
+
+fn mean_sd(row: &TrialRow, metric: Metric) -> String {
+    match (row.mean_of(metric), row.sd_of(metric)) {
+        (Some(m), Some(sd)) => format!("{m:.1} ± {sd:.1} {}", metric.unit()),
+        (Some(m), None) => format!("{m:.1} {}", metric.unit()),
+        _ => "not measured".into(),
+    }
+}
+
+/// The provenance of `row`, one line per item.
+pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
+    let n = row.n_samples.unwrap_or(0);
+    let mut lines = vec![
+        format!(
+            "Recommended by llama-sweep {} from measurements, not guesses.",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(
+            "sweep {:?}, trial {}, measured {}",
+            row.sweep, row.trial_id, row.finished_at
+        ),
+        format!(
+            "model: {} {} ({})",
+            row.model_name,
+            row.model_variant,
+            row.model_description.as_deref().unwrap_or("?")
+        ),
+        format!(
+            "generation {}, prompt processing {} (mean ± sd of {n} runs)",
+            mean_sd(row, Metric::TgTps),
+            mean_sd(row, Metric::PpTps)
+        ),
+        format!(
+            "request of {} prompt + {} generated tokens: first token {}, end to end {}",
+            row.request_prompt_tokens,
+            row.request_max_tokens,
+            mean_sd(row, Metric::TtftMs),
+            mean_sd(row, Metric::E2eMs)
+        ),
+        format!("objective: {}", ctx.objective),
+    ];
+    if let Some(verdict) = ctx.confirmation {
+        lines.push(format!("confirmed: {verdict}"));
+    }
+    if !ctx.objective.constraints.is_empty() {
+        // Judged by the objective in force now, not when the row was written.
+        let status = if ctx.objective.violations(row).is_empty() {
+            "all met"
+        } else {
+            "NOT all met"
+        };
+        lines.push(format!("constraints: {status}"));
+    }
+    if let (Some(done), Some(total)) = (row.layers_offloaded, row.layers_total) {
+        lines.push(format!(
+            "layers offloaded to a GPU when measured: {done}/{total}"
+        ));
+    }
+    lines.push(format!(
+        "reproduce: llama-sweep run {} (trial {})",
+        ctx.sweep_file, row.trial_id
+    ));
+    lines
+}
