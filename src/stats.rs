@@ -187,3 +187,97 @@ mod interval_tests {
         assert!(welch_interval(&[1.0], &[2.0, 3.0]).is_none());
     }
 }
+
+/// A ratio of two sets of positive measurements (geometric means) with its
+/// 95% confidence interval, from Welch's interval on their logarithms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioInterval {
+    pub ratio: f64,
+    /// `None` with fewer than two values on a side.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl RatioInterval {
+    /// Whether the interval excludes 1 (a real difference).
+    pub fn significant(&self) -> bool {
+        matches!((self.low, self.high), (Some(l), Some(h)) if l > 1.0 || h < 1.0)
+    }
+
+    /// The same comparison the other way round (b / a).
+    pub fn inverted(&self) -> RatioInterval {
+        RatioInterval {
+            ratio: 1.0 / self.ratio,
+            low: self.high.map(|h| 1.0 / h),
+            high: self.low.map(|l| 1.0 / l),
+        }
+    }
+
+    /// `2.70× (95% CI 2.61–2.80×)`, or `2.70× (too few runs for an interval)`.
+    pub fn describe(&self) -> String {
+        match (self.low, self.high) {
+            (Some(l), Some(h)) => format!("{:.2}× (95% CI {l:.2}–{h:.2}×)", self.ratio),
+            _ => format!("{:.2}× (too few runs for an interval)", self.ratio),
+        }
+    }
+}
+
+/// geomean(a) / geomean(b) with a 95% interval, from the logarithms of the
+/// values (`a_logs`, `b_logs`). `None` when a side is empty.
+pub fn ratio_of_logs(a_logs: &[f64], b_logs: &[f64]) -> Option<RatioInterval> {
+    let (sa, sb) = (Summary::of(a_logs)?, Summary::of(b_logs)?);
+    let d = sa.mean - sb.mean;
+    let (low, high) = match welch_interval(a_logs, b_logs) {
+        Some((_, lo, hi)) => (Some(lo.exp()), Some(hi.exp())),
+        None => (None, None),
+    };
+    Some(RatioInterval {
+        ratio: d.exp(),
+        low,
+        high,
+    })
+}
+
+/// geomean(a) / geomean(b) of positive values; non-positive values are
+/// ignored.
+pub fn ratio_of(a: &[f64], b: &[f64]) -> Option<RatioInterval> {
+    let logs = |xs: &[f64]| -> Vec<f64> {
+        xs.iter()
+            .filter(|x| **x > 0.0 && x.is_finite())
+            .map(|x| x.ln())
+            .collect()
+    };
+    ratio_of_logs(&logs(a), &logs(b))
+}
+
+#[cfg(test)]
+mod ratio_tests {
+    use super::*;
+
+    #[test]
+    fn ratio_of_clearly_different_sets_is_significant() {
+        let r = ratio_of(&[270.0, 272.0, 268.0, 271.0], &[100.0, 101.0, 99.0, 100.5]).unwrap();
+        assert!((r.ratio - 2.7).abs() < 0.02, "{r:?}");
+        assert!(r.significant());
+        assert!(r.low.unwrap() < r.ratio && r.ratio < r.high.unwrap());
+        assert!(
+            r.describe().starts_with("2.70× (95% CI 2.6"),
+            "{}",
+            r.describe()
+        );
+        let back = r.inverted();
+        assert!((back.ratio * r.ratio - 1.0).abs() < 1e-12);
+        assert!(back.high.unwrap() < 1.0);
+    }
+
+    #[test]
+    fn overlapping_noise_is_not_significant_and_one_run_has_no_interval() {
+        let r = ratio_of(&[100.0, 104.0, 97.0], &[101.0, 98.0, 103.0]).unwrap();
+        assert!(!r.significant(), "{r:?}");
+        let single = ratio_of(&[100.0], &[50.0, 51.0]).unwrap();
+        assert!((single.ratio - 100.0 / (50.0f64 * 51.0).sqrt()).abs() < 1e-9);
+        assert!(single.low.is_none() && !single.significant());
+        assert!(single.describe().contains("too few runs"));
+        assert!(ratio_of(&[], &[1.0]).is_none());
+    }
+}

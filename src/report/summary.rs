@@ -8,10 +8,10 @@ use crate::store::row::TrialRow;
 use std::fmt::Write;
 
 /// A table column: its title and how to read it from a row.
-type ParamColumn = (&'static str, fn(&TrialRow) -> String);
+pub(crate) type ParamColumn = (&'static str, fn(&TrialRow) -> String);
 
 /// Parameters that a table column can show.
-const PARAM_COLUMNS: &[ParamColumn] = &[
+pub(crate) const PARAM_COLUMNS: &[ParamColumn] = &[
     ("model", |r| format!("{} {}", r.model_name, r.model_variant)),
     ("n_gpu_layers", |r| r.n_gpu_layers.to_string()),
     ("use_mmap", |r| r.use_mmap.to_string()),

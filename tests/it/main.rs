@@ -6,5 +6,6 @@ mod bad_input;
 mod demo_sweep;
 mod faults;
 mod overnight;
+mod report;
 mod search;
 mod support;

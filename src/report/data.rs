@@ -1,0 +1,246 @@
+//! Everything a report is made from, read from a sweep's output folder:
+//! rows, manifest, the confirmation round's recommendation, the reference
+//! trials (the user's baseline and llama.cpp's defaults) — and the facts
+//! derived from them that every part of the report shares: the winner and
+//! how it compares with each reference.
+
+use crate::confirm::{self, Recommendation};
+use crate::objective::{Direction, Metric, Objective};
+use crate::stats::{RatioInterval, ratio_of};
+use crate::store::manifest::{self, Manifest};
+use crate::store::row::TrialRow;
+use crate::store::{self, plan_file};
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A reference trial as plan.json lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Reference {
+    /// `baseline` or `defaults`.
+    pub role: String,
+    pub trial_id: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The confirmation round's comparison of the winner with a reference.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Versus {
+    pub role: String,
+    pub trial_id: String,
+    pub ratio: f64,
+    #[serde(default)]
+    pub ratio_low: Option<f64>,
+    #[serde(default)]
+    pub ratio_high: Option<f64>,
+    #[serde(default)]
+    pub runs: Option<usize>,
+}
+
+/// How the winner compares with a reference, oriented so that above 1 is
+/// better whatever the metric's direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gain {
+    pub role: String,
+    pub trial_id: String,
+    pub ratio: RatioInterval,
+    /// Where the interval comes from.
+    pub source: String,
+    pub note: Option<String>,
+    /// The reference's own row, when it completed.
+    pub measured: bool,
+}
+
+pub struct ReportData {
+    pub folder: PathBuf,
+    pub manifest: Manifest,
+    /// The rows of the folder's current plan (all rows when it has none).
+    pub rows: Vec<TrialRow>,
+    /// The confirmation round's decision, when its trial is among `rows`.
+    pub recommendation: Option<Recommendation>,
+    pub references: Vec<Reference>,
+    versus: Vec<Versus>,
+    /// Index into `rows` of the recommended trial.
+    pub winner: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct ReferencesOnly {
+    #[serde(default)]
+    references: Vec<Reference>,
+}
+
+#[derive(Deserialize)]
+struct VersusOnly {
+    #[serde(default)]
+    versus: Vec<Versus>,
+}
+
+impl ReportData {
+    pub fn load(folder: &Path) -> anyhow::Result<ReportData> {
+        let manifest_path = folder.join(store::MANIFEST);
+        if !manifest_path.exists() {
+            anyhow::bail!(
+                "{} is not a sweep folder (it has no {}); give the folder `llama-sweep run` wrote, e.g. reports/demo",
+                folder.display(),
+                store::MANIFEST
+            );
+        }
+        let manifest = manifest::read(&manifest_path)?;
+        let mut rows = store::read_rows(folder)?;
+        let plan_json = folder.join(plan_file::PLAN_JSON);
+        let references: Vec<Reference> = read_json::<ReferencesOnly>(&plan_json)?
+            .map(|r| r.references)
+            .unwrap_or_default();
+        if let Some(plan) = plan_file::read(folder)? {
+            let planned: std::collections::HashSet<&str> = plan
+                .trial_ids
+                .iter()
+                .map(String::as_str)
+                .chain(references.iter().map(|r| r.trial_id.as_str()))
+                .collect();
+            rows.retain(|r| planned.contains(r.trial_id.as_str()));
+        }
+        let recommendation = confirm::read_recommendation(folder)
+            .filter(|r| rows.iter().any(|row| row.trial_id == r.trial_id));
+        let versus = match &recommendation {
+            Some(_) => read_json::<VersusOnly>(&folder.join(confirm::RECOMMENDATION_JSON))?
+                .map(|v| v.versus)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let objective = &manifest.sweep.objective;
+        let winner = match &recommendation {
+            Some(r) => rows.iter().rposition(|row| row.trial_id == r.trial_id),
+            None => objective.rank(&rows).first().copied(),
+        };
+        Ok(ReportData {
+            folder: folder.to_path_buf(),
+            manifest,
+            rows,
+            recommendation,
+            references,
+            versus,
+            winner,
+        })
+    }
+
+    pub fn objective(&self) -> &Objective {
+        &self.manifest.sweep.objective
+    }
+
+    pub fn winner(&self) -> Option<&TrialRow> {
+        self.winner.map(|i| &self.rows[i])
+    }
+
+    /// The last row of a trial.
+    pub fn row(&self, trial_id: &str) -> Option<&TrialRow> {
+        self.rows.iter().rev().find(|r| r.trial_id == trial_id)
+    }
+
+    /// The roles (baseline, defaults) a trial plays.
+    pub fn roles_of(&self, trial_id: &str) -> Vec<&str> {
+        self.references
+            .iter()
+            .filter(|r| r.trial_id == trial_id)
+            .map(|r| r.role.as_str())
+            .collect()
+    }
+
+    /// The winner against each reference: from the confirmation round's
+    /// interleaved runs when it measured the reference, else from the two
+    /// trials' own repetitions.
+    pub fn gains(&self) -> Vec<Gain> {
+        let Some(winner) = self.winner() else {
+            return Vec::new();
+        };
+        let objective = self.objective();
+        self.references
+            .iter()
+            .map(|reference| {
+                let row = self.row(&reference.trial_id);
+                let measured = row.is_some_and(|r| objective.score(r).is_some());
+                let confirmed = self
+                    .versus
+                    .iter()
+                    .find(|v| v.role == reference.role && v.trial_id == reference.trial_id);
+                let (ratio, source) = match (confirmed, row) {
+                    (Some(v), _) => (
+                        RatioInterval {
+                            ratio: v.ratio,
+                            low: v.ratio_low,
+                            high: v.ratio_high,
+                        },
+                        match v.runs {
+                            Some(n) => format!("{n} interleaved confirmation runs each"),
+                            None => "the confirmation round".into(),
+                        },
+                    ),
+                    (None, Some(r)) if measured => (
+                        oriented_ratio(objective, winner, r),
+                        "the sweep's repetitions of both trials".into(),
+                    ),
+                    _ => (
+                        RatioInterval {
+                            ratio: f64::NAN,
+                            low: None,
+                            high: None,
+                        },
+                        String::new(),
+                    ),
+                };
+                Gain {
+                    role: reference.role.clone(),
+                    trial_id: reference.trial_id.clone(),
+                    ratio,
+                    source,
+                    note: reference.note.clone(),
+                    measured,
+                }
+            })
+            .collect()
+    }
+}
+
+/// How many times better `a` is than `b` on the objective (above 1 better),
+/// from their repetitions.
+pub fn oriented_ratio(objective: &Objective, a: &TrialRow, b: &TrialRow) -> RatioInterval {
+    let metric = objective.metric;
+    let (sa, sb) = (
+        super::effects::samples(a, metric),
+        super::effects::samples(b, metric),
+    );
+    let raw = ratio_of(&sa, &sb).unwrap_or(RatioInterval {
+        ratio: f64::NAN,
+        low: None,
+        high: None,
+    });
+    match objective.direction {
+        Direction::Maximize => raw,
+        Direction::Minimize => raw.inverted(),
+    }
+}
+
+/// What the metric measures, for sentences: "generation speed".
+pub fn metric_noun(metric: Metric) -> &'static str {
+    match metric {
+        Metric::TgTps => "generation speed",
+        Metric::PpTps => "prompt processing speed",
+        Metric::TtftMs => "time to first token",
+        Metric::E2eMs => "end-to-end latency",
+        Metric::PeakRssMib => "peak memory",
+        Metric::DeviceMemoryMib => "device memory",
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{} is not valid", path.display()))
+}
