@@ -5,9 +5,16 @@
 //! The difference to the runner-up gets a 95% confidence interval (Welch, on
 //! the logarithms of the per-run means, so it reads as a ratio); when the
 //! interval includes "no difference", the configurations cannot be told
-//! apart, and the one using less memory is preferred.
+//! apart, and the one using less memory is preferred. The reference trials
+//! (the user's baseline, llama.cpp's defaults) are measured in the same
+//! rounds, and the recommendation is stated against them (`versus`).
+
+mod versus;
+
+pub use versus::Versus;
 
 use crate::objective::Objective;
+use crate::plan::references::Reference;
 use crate::protocol::{EffectiveParams, TrialSpec};
 use crate::runner::{Execution, Executor};
 use crate::search::core::orient;
@@ -73,20 +80,38 @@ pub struct Recommendation {
     /// One sentence for people.
     pub verdict: String,
     /// The trials that were measured again; a later run of the same sweep
-    /// with the same top trials reuses this recommendation.
+    /// with the same top trials and references reuses this recommendation.
     #[serde(default)]
     pub candidates: Vec<String>,
+    /// The reference trials measured in the same rounds.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// The recommendation against each reference, in the order of the
+    /// references (a reference whose runs all failed has none).
+    #[serde(default)]
+    pub versus: Vec<Versus>,
 }
 
 impl Recommendation {
     /// Whether this round confirmed exactly these trials (in any order).
     pub fn covers(&self, trial_ids: &[&str]) -> bool {
-        let mut mine: Vec<&str> = self.candidates.iter().map(String::as_str).collect();
-        let mut theirs = trial_ids.to_vec();
-        mine.sort_unstable();
-        theirs.sort_unstable();
-        !mine.is_empty() && mine == theirs
+        !self.candidates.is_empty() && same_set(&self.candidates, trial_ids)
     }
+
+    /// Whether this round measured exactly these reference trials.
+    pub fn compares_with(&self, reference_ids: &[&str]) -> bool {
+        same_set(&self.references, reference_ids)
+    }
+}
+
+fn same_set(mine: &[String], theirs: &[&str]) -> bool {
+    let mut mine: Vec<&str> = mine.iter().map(String::as_str).collect();
+    let mut theirs = theirs.to_vec();
+    mine.sort_unstable();
+    mine.dedup();
+    theirs.sort_unstable();
+    theirs.dedup();
+    mine == theirs
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,7 +130,7 @@ pub struct RunnerUp {
 /// How a confirmation round ended.
 #[derive(Debug)]
 pub enum Confirmation {
-    Decided(Recommendation),
+    Decided(Box<Recommendation>),
     /// No candidate could be measured again (all failed): the sweep's own
     /// ranking stands.
     Undecided,
@@ -120,10 +145,18 @@ struct Candidate<'a> {
     logs: Vec<f64>,
 }
 
-/// Runs the round over `ranked` (feasible rows, best first).
+/// A trial measured in the round: a candidate or a reference.
+struct Subject {
+    spec: TrialSpec,
+    logs: Vec<f64>,
+}
+
+/// Runs the round over `ranked` (feasible rows, best first), measuring the
+/// `references` (those that ran in the sweep) in the same rounds.
 #[allow(clippy::too_many_arguments)]
 pub fn confirm(
     ranked: &[&TrialRow],
+    references: &[Reference],
     spec_of: &dyn Fn(&str) -> Option<TrialSpec>,
     executor: &mut dyn Executor,
     folder: &Path,
@@ -132,37 +165,52 @@ pub fn confirm(
     settings: &ConfirmSettings,
     observer: &mut dyn SweepObserver,
 ) -> anyhow::Result<Confirmation> {
-    let mut candidates: Vec<Candidate> = ranked
+    let repetitions = |spec: &TrialSpec| {
+        settings
+            .repetitions
+            .unwrap_or(spec.workload.repetitions * 2)
+    };
+    let top: Vec<(&TrialRow, TrialSpec)> = ranked
         .iter()
         .take(settings.top)
-        .filter_map(|row| {
-            spec_of(&row.trial_id).map(|mut spec| {
-                spec.workload.repetitions = settings
-                    .repetitions
-                    .unwrap_or(spec.workload.repetitions * 2);
-                Candidate {
-                    row,
-                    spec,
-                    logs: Vec::new(),
-                }
-            })
-        })
+        .filter_map(|row| spec_of(&row.trial_id).map(|spec| (*row, spec)))
         .collect();
-    if candidates.is_empty() {
+    if top.is_empty() {
         return Ok(Confirmation::Undecided);
     }
+    let mut subjects: Vec<Subject> = top
+        .iter()
+        .map(|(_, spec)| spec)
+        .chain(references.iter().map(|r| &r.spec))
+        .fold(Vec::new(), |mut subjects: Vec<Subject>, spec| {
+            if !subjects.iter().any(|s| s.spec.trial_id == spec.trial_id) {
+                let mut spec = spec.clone();
+                spec.workload.repetitions = repetitions(&spec);
+                subjects.push(Subject {
+                    spec,
+                    logs: Vec::new(),
+                });
+            }
+            subjects
+        });
+    let extra = subjects.len() - top.len();
     observer.note(&format!(
-        "confirmation: measuring the best {} again, {} interleaved rounds of {} repetitions",
-        candidates.len(),
+        "confirmation: measuring the best {}{} again, {} interleaved rounds of {} repetitions",
+        top.len(),
+        match extra {
+            0 => String::new(),
+            1 => " and 1 reference trial".into(),
+            n => format!(" and {n} reference trials"),
+        },
         settings.rounds,
-        candidates[0].spec.workload.repetitions
+        subjects[0].spec.workload.repetitions
     ));
-    let n = candidates.len();
+    let n = subjects.len();
     std::fs::create_dir_all(folder.join("logs"))
         .with_context(|| format!("cannot create {}", folder.join("logs").display()))?;
     for round in 0..settings.rounds {
         for k in 0..n {
-            let c = &mut candidates[(k + round) % n];
+            let c = &mut subjects[(k + round) % n];
             let log = folder.join(format!("logs/{}.confirm{}.log", c.spec.trial_id, round + 1));
             let outcome = match executor.execute(&c.spec, &log)? {
                 Execution::Done(outcome) => outcome,
@@ -210,14 +258,45 @@ pub fn confirm(
             ));
         }
     }
-    match decide(&candidates, objective) {
-        Some(r) => {
-            let json = serde_json::to_string_pretty(&r)?;
-            crate::store::write_atomically(&folder.join(RECOMMENDATION_JSON), json.as_bytes())?;
-            Ok(Confirmation::Decided(r))
-        }
-        None => Ok(Confirmation::Undecided),
+    let logs_of = |id: &str| {
+        subjects
+            .iter()
+            .find(|s| s.spec.trial_id == id)
+            .map_or(&[][..], |s| s.logs.as_slice())
+    };
+    let candidates: Vec<Candidate> = top
+        .iter()
+        .map(|(row, spec)| Candidate {
+            row,
+            spec: spec.clone(),
+            logs: logs_of(&spec.trial_id).to_vec(),
+        })
+        .collect();
+    let Some(mut r) = decide(&candidates, objective) else {
+        return Ok(Confirmation::Undecided);
+    };
+    let chosen_logs = logs_of(&r.trial_id);
+    for reference in references {
+        let measured = versus::Measured {
+            role: reference.role,
+            trial_id: &reference.spec.trial_id,
+            logs: logs_of(&reference.spec.trial_id),
+        };
+        let clause = match versus::compare(objective, &r.trial_id, chosen_logs, &measured) {
+            Some(v) => {
+                let clause = versus::clause(&v, &r.trial_id);
+                r.versus.push(v);
+                clause
+            }
+            None => format!("{} could not be measured again", reference.role.phrase()),
+        };
+        r.verdict.push_str("; ");
+        r.verdict.push_str(&clause);
     }
+    r.references = references.iter().map(|r| r.spec.trial_id.clone()).collect();
+    let json = serde_json::to_string_pretty(&r)?;
+    crate::store::write_atomically(&folder.join(RECOMMENDATION_JSON), json.as_bytes())?;
+    Ok(Confirmation::Decided(Box::new(r)))
 }
 
 fn append_run(folder: &Path, run: &ConfirmRun) -> anyhow::Result<()> {
@@ -358,6 +437,8 @@ fn decide(candidates: &[Candidate], objective: &Objective) -> Option<Recommendat
         runner_up,
         verdict,
         candidates: candidates.iter().map(|c| c.spec.trial_id.clone()).collect(),
+        references: Vec::new(),
+        versus: Vec::new(),
     })
 }
 
@@ -370,6 +451,7 @@ pub fn read_recommendation(folder: &Path) -> Option<Recommendation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::references::Role;
     use crate::runner::mock::{self, MockExecutor};
     use crate::sweep::Silent;
     use crate::test_support::{defaults, row, spec};
@@ -396,6 +478,7 @@ mod tests {
         let objective = Objective::default();
         confirm(
             ranked,
+            &[],
             &|id| Some(spec(id)),
             executor,
             folder,
@@ -432,7 +515,7 @@ mod tests {
             (&stored.trial_id, &stored.verdict, &stored.candidates),
             (&rec.trial_id, &rec.verdict, &rec.candidates)
         );
-        (rec, runs.len())
+        (*rec, runs.len())
     }
 
     #[test]
@@ -519,5 +602,164 @@ mod tests {
         assert!(matches!(end, Confirmation::Undecided), "{end:?}");
         assert_eq!(executor.executed.len(), 6);
         assert!(read_recommendation(dir.path()).is_none());
+    }
+    fn reference(role: Role, id: &str) -> Reference {
+        Reference {
+            role,
+            spec: spec(id),
+            note: None,
+        }
+    }
+
+    /// The round over `rows` (the sweep's ranking) and `references`, each
+    /// run answering `truth(id)` t/s with a little noise; the decision and
+    /// the trial ids in the order they ran.
+    fn round_with_references(
+        rows: &[TrialRow],
+        references: &[Reference],
+        objective: &Objective,
+        truth: impl Fn(&str) -> Option<f64>,
+    ) -> (Recommendation, Vec<String>, Vec<ConfirmRun>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ranked: Vec<&TrialRow> = rows.iter().collect();
+        let calls = Cell::new(0);
+        let mut executor = MockExecutor::new(|s: &TrialSpec| {
+            calls.set(calls.get() + 1);
+            let wobble = 1.0 + 0.004 * ((calls.get() % 3) as f64 - 1.0);
+            Execution::Done(match truth(&s.trial_id) {
+                Some(tg) => mock::measured(tg * wobble, 400.0),
+                None => mock::failed(crate::runner::TrialStatus::Oom, "out of memory"),
+            })
+        });
+        let end = confirm(
+            &ranked,
+            references,
+            &|id| Some(spec(id)),
+            &mut executor,
+            dir.path(),
+            objective,
+            &defaults(),
+            &ConfirmSettings::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        let Confirmation::Decided(rec) = end else {
+            panic!("{end:?}")
+        };
+        let stored = read_recommendation(dir.path()).unwrap();
+        assert_eq!(
+            (&stored.verdict, &stored.references, stored.versus.len()),
+            (&rec.verdict, &rec.references, rec.versus.len())
+        );
+        let runs = csv::Reader::from_path(dir.path().join(CONFIRM_CSV))
+            .unwrap()
+            .deserialize()
+            .map(Result::unwrap)
+            .collect();
+        (*rec, executor.executed, runs)
+    }
+
+    #[test]
+    fn a_baseline_half_as_fast_is_measured_in_the_same_rounds_and_reads_two_times() {
+        let rows = rows(&[("a", 150.0, 200.0), ("b", 140.0, 200.0)]);
+        let references = [
+            reference(Role::Baseline, "base"),
+            reference(Role::Defaults, "dflt"),
+        ];
+        let (rec, executed, runs) =
+            round_with_references(&rows, &references, &Objective::default(), |id| match id {
+                "a" => Some(150.0),
+                "b" => Some(120.0),
+                "base" => Some(75.0),
+                _ => Some(50.0),
+            });
+        assert_eq!(rec.trial_id, "a", "references are not candidates");
+        assert_eq!(rec.candidates, ["a", "b"]);
+        assert_eq!(rec.references, ["base", "dflt"]);
+        // Interleaved: every round runs all four, each starting elsewhere.
+        assert_eq!(executed.len(), 12);
+        assert_eq!(&executed[..4], ["a", "b", "base", "dflt"]);
+        assert_eq!(&executed[4..8], ["b", "base", "dflt", "a"]);
+        assert_eq!(runs.iter().filter(|r| r.trial_id == "base").count(), 3);
+
+        let base = &rec.versus[0];
+        assert_eq!(
+            (base.role, base.trial_id.as_str()),
+            (Role::Baseline, "base")
+        );
+        assert!((base.ratio - 2.0).abs() < 0.02, "{base:?}");
+        assert!(
+            base.ratio_low.unwrap() > 1.0,
+            "the interval excludes 1: {base:?}"
+        );
+        assert!(
+            (base.value - 75.0).abs() < 0.5 && base.runs == 3,
+            "{base:?}"
+        );
+        let dflt = &rec.versus[1];
+        assert!((dflt.ratio - 3.0).abs() < 0.03, "{dflt:?}");
+        assert!(
+            rec.verdict
+                .contains(&format!("; {:.2}× your baseline (95% CI ", base.ratio))
+                && rec.verdict.contains("× llama.cpp's defaults (95% CI "),
+            "{}",
+            rec.verdict
+        );
+        assert!(rec.compares_with(&["dflt", "base"]) && !rec.compares_with(&["base"]));
+    }
+
+    #[test]
+    fn for_a_latency_the_ratio_is_still_above_one_when_the_winner_is_faster() {
+        let objective = Objective {
+            metric: crate::objective::Metric::E2eMs,
+            direction: crate::objective::Direction::Minimize,
+            constraints: Vec::new(),
+        };
+        let rows = rows(&[("a", 150.0, 200.0), ("b", 140.0, 200.0)]);
+        let (rec, _, _) = round_with_references(
+            &rows,
+            &[reference(Role::Baseline, "base")],
+            &objective,
+            |id| match id {
+                "a" => Some(150.0),
+                "b" => Some(120.0),
+                _ => Some(60.0),
+            },
+        );
+        assert_eq!(rec.trial_id, "a");
+        let v = &rec.versus[0];
+        // e2e = 256 / 400 s + 64 / tg s: 1067 ms for a, 1707 ms for base.
+        assert!(v.value > 1500.0, "{v:?}");
+        assert!(v.ratio > 1.5 && v.ratio_low.unwrap() > 1.0, "{v:?}");
+    }
+
+    #[test]
+    fn a_baseline_among_the_best_can_win_and_is_then_one_times_itself() {
+        let rows = rows(&[("a", 150.0, 200.0), ("base", 149.0, 200.0)]);
+        let references = [
+            reference(Role::Baseline, "base"),
+            reference(Role::Defaults, "gone"),
+        ];
+        let (rec, executed, _) =
+            round_with_references(&rows, &references, &Objective::default(), |id| match id {
+                "a" => Some(100.0),
+                "base" => Some(130.0),
+                _ => None,
+            });
+        assert_eq!(rec.trial_id, "base");
+        assert_eq!(executed.len(), 9, "the baseline is measured once a round");
+        assert_eq!(rec.versus.len(), 1, "the failed reference has no ratio");
+        let v = &rec.versus[0];
+        assert_eq!(
+            (v.ratio, v.ratio_low, v.ratio_high),
+            (1.0, Some(1.0), Some(1.0))
+        );
+        assert!(
+            rec.verdict.contains(
+                "; it is your baseline; llama.cpp's defaults could not be measured again"
+            ),
+            "{}",
+            rec.verdict
+        );
     }
 }

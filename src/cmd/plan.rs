@@ -1,9 +1,13 @@
-//! `llama-sweep plan`: what a sweep would run, without running anything.
+//! `llama-sweep plan`: what a sweep would run, without running any trial.
+//! It asks llama.cpp for its defaults (a child process that loads no model),
+//! which the reference trial of llama.cpp's defaults depends on.
 
 use crate::cli::PlanArgs;
 use crate::config::{self, SweepConfig};
 use crate::models::{self, PlannedVariant};
+use crate::plan::references::{self, Reference};
 use crate::plan::{self, Plan};
+use crate::runner::child::ChildRunner;
 use crate::search::StrategyKind;
 use crate::store;
 use std::collections::HashSet;
@@ -20,14 +24,29 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    print!("{}", render(&config, &variants, &plan, &recorded));
+    let references = match default_n_ctx() {
+        Ok(n_ctx) => Ok(references::references(&config, &variants, n_ctx)?),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    print!(
+        "{}",
+        render(&config, &variants, &plan, &references, &recorded)
+    );
     Ok(())
+}
+
+/// llama.cpp's default context size, from a probe whose log is removed.
+fn default_n_ctx() -> anyhow::Result<u32> {
+    let (probe, log) = super::run_setup::probe(&ChildRunner::current()?)?;
+    let _ = std::fs::remove_file(log);
+    Ok(probe.defaults.n_ctx)
 }
 
 pub fn render(
     config: &SweepConfig,
     variants: &[PlannedVariant],
     plan: &Plan,
+    references: &Result<Vec<Reference>, String>,
     recorded: &[store::row::TrialRow],
 ) -> String {
     let mut out = String::new();
@@ -134,6 +153,24 @@ pub fn render(
             ))
         );
     }
+    match references {
+        Ok(references) => {
+            let _ = writeln!(
+                out,
+                "Reference trials (measured first, and again in the confirmation round):"
+            );
+            for line in references::describe(references, &|id| done.contains(id)) {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        Err(why) => {
+            let _ = writeln!(
+                out,
+                "Reference trials: unknown until llama.cpp can be asked for its defaults ({why})"
+            );
+        }
+    }
+    let _ = writeln!(out, "Trials:");
     for (i, t) in plan.trials.iter().enumerate() {
         let state = if done.contains(t.trial_id.as_str()) {
             "  recorded"

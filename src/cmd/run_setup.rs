@@ -33,21 +33,34 @@ pub fn probe(runner: &ChildRunner) -> anyhow::Result<(ProbeReport, PathBuf)> {
     }
 }
 
-/// Refuses a sweep whose unset n_ctx leaves llama.cpp's default context
-/// smaller than the workload: every trial would fail after loading the model.
+/// Refuses a sweep whose unset n_ctx (in `[space]` or `[baseline]`) leaves
+/// llama.cpp's default context smaller than the workload: those trials
+/// would fail after loading the model.
 pub fn check_defaults(config: &SweepConfig, probe: &ProbeReport) -> anyhow::Result<()> {
     let needed = config.workload.context_needed();
-    if config.space.n_ctx.is_none() && probe.defaults.n_ctx < needed {
-        return Err(ConfigError::new(
-            &config.file,
-            Some("space.n_ctx"),
-            format!(
-                "not set, and llama.cpp's default context ({} tokens) is smaller than the workload \
-                 needs ({needed}): set n_ctx in [space]",
-                probe.defaults.n_ctx
-            ),
-        )
-        .into());
+    let unset = [
+        ("space", config.space.n_ctx.is_none()),
+        (
+            "baseline",
+            config
+                .baseline
+                .as_ref()
+                .is_some_and(|b| b.params.n_ctx.is_none()),
+        ),
+    ];
+    for (table, _) in unset.iter().filter(|(_, unset)| *unset) {
+        if probe.defaults.n_ctx < needed {
+            return Err(ConfigError::new(
+                &config.file,
+                Some(&format!("{table}.n_ctx")),
+                format!(
+                    "not set, and llama.cpp's default context ({} tokens) is smaller than the workload \
+                     needs ({needed}): set n_ctx in [{table}]",
+                    probe.defaults.n_ctx
+                ),
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -148,5 +161,52 @@ pub fn manifest(
         updated_at: now,
         trials_planned: planned,
         trials_recorded: recorded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe() -> ProbeReport {
+        ProbeReport {
+            llama_cpp_build: "test".into(),
+            system_info: String::new(),
+            supports_gpu_offload: false,
+            supports_mmap: true,
+            backends: vec!["CPU".into()],
+            devices: Vec::new(),
+            defaults: crate::test_support::defaults(),
+        }
+    }
+
+    fn check(dir: &Path, tables: &str) -> Result<(), ConfigError> {
+        std::fs::write(dir.join("m.gguf"), b"GGUF").unwrap();
+        // The default workload needs 640 tokens; llama.cpp's default is 512.
+        let text = format!("[sweep]\nname = \"s\"\n[[model]]\npath = \"m.gguf\"\n{tables}");
+        let config = crate::config::parse(&dir.join("s.toml"), &text).unwrap();
+        check_defaults(&config, &probe()).map_err(|e| e.downcast().unwrap())
+    }
+
+    #[test]
+    fn an_unset_context_too_small_for_the_workload_is_refused_in_space_and_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = check(dir.path(), "").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("space.n_ctx"));
+        let e = check(
+            dir.path(),
+            "[space]\nn_ctx = 1024\n[baseline]\nn_threads = 2\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("baseline.n_ctx"));
+        assert!(e.message.contains("set n_ctx in [baseline]"), "{e}");
+        assert!(
+            check(
+                dir.path(),
+                "[space]\nn_ctx = 1024\n[baseline]\nn_ctx = 2048\n"
+            )
+            .is_ok()
+        );
+        assert!(check(dir.path(), "[space]\nn_ctx = 1024\n").is_ok());
     }
 }

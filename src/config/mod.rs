@@ -8,6 +8,7 @@
 //! the file's own folder.
 
 mod axis;
+mod baseline;
 pub mod error;
 mod raw;
 mod validate;
@@ -18,7 +19,7 @@ use crate::confirm::ConfirmSettings;
 use crate::drift::DriftSettings;
 use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
-use crate::protocol::{FlashAttn, KvType, Workload};
+use crate::protocol::{FlashAttn, KvType, Params, Workload};
 pub use crate::search::StrategyKind;
 use crate::search::bayes::BayesSettings;
 use sha2::{Digest, Sha256};
@@ -48,6 +49,20 @@ pub struct SweepConfig {
     pub search: BayesSettings,
     /// `[confirm]`: the confirmation round.
     pub confirm: ConfirmSettings,
+    /// `[baseline]`: the user's current configuration, if given.
+    pub baseline: Option<Baseline>,
+}
+
+/// The configuration the user runs today: measured early and again in the
+/// confirmation round, and the yardstick of the recommendation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// The `[[model]]` entry it runs, by name.
+    pub model: String,
+    /// One of that entry's derived quantizations; `None`: its own file.
+    pub quant: Option<QuantType>,
+    /// Its settings; unset ones keep llama.cpp's defaults.
+    pub params: Params,
 }
 
 #[derive(Debug, Clone)]

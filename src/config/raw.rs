@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub search: RawSearch,
     #[serde(default)]
     pub confirm: RawConfirm,
+    #[serde(default)]
+    pub baseline: Option<Spanned<RawBaseline>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,46 @@ pub struct RawSpace {
     pub type_v: Option<Spanned<Value>>,
     pub use_mmap: Option<Spanned<Value>>,
     pub offload_kqv: Option<Spanned<Value>>,
+}
+
+/// `[baseline]`: the user's current configuration. The parameter keys are
+/// those of `[space]`, each with one value (serde's `flatten` would lose
+/// both `deny_unknown_fields` and the spans, so they are repeated here).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBaseline {
+    pub model: Option<Spanned<String>>,
+    pub quant: Option<Spanned<String>>,
+    pub n_gpu_layers: Option<Spanned<Value>>,
+    pub n_ctx: Option<Spanned<Value>>,
+    pub n_batch: Option<Spanned<Value>>,
+    pub n_ubatch: Option<Spanned<Value>>,
+    pub n_threads: Option<Spanned<Value>>,
+    pub n_threads_batch: Option<Spanned<Value>>,
+    pub flash_attn: Option<Spanned<Value>>,
+    pub type_k: Option<Spanned<Value>>,
+    pub type_v: Option<Spanned<Value>>,
+    pub use_mmap: Option<Spanned<Value>>,
+    pub offload_kqv: Option<Spanned<Value>>,
+}
+
+impl RawBaseline {
+    /// Its parameter keys, as a `[space]` table.
+    pub fn space(&self) -> RawSpace {
+        RawSpace {
+            n_gpu_layers: self.n_gpu_layers.clone(),
+            n_ctx: self.n_ctx.clone(),
+            n_batch: self.n_batch.clone(),
+            n_ubatch: self.n_ubatch.clone(),
+            n_threads: self.n_threads.clone(),
+            n_threads_batch: self.n_threads_batch.clone(),
+            flash_attn: self.flash_attn.clone(),
+            type_k: self.type_k.clone(),
+            type_v: self.type_v.clone(),
+            use_mmap: self.use_mmap.clone(),
+            offload_kqv: self.offload_kqv.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,13 +23,13 @@ const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
 const MAX_TOKENS: u32 = 1 << 20;
 
 /// Context for building errors: the file and its text.
-struct Ctx<'a> {
-    file: &'a Path,
-    source: &'a str,
+pub(super) struct Ctx<'a> {
+    pub file: &'a Path,
+    pub source: &'a str,
 }
 
 impl Ctx<'_> {
-    fn err<T>(
+    pub fn err<T>(
         &self,
         key: &str,
         span: Option<std::ops::Range<usize>>,
@@ -103,6 +103,7 @@ pub fn validate(
     let (drift, noise_cv_max) = drift(&ctx, &raw)?;
     let search = search(&ctx, &raw)?;
     let confirm = confirm(&ctx, &raw)?;
+    let baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -118,6 +119,7 @@ pub fn validate(
         noise_cv_max,
         search,
         confirm,
+        baseline,
     })
 }
 
@@ -443,17 +445,16 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
 
 fn axis<T: AxisValue>(
     ctx: &Ctx,
-    name: &str,
+    key: &str,
     raw: &Option<Spanned<toml::Value>>,
     valid: impl Fn(T) -> Result<(), String>,
 ) -> Result<Option<Vec<T>>, ConfigError> {
     let Some(spanned) = raw else { return Ok(None) };
-    let key = format!("space.{name}");
     let values = axis::expand::<T>(spanned.get_ref())
-        .or_else(|msg| ctx.err(&key, Some(spanned.span()), msg))?;
+        .or_else(|msg| ctx.err(key, Some(spanned.span()), msg))?;
     for &v in &values {
         if let Err(msg) = valid(v) {
-            return ctx.err(&key, Some(spanned.span()), msg);
+            return ctx.err(key, Some(spanned.span()), msg);
         }
     }
     Ok(Some(values))
@@ -474,8 +475,17 @@ fn at_least<T: Copy + PartialOrd + std::fmt::Display>(min: T) -> impl Fn(T) -> R
 }
 
 fn space(ctx: &Ctx, raw: &RawSpace, workload: &Workload) -> Result<Space, ConfigError> {
-    let space = Space {
-        n_gpu_layers: axis(ctx, "n_gpu_layers", &raw.n_gpu_layers, |v: i32| {
+    let space = space_values(ctx, "space", raw)?;
+    check_space(ctx, "space", raw, &space, workload)?;
+    Ok(space)
+}
+
+/// The values of the parameter keys of `table` (`space` or `baseline`),
+/// each checked on its own.
+pub(super) fn space_values(ctx: &Ctx, table: &str, raw: &RawSpace) -> Result<Space, ConfigError> {
+    let key = |name: &str| format!("{table}.{name}");
+    Ok(Space {
+        n_gpu_layers: axis(ctx, &key("n_gpu_layers"), &raw.n_gpu_layers, |v: i32| {
             if v < -1 {
                 Err(format!(
                     "{v} is out of range: use -1 for all layers, 0 for none, or a layer count"
@@ -484,24 +494,38 @@ fn space(ctx: &Ctx, raw: &RawSpace, workload: &Workload) -> Result<Space, Config
                 Ok(())
             }
         })?,
-        n_ctx: axis(ctx, "n_ctx", &raw.n_ctx, at_least(1u32))?,
-        n_batch: axis(ctx, "n_batch", &raw.n_batch, at_least(1u32))?,
-        n_ubatch: axis(ctx, "n_ubatch", &raw.n_ubatch, at_least(1u32))?,
-        n_threads: axis(ctx, "n_threads", &raw.n_threads, at_least(1i32))?,
-        n_threads_batch: axis(ctx, "n_threads_batch", &raw.n_threads_batch, at_least(1i32))?,
-        flash_attn: axis(ctx, "flash_attn", &raw.flash_attn, any)?,
-        type_k: axis(ctx, "type_k", &raw.type_k, any)?,
-        type_v: axis(ctx, "type_v", &raw.type_v, any)?,
-        use_mmap: axis(ctx, "use_mmap", &raw.use_mmap, any)?,
-        offload_kqv: axis(ctx, "offload_kqv", &raw.offload_kqv, any)?,
-    };
+        n_ctx: axis(ctx, &key("n_ctx"), &raw.n_ctx, at_least(1u32))?,
+        n_batch: axis(ctx, &key("n_batch"), &raw.n_batch, at_least(1u32))?,
+        n_ubatch: axis(ctx, &key("n_ubatch"), &raw.n_ubatch, at_least(1u32))?,
+        n_threads: axis(ctx, &key("n_threads"), &raw.n_threads, at_least(1i32))?,
+        n_threads_batch: axis(
+            ctx,
+            &key("n_threads_batch"),
+            &raw.n_threads_batch,
+            at_least(1i32),
+        )?,
+        flash_attn: axis(ctx, &key("flash_attn"), &raw.flash_attn, any)?,
+        type_k: axis(ctx, &key("type_k"), &raw.type_k, any)?,
+        type_v: axis(ctx, &key("type_v"), &raw.type_v, any)?,
+        use_mmap: axis(ctx, &key("use_mmap"), &raw.use_mmap, any)?,
+        offload_kqv: axis(ctx, &key("offload_kqv"), &raw.offload_kqv, any)?,
+    })
+}
 
+/// The ways values of `table` can contradict each other or the workload.
+pub(super) fn check_space(
+    ctx: &Ctx,
+    table: &str,
+    raw: &RawSpace,
+    space: &Space,
+    workload: &Workload,
+) -> Result<(), ConfigError> {
     if let (Some(ubatch), Some(batch)) = (&space.n_ubatch, &space.n_batch) {
         let (min_u, max_b) = (ubatch.iter().min().unwrap(), batch.iter().max().unwrap());
         if min_u > max_b {
             let span = raw.n_ubatch.as_ref().map(|s| s.span());
             return ctx.err(
-                "space.n_ubatch",
+                &format!("{table}.n_ubatch"),
                 span,
                 format!(
                     "n_ubatch {min_u} is larger than every n_batch (at most {max_b}): \
@@ -515,7 +539,7 @@ fn space(ctx: &Ctx, raw: &RawSpace, workload: &Workload) -> Result<Space, Config
         if let Some(small) = n_ctx.iter().find(|&&c| c < needed) {
             let span = raw.n_ctx.as_ref().map(|s| s.span());
             return ctx.err(
-                "space.n_ctx",
+                &format!("{table}.n_ctx"),
                 span,
                 format!(
                     "n_ctx {small} is smaller than the workload needs ({needed} tokens: the largest of \
@@ -527,7 +551,7 @@ fn space(ctx: &Ctx, raw: &RawSpace, workload: &Workload) -> Result<Space, Config
             );
         }
     }
-    Ok(space)
+    Ok(())
 }
 
 /// A constraint key of `[objective]`: its name, its value, the metric it

@@ -1,8 +1,11 @@
 //! The trials a sweep consists of: the Cartesian product of the model
 //! variants and the space's axes, in an order that changes model-level
-//! parameters as rarely as possible, each with a stable id.
+//! parameters as rarely as possible, each with a stable id; and the
+//! reference trials (the user's baseline, llama.cpp's defaults) the
+//! recommendation is measured against.
 
 mod grid;
+pub mod references;
 pub mod trial_id;
 
 use crate::config::SweepConfig;

@@ -102,18 +102,28 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
     assert!(se.contains("deriving smol Q8_0"), "{se}");
     assert!(se.contains("[6/6]"), "one progress line per trial: {se}");
     assert!(so.contains("Best trials"), "{so}");
+    // The 6 trials, and llama.cpp's defaults on the first variant.
     assert!(
-        so.contains("6 trials: 4 ok (4 within constraints), 2 failed"),
+        so.contains("7 trials: 5 ok (5 within constraints), 2 failed"),
         "{so}"
     );
 
     let folder = dir.path().join("reports/it");
     let rows = read_rows(&folder);
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 7);
     let ids: HashSet<_> = rows.iter().map(|r| r.trial_id.clone()).collect();
-    assert_eq!(ids.len(), 6, "one row per trial");
+    assert_eq!(ids.len(), 7, "one row per trial");
+    let planned = llama_sweep::store::plan_file::read(&folder)
+        .unwrap()
+        .unwrap();
+    let in_plan = |r: &&llama_sweep::store::row::TrialRow| planned.trial_ids.contains(&r.trial_id);
+    assert_eq!(rows.iter().filter(in_plan).count(), 6);
 
-    for r in rows.iter().filter(|r| r.model_name == "smol") {
+    for r in rows
+        .iter()
+        .filter(in_plan)
+        .filter(|r| r.model_name == "smol")
+    {
         assert_eq!(r.status, TrialStatus::Ok, "{:?}", r.error);
         assert!(r.tg_tps_mean.unwrap() > 1.0 && r.pp_tps_mean.unwrap() > 1.0);
         assert_eq!(
@@ -175,7 +185,7 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
     }
 
     let parquet = llama_sweep::store::parquet_file::read(&folder.join("results.parquet")).unwrap();
-    assert_eq!(parquet.height(), 6);
+    assert_eq!(parquet.height(), 7);
 
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
@@ -196,7 +206,7 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
             .unwrap()
             .contains("llama.cpp")
     );
-    assert_eq!(manifest["trials_recorded"], 6);
+    assert_eq!(manifest["trials_recorded"], 7);
     assert_eq!(
         std::fs::read_to_string(folder.join("sweep.toml")).unwrap(),
         std::fs::read_to_string(&sweep).unwrap()
@@ -295,5 +305,5 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         "the confirmation round is not repeated for the same top trials: {}",
         stderr(&again)
     );
-    assert_eq!(read_rows(&folder).len(), 6);
+    assert_eq!(read_rows(&folder).len(), 7);
 }

@@ -36,7 +36,7 @@ fn killed_ten_times_at_random_and_resumed_it_ends_with_the_rows_of_an_uninterrup
         .into_iter()
         .map(|r| (r.trial_id, r.status))
         .collect();
-    assert_eq!(expected.len(), 8);
+    assert_eq!(expected.len(), 9, "8 trials and llama.cpp's defaults");
 
     let dir = tempfile::tempdir().unwrap();
     let sweep = sweep_file(dir.path(), &models, space, "");
@@ -84,7 +84,7 @@ fn killed_ten_times_at_random_and_resumed_it_ends_with_the_rows_of_an_uninterrup
         .collect();
     assert_eq!(got, expected, "the same trials, with the same endings");
     let parquet = llama_sweep::store::parquet_file::read(&folder.join("results.parquet")).unwrap();
-    assert_eq!(parquet.height(), 8);
+    assert_eq!(parquet.height(), 9);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("models"))
         .unwrap()
         .flatten()
@@ -244,20 +244,21 @@ fn a_changed_workload_is_refused_unless_told_and_fresh_moves_old_results_aside()
     );
     assert!(stderr(&refused).contains("--fresh"), "{}", stderr(&refused));
     let folder = dir.path().join("reports/it");
-    assert_eq!(read_rows(&folder).len(), 2, "nothing recorded was touched");
+    // 2 trials and llama.cpp's defaults.
+    assert_eq!(read_rows(&folder).len(), 3, "nothing recorded was touched");
 
     let allowed = instant(&["run", sweep_str, "--allow-changed"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
-    assert_eq!(read_rows(&folder).len(), 4, "old and new rows side by side");
+    assert_eq!(read_rows(&folder).len(), 6, "old and new rows side by side");
     assert!(
-        stderr(&allowed).contains("2 rows in"),
+        stderr(&allowed).contains("3 rows in"),
         "old rows are not ranked: {}",
         stderr(&allowed)
     );
 
     let fresh = instant(&["run", sweep_str, "--fresh"]);
     assert_eq!(fresh.status.code(), Some(0), "{}", stderr(&fresh));
-    assert_eq!(read_rows(&folder).len(), 2);
+    assert_eq!(read_rows(&folder).len(), 3);
     let aside: Vec<_> = std::fs::read_dir(dir.path().join("reports"))
         .unwrap()
         .flatten()
@@ -268,7 +269,7 @@ fn a_changed_workload_is_refused_unless_told_and_fresh_moves_old_results_aside()
         1,
         "the old folder was moved aside, not deleted"
     );
-    assert_eq!(read_rows(&aside[0].path()).len(), 4);
+    assert_eq!(read_rows(&aside[0].path()).len(), 6);
 }
 
 #[test]
@@ -283,14 +284,15 @@ fn a_budget_stops_with_trials_left_and_the_next_run_goes_on() {
         stdout(&out)
     );
     let folder = dir.path().join("reports/it");
-    assert_eq!(read_rows(&folder).len(), 2);
+    // llama.cpp's defaults are measured outside the budget.
+    assert_eq!(read_rows(&folder).len(), 3);
     assert!(
         folder.join("config.yaml").exists(),
         "the best so far is still exported"
     );
     let out = instant(&["run", sweep.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(read_rows(&folder).len(), 4);
+    assert_eq!(read_rows(&folder).len(), 5);
 }
 
 #[test]
@@ -329,9 +331,10 @@ fn a_full_disk_ends_the_sweep_with_status_4_and_loses_no_recorded_row() {
     // With room again, the sweep resumes and completes.
     let out = instant(&["run", sweep.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(read_rows(&folder).len(), 3);
+    // 3 trials and llama.cpp's defaults.
+    assert_eq!(read_rows(&folder).len(), 4);
     let parquet = llama_sweep::store::parquet_file::read(&folder.join("results.parquet")).unwrap();
-    assert_eq!(parquet.height(), 3);
+    assert_eq!(parquet.height(), 4);
 }
 
 #[test]
@@ -366,7 +369,7 @@ fn progress_is_one_plain_line_per_trial_off_a_terminal_and_in_sweep_log() {
         log.lines()
             .filter(|l| l.contains("] ") && l.contains(" → ok"))
             .count(),
-        3,
-        "{log}"
+        4,
+        "3 trials and llama.cpp's defaults: {log}"
     );
 }

@@ -31,8 +31,9 @@ fn a_bayesian_sweep_of_the_demo_model_stops_at_its_budget_confirms_and_resumes()
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("bayes search: 8 trials planned"), "{err}");
+    // 4 trials of the plan, and llama.cpp's defaults outside the budget.
     let first: Vec<_> = read_rows(&folder);
-    assert_eq!(first.len(), 4);
+    assert_eq!(first.len(), 5);
     assert!(
         first
             .iter()
@@ -45,14 +46,20 @@ fn a_bayesian_sweep_of_the_demo_model_stops_at_its_budget_confirms_and_resumes()
             .map(|r| &r.trial_id)
             .collect::<HashSet<_>>()
             .len(),
-        4
+        5
     );
 
-    // The confirmation round measured the best two again, interleaved.
+    // The confirmation round measured the best two again, interleaved,
+    // with llama.cpp's defaults (unless it is one of them).
     let runs = std::fs::read_to_string(folder.join(CONFIRM_CSV)).unwrap();
-    assert_eq!(runs.lines().count(), 1 + 2 * 2, "{runs}");
     let recommendation = read_recommendation(&folder).expect("recommendation.json");
     assert_eq!(recommendation.candidates.len(), 2);
+    let subjects: HashSet<&String> = recommendation
+        .candidates
+        .iter()
+        .chain(&recommendation.references)
+        .collect();
+    assert_eq!(runs.lines().count(), 1 + 2 * subjects.len(), "{runs}");
     assert!(err.contains("confirmed: "), "{err}");
     let yaml = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
     assert!(yaml.contains("# confirmed: "), "{yaml}");
@@ -63,15 +70,15 @@ fn a_bayesian_sweep_of_the_demo_model_stops_at_its_budget_confirms_and_resumes()
     let out = run(&["run", sweep.to_str().unwrap(), "--max-trials", "6"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let second = read_rows(&folder);
-    assert_eq!(second.len(), 6);
-    assert_eq!(&second[..4], &first[..]);
+    assert_eq!(second.len(), 7);
+    assert_eq!(&second[..5], &first[..]);
     assert_eq!(
         second
             .iter()
             .map(|r| &r.trial_id)
             .collect::<HashSet<_>>()
             .len(),
-        6
+        7
     );
 }
 
