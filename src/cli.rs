@@ -12,12 +12,15 @@ use std::path::PathBuf;
     long_about = "llama-sweep runs a parameter sweep of llama.cpp (quantization, n_batch, n_ubatch, n_ctx, \
 threads, GPU layers, flash attention, KV-cache types, mmap ...) described in a sweep.toml. Every trial runs \
 in its own process, so a crash, an out-of-memory or a hang is a recorded row, not the end of the sweep. \
-Results go to reports/<name>/ (results.csv, results.parquet, manifest.json, logs/), and the best \
-configuration is written as config.yaml, ready for an app that calls llama_cpp.Llama(**llm).",
+Results go to reports/<name>/ (results.csv, results.parquet, manifest.json, logs/), with a \
+self-contained report.html and plots/, and the best configuration is written as config.yaml, ready for \
+an app that calls llama_cpp.Llama(**llm).",
     after_help = "Examples:\n  \
 llama-sweep plan                  # show the trials sweep.toml describes\n  \
-llama-sweep run                   # run them, print the best, write reports/<name>/config.yaml\n  \
-llama-sweep export reports/demo   # write config.yaml again from stored results"
+llama-sweep run                   # run them; writes reports/<name>/report.html and config.yaml\n  \
+llama-sweep report reports/demo   # write report.html and plots/ again from stored results\n  \
+llama-sweep export reports/demo --format server-args   # the winner as a llama-server command line\n  \
+llama-sweep compare reports/before reports/after       # what an upgrade changed"
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,23 +1,28 @@
 //! `llama-sweep run`: validate, plan, probe llama.cpp, prepare the output
-//! folder, derive missing quantizations, run the trials under the budget,
-//! then summarise and write config.yaml. Returns the exit status.
+//! folder, derive missing quantizations, measure the reference trials (the
+//! baseline, llama.cpp's defaults), run the trials under the budget, confirm
+//! the best against the references, then summarise and write config.yaml.
+//! Returns the exit status.
+
+mod confirmation;
 
 use super::run_setup;
 use crate::cli::RunArgs;
 use crate::config::{self, SweepConfig};
-use crate::confirm::{self, Confirmation, Recommendation};
+use crate::confirm::{Confirmation, Recommendation};
+use crate::drift::DriftSettings;
 use crate::exit;
 use crate::export;
 use crate::models::{self, derive};
-use crate::plan;
-use crate::protocol::ProbeReport;
+use crate::plan::{self, references};
+use crate::protocol::{ProbeReport, TrialSpec};
 use crate::report::progress::Progress;
 use crate::report::{summary, warnings};
 use crate::runner::ProcessExecutor;
 use crate::runner::child::ChildRunner;
-use crate::search;
+use crate::search::{self, GridStrategy};
 use crate::store::manifest;
-use crate::store::plan_file::{self, PlanFile};
+use crate::store::plan_file::{self, PlanFile, PlannedReference};
 use crate::store::row::TrialRow;
 use crate::store::{self, Store};
 use crate::sweep::{self, SweepContext, SweepEnd, SweepOptions};
@@ -38,7 +43,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // Everything that can refuse the sweep happens before the first write.
     let (probe, probe_log) = run_setup::probe(&runner)?;
     let folder = config.sweep.output_folder();
+    let mut references = Vec::new();
     let ready = run_setup::check_defaults(&config, &probe).and_then(|()| {
+        references = references::references(&config, &variants, probe.defaults.n_ctx)?;
         if args.fresh {
             if let Some(aside) = run_setup::move_aside(&folder)? {
                 eprintln!(
@@ -81,45 +88,56 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             trial_ids: plan.trials.iter().map(|t| t.trial_id.clone()).collect(),
             strategy: Some(config.sweep.strategy.name().into()),
             max_trials: config.sweep.max_trials,
+            references: references.iter().map(PlannedReference::from).collect(),
         },
     )?;
 
-    let planned_ids: HashSet<&str> = plan.trials.iter().map(|t| t.trial_id.as_str()).collect();
-    let recorded_rows = rows_of_plan(&store, &planned_ids);
-    let mut strategy = search::build(
-        config.sweep.strategy,
-        &plan.trials,
-        &recorded_rows,
-        &config.objective,
-        &config.search,
-        config.sweep.seed,
-    );
-    let left_in_plan = strategy.remaining().unwrap_or(0);
+    // The rows of this sweep: its plan's and its references'.
+    let trial_ids: HashSet<&str> = plan.trials.iter().map(|t| t.trial_id.as_str()).collect();
+    let planned_ids: HashSet<&str> = trial_ids
+        .iter()
+        .copied()
+        .chain(references.iter().map(|r| r.spec.trial_id.as_str()))
+        .collect();
+    let recorded_in_plan = rows_of_plan(&store, &trial_ids).len();
+    let left_in_plan = plan.trials.len() - recorded_in_plan;
     let to_run = match config.sweep.max_trials {
-        Some(max) => left_in_plan.min(max.saturating_sub(recorded_rows.len())),
+        Some(max) => left_in_plan.min(max.saturating_sub(recorded_in_plan)),
         None => left_in_plan,
     };
+    // Reference trials not recorded yet, each once, measured before the search.
+    let mut references_to_run: Vec<TrialSpec> = Vec::new();
+    for r in &references {
+        let id = &r.spec.trial_id;
+        if !recorded.contains(id) && !references_to_run.iter().any(|s| &s.trial_id == id) {
+            references_to_run.push(r.spec.clone());
+        }
+    }
     let mut progress = Progress::new(
         &folder,
-        to_run,
+        to_run + references_to_run.len(),
         config.space.swept_axes(),
         &config.objective,
         std::io::stderr().is_terminal(),
     );
     progress.line(&format!(
-        "llama-sweep: sweep {:?}, {} search: {} trials planned ({} already recorded, up to {to_run} to run) → {}",
+        "llama-sweep: sweep {:?}, {} search: {} trials planned ({recorded_in_plan} already recorded, up to {to_run} to run) → {}",
         config.sweep.name,
         config.sweep.strategy.name(),
         plan.trials.len(),
-        recorded_rows.len(),
         folder.display()
     ));
     progress.line(&format!("  {}", probe.llama_cpp_build));
+    progress.line("  reference trials (measured first, and again in the confirmation round):");
+    for line in references::describe(&references, &|id| recorded.contains(id)) {
+        progress.line(&format!("    {line}"));
+    }
 
     let needed: HashSet<String> = plan
         .trials
         .iter()
         .filter(|t| !recorded.contains(&t.trial_id))
+        .chain(&references_to_run)
         .map(|t| t.model.identity.clone())
         .collect();
     let logs = folder.join(store::LOGS);
@@ -132,6 +150,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         env!("CARGO_PKG_VERSION"),
         probe.llama_cpp_build
     );
+    // Rows of references outside the plan are numbered after it.
+    let every_trial: Vec<TrialSpec> = plan
+        .trials
+        .iter()
+        .chain(
+            references
+                .iter()
+                .map(|r| &r.spec)
+                .filter(|s| !trial_ids.contains(s.trial_id.as_str())),
+        )
+        .cloned()
+        .collect();
     let ctx = SweepContext {
         sweep_name: &config.sweep.name,
         build: &build,
@@ -151,20 +181,56 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         runner,
         timeout: config.trial_timeout,
     };
-    let end = sweep::run(
-        strategy.as_mut(),
-        &mut executor,
-        &mut store,
-        &ctx,
-        &options,
-        &mut progress,
-    )?;
-    if let Some(reason) = strategy.stop_reason() {
-        progress.line(&format!("search stopped early: {reason}"));
+    let mut end = SweepEnd::Completed;
+    if !references_to_run.is_empty() {
+        // Outside the budgets: a few trials, and every verdict needs them.
+        let reference_ctx = SweepContext {
+            plan: &every_trial,
+            unavailable: ctx.unavailable.clone(),
+            ..ctx
+        };
+        let reference_options = SweepOptions {
+            max_trials: None,
+            max_time: None,
+            drift: DriftSettings {
+                every: 0,
+                ..options.drift.clone()
+            },
+            ..options.clone()
+        };
+        end = sweep::run(
+            &mut GridStrategy::new(&references_to_run, &HashSet::new()),
+            &mut executor,
+            &mut store,
+            &reference_ctx,
+            &reference_options,
+            &mut progress,
+        )?;
+    }
+    if end == SweepEnd::Completed {
+        // Built now, so it knows the rows the reference trials added.
+        let mut strategy = search::build(
+            config.sweep.strategy,
+            &plan.trials,
+            &rows_of_plan(&store, &trial_ids),
+            &config.objective,
+            &config.search,
+            config.sweep.seed,
+        );
+        end = sweep::run(
+            strategy.as_mut(),
+            &mut executor,
+            &mut store,
+            &ctx,
+            &options,
+            &mut progress,
+        )?;
+        if let Some(reason) = strategy.stop_reason() {
+            progress.line(&format!("search stopped early: {reason}"));
+        }
     }
 
     // The confirmation round, unless the sweep was stopped or ran out of time.
-    let mut end = end;
     let confirms = matches!(
         end,
         SweepEnd::Completed
@@ -176,46 +242,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let mut recommendation = None;
     if confirms && config.confirm.top > 0 {
         let current = rows_of_plan(&store, &planned_ids);
-        let ranked: Vec<&TrialRow> = config
-            .objective
-            .rank(&current)
-            .into_iter()
-            .map(|i| &current[i])
-            .collect();
-        let top: Vec<&str> = ranked
-            .iter()
-            .take(config.confirm.top)
-            .map(|r| r.trial_id.as_str())
-            .collect();
-        let earlier = confirm::read_recommendation(&folder).filter(|r| r.covers(&top));
-        if let Some(r) = earlier {
-            progress.line(&format!(
-                "confirmed earlier (same top {}): {}",
-                top.len(),
-                r.verdict
-            ));
-            recommendation = Some(r);
-        } else if ranked.len() >= 2 {
-            let spec_of = |id: &str| plan.trials.iter().find(|t| t.trial_id == id).cloned();
-            match confirm::confirm(
-                &ranked,
-                &spec_of,
-                &mut executor,
-                &folder,
-                &config.objective,
-                &probe.defaults,
-                &config.confirm,
-                &mut progress,
-            )? {
-                Confirmation::Decided(r) => {
-                    progress.line(&format!("confirmed: {}", r.verdict));
-                    recommendation = Some(r);
-                }
-                Confirmation::Undecided => {
-                    progress.line("confirmation: no candidate could be measured again; the sweep's ranking stands")
-                }
-                Confirmation::Interrupted => end = SweepEnd::Interrupted,
-            }
+        let round = confirmation::Round {
+            config: &config,
+            folder: &folder,
+            plan: &plan.trials,
+            references: &references,
+            defaults: &probe.defaults,
+        };
+        match round.run(&current, &mut executor, &mut progress)? {
+            Some(Confirmation::Decided(r)) => recommendation = Some(*r),
+            Some(Confirmation::Interrupted) => end = SweepEnd::Interrupted,
+            Some(Confirmation::Undecided) | None => {}
         }
     }
     progress.finish();
@@ -243,13 +280,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         recommendation.as_ref(),
         args.top,
     )?;
-    let left = plan.trials.len() - current.len();
+    let recorded_in_plan = rows_of_plan(&store, &trial_ids).len();
+    let left = plan.trials.len() - recorded_in_plan;
     let resume = format!("llama-sweep run {}", args.sweep.display());
     Ok(match end {
         SweepEnd::Interrupted => {
             println!(
-                "Interrupted: {} of {} trials recorded, {left} left (the running trial was discarded). Resume with: {resume}",
-                current.len(),
+                "Interrupted: {recorded_in_plan} of {} trials recorded, {left} left (the running trial was discarded). Resume with: {resume}",
                 plan.trials.len()
             );
             exit::INTERRUPTED
@@ -285,7 +322,8 @@ fn apply_flags(config: &mut SweepConfig, args: &RunArgs) {
     }
 }
 
-/// Prints the summary and warnings, writes config.yaml for the best trial.
+/// Prints the summary and warnings, writes config.yaml for the best trial
+/// and report.html.
 /// Returns whether a configuration was recommended.
 fn finish(
     config: &SweepConfig,
@@ -320,6 +358,15 @@ fn finish(
             false
         }
     };
+    // The report is a view of what is stored: failing to draw it loses
+    // nothing, and `llama-sweep report` can draw it again.
+    match crate::report::write(folder, None) {
+        Ok(written) => println!("Report: {}", written.html.display()),
+        Err(e) => println!(
+            "warning: report.html not written ({e:#}); run `llama-sweep report {}` to try again",
+            folder.display()
+        ),
+    }
     println!("Results: {}", folder.join(store::RESULTS_CSV).display());
     Ok(recommended)
 }

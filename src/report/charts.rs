@@ -11,9 +11,10 @@ use crate::objective::{Direction, Measured, Metric};
 use crate::store::row::TrialRow;
 
 /// All charts of the report, in the order the page shows them.
-pub fn charts(data: &ReportData, effects: &[Effect]) -> Vec<Chart> {
+/// `searched` are the search's own rows (the effects' and the heatmap's).
+pub fn charts(data: &ReportData, searched: &[TrialRow], effects: &[Effect]) -> Vec<Chart> {
     let mut out = vec![history(data), pareto_chart(data), pp_vs_tg(data)];
-    if let Some(heatmap) = heatmap(data, effects) {
+    if let Some(heatmap) = heatmap(data, searched, effects) {
         out.push(heatmap);
     }
     out.extend(effects.iter().map(|e| effect_chart(data, e)));
@@ -143,16 +144,16 @@ fn pp_vs_tg(data: &ReportData) -> Chart {
 
 /// The best objective for each pair of values of the two parameters with
 /// the largest effects.
-fn heatmap(data: &ReportData, effects: &[Effect]) -> Option<Chart> {
+fn heatmap(data: &ReportData, searched: &[TrialRow], effects: &[Effect]) -> Option<Chart> {
     let [first, second, ..] = effects else {
         return None;
     };
     let objective = data.objective();
     let (px, py) = (&first.param, &second.param);
-    let xs = ordered_values(&data.rows, px);
-    let ys = ordered_values(&data.rows, py);
+    let xs = ordered_values(searched, px);
+    let ys = ordered_values(searched, py);
     let mut cells: Vec<(usize, usize, f64)> = Vec::new();
-    for row in data.rows.iter().filter(|r| r.feasible) {
+    for row in searched.iter().filter(|r| r.feasible) {
         let Some(score) = objective.score(row) else {
             continue;
         };

@@ -60,6 +60,9 @@ pub struct ReportData {
     /// The confirmation round's decision, when its trial is among `rows`.
     pub recommendation: Option<Recommendation>,
     pub references: Vec<Reference>,
+    /// The trial ids the search planned (references excluded), when the
+    /// folder has a plan.json.
+    planned: Option<std::collections::HashSet<String>>,
     versus: Vec<Versus>,
     /// Index into `rows` of the recommended trial.
     pub winner: Option<usize>,
@@ -93,14 +96,15 @@ impl ReportData {
         let references: Vec<Reference> = read_json::<ReferencesOnly>(&plan_json)?
             .map(|r| r.references)
             .unwrap_or_default();
-        if let Some(plan) = plan_file::read(folder)? {
-            let planned: std::collections::HashSet<&str> = plan
-                .trial_ids
-                .iter()
-                .map(String::as_str)
-                .chain(references.iter().map(|r| r.trial_id.as_str()))
-                .collect();
-            rows.retain(|r| planned.contains(r.trial_id.as_str()));
+        let planned = plan_file::read(folder)?.map(|plan| {
+            plan.trial_ids
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>()
+        });
+        if let Some(planned) = &planned {
+            rows.retain(|r| {
+                planned.contains(&r.trial_id) || references.iter().any(|x| x.trial_id == r.trial_id)
+            });
         }
         let recommendation = confirm::read_recommendation(folder)
             .filter(|r| rows.iter().any(|row| row.trial_id == r.trial_id));
@@ -121,6 +125,7 @@ impl ReportData {
             rows,
             recommendation,
             references,
+            planned,
             versus,
             winner,
         })
@@ -128,6 +133,22 @@ impl ReportData {
 
     pub fn objective(&self) -> &Objective {
         &self.manifest.sweep.objective
+    }
+
+    /// The rows of the search itself: the reference trials (baseline,
+    /// defaults) differ from the searched space in several parameters at
+    /// once, so they would confound the parameter effects, unless they are
+    /// also trials of the plan.
+    pub fn searched_rows(&self) -> Vec<TrialRow> {
+        match &self.planned {
+            Some(planned) => self
+                .rows
+                .iter()
+                .filter(|r| planned.contains(&r.trial_id))
+                .cloned()
+                .collect(),
+            None => self.rows.clone(),
+        }
     }
 
     pub fn winner(&self) -> Option<&TrialRow> {

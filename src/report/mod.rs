@@ -55,16 +55,17 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
         .with_context(|| format!("cannot create {}", plots_dir.display()))?;
 
     let objective = data.objective();
+    let searched = data.searched_rows();
     let (effects, claims) = match data.winner() {
         Some(w) => (
-            effects::effects(&data.rows, objective, w),
-            effects::claims(&data.rows, objective, w),
+            effects::effects(&searched, objective, w),
+            effects::claims(&searched, objective, w),
         ),
         None => (Vec::new(), Vec::new()),
     };
     let gains = data.gains();
     let warnings = warnings::warnings(&data.rows, Some(&data.manifest.llama_cpp));
-    let charts = charts::charts(&data, &effects);
+    let charts = charts::charts(&data, &searched, &effects);
     let figures = render_charts(&charts, &plots_dir)?;
     let exports = data.winner().map(|w| {
         let sweep = &data.manifest.sweep;

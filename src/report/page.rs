@@ -215,7 +215,17 @@ fn headline(h: &mut String, data: &ReportData, parts: &PageParts) {
     };
     let _ = write!(h, "<tr><td>constraints</td><td>{constraints}</td></tr>");
     if let Some(r) = &data.recommendation {
-        let _ = write!(h, "<tr><td>confirmed</td><td>{}</td></tr>", esc(&r.verdict));
+        // The clauses about the references are the next card's headline.
+        let verdict: Vec<&str> = r
+            .verdict
+            .split("; ")
+            .filter(|clause| !clause.contains("your baseline") && !clause.contains("defaults ("))
+            .collect();
+        let _ = write!(
+            h,
+            "<tr><td>confirmed</td><td class=\"muted\">{}</td></tr>",
+            esc(&verdict.join("; "))
+        );
     }
     h.push_str("</table>\n");
     let folder = data.folder.display().to_string();
@@ -269,6 +279,9 @@ fn role_name(role: &str) -> &str {
 
 fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
     let objective = data.objective();
+    let Some(winner) = data.winner() else {
+        return;
+    };
     let noun = metric_noun(objective.metric);
     h.push_str("<section class=\"card\" id=\"gains\"><h3>Compared with what you have</h3>\n");
     if gains.is_empty() {
@@ -315,12 +328,12 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
         if let Some(reference) = data.row(&gain.trial_id) {
             let _ = write!(
                 h,
-                "<p class=\"muted\">{} (trial {}): {} {}, {} — {}",
+                "<p class=\"muted\">{} (trial {}): {} {}, differs in {} — {}",
                 esc(&gain.role),
                 esc(&gain.trial_id),
                 esc(&reference.model_name),
                 esc(&reference.model_variant),
-                esc(&describe_params(reference)),
+                esc(&describe_params(reference, winner)),
                 esc(&mean_sd(reference, objective.metric))
             );
             if let Some(note) = &gain.note {
@@ -333,13 +346,19 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
 }
 
 /// `n_batch=512, n_threads=4, ...`: every parameter of a row.
-fn describe_params(row: &TrialRow) -> String {
-    PARAM_COLUMNS
+/// `n_threads=1, flash_attn=off`: the parameters in which `row` differs
+/// from `winner`.
+fn describe_params(row: &TrialRow, winner: &TrialRow) -> String {
+    let differ: Vec<String> = PARAM_COLUMNS
         .iter()
-        .filter(|(name, _)| *name != "model")
+        .filter(|(name, get)| *name != "model" && get(row) != get(winner))
         .map(|(name, get)| format!("{name}={}", get(row)))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if differ.is_empty() {
+        "the recommended settings".into()
+    } else {
+        differ.join(", ")
+    }
 }
 
 fn machine(h: &mut String, data: &ReportData, parts: &PageParts) {

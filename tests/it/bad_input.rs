@@ -207,7 +207,9 @@ fn a_default_context_too_small_for_the_workload_is_refused_before_any_trial() {
 
 #[test]
 fn help_teaches_with_examples() {
-    for cmd in ["run", "plan", "export"] {
+    for cmd in [
+        "run", "plan", "export", "report", "compare", "status", "replay",
+    ] {
         let out = run(&[cmd, "--help"]);
         assert!(out.status.success());
         assert!(

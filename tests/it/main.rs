@@ -3,6 +3,7 @@
 //! tests fail, not skip, without it).
 
 mod bad_input;
+mod baseline;
 mod demo_sweep;
 mod faults;
 mod overnight;

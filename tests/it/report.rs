@@ -36,7 +36,10 @@ fn the_report_answers_what_to_run_and_which_knobs_matter() {
     let run_this = html.find("Run this").expect("a winner card");
     assert!(html[run_this..].contains(BEST), "winner trial missing");
     assert!(html.contains("Q4_K_M"));
-    assert!(html.contains("llama-sweep export"), "no command to export it");
+    assert!(
+        html.contains("llama-sweep export"),
+        "no command to export it"
+    );
     // No [baseline] in that sweep: the page says how to get the comparison.
     assert!(html.contains("Add a <code>[baseline]</code>"));
     // Machine and warnings (the grid has noisy trials).
@@ -54,7 +57,9 @@ fn the_report_answers_what_to_run_and_which_knobs_matter() {
     // Plots: one figure per chart, each inline and as files.
     let declared: usize = {
         let at = html.find("data-plots=\"").unwrap() + 12;
-        html[at..at + html[at..].find('"').unwrap()].parse().unwrap()
+        html[at..at + html[at..].find('"').unwrap()]
+            .parse()
+            .unwrap()
     };
     let figures = html.matches("<figure class=\"plot\"").count();
     assert_eq!(figures, declared);
@@ -71,7 +76,9 @@ fn the_report_answers_what_to_run_and_which_knobs_matter() {
     let table = &html[html.find("id=\"trials\"").unwrap()..];
     assert_eq!(table.matches("<tr").count(), 128 + 1);
     // Self-contained: nothing fetched, nothing run.
-    for banned in ["<script", "<link", "<img", "@import", "src=", "href=", "url("] {
+    for banned in [
+        "<script", "<link", "<img", "@import", "src=", "href=", "url(",
+    ] {
         assert!(!html.contains(banned), "the page contains {banned}");
     }
 }
@@ -113,13 +120,22 @@ fn outside_text_is_escaped_and_the_baseline_is_compared() {
     )
     .unwrap();
     let html = report(&folder);
-    assert!(!html.contains("<script"), "markup from a model name got through");
-    assert!(!html.contains("<img"), "markup from a model name got through");
+    assert!(
+        !html.contains("<script"),
+        "markup from a model name got through"
+    );
+    assert!(
+        !html.contains("<img"),
+        "markup from a model name got through"
+    );
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     // The headline states the speed-up against the baseline with an interval.
     let gains = &html[html.find("id=\"gains\"").unwrap()..];
     let gains = &gains[..gains.find("</section>").unwrap()];
-    assert!(gains.contains("generation speed of your baseline"), "{gains}");
+    assert!(
+        gains.contains("generation speed of your baseline"),
+        "{gains}"
+    );
     assert!(gains.contains("95% CI"), "{gains}");
     assert!(gains.contains(&slow), "{gains}");
 }
