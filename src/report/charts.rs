@@ -105,6 +105,8 @@ fn pareto_chart(data: &ReportData) -> Chart {
         }
         points.push(Point { x, y, mark });
     }
+    // The front is drawn from the least memory to the most.
+    line.sort_by(|a, b| a.0.total_cmp(&b.0));
     Chart {
         name: "pareto".into(),
         title: format!("Speed against memory ({} trials on the front)", front.len()),

@@ -515,7 +515,7 @@ fn draw_heatmap<DB: DrawingBackend>(
 
 /// An axis tick: `160`, `2.5`, `0.95`.
 fn tick(v: f64) -> String {
-    if v.abs() >= 10.0 || (v.abs() >= 1.0 && (v - v.round()).abs() < 1e-9) {
+    if v.abs() >= 10.0 || (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
@@ -661,6 +661,15 @@ mod tests {
             let svg = svg(&chart).unwrap();
             assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         }
+    }
+
+    #[test]
+    fn ticks_have_as_many_digits_as_help() {
+        assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(2.0), "2");
+        assert_eq!(tick(2.5), "2.50");
+        assert_eq!(tick(0.95), "0.95");
+        assert_eq!(tick(160.0), "160");
     }
 
     #[test]
