@@ -8,6 +8,7 @@ use super::effects::{Effect, ordered_values};
 use super::pareto;
 use super::plots::{Bar, Chart, ChartKind, Mark, Point, downsample};
 use crate::objective::{Direction, Measured, Metric};
+use crate::plan::references::Role;
 use crate::store::row::TrialRow;
 
 /// All charts of the report, in the order the page shows them.
@@ -31,9 +32,9 @@ fn mark_of(data: &ReportData, index: usize, row: &TrialRow) -> Mark {
         return Mark::Winner;
     }
     let roles = data.roles_of(&row.trial_id);
-    if roles.contains(&"baseline") {
+    if roles.contains(&Role::Baseline) {
         Mark::Baseline
-    } else if roles.contains(&"defaults") {
+    } else if roles.contains(&Role::Defaults) {
         Mark::Defaults
     } else if row.feasible {
         Mark::Feasible

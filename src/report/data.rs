@@ -6,43 +6,19 @@
 
 use crate::confirm::{self, Recommendation};
 use crate::objective::{Direction, Metric, Objective};
+use crate::plan::references::Role;
 use crate::stats::{RatioInterval, ratio_of};
+use crate::store;
 use crate::store::manifest::{self, Manifest};
+use crate::store::plan_file::{self, PlannedReference};
 use crate::store::row::TrialRow;
-use crate::store::{self, plan_file};
-use anyhow::Context;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// A reference trial as plan.json lists it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Reference {
-    /// `baseline` or `defaults`.
-    pub role: String,
-    pub trial_id: String,
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-/// The confirmation round's comparison of the winner with a reference.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Versus {
-    pub role: String,
-    pub trial_id: String,
-    pub ratio: f64,
-    #[serde(default)]
-    pub ratio_low: Option<f64>,
-    #[serde(default)]
-    pub ratio_high: Option<f64>,
-    #[serde(default)]
-    pub runs: Option<usize>,
-}
 
 /// How the winner compares with a reference, oriented so that above 1 is
 /// better whatever the metric's direction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gain {
-    pub role: String,
+    pub role: Role,
     pub trial_id: String,
     pub ratio: RatioInterval,
     /// Where the interval comes from.
@@ -59,25 +35,13 @@ pub struct ReportData {
     pub rows: Vec<TrialRow>,
     /// The confirmation round's decision, when its trial is among `rows`.
     pub recommendation: Option<Recommendation>,
-    pub references: Vec<Reference>,
+    /// The reference trials (baseline, defaults) plan.json lists.
+    pub references: Vec<PlannedReference>,
     /// The trial ids the search planned (references excluded), when the
     /// folder has a plan.json.
     planned: Option<std::collections::HashSet<String>>,
-    versus: Vec<Versus>,
     /// Index into `rows` of the recommended trial.
     pub winner: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct ReferencesOnly {
-    #[serde(default)]
-    references: Vec<Reference>,
-}
-
-#[derive(Deserialize)]
-struct VersusOnly {
-    #[serde(default)]
-    versus: Vec<Versus>,
 }
 
 impl ReportData {
@@ -92,15 +56,17 @@ impl ReportData {
         }
         let manifest = manifest::read(&manifest_path)?;
         let mut rows = store::read_rows(folder)?;
-        let plan_json = folder.join(plan_file::PLAN_JSON);
-        let references: Vec<Reference> = read_json::<ReferencesOnly>(&plan_json)?
-            .map(|r| r.references)
-            .unwrap_or_default();
-        let planned = plan_file::read(folder)?.map(|plan| {
-            plan.trial_ids
-                .into_iter()
-                .collect::<std::collections::HashSet<_>>()
-        });
+        let (planned, references) = match plan_file::read(folder)? {
+            Some(plan) => (
+                Some(
+                    plan.trial_ids
+                        .into_iter()
+                        .collect::<std::collections::HashSet<_>>(),
+                ),
+                plan.references,
+            ),
+            None => (None, Vec::new()),
+        };
         if let Some(planned) = &planned {
             rows.retain(|r| {
                 planned.contains(&r.trial_id) || references.iter().any(|x| x.trial_id == r.trial_id)
@@ -108,12 +74,6 @@ impl ReportData {
         }
         let recommendation = confirm::read_recommendation(folder)
             .filter(|r| rows.iter().any(|row| row.trial_id == r.trial_id));
-        let versus = match &recommendation {
-            Some(_) => read_json::<VersusOnly>(&folder.join(confirm::RECOMMENDATION_JSON))?
-                .map(|v| v.versus)
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
         let objective = &manifest.sweep.objective;
         let winner = match &recommendation {
             Some(r) => rows.iter().rposition(|row| row.trial_id == r.trial_id),
@@ -126,7 +86,6 @@ impl ReportData {
             recommendation,
             references,
             planned,
-            versus,
             winner,
         })
     }
@@ -161,11 +120,11 @@ impl ReportData {
     }
 
     /// The roles (baseline, defaults) a trial plays.
-    pub fn roles_of(&self, trial_id: &str) -> Vec<&str> {
+    pub fn roles_of(&self, trial_id: &str) -> Vec<Role> {
         self.references
             .iter()
             .filter(|r| r.trial_id == trial_id)
-            .map(|r| r.role.as_str())
+            .map(|r| r.role)
             .collect()
     }
 
@@ -183,8 +142,9 @@ impl ReportData {
                 let row = self.row(&reference.trial_id);
                 let measured = row.is_some_and(|r| objective.score(r).is_some());
                 let confirmed = self
-                    .versus
+                    .recommendation
                     .iter()
+                    .flat_map(|r| &r.versus)
                     .find(|v| v.role == reference.role && v.trial_id == reference.trial_id);
                 let (ratio, source) = match (confirmed, row) {
                     (Some(v), _) => (
@@ -193,10 +153,7 @@ impl ReportData {
                             low: v.ratio_low,
                             high: v.ratio_high,
                         },
-                        match v.runs {
-                            Some(n) => format!("{n} interleaved confirmation runs each"),
-                            None => "the confirmation round".into(),
-                        },
+                        format!("{} interleaved confirmation runs each", v.runs),
                     ),
                     (None, Some(r)) if measured => (
                         oriented_ratio(objective, winner, r),
@@ -212,7 +169,7 @@ impl ReportData {
                     ),
                 };
                 Gain {
-                    role: reference.role.clone(),
+                    role: reference.role,
                     trial_id: reference.trial_id.clone(),
                     ratio,
                     source,
@@ -253,15 +210,4 @@ pub fn metric_noun(metric: Metric) -> &'static str {
         Metric::PeakRssMib => "peak memory",
         Metric::DeviceMemoryMib => "device memory",
     }
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option<T>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .with_context(|| format!("{} is not valid", path.display()))
 }

@@ -13,6 +13,7 @@ use super::pareto;
 use super::plots::format_value;
 use super::summary::PARAM_COLUMNS;
 use crate::objective::{Direction, Measured, Metric};
+use crate::plan::references::Role;
 use crate::store::row::TrialRow;
 use std::fmt::Write;
 
@@ -269,11 +270,10 @@ fn headline(h: &mut String, data: &ReportData, parts: &PageParts) {
     h.push_str("</div>\n");
 }
 
-fn role_name(role: &str) -> &str {
+fn role_name(role: Role) -> &'static str {
     match role {
-        "baseline" => "your baseline (the [baseline] of sweep.toml)",
-        "defaults" => "llama.cpp's default settings",
-        other => other,
+        Role::Baseline => "your baseline (the [baseline] of sweep.toml)",
+        Role::Defaults => "llama.cpp's default settings",
     }
 }
 
@@ -292,7 +292,7 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
             let _ = writeln!(
                 h,
                 "<p>{}: <span class=\"bad\">could not be measured</span> (trial {}; see the table)</p>",
-                esc(role_name(&gain.role)),
+                esc(role_name(gain.role)),
                 esc(&gain.trial_id)
             );
             continue;
@@ -303,8 +303,8 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
             _ => "too few runs for an interval".into(),
         };
         let phrase = match objective.direction {
-            Direction::Maximize => format!("the {noun} of {}", role_name(&gain.role)),
-            Direction::Minimize => format!("better {noun} than {}", role_name(&gain.role)),
+            Direction::Maximize => format!("the {noun} of {}", role_name(gain.role)),
+            Direction::Minimize => format!("better {noun} than {}", role_name(gain.role)),
         };
         let worse = if r.ratio < 1.0 { " worse" } else { "" };
         if i == 0 {
@@ -329,7 +329,7 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
             let _ = write!(
                 h,
                 "<p class=\"muted\">{} (trial {}): {} {}, differs in {} — {}",
-                esc(&gain.role),
+                gain.role,
                 esc(&gain.trial_id),
                 esc(&reference.model_name),
                 esc(&reference.model_variant),
@@ -616,7 +616,7 @@ fn trials_table(h: &mut String, data: &ReportData) {
         };
         let mut tags = String::new();
         for role in data.roles_of(&row.trial_id) {
-            let _ = write!(tags, "<span class=\"tag\">{}</span>", esc(role));
+            let _ = write!(tags, "<span class=\"tag\">{role}</span>");
         }
         if data.winner == Some(i) {
             tags.push_str("<span class=\"tag\">recommended</span>");
