@@ -99,6 +99,7 @@ fn main() {
         objective: &objective,
         plan: &trials,
         unavailable: Default::default(),
+        facts: None,
     };
     let mut store = Store::open(dir.path()).expect("store");
     let mut strategy = GridStrategy::new(&trials, &HashSet::new());

@@ -151,6 +151,45 @@ Exit status: 0 compared (whatever changed); 1 the sweeps cannot be compared or r
     )]
     Compare(CompareArgs),
 
+    /// Check the llama.cpp build, CPU, memory bandwidth and models before a sweep
+    #[command(
+        long_about = "Say what this machine and this build of llama.cpp can do for a sweep's models, \
+before running it: the llama.cpp build (backends compiled in, whether GPU offload works, each device \
+with its free memory); the CPU (model, cores, the instruction sets llama.cpp uses) and RAM; the host \
+memory read bandwidth, measured (about two seconds); and for each model its architecture, layers, \
+parameters, quantization, size, the bytes one generated token reads, its training context, the \
+memory its weights and KV cache need at the chosen n_ctx (and whether that fits in RAM and on each \
+GPU), and the generation speed that memory bandwidth allows (bandwidth / bytes read per token: no \
+setting can beat it).\n\n\
+Models come from --model and from the sweep's [[model]] entries; SWEEP defaults to ./sweep.toml \
+when it exists. Warnings say what to fix first: GPU layers asked of a build with no GPU backend, a \
+model that does not fit in memory, an n_ctx beyond the model's training context. Nothing is written.",
+        after_help = "Examples:\n  \
+llama-sweep doctor                                  # ./sweep.toml's models, if it exists\n  \
+llama-sweep doctor my-model.toml --n-ctx 8192\n  \
+llama-sweep doctor --model models/qwen2.5-7b-q4_k_m.gguf --type-k q8_0 --type-v q8_0"
+    )]
+    Doctor(DoctorArgs),
+
+    /// Measure a model's quality: perplexity, and KL divergence from a reference
+    #[command(
+        long_about = "Measure the quality of one GGUF model the way llama.cpp's perplexity tool does: \
+the evaluation text is cut into chunks of --n-ctx tokens, each evaluated from an empty cache, and \
+the second half of each chunk is scored. Prints the perplexity (lower is better) and, with \
+--reference (usually a higher-precision quantization of the same model), the mean KL divergence of \
+the model's token distributions from the reference's (0 = identical), its 99th percentile, and how \
+often both put the same token first (top-1 agreement).\n\n\
+`llama-sweep run` does this for every variant of a sweep by itself ([quality] in sweep.toml); this \
+command is for one model, a quick check or a script. The default text is bundled with llama-sweep \
+(Moby-Dick chapters 1-15, public domain; data/eval/README.md); your app's own prompts make a better one.",
+        after_help = "Examples:\n  \
+llama-sweep quality models/m-Q4_K_M.gguf --reference models/m-Q8_0.gguf\n  \
+llama-sweep quality models/m-Q4_K_M.gguf --text my-prompts.txt --chunks 20\n  \
+llama-sweep quality models/m-Q4_K_M.gguf --reference models/m-Q8_0.gguf --json   # for scripts\n\n\
+Exit status: 0 measured; 1 a measurement failed (the reason is printed); 2 bad arguments."
+    )]
+    Quality(QualityArgs),
+
     /// Measure one trial (run by `llama-sweep run`; reads a job on stdin)
     #[command(hide = true)]
     Trial,
@@ -219,6 +258,36 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct QualityArgs {
+    /// The GGUF model to measure
+    pub model: PathBuf,
+    /// A higher-precision variant of the same model to compare against (KL divergence, top-1)
+    #[arg(long, value_name = "GGUF")]
+    pub reference: Option<PathBuf>,
+    /// The evaluation text (UTF-8; default: the bundled one)
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// Tokens per chunk (llama.cpp's perplexity -c)
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub n_ctx: u32,
+    /// At most this many chunks (llama.cpp's perplexity --chunks)
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub chunks: u32,
+    /// K cache type (f16, q8_0, ...)
+    #[arg(long, default_value = "f16", value_name = "TYPE")]
+    pub type_k: String,
+    /// V cache type (a quantized one turns flash attention on)
+    #[arg(long, default_value = "f16", value_name = "TYPE")]
+    pub type_v: String,
+    /// CPU threads (default: the physical cores)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<i32>,
+    /// Print the measurements as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CompareArgs {
     /// The sweep to compare against (before): a sweep folder or its results.csv
     pub a: PathBuf,
@@ -233,6 +302,34 @@ pub struct CompareArgs {
     /// Print CSV (one line per configuration in either sweep) for scripts
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The sweep whose models and settings to check [default: ./sweep.toml when it exists]
+    pub sweep: Option<PathBuf>,
+    /// A GGUF model to check, besides the sweep's (repeatable)
+    #[arg(long = "model", value_name = "FILE")]
+    pub models: Vec<PathBuf>,
+    /// Context size for the memory estimate [default: the sweep's largest n_ctx, else 4096]
+    #[arg(long, value_name = "N")]
+    pub n_ctx: Option<u32>,
+    /// KV cache key type for the memory estimate (f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)
+    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = kv_type)]
+    pub type_k: crate::protocol::KvType,
+    /// KV cache value type for the memory estimate
+    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = kv_type)]
+    pub type_v: crate::protocol::KvType,
+}
+
+fn kv_type(name: &str) -> Result<crate::protocol::KvType, String> {
+    crate::protocol::KvType::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = crate::protocol::KvType::ALL
+            .iter()
+            .map(|t| t.name())
+            .collect();
+        format!("unknown KV cache type; one of {}", names.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]

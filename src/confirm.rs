@@ -230,6 +230,7 @@ pub fn confirm(
                     log_file: String::new(),
                     attempts: 1,
                     noise_cv_max: f64::INFINITY,
+                    facts: None,
                 },
             );
             let value = objective.score(&row);

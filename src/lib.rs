@@ -8,6 +8,7 @@
 //! class) → `measure` (the child: llama.cpp) → `store` (CSV, Parquet,
 //! manifest) → `report` (terminal summary) and `export` (config.yaml).
 
+pub mod bandwidth;
 pub mod cli;
 pub mod cmd;
 pub mod compare;
@@ -23,6 +24,7 @@ pub mod models;
 pub mod objective;
 pub mod plan;
 pub mod protocol;
+pub mod quality;
 pub mod report;
 pub mod rng;
 pub mod runner;
@@ -97,6 +99,7 @@ pub(crate) mod test_support {
                 build: "test build",
                 attempts: 1,
                 noise_cv_max: 0.05,
+                facts: None,
                 log_file: crate::store::Store::log_file(id),
             },
         )

@@ -66,9 +66,23 @@ fn physical_cores(cpuinfo: &str) -> Option<usize> {
 }
 
 fn memory_total(meminfo: &str) -> Option<u64> {
+    meminfo_bytes(meminfo, "MemTotal")
+}
+
+/// Memory available to a new process now (`MemAvailable`: free memory plus
+/// the caches the kernel can drop), in bytes; `None` where /proc does not
+/// say.
+pub fn memory_available() -> Option<u64> {
+    meminfo_bytes(
+        &std::fs::read_to_string("/proc/meminfo").ok()?,
+        "MemAvailable",
+    )
+}
+
+fn meminfo_bytes(meminfo: &str, name: &str) -> Option<u64> {
     let kib: u64 = meminfo
         .lines()
-        .find_map(|l| field(l, "MemTotal"))?
+        .find_map(|l| field(l, name))?
         .trim_end_matches("kB")
         .trim()
         .parse()
@@ -107,6 +121,10 @@ mod tests {
         assert_eq!(
             memory_total("MemTotal:       24576000 kB\n"),
             Some(24576000 * 1024)
+        );
+        assert_eq!(
+            meminfo_bytes("MemTotal: 8 kB\nMemAvailable:   4 kB\n", "MemAvailable"),
+            Some(4096)
         );
     }
 

@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(&args).map(|()| exit::OK),
         Command::Compare(args) => cmd::compare::run(&args).map(|()| exit::OK),
         Command::Report(args) => cmd::report::run(&args).map(|()| exit::OK),
+        Command::Quality(args) => cmd::quality::run(&args),
+        Command::Doctor(args) => cmd::doctor::run(&args).map(|()| exit::OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -22,17 +22,33 @@ pub enum Metric {
     PeakRssMib,
     /// Memory used on GPU devices, MiB.
     DeviceMemoryMib,
+    /// Mean KL divergence of the variant from the sweep's most precise
+    /// variant of the model (quality.csv).
+    Kld,
+    /// Perplexity above the most precise variant's, percent.
+    PplIncreasePct,
+    /// Top-1 token agreement with the most precise variant, percent.
+    Top1Pct,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 9] = [
         Metric::TgTps,
         Metric::PpTps,
         Metric::TtftMs,
         Metric::E2eMs,
         Metric::PeakRssMib,
         Metric::DeviceMemoryMib,
+        Metric::Kld,
+        Metric::PplIncreasePct,
+        Metric::Top1Pct,
     ];
+
+    /// The quality metrics: measured once per variant, not per trial, so
+    /// they bound the search (`kld_max` ...) but are not its objective.
+    pub fn is_quality(self) -> bool {
+        matches!(self, Metric::Kld | Metric::PplIncreasePct | Metric::Top1Pct)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +58,9 @@ impl Metric {
             Metric::E2eMs => "e2e_ms",
             Metric::PeakRssMib => "peak_rss_mib",
             Metric::DeviceMemoryMib => "device_memory_mib",
+            Metric::Kld => "kld",
+            Metric::PplIncreasePct => "ppl_increase_pct",
+            Metric::Top1Pct => "top1_pct",
         }
     }
 
@@ -54,13 +73,15 @@ impl Metric {
             Metric::TgTps | Metric::PpTps => "t/s",
             Metric::TtftMs | Metric::E2eMs => "ms",
             Metric::PeakRssMib | Metric::DeviceMemoryMib => "MiB",
+            Metric::Kld => "nats",
+            Metric::PplIncreasePct | Metric::Top1Pct => "%",
         }
     }
 
     /// Speeds are maximized, latencies and memory minimized.
     pub fn natural_direction(self) -> Direction {
         match self {
-            Metric::TgTps | Metric::PpTps => Direction::Maximize,
+            Metric::TgTps | Metric::PpTps | Metric::Top1Pct => Direction::Maximize,
             _ => Direction::Minimize,
         }
     }
@@ -145,6 +166,8 @@ impl Objective {
             .filter_map(|c| {
                 let value = trial.mean_of(c.metric);
                 (!c.holds(value)).then(|| match value {
+                    Some(v) if c.metric == Metric::Kld => format!("{c} (measured {v:.4})"),
+                    Some(v) if c.metric.is_quality() => format!("{c} (measured {v:.2})"),
                     Some(v) => format!("{c} (measured {v:.1})"),
                     None => format!("{c} (not measured)"),
                 })

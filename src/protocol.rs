@@ -284,6 +284,8 @@ pub enum ChildJob {
     Probe,
     Measure(TrialSpec),
     Quantize(QuantizeJob),
+    /// Measure the quality of one model variant on an evaluation text.
+    Quality(QualityJob),
 }
 
 /// A child's one answer.
@@ -293,6 +295,7 @@ pub enum ChildReply {
     Probe(ProbeReport),
     Measured(TrialMetrics),
     Quantized(QuantizeReport),
+    Quality(QualityMetrics),
     /// The child ran but could not do the job (e.g. a context it could not
     /// allocate). `reason` includes llama.cpp's own error lines.
     Failed {
@@ -323,6 +326,54 @@ pub struct ProbeReport {
     pub devices: Vec<DeviceInfo>,
     /// llama.cpp's defaults for every parameter of the search space.
     pub defaults: EffectiveParams,
+}
+
+/// Measure one variant's quality the way llama.cpp's perplexity tool does:
+/// the text is cut into chunks of `n_ctx` tokens, each decoded from an empty
+/// cache (its first token replaced by BOS when the model adds one), and the
+/// second half of each chunk is scored. With `save_base` the log-probabilities
+/// are written there (this variant is the reference); with `base` they are
+/// read from there and compared (KL divergence, top-1 agreement).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityJob {
+    pub model: ModelVariant,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    /// Tokens per chunk.
+    pub n_ctx: u32,
+    /// At most this many chunks (fewer when the text is shorter).
+    pub max_chunks: u32,
+    /// The evaluation text (UTF-8).
+    pub text: PathBuf,
+    pub n_threads: i32,
+    /// Layers on a GPU; `None` leaves llama.cpp's default.
+    pub n_gpu_layers: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_base: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<PathBuf>,
+}
+
+/// What a quality job measured. Uncertainties are standard errors, computed
+/// as llama.cpp's perplexity tool computes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityMetrics {
+    pub chunks: u32,
+    pub tokens_scored: u64,
+    pub ppl: f64,
+    pub ppl_se: f64,
+    /// Against the base, when one was given.
+    pub kld_mean: Option<f64>,
+    pub kld_se: Option<f64>,
+    pub kld_p99: Option<f64>,
+    pub kld_max: Option<f64>,
+    /// Share of positions where this variant's most likely token is the
+    /// base's, in percent.
+    pub top1_pct: Option<f64>,
+    /// Perplexity of the base on the same tokens, from the stored
+    /// log-probabilities.
+    pub base_ppl: Option<f64>,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,8 @@ pub struct SweepContext<'a> {
     /// Model variants that could not be prepared (identity → reason): their
     /// trials are recorded as failed without being run.
     pub unavailable: HashMap<String, String>,
+    /// Quality and bytes per token of the variants, copied into the rows.
+    pub facts: Option<&'a crate::quality::VariantFacts>,
 }
 
 /// How the loop runs: retries, budget, drift and noise watching.
@@ -331,6 +333,7 @@ impl Loop<'_, '_> {
                 log_file,
                 attempts,
                 noise_cv_max: self.options.noise_cv_max,
+                facts: self.ctx.facts,
             },
         )))
     }
@@ -433,6 +436,7 @@ impl Loop<'_, '_> {
                 log_file: String::new(),
                 attempts: 1,
                 noise_cv_max: self.options.noise_cv_max,
+                facts: self.ctx.facts,
             },
         );
         let value = self.ctx.objective.score(&row);
@@ -557,6 +561,7 @@ mod tests {
             objective: &objective,
             plan: trials,
             unavailable: [("derived".to_string(), "could not derive Q8_0".to_string())].into(),
+            facts: None,
         };
         let mut store = Store::open(dir).unwrap();
         let mut strategy = GridStrategy::new(trials, &store.recorded_ids());

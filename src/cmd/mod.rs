@@ -2,8 +2,10 @@
 //! arguments.
 
 pub mod compare;
+pub mod doctor;
 pub mod export;
 pub mod plan;
+pub mod quality;
 pub mod replay;
 pub mod report;
 pub mod run;

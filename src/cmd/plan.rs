@@ -100,6 +100,33 @@ pub fn render(
         w.request_prompt_tokens,
         w.request_max_tokens
     );
+    let q = &config.quality;
+    let _ = if q.measure {
+        let bounds: Vec<String> = config
+            .objective
+            .constraints
+            .iter()
+            .filter(|c| c.metric.is_quality())
+            .map(|c| c.to_string())
+            .collect();
+        writeln!(
+            out,
+            "Quality: measured first, once per variant and KV-cache type, against each model's most precise variant ({} tokens per chunk, up to {} chunks of {}){}",
+            q.n_ctx,
+            q.chunks,
+            q.text.as_ref().map_or_else(
+                || crate::quality::DEFAULT_TEXT_NAME.to_string(),
+                |t| t.display().to_string()
+            ),
+            if bounds.is_empty() {
+                String::new()
+            } else {
+                format!("; bounds: {}", bounds.join(", "))
+            }
+        )
+    } else {
+        writeln!(out, "Quality: not measured ([quality] measure = false)")
+    };
     if plan.skipped_equivalent > 0 {
         let _ = writeln!(
             out,

@@ -15,7 +15,8 @@ use crate::exit;
 use crate::export;
 use crate::models::{self, derive};
 use crate::plan::{self, references};
-use crate::protocol::{ProbeReport, TrialSpec};
+use crate::protocol::{ModelVariant, ProbeReport, TrialSpec};
+use crate::quality::{self, VariantFacts};
 use crate::report::progress::Progress;
 use crate::report::{summary, warnings};
 use crate::runner::ProcessExecutor;
@@ -162,6 +163,67 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         )
         .cloned()
         .collect();
+    let mut end = SweepEnd::Completed;
+
+    // The ceiling of generation speed: memory bandwidth and bytes per token.
+    let bandwidth = crate::bandwidth::measure_host();
+    progress.line(&format!(
+        "  host memory bandwidth: {:.1} GB/s ({})",
+        bandwidth.gb_per_s, bandwidth.method
+    ));
+    manifest.memory_bandwidth = Some(bandwidth);
+    manifest::write(&folder.join(store::MANIFEST), &manifest)?;
+    let mut facts = VariantFacts::default();
+    for v in variants.iter().filter(|v| v.is_ready()) {
+        let header = models::gguf::GgufHeader::read(&v.variant.path).ok();
+        if let Some(bytes) = header.and_then(|h| h.bytes_read_per_token()) {
+            facts.set_bytes_per_token(&v.variant.identity, bytes);
+        }
+    }
+    // Quality of each variant, before the speed trials.
+    if config.quality.measure {
+        let specs: Vec<&TrialSpec> = every_trial.iter().collect();
+        let size = |v: &ModelVariant| {
+            (!unavailable.contains_key(&v.identity))
+                .then(|| std::fs::metadata(&v.path).ok().map(|m| m.len()))
+                .flatten()
+        };
+        let (text, text_name, text_sha) = quality::phase::text_file(&config.quality, &folder)?;
+        let tasks =
+            quality::tasks::plan(&specs, &probe.defaults, &size, &text_sha, &config.quality);
+        let phase = quality::phase::Phase {
+            settings: &config.quality,
+            folder: &folder,
+            text: &text,
+            text_name: &text_name,
+            text_sha256: &text_sha,
+            runner: &runner,
+            threads: crate::machine::Machine::detect()
+                .physical_cores
+                .unwrap_or(1)
+                .max(1) as i32,
+        };
+        if phase.run(&tasks, &mut |line| progress.line(&line))?
+            == quality::phase::PhaseEnd::Interrupted
+        {
+            end = SweepEnd::Interrupted;
+        }
+        quality::phase::figures(&quality::record::read(&folder)?, &tasks, &mut facts);
+    }
+    // Rows recorded before their variant's quality was known get it now.
+    let updated: Vec<TrialRow> = store
+        .rows()
+        .iter()
+        .filter(|r| planned_ids.contains(r.trial_id.as_str()))
+        .filter_map(|r| {
+            let mut r = r.clone();
+            r.update_facts(&facts, &config.objective).then_some(r)
+        })
+        .collect();
+    if !updated.is_empty() {
+        store.replace(&updated)?;
+    }
+
     let ctx = SweepContext {
         sweep_name: &config.sweep.name,
         build: &build,
@@ -169,6 +231,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         objective: &config.objective,
         plan: &plan.trials,
         unavailable,
+        facts: Some(&facts),
     };
     let options = SweepOptions {
         retries: args.retries,
@@ -181,8 +244,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         runner,
         timeout: config.trial_timeout,
     };
-    let mut end = SweepEnd::Completed;
-    if !references_to_run.is_empty() {
+    if end == SweepEnd::Completed && !references_to_run.is_empty() {
         // Outside the budgets: a few trials, and every verdict needs them.
         let reference_ctx = SweepContext {
             plan: &every_trial,
@@ -276,7 +338,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         &current,
         &folder,
         &probe,
-        &manifest.sweep,
+        &manifest,
         recommendation.as_ref(),
         args.top,
     )?;
@@ -330,7 +392,7 @@ fn finish(
     rows: &[TrialRow],
     folder: &Path,
     probe: &ProbeReport,
-    sweep: &manifest::SweepInfo,
+    manifest: &manifest::Manifest,
     recommendation: Option<&Recommendation>,
     top: usize,
 ) -> anyhow::Result<bool> {
@@ -344,7 +406,10 @@ fn finish(
     let wanted = recommendation.map(|r| r.trial_id.as_str());
     let recommended = match export::choose(rows, &config.objective, wanted) {
         Ok(best) => {
-            crate::cmd::export::write_config(best, sweep, recommendation, &output)
+            if let Some(w) = warnings::ceiling_warning(best, manifest) {
+                println!("warning: {w}");
+            }
+            crate::cmd::export::write_config(best, &manifest.sweep, recommendation, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             println!(
                 "\nRecommended configuration (trial {}): {}",

@@ -161,6 +161,7 @@ pub fn manifest(
         updated_at: now,
         trials_planned: planned,
         trials_recorded: recorded,
+        memory_bandwidth: None,
     }
 }
 

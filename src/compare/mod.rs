@@ -95,14 +95,7 @@ pub struct Failure {
 }
 
 fn samples_of(row: &TrialRow, metric: Metric) -> Vec<f64> {
-    let cell = match metric {
-        Metric::TgTps => &row.tg_tps_samples,
-        Metric::PpTps => &row.pp_tps_samples,
-        Metric::TtftMs => &row.ttft_ms_samples,
-        Metric::E2eMs => &row.e2e_ms_samples,
-        Metric::PeakRssMib | Metric::DeviceMemoryMib => return Vec::new(),
-    };
-    split_samples(cell)
+    split_samples(row.samples_cell(metric))
 }
 
 fn measure(row: &TrialRow, metric: Metric) -> Result<Measurement, Failure> {

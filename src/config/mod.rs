@@ -51,6 +51,8 @@ pub struct SweepConfig {
     pub confirm: ConfirmSettings,
     /// `[baseline]`: the user's current configuration, if given.
     pub baseline: Option<Baseline>,
+    /// `[quality]`: how the quality of each variant is measured.
+    pub quality: crate::quality::QualitySettings,
 }
 
 /// The configuration the user runs today: measured early and again in the
@@ -243,6 +245,53 @@ mod tests {
             "seconds become ms"
         );
         assert_eq!(c.trial_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn quality_settings_and_bounds_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse_in(dir.path(), MINIMAL).unwrap();
+        assert_eq!(c.quality, crate::quality::QualitySettings::default());
+        assert!(c.quality.measure, "quality is measured unless turned off");
+        std::fs::write(dir.path().join("prompts.txt"), "text").unwrap();
+        let c = parse_in(
+            dir.path(),
+            &format!(
+                "{MINIMAL}[objective]\nkld_max = 0.05\nppl_increase_pct_max = 3\ntop1_pct_min = 90\n\
+                 [quality]\ntext = \"prompts.txt\"\nn_ctx = 256\nchunks = 4\n"
+            ),
+        )
+        .unwrap();
+        let bounds: Vec<(Metric, Bound)> = c
+            .objective
+            .constraints
+            .iter()
+            .map(|c| (c.metric, c.bound))
+            .collect();
+        assert_eq!(
+            bounds,
+            [
+                (Metric::Kld, Bound::AtMost(0.05)),
+                (Metric::PplIncreasePct, Bound::AtMost(3.0)),
+                (Metric::Top1Pct, Bound::AtLeast(90.0)),
+            ]
+        );
+        assert_eq!((c.quality.n_ctx, c.quality.chunks), (256, 4));
+        assert!(c.quality.text.unwrap().ends_with("prompts.txt"));
+
+        let bad = |extra: &str| parse_in(dir.path(), &format!("{MINIMAL}{extra}")).unwrap_err();
+        let e = bad("[objective]\nkld_max = 0.05\n[quality]\nmeasure = false\n");
+        assert_eq!(e.key.as_deref(), Some("quality.measure"));
+        assert!(e.message.contains("kld"), "{e}");
+        let e = bad("[objective]\nmetric = \"kld\"\n");
+        assert_eq!(e.key.as_deref(), Some("objective.metric"));
+        assert!(e.message.contains("kld_max"), "{e}");
+        let e = bad("[quality]\ntext = \"missing.txt\"\n");
+        assert_eq!(e.key.as_deref(), Some("quality.text"));
+        let e = bad("[quality]\nn_ctx = 8\n");
+        assert_eq!(e.key.as_deref(), Some("quality.n_ctx"));
+        let e = bad("[quality]\nchunk = 8\n");
+        assert!(e.message.contains("chunk"), "unknown keys are errors: {e}");
     }
 
     #[test]

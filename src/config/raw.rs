@@ -28,6 +28,18 @@ pub struct RawConfig {
     pub confirm: RawConfirm,
     #[serde(default)]
     pub baseline: Option<Spanned<RawBaseline>>,
+    #[serde(default)]
+    pub quality: RawQuality,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuality {
+    pub measure: Option<bool>,
+    pub text: Option<Spanned<String>>,
+    pub n_ctx: Option<Spanned<i64>>,
+    pub chunks: Option<Spanned<i64>>,
+    pub timeout_s: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +144,9 @@ pub struct RawObjective {
     pub device_memory_mib_max: Option<Spanned<Number>>,
     pub pp_tps_min: Option<Spanned<Number>>,
     pub tg_tps_min: Option<Spanned<Number>>,
+    pub kld_max: Option<Spanned<Number>>,
+    pub ppl_increase_pct_max: Option<Spanned<Number>>,
+    pub top1_pct_min: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

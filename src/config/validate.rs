@@ -10,6 +10,7 @@ use crate::drift::DriftSettings;
 use crate::models::quant_types::QuantType;
 use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
 use crate::protocol::Workload;
+use crate::quality::QualitySettings;
 use crate::search::StrategyKind;
 use crate::search::bayes::BayesSettings;
 use std::collections::HashSet;
@@ -104,6 +105,7 @@ pub fn validate(
     let search = search(&ctx, &raw)?;
     let confirm = confirm(&ctx, &raw)?;
     let baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
+    let quality = quality(&ctx, &raw, base_dir, &objective)?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -120,6 +122,87 @@ pub fn validate(
         search,
         confirm,
         baseline,
+        quality,
+    })
+}
+
+/// `[quality]`: the evaluation text and chunking of the quality measurement.
+fn quality(
+    ctx: &Ctx,
+    raw: &RawConfig,
+    base_dir: &Path,
+    objective: &Objective,
+) -> Result<QualitySettings, ConfigError> {
+    let q = &raw.quality;
+    let defaults = QualitySettings::default();
+    let measure = q.measure.unwrap_or(defaults.measure);
+    if !measure {
+        if let Some(c) = objective.constraints.iter().find(|c| c.metric.is_quality()) {
+            return ctx.err(
+                "quality.measure",
+                None,
+                format!(
+                    "is false, but [objective] bounds {} ({c}): quality must be measured to be bounded",
+                    c.metric
+                ),
+            );
+        }
+    }
+    let text = match &q.text {
+        None => None,
+        Some(t) => {
+            let path = base_dir.join(t.get_ref());
+            if !path.is_file() {
+                return ctx.err(
+                    "quality.text",
+                    Some(t.span()),
+                    format!("no such file: {}", path.display()),
+                );
+            }
+            Some(path)
+        }
+    };
+    let n_ctx = match &q.n_ctx {
+        None => defaults.n_ctx,
+        Some(n) if (64..=65536).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            return ctx.err(
+                "quality.n_ctx",
+                Some(n.span()),
+                "must be between 64 and 65536 tokens (llama.cpp's perplexity tool uses 512)",
+            );
+        }
+    };
+    let chunks = match &q.chunks {
+        None => defaults.chunks,
+        Some(n) if (1..=10_000).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            return ctx.err(
+                "quality.chunks",
+                Some(n.span()),
+                "must be between 1 and 10000",
+            );
+        }
+    };
+    let timeout = match &q.timeout_s {
+        None => defaults.timeout,
+        Some(t) if t.get_ref().0 > 0.0 && t.get_ref().0 <= MAX_TIMEOUT_S => {
+            Duration::from_secs_f64(t.get_ref().0)
+        }
+        Some(t) => {
+            return ctx.err(
+                "quality.timeout_s",
+                Some(t.span()),
+                format!("must be a number of seconds above 0 and at most {MAX_TIMEOUT_S}"),
+            );
+        }
+    };
+    Ok(QualitySettings {
+        measure,
+        text,
+        n_ctx,
+        chunks,
+        timeout,
     })
 }
 
@@ -604,7 +687,17 @@ fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
         }
     };
     let mut constraints = Vec::new();
-    let bounds: [ConstraintKey; 6] = [
+    if metric.is_quality() {
+        return ctx.err(
+            "objective.metric",
+            o.metric.as_ref().map(|m| m.span()),
+            format!(
+                "{metric} is measured once per model variant, not per trial: bound it instead \
+                 (kld_max, ppl_increase_pct_max or top1_pct_min) and optimize a speed or latency"
+            ),
+        );
+    }
+    let bounds: [ConstraintKey; 9] = [
         (
             "ttft_ms_max",
             &o.ttft_ms_max,
@@ -644,6 +737,21 @@ fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
             "tg_tps_min",
             &o.tg_tps_min,
             Metric::TgTps,
+            Bound::AtLeast,
+            1.0,
+        ),
+        ("kld_max", &o.kld_max, Metric::Kld, Bound::AtMost, 1.0),
+        (
+            "ppl_increase_pct_max",
+            &o.ppl_increase_pct_max,
+            Metric::PplIncreasePct,
+            Bound::AtMost,
+            1.0,
+        ),
+        (
+            "top1_pct_min",
+            &o.top1_pct_min,
+            Metric::Top1Pct,
             Bound::AtLeast,
             1.0,
         ),

@@ -47,6 +47,13 @@ pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         ),
         format!("objective: {}", ctx.objective),
     ];
+    if let (Some(kld), Some(top1), Some(ppl), Some(inc)) =
+        (row.kld, row.top1_pct, row.ppl, row.ppl_increase_pct)
+    {
+        lines.push(format!(
+            "quality: KL divergence {kld:.4} from the sweep's most precise variant, same top token {top1:.1}%, perplexity {ppl:.2} ({inc:+.2}%)"
+        ));
+    }
     if let Some(verdict) = ctx.confirmation {
         lines.push(format!("confirmed: {verdict}"));
     }
@@ -69,4 +76,43 @@ pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         ctx.sweep_file, row.trial_id
     ));
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::{Bound, Constraint, Objective};
+    use crate::runner::mock;
+
+    #[test]
+    fn the_quality_of_the_variant_and_its_bound_are_stated() {
+        let mut row = crate::test_support::row("t", &mock::measured(180.0, 500.0));
+        let objective = Objective {
+            constraints: vec![Constraint {
+                metric: Metric::Kld,
+                bound: Bound::AtMost(0.05),
+            }],
+            ..Objective::default()
+        };
+        let ctx = ExportContext {
+            objective: &objective,
+            temperature: 0.7,
+            sweep_file: "sweep.toml",
+            confirmation: None,
+        };
+        let text = lines(&row, &ctx).join("\n");
+        assert!(
+            !text.contains("quality:"),
+            "unknown quality is not invented"
+        );
+        assert!(text.contains("constraints: NOT all met"), "{text}");
+        (row.kld, row.top1_pct, row.ppl, row.ppl_increase_pct) =
+            (Some(0.006), Some(95.4), Some(45.64), Some(0.04));
+        let text = lines(&row, &ctx).join("\n");
+        assert!(
+            text.contains("quality: KL divergence 0.0060 from the sweep's most precise variant, same top token 95.4%, perplexity 45.64 (+0.04%)"),
+            "{text}"
+        );
+        assert!(text.contains("constraints: all met"), "{text}");
+    }
 }

@@ -29,7 +29,7 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 /// Why a trial could not be measured, with llama.cpp's own error lines.
-fn failure(what: &str, error: impl std::fmt::Display) -> String {
+pub(crate) fn failure(what: &str, error: impl std::fmt::Display) -> String {
     log_capture::failure_reason(what, &error.to_string())
 }
 

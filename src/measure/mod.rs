@@ -9,6 +9,7 @@ pub mod bench;
 mod fault;
 pub mod log_capture;
 pub mod probe;
+mod quality;
 mod tokens;
 
 use crate::protocol::{ChildJob, ChildReply};
@@ -82,6 +83,10 @@ fn do_job(job: ChildJob) -> ChildReply {
         },
         ChildJob::Quantize(job) => match crate::models::quantize::quantize(&job) {
             Ok(report) => ChildReply::Quantized(report),
+            Err(reason) => ChildReply::Failed { reason },
+        },
+        ChildJob::Quality(job) => match quality::measure(&backend, &job) {
+            Ok(metrics) => ChildReply::Quality(metrics),
             Err(reason) => ChildReply::Failed { reason },
         },
     }

@@ -1,7 +1,11 @@
-//! A small, defensive reader of a GGUF file's header metadata (architecture,
-//! quantization, layer count), in pure Rust so the parent can label models
-//! without loading them into llama.cpp. Arrays (the vocabulary) are skipped.
+//! A small, defensive reader of a GGUF file's header: its metadata
+//! (architecture, quantization, shape hyperparameters) and its tensor table
+//! (name, ggml type, dimensions), in pure Rust so the parent can label and
+//! size models without loading them into llama.cpp. Metadata arrays (the
+//! vocabulary) are skipped. What the figures imply for memory and speed is
+//! in `footprint`.
 
+use super::ggml_type;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -12,6 +16,12 @@ const MAGIC: &[u8; 4] = b"GGUF";
 /// allocating gigabytes.
 const MAX_STRING: u64 = 16 << 20;
 const MAX_KV: u64 = 1 << 20;
+const MAX_TENSORS: u64 = 1 << 20;
+/// ggml tensors have at most 4 dimensions.
+const MAX_DIMS: u32 = 4;
+/// Where tensor data starts is padded to this unless `general.alignment`
+/// says otherwise.
+const DEFAULT_ALIGNMENT: u64 = 32;
 
 /// A scalar metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,11 +34,39 @@ pub enum GgufValue {
     Array(u64),
 }
 
+/// One entry of the tensor table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    /// A `ggml_type` id (see `ggml_type`).
+    pub ggml_type: u32,
+    /// ggml's `ne`: the first dimension is the row length.
+    pub dims: Vec<u64>,
+    /// Offset of the data from the start of the data section.
+    pub offset: u64,
+}
+
+impl TensorInfo {
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Bytes of the tensor's data; `None` for a type `ggml_type` does not
+    /// know.
+    pub fn bytes(&self) -> Option<u64> {
+        ggml_type::bytes_for(self.ggml_type, self.n_elements())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GgufHeader {
     pub version: u32,
     pub tensor_count: u64,
     pub metadata: BTreeMap<String, GgufValue>,
+    pub tensors: Vec<TensorInfo>,
+    /// Where the tensor data starts in the file: the header's length padded
+    /// to the alignment.
+    pub data_offset: u64,
 }
 
 impl GgufHeader {
@@ -61,11 +99,87 @@ impl GgufHeader {
             .and_then(|v| u32::try_from(v).ok())
     }
 
+    /// An integer hyperparameter of the architecture, `<arch>.<key>`.
+    fn arch_u32(&self, key: &str) -> Option<u32> {
+        let arch = self.architecture()?;
+        self.int(&format!("{arch}.{key}"))
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
     /// Number of repeating layers (`<arch>.block_count`).
     pub fn block_count(&self) -> Option<u32> {
+        self.arch_u32("block_count")
+    }
+
+    /// The context length the model was trained with.
+    pub fn n_ctx_train(&self) -> Option<u32> {
+        self.arch_u32("context_length")
+    }
+
+    /// The embedding width.
+    pub fn n_embd(&self) -> Option<u32> {
+        self.arch_u32("embedding_length")
+    }
+
+    /// Attention (query) heads per layer.
+    pub fn n_head(&self) -> Option<u32> {
+        self.arch_u32("attention.head_count")
+    }
+
+    /// Key/value heads per layer: fewer than `n_head` with grouped-query
+    /// attention, the same without (the key's absence means the same).
+    /// `None` where the count differs per layer (stored as an array).
+    pub fn n_head_kv(&self) -> Option<u32> {
         let arch = self.architecture()?;
-        self.int(&format!("{arch}.block_count"))
-            .and_then(|v| u32::try_from(v).ok())
+        match self
+            .metadata
+            .get(&format!("{arch}.attention.head_count_kv"))
+        {
+            Some(GgufValue::Int(v)) => u32::try_from(*v).ok(),
+            Some(_) => None,
+            None => self.n_head(),
+        }
+    }
+
+    /// Width of one key head: `<arch>.attention.key_length`, else
+    /// n_embd / n_head (llama.cpp's own fallback).
+    pub fn key_length(&self) -> Option<u32> {
+        self.arch_u32("attention.key_length")
+            .or_else(|| self.default_head_dim())
+    }
+
+    /// Width of one value head, as `key_length`.
+    pub fn value_length(&self) -> Option<u32> {
+        self.arch_u32("attention.value_length")
+            .or_else(|| self.default_head_dim())
+    }
+
+    fn default_head_dim(&self) -> Option<u32> {
+        let n_head = self.n_head().filter(|&n| n > 0)?;
+        Some(self.n_embd()? / n_head)
+    }
+
+    /// The number of parameters: elements summed over every tensor.
+    pub fn parameter_count(&self) -> u64 {
+        self.tensors.iter().map(TensorInfo::n_elements).sum()
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+}
+
+/// Counts the bytes read, so the reader knows where the header ends.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
     }
 }
 
@@ -74,6 +188,7 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 }
 
 fn read_header(r: &mut impl Read) -> io::Result<GgufHeader> {
+    let r = &mut Counting { inner: r, count: 0 };
     let mut magic = [0u8; 4];
     r.read_exact(&mut magic)
         .map_err(|_| invalid("file is too short to be a GGUF model"))?;
@@ -100,10 +215,52 @@ fn read_header(r: &mut impl Read) -> io::Result<GgufHeader> {
         let value = value(r, kind)?;
         metadata.insert(key, value);
     }
+    if tensor_count > MAX_TENSORS {
+        return Err(invalid(format!(
+            "implausible tensor count {tensor_count}: corrupt header"
+        )));
+    }
+    let tensors = (0..tensor_count)
+        .map(|_| tensor_info(r))
+        .collect::<io::Result<Vec<_>>>()?;
+    let alignment = match metadata.get("general.alignment") {
+        Some(GgufValue::Int(a)) if *a > 0 => u64::try_from(*a).unwrap_or(DEFAULT_ALIGNMENT),
+        _ => DEFAULT_ALIGNMENT,
+    };
     Ok(GgufHeader {
         version,
         tensor_count,
         metadata,
+        tensors,
+        data_offset: r.count.div_ceil(alignment) * alignment,
+    })
+}
+
+fn tensor_info(r: &mut impl Read) -> io::Result<TensorInfo> {
+    let name = string(r)?;
+    let n_dims = u32_le(r)?;
+    if n_dims > MAX_DIMS {
+        return Err(invalid(format!(
+            "tensor {name} has {n_dims} dimensions (at most {MAX_DIMS}): corrupt header"
+        )));
+    }
+    let dims = (0..n_dims)
+        .map(|_| u64_le(r))
+        .collect::<io::Result<Vec<_>>>()?;
+    if dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .is_none()
+    {
+        return Err(invalid(format!(
+            "tensor {name} has implausible dimensions {dims:?}: corrupt header"
+        )));
+    }
+    Ok(TensorInfo {
+        name,
+        ggml_type: u32_le(r)?,
+        dims,
+        offset: u64_le(r)?,
     })
 }
 
@@ -194,16 +351,30 @@ fn string(r: &mut impl Read) -> io::Result<String> {
 pub(crate) mod tests {
     use super::*;
 
+    /// A tensor of a synthetic model: name, ggml type id, dimensions.
+    pub type Tensor<'a> = (&'a str, u32, &'a [u64]);
+
     /// Writes a minimal GGUF header: the given string and u32 metadata and a
     /// string array.
     pub fn header_bytes(strings: &[(&str, &str)], ints: &[(&str, u32)]) -> Vec<u8> {
-        fn s(out: &mut Vec<u8>, v: &str) {
-            out.extend((v.len() as u64).to_le_bytes());
-            out.extend(v.as_bytes());
-        }
+        header_with_tensors(strings, ints, &[])
+    }
+
+    fn s(out: &mut Vec<u8>, v: &str) {
+        out.extend((v.len() as u64).to_le_bytes());
+        out.extend(v.as_bytes());
+    }
+
+    /// `header_bytes` with a tensor table, each tensor's data at the next
+    /// 32-byte boundary.
+    pub fn header_with_tensors(
+        strings: &[(&str, &str)],
+        ints: &[(&str, u32)],
+        tensors: &[Tensor],
+    ) -> Vec<u8> {
         let mut out = b"GGUF".to_vec();
         out.extend(3u32.to_le_bytes());
-        out.extend(0u64.to_le_bytes());
+        out.extend((tensors.len() as u64).to_le_bytes());
         out.extend(((strings.len() + ints.len() + 1) as u64).to_le_bytes());
         for (k, v) in strings {
             s(&mut out, k);
@@ -221,6 +392,39 @@ pub(crate) mod tests {
         out.extend(2u64.to_le_bytes());
         s(&mut out, "<s>");
         s(&mut out, "</s>");
+        let mut offset = 0u64;
+        for &(name, ggml_type, dims) in tensors {
+            s(&mut out, name);
+            out.extend((dims.len() as u32).to_le_bytes());
+            for d in dims {
+                out.extend(d.to_le_bytes());
+            }
+            out.extend(ggml_type.to_le_bytes());
+            out.extend(offset.to_le_bytes());
+            let n: u64 = dims.iter().product();
+            offset += ggml_type::bytes_for(ggml_type, n)
+                .unwrap()
+                .next_multiple_of(32);
+        }
+        out
+    }
+
+    pub fn parse(bytes: &[u8]) -> GgufHeader {
+        read_header(&mut &bytes[..]).unwrap()
+    }
+
+    /// A whole synthetic model file: the header, padding, and zeroed data.
+    pub fn model_bytes(
+        strings: &[(&str, &str)],
+        ints: &[(&str, u32)],
+        tensors: &[Tensor],
+    ) -> Vec<u8> {
+        let mut out = header_with_tensors(strings, ints, tensors);
+        out.resize(out.len().next_multiple_of(32), 0);
+        for &(_, ggml_type, dims) in tensors {
+            let bytes = ggml_type::bytes_for(ggml_type, dims.iter().product()).unwrap();
+            out.resize(out.len() + bytes.next_multiple_of(32) as usize, 0);
+        }
         out
     }
 
@@ -257,5 +461,72 @@ pub(crate) mod tests {
         bytes.extend(u64::MAX.to_le_bytes()); // key length
         let err = read_header(&mut bytes.as_slice()).unwrap_err();
         assert!(err.to_string().contains("implausible"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_tensor_table_and_where_the_data_starts() {
+        let tensors: &[Tensor] = &[
+            ("token_embd.weight", 3, &[64, 100]),
+            ("output_norm.weight", 0, &[64]),
+        ];
+        let bytes = model_bytes(&[("general.architecture", "llama")], &[], tensors);
+        let h = read_header(&mut bytes.as_slice()).unwrap();
+        assert_eq!(h.tensors.len(), 2);
+        let embd = h.tensor("token_embd.weight").unwrap();
+        assert_eq!((embd.ggml_type, embd.dims.as_slice()), (3, &[64, 100][..]));
+        assert_eq!(embd.n_elements(), 6400);
+        assert_eq!(embd.bytes(), Some(200 * 20));
+        assert_eq!(h.tensors[1].offset, 4000);
+        assert_eq!(h.parameter_count(), 6464);
+        assert_eq!(h.data_offset % 32, 0);
+        let header_len =
+            header_with_tensors(&[("general.architecture", "llama")], &[], tensors).len();
+        assert_eq!(h.data_offset, (header_len as u64).next_multiple_of(32));
+        let last = &h.tensors[1];
+        assert_eq!(h.data_offset + last.offset + 256, bytes.len() as u64);
+    }
+
+    #[test]
+    fn reads_attention_shape_with_fallbacks() {
+        let strings = &[("general.architecture", "llama")];
+        let full = header_bytes(
+            strings,
+            &[
+                ("llama.context_length", 8192),
+                ("llama.embedding_length", 576),
+                ("llama.attention.head_count", 9),
+                ("llama.attention.head_count_kv", 3),
+                ("llama.attention.key_length", 128),
+            ],
+        );
+        let h = read_header(&mut full.as_slice()).unwrap();
+        assert_eq!(h.n_ctx_train(), Some(8192));
+        assert_eq!((h.n_head(), h.n_head_kv()), (Some(9), Some(3)));
+        assert_eq!(h.key_length(), Some(128));
+        assert_eq!(h.value_length(), Some(64), "n_embd / n_head");
+        let bare = header_bytes(
+            strings,
+            &[
+                ("llama.embedding_length", 576),
+                ("llama.attention.head_count", 9),
+            ],
+        );
+        let h = read_header(&mut bare.as_slice()).unwrap();
+        assert_eq!(
+            h.n_head_kv(),
+            Some(9),
+            "no GQA key: as many KV heads as heads"
+        );
+        assert_eq!(h.key_length(), Some(64));
+        assert_eq!(h.n_ctx_train(), None);
+    }
+
+    #[test]
+    fn a_corrupt_tensor_table_is_refused() {
+        let mut bytes = header_with_tensors(&[], &[], &[("t", 0, &[4])]);
+        let dims_at = bytes.len() - 8 - 4 - 8 - 4;
+        bytes[dims_at..dims_at + 4].copy_from_slice(&9u32.to_le_bytes());
+        let err = read_header(&mut bytes.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("dimensions"), "{err}");
     }
 }

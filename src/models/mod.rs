@@ -7,6 +7,8 @@
 
 pub mod derive;
 pub mod fingerprint;
+pub mod footprint;
+pub mod ggml_type;
 pub mod gguf;
 pub mod quant_types;
 pub mod quantize;

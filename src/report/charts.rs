@@ -1,7 +1,7 @@
 //! The report's charts as data: which charts a sweep gets and what goes in
-//! them (history, Pareto front, pp against tg, a heatmap over the two most
-//! important parameters, one effect chart per swept parameter). Drawing is
-//! `plots`' job.
+//! them (history, Pareto fronts against memory and against quality, pp
+//! against tg, a heatmap over the two most important parameters, one effect
+//! chart per swept parameter). Drawing is `plots`' job.
 
 use super::data::ReportData;
 use super::effects::{Effect, ordered_values};
@@ -14,7 +14,9 @@ use crate::store::row::TrialRow;
 /// All charts of the report, in the order the page shows them.
 /// `searched` are the search's own rows (the effects' and the heatmap's).
 pub fn charts(data: &ReportData, searched: &[TrialRow], effects: &[Effect]) -> Vec<Chart> {
-    let mut out = vec![history(data), pareto_chart(data), pp_vs_tg(data)];
+    let mut out = vec![history(data), pareto_chart(data)];
+    out.extend(quality_chart(data));
+    out.push(pp_vs_tg(data));
     if let Some(heatmap) = heatmap(data, searched, effects) {
         out.push(heatmap);
     }
@@ -88,12 +90,53 @@ fn history(data: &ReportData) -> Chart {
 }
 
 fn pareto_chart(data: &ReportData) -> Chart {
+    let (points, line, on_front) = front_points(data, pareto::memory_mib);
+    Chart {
+        name: "pareto".into(),
+        title: format!("Speed against memory ({on_front} trials on the front)"),
+        x_label: "memory (MiB: device memory, else peak RSS)".into(),
+        y_label: axis_label(data.objective().metric),
+        kind: ChartKind::Scatter { points, line },
+    }
+}
+
+/// The objective against the mean KL divergence of each trial's model
+/// variant and KV types; only when at least two divergences differ.
+fn quality_chart(data: &ReportData) -> Option<Chart> {
     let objective = data.objective();
-    let front = pareto::front(&data.rows, objective);
+    let mut klds: Vec<f64> = data
+        .rows
+        .iter()
+        .filter(|r| objective.score(*r).is_some())
+        .filter_map(|r| r.kld.filter(|k| k.is_finite()))
+        .collect();
+    klds.sort_by(f64::total_cmp);
+    klds.dedup();
+    if klds.len() < 2 {
+        return None;
+    }
+    let (points, line, on_front) = front_points(data, |r| r.kld);
+    Some(Chart {
+        name: "quality".into(),
+        title: format!("Speed against quality ({on_front} trials on the front)"),
+        x_label: "mean KL divergence from the most precise variant (nats)".into(),
+        y_label: axis_label(objective.metric),
+        kind: ChartKind::Scatter { points, line },
+    })
+}
+
+/// The points of a front chart (objective against `cost`), the front's
+/// line by increasing cost, and how many trials are on it.
+fn front_points(
+    data: &ReportData,
+    cost: impl Fn(&TrialRow) -> Option<f64> + Copy,
+) -> (Vec<Point>, Vec<(f64, f64)>, usize) {
+    let objective = data.objective();
+    let front = pareto::front_by(&data.rows, objective, cost);
     let mut points = Vec::new();
     let mut line = Vec::new();
     for (i, row) in data.rows.iter().enumerate() {
-        let (Some(y), Some(x)) = (objective.score(row), pareto::memory_mib(row)) else {
+        let (Some(y), Some(x)) = (objective.score(row), cost(row).filter(|c| c.is_finite())) else {
             continue;
         };
         let on_front = front.contains(&i);
@@ -106,18 +149,8 @@ fn pareto_chart(data: &ReportData) -> Chart {
         }
         points.push(Point { x, y, mark });
     }
-    // The front is drawn from the least memory to the most.
     line.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Chart {
-        name: "pareto".into(),
-        title: format!("Speed against memory ({} trials on the front)", front.len()),
-        x_label: "memory (MiB: device memory, else peak RSS)".into(),
-        y_label: axis_label(objective.metric),
-        kind: ChartKind::Scatter {
-            points: downsample(points),
-            line,
-        },
-    }
+    (downsample(points), line, front.len())
 }
 
 fn pp_vs_tg(data: &ReportData) -> Chart {
@@ -223,5 +256,65 @@ fn effect_chart(data: &ReportData, effect: &Effect) -> Chart {
         x_label: format!("{} (green: the recommended value)", effect.param.name),
         y_label: format!("{} ÷ recommended's (×)", metric.name()),
         kind: ChartKind::Effect { bars },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::data::fixture;
+
+    fn quality_chart_of(klds: &[(usize, f64)]) -> (ReportData, Option<Chart>) {
+        let mut data = fixture();
+        for &(i, kld) in klds {
+            data.rows[i].kld = Some(kld);
+        }
+        let chart = quality_chart(&data);
+        (data, chart)
+    }
+
+    #[test]
+    fn the_quality_chart_needs_two_divergences() {
+        let (_, none) = quality_chart_of(&[]);
+        assert!(none.is_none());
+        let (_, one) = quality_chart_of(&[(0, 0.01), (1, 0.01)]);
+        assert!(one.is_none());
+        let (data, two) = quality_chart_of(&[(0, 0.0), (1, 0.05)]);
+        let names: Vec<String> = charts(&data, &data.rows, &[])
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["history", "pareto", "quality", "pp-vs-tg"]);
+        let ChartKind::Scatter { points, .. } = two.unwrap().kind else {
+            panic!("not a scatter");
+        };
+        assert_eq!(points.len(), 2);
+    }
+
+    #[test]
+    fn the_quality_front_joins_trials_nothing_beats_on_both() {
+        let mut data = fixture();
+        let objective = data.objective().clone();
+        // Every measured row: the variant's divergence; the fastest of
+        // each value is on the front when faster than all to its left.
+        let ranked = objective.rank(&data.rows);
+        let (best, second) = (ranked[0], ranked[1]);
+        for (i, row) in data.rows.iter_mut().enumerate() {
+            row.kld = Some(if i == best { 0.3 } else { 0.1 });
+        }
+        data.rows[second].kld = Some(0.0);
+        let chart = quality_chart(&data).unwrap();
+        let ChartKind::Scatter { points, line } = chart.kind else {
+            panic!("not a scatter");
+        };
+        let tg = |i: usize| objective.score(&data.rows[i]).unwrap();
+        assert_eq!(line, [(0.0, tg(second)), (0.3, tg(best))]);
+        assert!(
+            chart.title.contains("2 trials on the front"),
+            "{}",
+            chart.title
+        );
+        let winner = points.iter().find(|p| p.mark == Mark::Winner).unwrap();
+        assert_eq!((winner.x, winner.y), (0.3, tg(best)));
     }
 }

@@ -1,12 +1,15 @@
 //! Everything a report is made from, read from a sweep's output folder:
 //! rows, manifest, the confirmation round's recommendation, the reference
 //! trials (the user's baseline and llama.cpp's defaults) — and the facts
-//! derived from them that every part of the report shares: the winner and
-//! how it compares with each reference.
+//! derived from them that every part of the report shares: the winner, how
+//! it compares with each reference, each variant's quality and each trial's
+//! generation ceiling.
 
+use super::ceiling::Ceiling;
 use crate::confirm::{self, Recommendation};
 use crate::objective::{Direction, Metric, Objective};
 use crate::plan::references::Role;
+use crate::quality::record::QualityRow;
 use crate::stats::{RatioInterval, ratio_of};
 use crate::store;
 use crate::store::manifest::{self, Manifest};
@@ -42,6 +45,9 @@ pub struct ReportData {
     planned: Option<std::collections::HashSet<String>>,
     /// Index into `rows` of the recommended trial.
     pub winner: Option<usize>,
+    /// quality.csv's rows for the models of `rows`, the last of each
+    /// (model file, KV types); none in folders from before quality.
+    pub quality: Vec<QualityRow>,
 }
 
 impl ReportData {
@@ -79,6 +85,7 @@ impl ReportData {
             Some(r) => rows.iter().rposition(|row| row.trial_id == r.trial_id),
             None => objective.rank(&rows).first().copied(),
         };
+        let quality = current_quality(crate::quality::record::read(folder)?, &rows);
         Ok(ReportData {
             folder: folder.to_path_buf(),
             manifest,
@@ -87,7 +94,34 @@ impl ReportData {
             references,
             planned,
             winner,
+            quality,
         })
+    }
+
+    /// The quality measurement of a row's model file and KV types.
+    pub fn quality_of(&self, row: &TrialRow) -> Option<&QualityRow> {
+        self.quality.iter().rev().find(|q| {
+            q.model_identity == row.model_identity
+                && q.type_k == row.type_k
+                && q.type_v == row.type_v
+        })
+    }
+
+    /// The ceiling memory bandwidth puts on a row's generation speed, or why
+    /// it has none.
+    pub fn ceiling(&self, row: &TrialRow) -> Ceiling {
+        Ceiling::in_sweep(row, &self.manifest)
+    }
+
+    /// The ceiling in tokens/s: known only for rows that ran all on the CPU
+    /// of a machine whose bandwidth was measured, with known bytes per token.
+    pub fn ceiling_tps(&self, row: &TrialRow) -> Option<f64> {
+        self.ceiling(row).tps()
+    }
+
+    /// A row's generation speed in percent of its ceiling.
+    pub fn ceiling_pct(&self, row: &TrialRow) -> Option<f64> {
+        self.ceiling(row).percent_of(row)
     }
 
     pub fn objective(&self) -> &Objective {
@@ -181,6 +215,23 @@ impl ReportData {
     }
 }
 
+/// The quality rows of the models `rows` measured (all of them when there
+/// are no rows yet), the last of each (model file, KV types): a measurement
+/// that failed and was retried counts once.
+fn current_quality(all: Vec<QualityRow>, rows: &[TrialRow]) -> Vec<QualityRow> {
+    let mut out: Vec<QualityRow> = Vec::new();
+    for q in all {
+        if !rows.is_empty() && !rows.iter().any(|r| r.model_identity == q.model_identity) {
+            continue;
+        }
+        out.retain(|o| {
+            (&o.model_identity, o.type_k, o.type_v) != (&q.model_identity, q.type_k, q.type_v)
+        });
+        out.push(q);
+    }
+    out
+}
+
 /// How many times better `a` is than `b` on the objective (above 1 better),
 /// from their repetitions.
 pub fn oriented_ratio(objective: &Objective, a: &TrialRow, b: &TrialRow) -> RatioInterval {
@@ -209,5 +260,61 @@ pub fn metric_noun(metric: Metric) -> &'static str {
         Metric::E2eMs => "end-to-end latency",
         Metric::PeakRssMib => "peak memory",
         Metric::DeviceMemoryMib => "device memory",
+        Metric::Kld => "KL divergence",
+        Metric::PplIncreasePct => "perplexity increase",
+        Metric::Top1Pct => "top-1 agreement",
+    }
+}
+
+/// The recorded demo grid (no quality, no bandwidth), for tests to change.
+#[cfg(test)]
+pub(crate) fn fixture() -> ReportData {
+    ReportData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-demo-grid"))
+        .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quality::record::example;
+
+    #[test]
+    fn an_old_folder_has_no_quality_and_no_ceiling() {
+        let data = fixture();
+        assert!(data.quality.is_empty());
+        let winner = data.winner().unwrap();
+        assert_eq!(data.ceiling(winner), Ceiling::NoBandwidth);
+        assert_eq!(data.ceiling_pct(winner), None);
+    }
+
+    #[test]
+    fn quality_keeps_the_last_row_of_each_model_file_and_kv_types() {
+        let mut data = fixture();
+        let mut row = data.rows[0].clone();
+        row.model_identity = "id-Q4_K_M".into();
+        let mut failed = example("a", "Q4_K_M", None);
+        failed.status = "failed".into();
+        let retried = example("b", "Q4_K_M", Some(0.02));
+        let other_model = example("c", "Q2_K", Some(0.3));
+        let quality = current_quality(
+            vec![failed, retried.clone(), other_model],
+            std::slice::from_ref(&row),
+        );
+        assert_eq!(quality, [retried]);
+        data.quality = quality;
+        assert_eq!(data.quality_of(&row).unwrap().quality_id, "b");
+        row.type_k = crate::protocol::KvType::Q8_0;
+        assert!(data.quality_of(&row).is_none());
+    }
+
+    #[test]
+    fn a_cpu_row_of_a_measured_machine_has_a_ceiling() {
+        let mut data = fixture();
+        data.manifest.memory_bandwidth = Some(super::super::ceiling::bandwidth(10.0));
+        let mut row = data.winner().unwrap().clone();
+        row.bytes_per_token = Some(50_000_000);
+        row.tg_tps_mean = Some(150.0);
+        assert_eq!(data.ceiling_tps(&row), Some(200.0));
+        assert_eq!(data.ceiling_pct(&row), Some(75.0));
     }
 }

@@ -110,14 +110,7 @@ impl Param {
 
 /// The objective's metric samples of a row (its repetitions), or its mean.
 pub fn samples(row: &TrialRow, metric: Metric) -> Vec<f64> {
-    let cell = match metric {
-        Metric::TgTps => &row.tg_tps_samples,
-        Metric::PpTps => &row.pp_tps_samples,
-        Metric::TtftMs => &row.ttft_ms_samples,
-        Metric::E2eMs => &row.e2e_ms_samples,
-        Metric::PeakRssMib | Metric::DeviceMemoryMib => "",
-    };
-    let parsed = split_samples(cell);
+    let parsed = split_samples(row.samples_cell(metric));
     if !parsed.is_empty() {
         return parsed;
     }

@@ -2,8 +2,10 @@
 //! with their spread, how trials ended, warnings) and the report folder
 //! (`report.html` with its plots, also written as PNG and SVG files under
 //! `plots/`), with the analyses behind them: parameter effects, the Pareto
-//! front, comparisons against the user's baseline and llama.cpp's defaults.
+//! front, comparisons against the user's baseline and llama.cpp's defaults,
+//! each variant's quality and the ceiling memory bandwidth puts on speed.
 
+pub mod ceiling;
 pub mod charts;
 pub mod data;
 pub mod effects;
@@ -11,6 +13,7 @@ pub mod page;
 pub mod pareto;
 pub mod plots;
 pub mod progress;
+pub mod quality_page;
 pub mod summary;
 pub mod warnings;
 
@@ -34,6 +37,7 @@ fn caption(name: &str) -> String {
     match name {
         "history" => "The objective of every trial in the order measured (crosses: trials that failed) and the best so far: a search that has converged stops improving.".into(),
         "pareto" => "Speed against memory: the front joins the trials that no other trial beats on both.".into(),
+        "quality" => "Speed against quality: each point is a trial; further left = closer to the most precise variant in the sweep (the mean KL divergence of the trial's model variant and KV types), higher = faster (lower, for a latency objective); the line joins the trials that nothing beats on both.".into(),
         "pp-vs-tg" => "Prompt processing against generation speed: settings that help one may not help the other.".into(),
         "heatmap" => "The best measured value for each combination of the two parameters with the largest effects.".into(),
         other => match other.strip_prefix("effect-") {
@@ -64,7 +68,11 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
         None => (Vec::new(), Vec::new()),
     };
     let gains = data.gains();
-    let warnings = warnings::warnings(&data.rows, Some(&data.manifest.llama_cpp));
+    let mut warnings = warnings::warnings(&data.rows, Some(&data.manifest.llama_cpp));
+    warnings.extend(
+        data.winner()
+            .and_then(|w| warnings::ceiling_warning(w, &data.manifest)),
+    );
     let charts = charts::charts(&data, &searched, &effects);
     let figures = render_charts(&charts, &plots_dir)?;
     let exports = data.winner().map(|w| {

@@ -122,6 +122,7 @@ pub fn render(data: &ReportData, parts: &PageParts) -> String {
     headline(&mut h, data, parts);
     machine(&mut h, data, parts);
     knobs(&mut h, data, parts);
+    super::quality_page::section(&mut h, data);
     figures_section(&mut h, parts);
     trials_table(&mut h, data);
     let _ = write!(
@@ -229,6 +230,7 @@ fn headline(h: &mut String, data: &ReportData, parts: &PageParts) {
         );
     }
     h.push_str("</table>\n");
+    super::quality_page::winner_lines(h, data, winner);
     let folder = data.folder.display().to_string();
     let _ = write!(
         h,
@@ -380,6 +382,18 @@ fn machine(h: &mut String, data: &ReportData, parts: &PageParts) {
             ),
         ),
         ("memory", memory),
+        (
+            "memory bandwidth",
+            data.manifest
+                .memory_bandwidth
+                .as_ref()
+                .map_or("not measured".into(), |b| {
+                    format!(
+                        "{:.1} GB/s read (best of {} runs, median {:.1}; {} threads, {} MiB buffer; {})",
+                        b.gb_per_s, b.runs, b.median_gb_per_s, b.threads, b.buffer_mib, b.method
+                    )
+                }),
+        ),
         (
             "system",
             format!("{}, kernel {}, {}", m.os, m.kernel, m.arch),
@@ -586,9 +600,20 @@ fn trials_table(h: &mut String, data: &ReportData) {
             }
         })
         .collect();
+    let show_kld = data.rows.iter().any(|r| r.kld.is_some());
+    let ceiling_pcts: Vec<Option<f64>> = data.rows.iter().map(|r| data.ceiling_pct(r)).collect();
+    let show_pct = ceiling_pcts.iter().any(Option::is_some);
+    let above = if ceiling_pcts.iter().flatten().any(|p| *p > 100.0) {
+        format!(
+            " A % of ceiling above 100 is {}.",
+            esc(super::ceiling::ABOVE_CEILING)
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         h,
-        "<h2 id=\"trials\">All trials</h2>\n<p>{} trials, best first; then those that break a constraint, then failures with their reason{}.</p>\n<table class=\"data\"><tr><th>#</th><th>trial</th>",
+        "<h2 id=\"trials\">All trials</h2>\n<p>{} trials, best first; then those that break a constraint, then failures with their reason{}.{above}</p>\n<table class=\"data\"><tr><th>#</th><th>trial</th>",
         data.rows.len(),
         if order.len() > MAX_TABLE_ROWS {
             format!(" (the first {MAX_TABLE_ROWS} shown; every row is in results.csv)")
@@ -599,7 +624,14 @@ fn trials_table(h: &mut String, data: &ReportData) {
     for (name, _) in &swept {
         let _ = write!(h, "<th>{}</th>", esc(name));
     }
-    h.push_str("<th>tg t/s</th><th>pp t/s</th><th>ttft ms</th><th>e2e ms</th><th>MiB</th><th>status</th><th>reason / note</th></tr>\n");
+    h.push_str("<th>tg t/s</th><th>pp t/s</th><th>ttft ms</th><th>e2e ms</th><th>MiB</th>");
+    if show_kld {
+        h.push_str("<th>KLD</th>");
+    }
+    if show_pct {
+        h.push_str("<th>% of ceiling</th>");
+    }
+    h.push_str("<th>status</th><th>reason / note</th></tr>\n");
     for (rank, &i) in order.iter().take(MAX_TABLE_ROWS).enumerate() {
         let row = &data.rows[i];
         let class = if data.winner == Some(i) {
@@ -637,14 +669,32 @@ fn trials_table(h: &mut String, data: &ReportData) {
         if !row.drift.is_empty() {
             note = format!("{note} drift: {}", row.drift);
         }
-        let _ = writeln!(
+        let _ = write!(
             h,
-            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
             num(row.mean_of(Metric::TgTps)),
             num(row.mean_of(Metric::PpTps)),
             num(row.mean_of(Metric::TtftMs)),
             num(row.mean_of(Metric::E2eMs)),
             pareto::memory_mib(row).map_or("".into(), |m| format!("{m:.0}")),
+        );
+        if show_kld {
+            let _ = write!(
+                h,
+                "<td class=\"num\">{}</td>",
+                row.kld.map_or("".into(), super::quality_page::kld)
+            );
+        }
+        if show_pct {
+            let _ = write!(
+                h,
+                "<td class=\"num\">{}</td>",
+                ceiling_pcts[i].map_or("".into(), super::quality_page::percent)
+            );
+        }
+        let _ = writeln!(
+            h,
+            "<td>{}</td><td>{}</td></tr>",
             esc(row.status.name()),
             esc(note.trim())
         );

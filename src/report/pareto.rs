@@ -1,4 +1,5 @@
-//! The Pareto front of speed against memory: the trials no other trial
+//! Pareto fronts of the objective against a cost where less is better —
+//! memory, or the quality lost (KL divergence): the trials no other trial
 //! beats on both at once. Memory is what the configuration occupies on the
 //! device it runs on: device memory where a GPU was used, else peak RSS.
 
@@ -12,8 +13,18 @@ pub fn memory_mib(row: &TrialRow) -> Option<f64> {
         .or(row.peak_rss_mib)
 }
 
-/// Indices of the feasible rows on the front, by increasing memory.
+/// Indices of the feasible rows on the memory front, by increasing memory.
 pub fn front(rows: &[TrialRow], objective: &Objective) -> Vec<usize> {
+    front_by(rows, objective, memory_mib)
+}
+
+/// Indices of the feasible rows on the front of the objective against
+/// `cost` (smaller is better), by increasing cost.
+pub fn front_by(
+    rows: &[TrialRow],
+    objective: &Objective,
+    cost: impl Fn(&TrialRow) -> Option<f64>,
+) -> Vec<usize> {
     let mut points: Vec<(usize, f64, f64)> = rows
         .iter()
         .enumerate()
@@ -24,10 +35,10 @@ pub fn front(rows: &[TrialRow], objective: &Objective) -> Vec<usize> {
                 Direction::Maximize => score,
                 Direction::Minimize => -score,
             };
-            Some((i, memory_mib(r)?, better))
+            Some((i, cost(r).filter(|c| c.is_finite())?, better))
         })
         .collect();
-    // By memory, then best first, so the first of equal memory wins.
+    // By cost, then best first, so the first of equal cost wins.
     points.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.2.total_cmp(&a.2)));
     let mut out = Vec::new();
     let mut best = f64::NEG_INFINITY;
@@ -82,5 +93,25 @@ mod tests {
         assert_eq!(front(&rows, &latency), [0]);
         rows[1].feasible = true;
         assert_eq!(front(&rows, &latency), [0, 1]);
+    }
+
+    #[test]
+    fn a_front_over_kl_divergence_prefers_less_of_it() {
+        let kld = |id, kld: Option<f64>, tg| {
+            let mut r = trial(id, 100.0, tg);
+            r.kld = kld;
+            r
+        };
+        let rows = vec![
+            kld("q8", Some(0.0), 60.0),
+            kld("q4-slow", Some(0.05), 55.0),
+            kld("q4", Some(0.05), 90.0),
+            kld("q2", Some(0.4), 80.0),
+            kld("unmeasured", None, 200.0),
+            kld("q3", Some(0.2), 120.0),
+        ];
+        let front = front_by(&rows, &Objective::default(), |r| r.kld);
+        let ids: Vec<&str> = front.iter().map(|&i| rows[i].trial_id.as_str()).collect();
+        assert_eq!(ids, ["q8", "q4", "q3"]);
     }
 }

@@ -517,6 +517,10 @@ fn draw_heatmap<DB: DrawingBackend>(
 fn tick(v: f64) -> String {
     if v.abs() >= 10.0 || (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
+    } else if v.abs() < 0.1 {
+        // Small values (KL divergences): every digit up to the sixth.
+        let s = format!("{v:.6}");
+        s.trim_end_matches('0').to_string()
     } else {
         format!("{v:.2}")
     }
@@ -669,6 +673,8 @@ mod tests {
         assert_eq!(tick(2.0), "2");
         assert_eq!(tick(2.5), "2.50");
         assert_eq!(tick(0.95), "0.95");
+        assert_eq!(tick(0.005), "0.005");
+        assert_eq!(tick(0.015000000000000001), "0.015");
         assert_eq!(tick(160.0), "160");
     }
 

@@ -1,9 +1,53 @@
 //! Warnings a sweep's user must not miss, each with what to do about it. The
 //! first is the one whose absence started this project: GPU layers asked
-//! for, none offloaded.
+//! for, none offloaded. Another: generation far below the ceiling the
+//! machine's memory bandwidth allows.
 
+use super::ceiling::Ceiling;
 use crate::protocol::ProbeReport;
+use crate::store::manifest::Manifest;
 use crate::store::row::TrialRow;
+
+/// Below this share of its ceiling, a CPU trial is limited by something
+/// other than memory.
+pub const FAR_BELOW_CEILING_PCT: f64 = 25.0;
+
+/// A warning when `winner` (the recommended or best feasible trial) ran on
+/// the CPU and generates at less than a quarter of the speed the machine's
+/// memory bandwidth allows. Above the ceiling is no warning: the page
+/// explains it (CPU caches).
+pub fn ceiling_warning(winner: &TrialRow, manifest: &Manifest) -> Option<String> {
+    let ceiling = Ceiling::in_sweep(winner, manifest);
+    let pct = ceiling.percent_of(winner)?;
+    let Ceiling::Known {
+        tps,
+        gb_per_s,
+        bytes_per_token,
+    } = ceiling
+    else {
+        return None;
+    };
+    if pct >= FAR_BELOW_CEILING_PCT {
+        return None;
+    }
+    let cores = manifest
+        .machine
+        .physical_cores
+        .map_or("the physical cores".to_string(), |n| {
+            format!("the physical cores ({n})")
+        });
+    Some(format!(
+        "generation speed far below the ceiling: the recommended trial {} generates {:.1} t/s, which \
+         reaches only {pct:.0}% of the {tps:.1} t/s this machine's memory bandwidth allows \
+         ({gb_per_s:.1} GB/s ÷ {} MB read per token): something other than memory limits it — try \
+         n_threads = {cores} (it ran with {}), check for other load; on a GPU build check that \
+         layers are offloaded",
+        winner.trial_id,
+        winner.tg_tps_mean.unwrap_or(f64::NAN),
+        super::ceiling::megabytes(bytes_per_token),
+        winner.n_threads
+    ))
+}
 
 pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
     let mut out = Vec::new();
@@ -98,6 +142,34 @@ mod tests {
         // Fully offloaded: no warning.
         r.layers_offloaded = Some(5);
         assert!(warnings(&[r], Some(&probe(true))).is_empty());
+    }
+
+    #[test]
+    fn warns_when_generation_is_far_below_the_ceiling() {
+        let mut manifest = crate::report::data::fixture().manifest;
+        manifest.memory_bandwidth = Some(crate::report::ceiling::bandwidth(10.0));
+        let mut r = row("a", &mock::measured(40.0, 400.0));
+        r.tg_tps_mean = Some(40.0);
+        r.layers_offloaded = Some(0);
+        r.bytes_per_token = Some(50_000_000);
+        // Ceiling 200 t/s: 40 t/s is 20%.
+        let w = ceiling_warning(&r, &manifest).expect("a warning");
+        assert!(
+            w.contains("only 20% of the 200.0 t/s") && w.contains("physical cores (2)"),
+            "{w}"
+        );
+        // 60 t/s is 30%: no warning; nor above 100% (CPU caches).
+        r.tg_tps_mean = Some(60.0);
+        assert_eq!(ceiling_warning(&r, &manifest), None);
+        r.tg_tps_mean = Some(260.0);
+        assert_eq!(ceiling_warning(&r, &manifest), None);
+        // Offloaded, or no bandwidth measured: no ceiling, no warning.
+        r.tg_tps_mean = Some(10.0);
+        r.layers_offloaded = Some(5);
+        assert_eq!(ceiling_warning(&r, &manifest), None);
+        r.layers_offloaded = Some(0);
+        manifest.memory_bandwidth = None;
+        assert_eq!(ceiling_warning(&r, &manifest), None);
     }
 
     #[test]

@@ -159,6 +159,8 @@ struct Parsed {
     good_end: u64,
     /// Line where an incomplete last row starts, if there is one.
     torn_line: Option<u64>,
+    /// Written before the columns of `row::LATER_COLUMNS` existed.
+    legacy: bool,
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
@@ -171,7 +173,10 @@ fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
         .iter()
         .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect();
-    if found != header() {
+    let current = header();
+    let legacy = found.len() + super::row::LATER_COLUMNS.len() == current.len()
+        && found[..] == current[..found.len()];
+    if found != current && !legacy {
         bail!(
             "{} has other columns than this version of llama-sweep writes; \
              move it aside (or use another sweep name) to start a new sweep",
@@ -182,6 +187,7 @@ fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
         rows: Vec::new(),
         good_end: reader.position().byte(),
         torn_line: None,
+        legacy,
     };
     let mut record = csv::ByteRecord::new();
     // Where the last complete row before the current one ended.
@@ -255,6 +261,17 @@ pub fn read_and_repair(path: &Path) -> anyhow::Result<(Vec<TrialRow>, Option<Str
         return Ok((Vec::new(), None));
     }
     let parsed = parse(path, &bytes)?;
+    if parsed.legacy {
+        // Rewritten with today's columns (the new ones empty), so rows can
+        // be appended; an incomplete last row is dropped on the way.
+        write_all(path, &parsed.rows)?;
+        let note = format!(
+            "{}: rewritten with the columns this version adds ({}), empty for the rows already there",
+            path.display(),
+            super::row::LATER_COLUMNS.join(", ")
+        );
+        return Ok((parsed.rows, Some(note)));
+    }
     let Some(line) = parsed.torn_line else {
         return Ok((parsed.rows, None));
     };
@@ -471,6 +488,56 @@ mod tests {
         std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains(",=x,"));
         assert_eq!(read(&path).unwrap(), vec![old]);
+    }
+
+    #[test]
+    fn a_results_csv_without_the_later_columns_is_read_and_rewritten_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let mut old = row("t1", &mock::measured(100.0, 400.0));
+        old.model_name = "=x".into();
+        let full = write_all_bytes(&[old.clone()]);
+        // Drop the last columns of the header and of the row, as an earlier
+        // version wrote them.
+        let cut = |line: &str| {
+            let fields: Vec<&str> = line.split(',').collect();
+            fields[..fields.len() - crate::store::row::LATER_COLUMNS.len()].join(",")
+        };
+        let text = String::from_utf8(full).unwrap();
+        let legacy: Vec<String> = text.lines().map(cut).collect();
+        std::fs::write(&path, legacy.join("\n") + "\n").unwrap();
+        assert_eq!(read(&path).unwrap(), vec![old.clone()], "read as is");
+        let (rows, note) = read_and_repair(&path).unwrap();
+        assert_eq!(rows, vec![old.clone()]);
+        assert!(
+            note.unwrap().contains("kld"),
+            "the note names the new columns"
+        );
+        let rewritten = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            rewritten.lines().next().unwrap().split(',').count(),
+            header().len()
+        );
+        let mut csv = CsvAppender::open(&path).unwrap();
+        let mut new = row("t2", &mock::measured(90.0, 400.0));
+        new.kld = Some(0.01);
+        csv.append(&new).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![old, new]);
+        // Another layout is still refused.
+        std::fs::write(&path, "a,b\n1,2\n").unwrap();
+        assert!(
+            read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("other columns")
+        );
+    }
+
+    fn write_all_bytes(rows: &[TrialRow]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_all(&path, rows).unwrap();
+        std::fs::read(path).unwrap()
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub struct Manifest {
     pub updated_at: String,
     pub trials_planned: usize,
     pub trials_recorded: usize,
+    /// Host memory read bandwidth measured at the start of the run: with a
+    /// variant's bytes per token, the ceiling of generation speed.
+    #[serde(default)]
+    pub memory_bandwidth: Option<crate::bandwidth::Bandwidth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -62,7 +62,8 @@ pub fn to_dataframe(rows: &[TrialRow]) -> anyhow::Result<DataFrame> {
         flash_attn_resolved: opt_boolean, feasible: boolean, violations: opt_text, cv: opt_float,
         noisy: boolean, drift: text, pp_tps_samples: text, tg_tps_samples: text,
         ttft_ms_samples: text, e2e_ms_samples: text, wall_s: float, started_at: text,
-        finished_at: text, build: text, log_file: text, log_tail: text,
+        finished_at: text, build: text, log_file: text, log_tail: text, ppl: opt_float,
+        ppl_increase_pct: opt_float, kld: opt_float, top1_pct: opt_float, bytes_per_token: opt_int,
     );
     DataFrame::new_infer_height(columns).context("cannot assemble the results table")
 }

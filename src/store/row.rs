@@ -95,7 +95,28 @@ pub struct TrialRow {
     /// The trial's llama.cpp log, relative to the sweep folder.
     pub log_file: String,
     pub log_tail: String,
+
+    /// Quality of this row's model variant and KV types (quality.csv):
+    /// perplexity, its increase over the reference variant's in percent,
+    /// mean KL divergence from it, top-1 agreement with it in percent.
+    pub ppl: Option<f64>,
+    pub ppl_increase_pct: Option<f64>,
+    pub kld: Option<f64>,
+    pub top1_pct: Option<f64>,
+    /// Bytes of weights one generated token reads (from the GGUF header):
+    /// with the machine's memory bandwidth, the ceiling of generation speed.
+    pub bytes_per_token: Option<u64>,
 }
+
+/// The columns added after results.csv's first layout, in order: a file
+/// written without them is read with them empty, and rewritten.
+pub const LATER_COLUMNS: [&str; 5] = [
+    "ppl",
+    "ppl_increase_pct",
+    "kld",
+    "top1_pct",
+    "bytes_per_token",
+];
 
 /// Where and when a trial ran, for its row.
 pub struct RowContext<'a> {
@@ -110,6 +131,8 @@ pub struct RowContext<'a> {
     pub attempts: u32,
     /// Coefficient of variation above which a trial is flagged noisy.
     pub noise_cv_max: f64,
+    /// Quality and bytes per token of the model variants, where known.
+    pub facts: Option<&'a crate::quality::VariantFacts>,
 }
 
 fn join(samples: &[f64]) -> String {
@@ -211,19 +234,61 @@ impl TrialRow {
             build: ctx.build.to_string(),
             log_file: ctx.log_file,
             log_tail: outcome.log_tail.clone(),
+            ppl: None,
+            ppl_increase_pct: None,
+            kld: None,
+            top1_pct: None,
+            bytes_per_token: None,
         };
+        if let Some(facts) = ctx.facts {
+            row.take_facts(facts);
+        }
         let metric = ctx.objective.metric;
         row.cv = match (row.mean_of(metric), row.sd_of(metric)) {
             (Some(m), Some(sd)) if m != 0.0 => Some(sd / m.abs()),
             _ => None,
         };
         row.noisy = row.cv.is_some_and(|cv| cv > ctx.noise_cv_max);
-        if row.status == TrialStatus::Ok {
-            let violations = ctx.objective.violations(&row);
-            row.feasible = violations.is_empty() && ctx.objective.score(&row).is_some();
-            row.violations = (!violations.is_empty()).then(|| violations.join("; "));
-        }
+        row.judge(ctx.objective);
         row
+    }
+
+    /// Copies its variant's quality and bytes per token from `facts`.
+    fn take_facts(&mut self, facts: &crate::quality::VariantFacts) {
+        if let Some(q) = facts.quality(&self.model_identity, self.type_k, self.type_v) {
+            self.ppl = Some(q.ppl);
+            self.ppl_increase_pct = Some(q.ppl_increase_pct);
+            self.kld = Some(q.kld);
+            self.top1_pct = Some(q.top1_pct);
+        }
+        if let Some(b) = facts.bytes_per_token(&self.model_identity) {
+            self.bytes_per_token = Some(b);
+        }
+    }
+
+    /// Sets `feasible` and `violations` against the objective.
+    fn judge(&mut self, objective: &Objective) {
+        if self.status == TrialStatus::Ok {
+            let violations = objective.violations(&*self);
+            self.feasible = violations.is_empty() && objective.score(&*self).is_some();
+            self.violations = (!violations.is_empty()).then(|| violations.join("; "));
+        }
+    }
+
+    /// A row recorded before its variant's quality was known (an earlier
+    /// run, an older version) gets it now, and is judged again. Returns
+    /// whether anything changed.
+    pub fn update_facts(
+        &mut self,
+        facts: &crate::quality::VariantFacts,
+        objective: &Objective,
+    ) -> bool {
+        let before = self.clone();
+        self.take_facts(facts);
+        if *self != before {
+            self.judge(objective);
+        }
+        *self != before
     }
 
     pub fn is_ok(&self) -> bool {
@@ -260,11 +325,26 @@ impl Measured for TrialRow {
             Metric::E2eMs => self.e2e_ms_mean,
             Metric::PeakRssMib => self.peak_rss_mib,
             Metric::DeviceMemoryMib => Some(self.device_memory_mib.unwrap_or(0.0)),
+            Metric::Kld => self.kld,
+            Metric::PplIncreasePct => self.ppl_increase_pct,
+            Metric::Top1Pct => self.top1_pct,
         }
     }
 }
 
 impl TrialRow {
+    /// The `;`-separated per-repetition samples of `metric` (empty for the
+    /// metrics measured once: memory, quality).
+    pub fn samples_cell(&self, metric: Metric) -> &str {
+        match metric {
+            Metric::TgTps => &self.tg_tps_samples,
+            Metric::PpTps => &self.pp_tps_samples,
+            Metric::TtftMs => &self.ttft_ms_samples,
+            Metric::E2eMs => &self.e2e_ms_samples,
+            _ => "",
+        }
+    }
+
     /// The standard deviation that goes with `mean_of(metric)`, where there is one.
     pub fn sd_of(&self, metric: Metric) -> Option<f64> {
         match metric {
@@ -272,7 +352,11 @@ impl TrialRow {
             Metric::PpTps => self.pp_tps_sd,
             Metric::TtftMs => self.ttft_ms_sd,
             Metric::E2eMs => self.e2e_ms_sd,
-            Metric::PeakRssMib | Metric::DeviceMemoryMib => None,
+            Metric::PeakRssMib
+            | Metric::DeviceMemoryMib
+            | Metric::Kld
+            | Metric::PplIncreasePct
+            | Metric::Top1Pct => None,
         }
     }
 }

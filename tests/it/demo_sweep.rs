@@ -84,13 +84,18 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         dir.path(),
         &models,
         "n_threads = [1, 2]",
-        "[objective]\nttft_ms_max = 60000",
+        "[objective]\nttft_ms_max = 60000\n[quality]\nn_ctx = 128\nchunks = 3",
     );
 
     let plan = run(&["plan", sweep.to_str().unwrap()]);
     assert!(plan.status.success(), "{}", stderr(&plan));
     assert!(
         stdout(&plan).contains("6 trials, 0 already recorded"),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(
+        stdout(&plan).contains("Quality: measured first, once per variant and KV-cache type"),
         "{}",
         stdout(&plan)
     );
@@ -183,6 +188,61 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
             r.log_file
         );
     }
+
+    // Quality: Q8_0 (the larger file) is smol's reference; Q4_1 is measured
+    // against it; the broken model's quality fails and is recorded.
+    let quality = llama_sweep::quality::record::read(&folder).unwrap();
+    let by_variant = |name: &str, variant: &str| {
+        quality
+            .iter()
+            .find(|q| q.model_name == name && q.model_variant == variant)
+            .unwrap_or_else(|| panic!("no quality row for {name} {variant}: {quality:?}"))
+    };
+    let reference = by_variant("smol", "Q8_0");
+    let q4 = by_variant("smol", "Q4_1");
+    assert!(reference.is_reference && !q4.is_reference);
+    assert_eq!(q4.reference_variant, "Q8_0");
+    assert!(reference.is_ok() && q4.is_ok(), "{quality:?}");
+    assert_eq!(reference.chunks, Some(3));
+    assert_eq!(reference.tokens_scored, Some(3 * 63));
+    assert_eq!(
+        (reference.kld_mean, reference.top1_pct),
+        (Some(0.0), Some(100.0))
+    );
+    let (ppl, kld, top1) = (q4.ppl.unwrap(), q4.kld_mean.unwrap(), q4.top1_pct.unwrap());
+    assert!(ppl > 1.0 && ppl < 1000.0, "{q4:?}");
+    assert!(
+        kld > 0.0 && kld < 0.5,
+        "Q8_0 made from Q4_1 is close to it: {q4:?}"
+    );
+    assert!(top1 > 50.0 && top1 <= 100.0, "{q4:?}");
+    let broken_quality = quality
+        .iter()
+        .find(|q| q.model_name == "broken")
+        .expect("the broken model's quality is recorded");
+    assert_ne!(broken_quality.status, "ok");
+    assert!(
+        broken_quality
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot load model"),
+        "{broken_quality:?}"
+    );
+    assert!(
+        se.contains("quality"),
+        "the quality phase says what it does: {se}"
+    );
+    for r in rows.iter().filter(|r| r.model_name == "smol") {
+        let expected = if r.model_variant == "Q8_0" { 0.0 } else { kld };
+        assert_eq!(r.kld, Some(expected), "rows carry their variant's quality");
+        assert!(r.ppl.is_some() && r.top1_pct.is_some());
+        let bytes = r.bytes_per_token.expect("bytes read per token");
+        let size = std::fs::metadata(&r.model_path).unwrap().len();
+        assert!(bytes > size / 2 && bytes < size, "{bytes} of {size}");
+    }
+    let bandwidth = manifest_bandwidth(&folder);
+    assert!(bandwidth > 0.1 && bandwidth < 10_000.0, "{bandwidth} GB/s");
 
     let parquet = llama_sweep::store::parquet_file::read(&folder.join("results.parquet")).unwrap();
     assert_eq!(parquet.height(), 7);
@@ -306,4 +366,12 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         stderr(&again)
     );
     assert_eq!(read_rows(&folder).len(), 7);
+}
+
+/// The host memory bandwidth the run measured, GB/s.
+fn manifest_bandwidth(folder: &std::path::Path) -> f64 {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest["memory_bandwidth"]["gb_per_s"].as_f64().unwrap()
 }

@@ -5,8 +5,11 @@
 mod bad_input;
 mod baseline;
 mod demo_sweep;
+mod doctor;
 mod faults;
 mod overnight;
+mod quality;
 mod report;
+mod report_quality;
 mod search;
 mod support;

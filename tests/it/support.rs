@@ -58,9 +58,17 @@ request_prompt_tokens = 32
 request_max_tokens = 8
 
 {extra}
+{quality}
 "#,
         out = dir.join("reports").display(),
         cache = dir.join("models").display(),
+        // Quality takes a minute per variant on the default text: only the
+        // tests about quality measure it.
+        quality = if extra.contains("[quality]") {
+            ""
+        } else {
+            "[quality]\nmeasure = false"
+        },
     );
     let path = dir.join("sweep.toml");
     std::fs::write(&path, text).unwrap();

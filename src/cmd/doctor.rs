@@ -1,0 +1,326 @@
+//! `llama-sweep doctor`: what this machine and this build of llama.cpp can do
+//! for a sweep's models, before any trial runs. It gathers the llama.cpp
+//! build (from a probe child), the CPU and memory, the measured memory
+//! bandwidth and each model's header facts; `render` prints them and
+//! `warnings` says what to fix first. Nothing is written.
+
+mod render;
+mod warnings;
+
+use crate::bandwidth::{self, Bandwidth};
+use crate::cli::DoctorArgs;
+use crate::config::{self, SweepConfig};
+use crate::machine::{self, Machine};
+use crate::models::gguf::GgufHeader;
+use crate::models::{self, quant_types};
+use crate::protocol::{KvType, ProbeReport};
+use crate::runner::child::ChildRunner;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// The context the memory estimate uses when neither `--n-ctx` nor a sweep
+/// gives one.
+const DEFAULT_N_CTX: u32 = 4096;
+const DEFAULT_SWEEP: &str = "sweep.toml";
+
+/// Everything the doctor found, for `render` and `warnings`.
+pub struct Findings {
+    /// The sweep file read, and whether it was the implicit ./sweep.toml.
+    pub sweep: Option<(PathBuf, bool)>,
+    /// llama.cpp's report, or why the probe child failed.
+    pub llama: Result<ProbeReport, String>,
+    pub machine: Machine,
+    pub ram_available: Option<u64>,
+    /// The 1-minute load average before anything was measured.
+    pub load_average: Option<f64>,
+    /// NVIDIA GPUs the kernel driver lists, whatever this build can use.
+    pub nvidia_gpus: Vec<String>,
+    pub bandwidth: Bandwidth,
+    pub estimate: Estimate,
+    pub models: Vec<ModelCheck>,
+    /// The sweep's settings that put layers on a GPU, e.g.
+    /// `[space] n_gpu_layers = -1`.
+    pub gpu_requests: Vec<String>,
+    /// Every n_ctx the sweep asks for.
+    pub sweep_n_ctx: Vec<u32>,
+}
+
+/// The context and KV cache types memory is estimated for.
+pub struct Estimate {
+    pub n_ctx: u32,
+    /// Where n_ctx came from, e.g. "the sweep's largest n_ctx".
+    pub n_ctx_from: &'static str,
+    pub type_k: KvType,
+    pub type_v: KvType,
+}
+
+pub struct ModelCheck {
+    /// `<name> <variant>` for a sweep's model, the file name for `--model`.
+    pub label: String,
+    pub path: PathBuf,
+    pub state: ModelState,
+}
+
+pub enum ModelState {
+    Ready(Box<ModelFacts>),
+    /// A derived quantization `run` has not made yet.
+    NotDerived {
+        source: PathBuf,
+        quant: &'static str,
+    },
+    Unreadable(String),
+}
+
+/// What a model's header says, and what follows from it.
+pub struct ModelFacts {
+    pub architecture: String,
+    pub name: Option<String>,
+    pub layers: Option<u32>,
+    pub parameters: u64,
+    pub file_type: String,
+    pub file_bytes: u64,
+    pub weight_bytes: Option<u64>,
+    pub bytes_per_token: Option<u64>,
+    pub n_ctx_train: Option<u32>,
+    pub kv_cache_bytes: Option<u64>,
+}
+
+impl ModelFacts {
+    /// Weights and KV cache at the estimate's context (the file size stands
+    /// in for weights of an unknown type).
+    pub fn memory_needed(&self) -> u64 {
+        self.weight_bytes.unwrap_or(self.file_bytes) + self.kv_cache_bytes.unwrap_or(0)
+    }
+}
+
+pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
+    let load_average = load_average();
+    let sweep = match &args.sweep {
+        Some(path) => Some((path.clone(), false)),
+        None => Path::new(DEFAULT_SWEEP)
+            .is_file()
+            .then(|| (PathBuf::from(DEFAULT_SWEEP), true)),
+    };
+    let config = match &sweep {
+        Some((path, _)) => Some(config::load(path)?),
+        None => None,
+    };
+    if config.is_none() && args.models.is_empty() {
+        eprintln!("note: no sweep.toml here and no --model: only the machine is checked");
+    }
+    let llama = probe();
+    let estimate = estimate(args, config.as_ref());
+    let mut models = Vec::new();
+    for path in &args.models {
+        let label = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        models.push(check_model(label, path, &estimate));
+    }
+    if let Some(config) = &config {
+        for planned in models::plan_variants(config)? {
+            let v = &planned.variant;
+            let label = format!("{} {}", v.name, v.variant);
+            models.push(match &planned.derive_from {
+                Some((source, quant)) if !planned.is_ready() => ModelCheck {
+                    label,
+                    path: v.path.clone(),
+                    state: ModelState::NotDerived {
+                        source: source.clone(),
+                        quant: quant.name,
+                    },
+                },
+                _ => check_model(label, &v.path, &estimate),
+            });
+        }
+    }
+    let default_ngl = llama.as_ref().ok().map(|p| p.defaults.n_gpu_layers);
+    let findings = Findings {
+        gpu_requests: config
+            .as_ref()
+            .map_or_else(Vec::new, |c| warnings::gpu_requests(c, default_ngl)),
+        sweep_n_ctx: config.as_ref().map_or_else(Vec::new, sweep_n_ctx),
+        sweep,
+        llama,
+        machine: Machine::detect(),
+        ram_available: machine::memory_available(),
+        load_average,
+        nvidia_gpus: nvidia_gpus(),
+        bandwidth: bandwidth::measure_host(),
+        estimate,
+        models,
+    };
+    print!("{}", render::render(&findings));
+    Ok(())
+}
+
+/// llama.cpp's build and devices from a probe child, whose log is removed
+/// when it succeeded.
+fn probe() -> Result<ProbeReport, String> {
+    let result = ChildRunner::current()
+        .and_then(|runner| super::run_setup::probe(&runner))
+        .map_err(|e| format!("{e:#}"))?;
+    let (report, log) = result;
+    let _ = std::fs::remove_file(log);
+    Ok(report)
+}
+
+fn estimate(args: &DoctorArgs, config: Option<&SweepConfig>) -> Estimate {
+    let from_sweep = config.and_then(|c| sweep_n_ctx(c).into_iter().max());
+    let (n_ctx, n_ctx_from) = match (args.n_ctx, from_sweep) {
+        (Some(n), _) => (n, "--n-ctx"),
+        (None, Some(n)) => (n, "the sweep's largest n_ctx"),
+        (None, None) => (DEFAULT_N_CTX, "default"),
+    };
+    Estimate {
+        n_ctx,
+        n_ctx_from,
+        type_k: args.type_k,
+        type_v: args.type_v,
+    }
+}
+
+/// Every n_ctx of the sweep's [space] and [baseline].
+fn sweep_n_ctx(config: &SweepConfig) -> Vec<u32> {
+    let mut all = config.space.n_ctx.clone().unwrap_or_default();
+    all.extend(config.baseline.as_ref().and_then(|b| b.params.n_ctx));
+    all
+}
+
+fn check_model(label: String, path: &Path, estimate: &Estimate) -> ModelCheck {
+    let state = match read_facts(path, estimate) {
+        Ok(facts) => ModelState::Ready(Box::new(facts)),
+        Err(e) => ModelState::Unreadable(format!("{e:#}")),
+    };
+    ModelCheck {
+        label,
+        path: path.to_path_buf(),
+        state,
+    }
+}
+
+fn read_facts(path: &Path, estimate: &Estimate) -> anyhow::Result<ModelFacts> {
+    let header =
+        GgufHeader::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file_bytes = std::fs::metadata(path)
+        .with_context(|| format!("cannot stat {}", path.display()))?
+        .len();
+    let file_type = match header.file_type() {
+        Some(f) => quant_types::name_of_ftype(f).map_or_else(|| format!("ftype {f}"), Into::into),
+        None => "unknown".into(),
+    };
+    Ok(ModelFacts {
+        architecture: header.architecture().unwrap_or("unknown").into(),
+        name: header.str("general.name").map(Into::into),
+        layers: header.block_count(),
+        parameters: header.parameter_count(),
+        file_type,
+        file_bytes,
+        weight_bytes: header.weight_bytes(),
+        bytes_per_token: header.bytes_read_per_token(),
+        n_ctx_train: header.n_ctx_train(),
+        kv_cache_bytes: header.kv_cache_bytes(estimate.n_ctx, estimate.type_k, estimate.type_v),
+    })
+}
+
+/// The 1-minute load average from /proc/loadavg.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The models of the NVIDIA GPUs the kernel driver knows, from
+/// /proc/driver/nvidia/gpus/*/information; empty without the driver.
+fn nvidia_gpus() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc/driver/nvidia/gpus") else {
+        return Vec::new();
+    };
+    let mut gpus: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("information")).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("Model:"))
+                .map(|m| m.trim().to_string())
+        })
+        .collect();
+    gpus.sort();
+    gpus
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Estimate, Findings, ModelCheck, ModelFacts, ModelState};
+    use crate::protocol::{DeviceInfo, KvType, ProbeReport};
+
+    /// Findings for a CPU-only build (a GPU with `gpu_free_gib` free when
+    /// given) and one model that needs `need_gib` of memory at n_ctx 4096,
+    /// trained with a context of 2048.
+    pub fn findings(need_gib: u64, gpu_free_gib: Option<u64>) -> Findings {
+        const GIB: u64 = 1 << 30;
+        let mut devices = Vec::new();
+        if let Some(free) = gpu_free_gib {
+            devices.push(DeviceInfo {
+                name: "CUDA0".into(),
+                description: "test GPU".into(),
+                backend: "CUDA".into(),
+                kind: "gpu".into(),
+                memory_total_bytes: 24 * GIB,
+                memory_free_bytes: free * GIB,
+            });
+        }
+        Findings {
+            sweep: None,
+            llama: Ok(ProbeReport {
+                llama_cpp_build: "test".into(),
+                system_info: String::new(),
+                supports_gpu_offload: gpu_free_gib.is_some(),
+                supports_mmap: true,
+                backends: vec!["CPU".into()],
+                devices,
+                defaults: crate::test_support::defaults(),
+            }),
+            machine: crate::machine::Machine::detect(),
+            ram_available: Some(8 * GIB),
+            load_average: None,
+            nvidia_gpus: Vec::new(),
+            bandwidth: crate::bandwidth::Bandwidth {
+                gb_per_s: 10.0,
+                median_gb_per_s: 9.0,
+                threads: 2,
+                buffer_mib: 1024,
+                runs: 7,
+                method: "test".into(),
+            },
+            estimate: Estimate {
+                n_ctx: 4096,
+                n_ctx_from: "--n-ctx",
+                type_k: KvType::F16,
+                type_v: KvType::F16,
+            },
+            models: vec![ModelCheck {
+                label: "big".into(),
+                path: "big.gguf".into(),
+                state: ModelState::Ready(Box::new(ModelFacts {
+                    architecture: "llama".into(),
+                    name: None,
+                    layers: Some(80),
+                    parameters: 70_000_000_000,
+                    file_type: "Q4_K_M".into(),
+                    file_bytes: need_gib * GIB,
+                    weight_bytes: Some(need_gib * GIB - GIB),
+                    bytes_per_token: Some(need_gib * GIB - GIB),
+                    n_ctx_train: Some(2048),
+                    kv_cache_bytes: Some(GIB),
+                })),
+            }],
+            gpu_requests: Vec::new(),
+            sweep_n_ctx: Vec::new(),
+        }
+    }
+}
