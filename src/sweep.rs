@@ -286,13 +286,7 @@ impl Loop<'_, '_> {
             if !is_retryable(outcome.status) || attempts > self.options.retries {
                 break outcome;
             }
-            let first_line = outcome
-                .error
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("");
+            let first_line = crate::runner::outcome::first_line(outcome.error.as_deref());
             earlier.push(format!(
                 "attempt {attempts} {}: {first_line}",
                 outcome.status

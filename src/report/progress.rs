@@ -142,12 +142,7 @@ pub fn trial_line(event: &TrialEvent, swept: &[&str], elapsed: Duration) -> Stri
         _ => format!(
             "{}: {}",
             r.status,
-            r.error
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("")
+            crate::runner::outcome::first_line(r.error.as_deref())
         ),
     };
     let per_trial = elapsed.as_secs_f64() / event.done.max(1) as f64;

@@ -141,13 +141,7 @@ fn ppl(q: &QualityRow) -> String {
 
 /// `failed: the first line of the error`, shortened.
 fn failure(q: &QualityRow) -> String {
-    let line = q
-        .error
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .next()
-        .unwrap_or("");
+    let line = crate::runner::outcome::first_line(q.error.as_deref());
     let line: String = if line.chars().count() > 200 {
         format!("{}…", line.chars().take(200).collect::<String>())
     } else {

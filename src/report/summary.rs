@@ -121,13 +121,7 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
     out.push('\n');
     out.push_str(&endings(rows, ranked.len()));
     for r in rows.iter().filter(|r| !r.is_ok()) {
-        let reason = r
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
+        let reason = crate::runner::outcome::first_line(r.error.as_deref());
         let _ = writeln!(
             out,
             "  {:<8} {}  {} {}: {reason}",

@@ -73,6 +73,12 @@ const OOM_PATTERNS: &[&str] = &[
     "std::bad_alloc",
 ];
 
+/// The first line of an error text (empty without one): what a one-line
+/// summary shows of it.
+pub fn first_line(error: Option<&str>) -> &str {
+    error.unwrap_or("").lines().next().unwrap_or("")
+}
+
 pub fn mentions_oom(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     OOM_PATTERNS.iter().any(|p| lower.contains(p))
