@@ -18,8 +18,19 @@ pub struct Bandwidth {
     pub threads: usize,
     pub buffer_mib: u64,
     pub runs: usize,
+}
+
+impl Bandwidth {
     /// How it was measured, in one line.
-    pub method: String,
+    pub fn method(&self) -> String {
+        format!(
+            "parallel sum of a {} MiB buffer, {} thread{}, best of {}",
+            self.buffer_mib,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.runs
+        )
+    }
 }
 
 const MIB: u64 = 1 << 20;
@@ -92,11 +103,6 @@ fn measure(buffer_bytes: u64, threads: usize, max_runs: usize, budget: Duration)
         threads,
         buffer_mib,
         runs: seconds.len(),
-        method: format!(
-            "parallel sum of a {buffer_mib} MiB buffer, {threads} thread{}, best of {}",
-            if threads == 1 { "" } else { "s" },
-            seconds.len()
-        ),
     }
 }
 
@@ -183,11 +189,11 @@ mod tests {
             "{b:?}"
         );
         assert_eq!(
-            b.method,
+            b.method(),
             "parallel sum of a 8 MiB buffer, 3 threads, best of 3"
         );
         let one = measure(MIB, 1, 5, Duration::ZERO);
         assert_eq!(one.runs, 3, "stops after the minimum once over budget");
-        assert!(one.method.contains("1 thread,"), "{}", one.method);
+        assert!(one.method().contains("1 thread,"), "{}", one.method());
     }
 }

@@ -295,7 +295,6 @@ mod tests {
                 threads: 2,
                 buffer_mib: 1024,
                 runs: 7,
-                method: "test".into(),
             },
             estimate: Estimate {
                 n_ctx: 4096,

@@ -169,7 +169,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let bandwidth = crate::bandwidth::measure_host();
     progress.line(&format!(
         "  host memory bandwidth: {:.1} GB/s ({})",
-        bandwidth.gb_per_s, bandwidth.method
+        bandwidth.gb_per_s,
+        bandwidth.method()
     ));
     manifest.memory_bandwidth = Some(bandwidth);
     manifest::write(&folder.join(store::MANIFEST), &manifest)?;
@@ -198,17 +199,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             text_name: &text_name,
             text_sha256: &text_sha,
             runner: &runner,
-            threads: crate::machine::Machine::detect()
-                .physical_cores
-                .unwrap_or(1)
-                .max(1) as i32,
+            threads: manifest.machine.physical_cores.unwrap_or(1).max(1) as i32,
         };
-        if phase.run(&tasks, &mut |line| progress.line(&line))?
-            == quality::phase::PhaseEnd::Interrupted
-        {
+        let (phase_end, measured) = phase.run(&tasks, &mut |line| progress.line(&line))?;
+        if phase_end == quality::phase::PhaseEnd::Interrupted {
             end = SweepEnd::Interrupted;
         }
-        quality::phase::figures(&quality::record::read(&folder)?, &tasks, &mut facts);
+        quality::phase::figures(&measured, &tasks, &mut facts);
     }
     // Rows recorded before their variant's quality was known get it now.
     let updated: Vec<TrialRow> = store

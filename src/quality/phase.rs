@@ -35,15 +35,27 @@ pub enum PhaseEnd {
 pub const REFERENCE_DIR: &str = "quality";
 
 impl Phase<'_> {
+    /// Runs the tasks quality.csv does not hold yet. Returns how it ended
+    /// and every row quality.csv holds then (one per quality id).
     pub fn run(
         &self,
         tasks: &[QualityTask],
         say: &mut dyn FnMut(String),
-    ) -> anyhow::Result<PhaseEnd> {
+    ) -> anyhow::Result<(PhaseEnd, Vec<QualityRow>)> {
         let mut recorded: HashMap<String, QualityRow> = record::read(self.folder)?
             .into_iter()
             .map(|r| (r.quality_id.clone(), r))
             .collect();
+        let end = self.run_pending(tasks, &mut recorded, say)?;
+        Ok((end, recorded.into_values().collect()))
+    }
+
+    fn run_pending(
+        &self,
+        tasks: &[QualityTask],
+        recorded: &mut HashMap<String, QualityRow>,
+        say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<PhaseEnd> {
         let pending = tasks
             .iter()
             .filter(|t| !recorded.contains_key(&t.quality_id))

@@ -134,7 +134,6 @@ pub(crate) fn bandwidth(gb_per_s: f64) -> Bandwidth {
         threads: 2,
         buffer_mib: 1024,
         runs: 3,
-        method: "test".into(),
     }
 }
 

@@ -389,8 +389,10 @@ fn machine(h: &mut String, data: &ReportData, parts: &PageParts) {
                 .as_ref()
                 .map_or("not measured".into(), |b| {
                     format!(
-                        "{:.1} GB/s read (best of {} runs, median {:.1}; {} threads, {} MiB buffer; {})",
-                        b.gb_per_s, b.runs, b.median_gb_per_s, b.threads, b.buffer_mib, b.method
+                        "{:.1} GB/s read ({}; median {:.1} GB/s)",
+                        b.gb_per_s,
+                        b.method(),
+                        b.median_gb_per_s
                     )
                 }),
         ),

@@ -151,7 +151,6 @@ fn quality_and_the_ceiling_appear_with_their_data() {
         threads: 2,
         buffer_mib: 1024,
         runs: 5,
-        method: "test".into(),
     });
     manifest::write(&manifest_path, &m).unwrap();
 

@@ -41,7 +41,7 @@ pub fn render(f: &Findings) -> String {
             b.gb_per_s, b.median_gb_per_s
         ),
     );
-    line(&mut out, "method", &b.method);
+    line(&mut out, "method", b.method());
     if !f.models.is_empty() {
         let e = &f.estimate;
         section(&mut out, "Models");
