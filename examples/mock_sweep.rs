@@ -5,10 +5,9 @@
 //!
 //!     cargo run --release --example mock_sweep -- [TRIALS]   (default 1000)
 
+use llama_sweep::knobs::{self, EffectiveParams, Params};
 use llama_sweep::objective::Objective;
-use llama_sweep::protocol::{
-    EffectiveParams, FlashAttn, KvType, ModelVariant, Params, TrialSpec, Workload,
-};
+use llama_sweep::protocol::{ModelVariant, TrialSpec, Workload};
 use llama_sweep::runner::Execution;
 use llama_sweep::runner::mock::{MockExecutor, measured};
 use llama_sweep::search::GridStrategy;
@@ -63,10 +62,7 @@ fn main() {
                 path: "models/m.gguf".into(),
                 identity: "file:mock".into(),
             },
-            params: Params {
-                n_threads: Some(1 + (i % 64) as i32),
-                ..Params::default()
-            },
+            params: Params::default().with(knobs::N_THREADS, (1 + (i % 64) as i32).into()),
             workload: Workload {
                 prompt_tokens: 512,
                 gen_tokens: 128,
@@ -76,21 +72,16 @@ fn main() {
                 request_max_tokens: 128,
             },
             seed: 0,
+            sampling: Default::default(),
         })
         .collect();
-    let defaults = EffectiveParams {
-        n_gpu_layers: -1,
-        n_ctx: 4096,
-        n_batch: 2048,
-        n_ubatch: 512,
-        n_threads: 4,
-        n_threads_batch: 4,
-        flash_attn: FlashAttn::Auto,
-        type_k: KvType::F16,
-        type_v: KvType::F16,
-        use_mmap: true,
-        offload_kqv: true,
-    };
+    // llama.cpp's defaults; knobs added later take the table's `before`.
+    let defaults: EffectiveParams = serde_json::from_value(serde_json::json!({
+        "n_gpu_layers": -1, "n_ctx": 4096, "n_batch": 2048, "n_ubatch": 512,
+        "n_threads": 4, "n_threads_batch": 4, "flash_attn": "auto",
+        "type_k": "f16", "type_v": "f16", "use_mmap": true, "offload_kqv": true,
+    }))
+    .expect("defaults parse");
     let objective = Objective::default();
     let ctx = SweepContext {
         sweep_name: "mock",

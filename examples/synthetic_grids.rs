@@ -22,8 +22,9 @@
 //! Run: `cargo run --release --example synthetic_grids` (deterministic: the
 //! files only change when this program does).
 
+use llama_sweep::knobs::{self, FlashAttn, KvType};
 use llama_sweep::objective::{Bound, Constraint, Direction, Measured, Metric, Objective};
-use llama_sweep::protocol::{FlashAttn, KvType, Workload};
+use llama_sweep::protocol::Workload;
 use llama_sweep::rng::SplitMix64;
 use llama_sweep::runner::TrialStatus;
 use llama_sweep::store::manifest::{self, Manifest};
@@ -179,6 +180,8 @@ fn joined(v: &[f64]) -> String {
         .join(";")
 }
 
+// Fields are filled one by one from the synthetic configuration.
+#[allow(clippy::field_reassign_with_default)]
 fn make_row(
     sweep: &str,
     seq: u32,
@@ -188,7 +191,7 @@ fn make_row(
     objective: &Objective,
     rng: &mut SplitMix64,
 ) -> TrialRow {
-    let mut r = csv_file::example_row();
+    let mut r = TrialRow::default();
     r.trial_id = format!(
         "{:012x}",
         SplitMix64::new(name_seed(sweep) ^ seq as u64).next_u64() >> 16
@@ -203,17 +206,17 @@ fn make_row(
     r.model_description = Some(format!("llama 7B {}", c.variant));
     r.model_size_bytes = Some(model_bytes(c.variant) as u64);
     r.model_params = Some(PARAMS as u64);
-    r.n_gpu_layers = c.n_gpu_layers;
-    r.n_ctx = c.n_ctx;
-    r.n_batch = c.n_batch;
-    r.n_ubatch = c.n_ubatch;
-    r.n_threads = c.n_threads;
-    r.n_threads_batch = c.n_threads;
-    r.flash_attn = c.flash_attn;
-    r.type_k = c.type_k;
-    r.type_v = KvType::F16;
-    r.use_mmap = c.use_mmap;
-    r.offload_kqv = true;
+    r.params.set(knobs::N_GPU_LAYERS, (c.n_gpu_layers).into());
+    r.params.set(knobs::N_CTX, (c.n_ctx).into());
+    r.params.set(knobs::N_BATCH, (c.n_batch).into());
+    r.params.set(knobs::N_UBATCH, (c.n_ubatch).into());
+    r.params.set(knobs::N_THREADS, (c.n_threads).into());
+    r.params.set(knobs::N_THREADS_BATCH, (c.n_threads).into());
+    r.params.set(knobs::FLASH_ATTN, (c.flash_attn).into());
+    r.params.set(knobs::TYPE_K, (c.type_k).into());
+    r.params.set(knobs::TYPE_V, (KvType::F16).into());
+    r.params.set(knobs::USE_MMAP, (c.use_mmap).into());
+    r.params.set(knobs::OFFLOAD_KQV, (true).into());
     r.defaulted = String::new();
     r.prompt_tokens = w.prompt_tokens;
     r.gen_tokens = w.gen_tokens;

@@ -316,18 +316,15 @@ pub struct DoctorArgs {
     pub n_ctx: Option<u32>,
     /// KV cache key type for the memory estimate (f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)
     #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = kv_type)]
-    pub type_k: crate::protocol::KvType,
+    pub type_k: crate::knobs::KvType,
     /// KV cache value type for the memory estimate
     #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = kv_type)]
-    pub type_v: crate::protocol::KvType,
+    pub type_v: crate::knobs::KvType,
 }
 
-fn kv_type(name: &str) -> Result<crate::protocol::KvType, String> {
-    crate::protocol::KvType::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = crate::protocol::KvType::ALL
-            .iter()
-            .map(|t| t.name())
-            .collect();
+fn kv_type(name: &str) -> Result<crate::knobs::KvType, String> {
+    crate::knobs::KvType::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = crate::knobs::KvType::ALL.iter().map(|t| t.name()).collect();
         format!("unknown KV cache type; one of {}", names.join(", "))
     })
 }

@@ -13,9 +13,10 @@ mod versus;
 
 pub use versus::Versus;
 
+use crate::knobs::EffectiveParams;
 use crate::objective::Objective;
 use crate::plan::references::Reference;
-use crate::protocol::{EffectiveParams, TrialSpec};
+use crate::protocol::TrialSpec;
 use crate::runner::{Execution, Executor};
 use crate::search::core::orient;
 use crate::stats::{Summary, welch_interval};

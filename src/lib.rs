@@ -18,6 +18,7 @@ pub mod drift;
 pub mod exit;
 pub mod export;
 pub mod interrupt;
+pub mod knobs;
 pub mod machine;
 pub mod measure;
 pub mod models;
@@ -36,28 +37,36 @@ pub mod sweep;
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Shared fixtures for unit tests.
+    use crate::knobs::{self, EffectiveParams, Params, Value};
     use crate::objective::Objective;
-    use crate::protocol::{
-        EffectiveParams, FlashAttn, KvType, ModelVariant, Params, TrialSpec, Workload,
-    };
+    use crate::protocol::{ModelVariant, TrialSpec, Workload};
     use crate::runner::TrialOutcome;
     use crate::store::row::{RowContext, TrialRow};
 
     /// llama.cpp's defaults as the probe reports them for this build.
     pub fn defaults() -> EffectiveParams {
-        EffectiveParams {
-            n_gpu_layers: -1,
-            n_ctx: 512,
-            n_batch: 2048,
-            n_ubatch: 512,
-            n_threads: 4,
-            n_threads_batch: 4,
-            flash_attn: FlashAttn::Auto,
-            type_k: KvType::F16,
-            type_v: KvType::F16,
-            use_mmap: true,
-            offload_kqv: true,
-        }
+        let text = |s: &str| Value::Text(s.into());
+        let values: Params = [
+            (knobs::N_GPU_LAYERS, Value::Int(-1)),
+            (knobs::N_CTX, Value::Int(512)),
+            (knobs::N_BATCH, Value::Int(2048)),
+            (knobs::N_UBATCH, Value::Int(512)),
+            (knobs::N_THREADS, Value::Int(4)),
+            (knobs::N_THREADS_BATCH, Value::Int(4)),
+            (knobs::FLASH_ATTN, text("auto")),
+            (knobs::TYPE_K, text("f16")),
+            (knobs::TYPE_V, text("f16")),
+            (knobs::USE_MMAP, Value::Bool(true)),
+            (knobs::OFFLOAD_KQV, Value::Bool(true)),
+        ]
+        .into_iter()
+        .collect();
+        let missing: Params = knobs::TABLE
+            .iter()
+            .filter(|k| !values.is_set(k.id))
+            .map(|k| (k.id, Value::from_cell(k, k.before.unwrap()).unwrap()))
+            .collect();
+        EffectiveParams::complete(values.overlaid(&missing)).unwrap()
     }
 
     pub fn spec(id: &str) -> TrialSpec {
@@ -69,10 +78,7 @@ pub(crate) mod test_support {
                 path: "models/m.gguf".into(),
                 identity: "file:1".into(),
             },
-            params: Params {
-                n_batch: Some(512),
-                ..Params::default()
-            },
+            params: Params::default().with(knobs::N_BATCH, Value::Int(512)),
             workload: Workload {
                 prompt_tokens: 64,
                 gen_tokens: 16,
@@ -82,6 +88,7 @@ pub(crate) mod test_support {
                 request_max_tokens: 16,
             },
             seed: 0,
+            sampling: Default::default(),
         }
     }
 

@@ -7,210 +7,9 @@
 //! [`ChildReply`] JSON line on stdout, and llama.cpp's log goes to stderr. These
 //! types are plain data so that both sides, the store and the tests share them.
 
+use crate::knobs::{EffectiveParams, KvType, Params};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
-
-/// Flash attention policy, as llama.cpp's `llama_flash_attn_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FlashAttn {
-    On,
-    Off,
-    Auto,
-}
-
-impl FlashAttn {
-    pub const ALL: [FlashAttn; 3] = [FlashAttn::On, FlashAttn::Off, FlashAttn::Auto];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FlashAttn::On => "on",
-            FlashAttn::Off => "off",
-            FlashAttn::Auto => "auto",
-        }
-    }
-}
-
-impl fmt::Display for FlashAttn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The KV-cache element types llama.cpp accepts for `type_k` / `type_v`
-/// (the same list llama-bench offers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KvType {
-    F32,
-    F16,
-    Bf16,
-    Q8_0,
-    Q4_0,
-    Q4_1,
-    #[serde(rename = "iq4_nl")]
-    Iq4Nl,
-    Q5_0,
-    Q5_1,
-}
-
-impl KvType {
-    pub const ALL: [KvType; 9] = [
-        KvType::F32,
-        KvType::F16,
-        KvType::Bf16,
-        KvType::Q8_0,
-        KvType::Q4_0,
-        KvType::Q4_1,
-        KvType::Iq4Nl,
-        KvType::Q5_0,
-        KvType::Q5_1,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            KvType::F32 => "f32",
-            KvType::F16 => "f16",
-            KvType::Bf16 => "bf16",
-            KvType::Q8_0 => "q8_0",
-            KvType::Q4_0 => "q4_0",
-            KvType::Q4_1 => "q4_1",
-            KvType::Iq4Nl => "iq4_nl",
-            KvType::Q5_0 => "q5_0",
-            KvType::Q5_1 => "q5_1",
-        }
-    }
-
-    /// Block-quantized types (everything but f32, f16, bf16); a quantized V
-    /// cache needs flash attention.
-    pub fn is_quantized(self) -> bool {
-        !matches!(self, KvType::F32 | KvType::F16 | KvType::Bf16)
-    }
-
-    pub fn from_name(name: &str) -> Option<KvType> {
-        KvType::ALL
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
-    }
-
-    /// The `ggml_type` enum value, which is what llama-cpp-python's `type_k` /
-    /// `type_v` keyword arguments take.
-    pub fn ggml_type_id(self) -> u32 {
-        match self {
-            KvType::F32 => 0,
-            KvType::F16 => 1,
-            KvType::Q4_0 => 2,
-            KvType::Q4_1 => 3,
-            KvType::Q5_0 => 6,
-            KvType::Q5_1 => 7,
-            KvType::Q8_0 => 8,
-            KvType::Iq4Nl => 20,
-            KvType::Bf16 => 30,
-        }
-    }
-}
-
-impl fmt::Display for KvType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The tunable parameters of one trial. `None` means "leave llama.cpp's
-/// default": it is omitted from the JSON, so adding a parameter later does not
-/// change the trial ids of existing sweeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n_gpu_layers: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n_ctx: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n_batch: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n_ubatch: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n_threads: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n_threads_batch: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flash_attn: Option<FlashAttn>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub type_k: Option<KvType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub type_v: Option<KvType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_mmap: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offload_kqv: Option<bool>,
-}
-
-/// Every parameter with a value: what a trial really ran with, once
-/// llama.cpp's defaults are filled in for the ones the sweep left unset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EffectiveParams {
-    pub n_gpu_layers: i32,
-    pub n_ctx: u32,
-    pub n_batch: u32,
-    pub n_ubatch: u32,
-    pub n_threads: i32,
-    pub n_threads_batch: i32,
-    pub flash_attn: FlashAttn,
-    pub type_k: KvType,
-    pub type_v: KvType,
-    pub use_mmap: bool,
-    pub offload_kqv: bool,
-}
-
-impl Params {
-    /// Fills unset parameters from llama.cpp's defaults. `n_threads_batch`
-    /// follows `n_threads` when only the latter is set, as llama-bench does,
-    /// and the batch sizes are clamped as llama.cpp clamps them (n_batch to
-    /// n_ctx, n_ubatch to n_batch). Returns the effective values and the names
-    /// of the parameters that were left at llama.cpp's default.
-    pub fn resolve(&self, defaults: &EffectiveParams) -> (EffectiveParams, Vec<&'static str>) {
-        let mut defaulted = Vec::new();
-        macro_rules! pick {
-            ($field:ident) => {
-                match self.$field {
-                    Some(v) => v,
-                    None => {
-                        defaulted.push(stringify!($field));
-                        defaults.$field
-                    }
-                }
-            };
-        }
-        let n_threads_batch = match (self.n_threads_batch, self.n_threads) {
-            (Some(v), _) => v,
-            (None, Some(t)) => t,
-            (None, None) => {
-                defaulted.push("n_threads_batch");
-                defaults.n_threads_batch
-            }
-        };
-        let n_ctx = pick!(n_ctx);
-        let n_batch = pick!(n_batch).min(n_ctx.max(1));
-        let n_ubatch = pick!(n_ubatch).min(n_batch);
-        let effective = EffectiveParams {
-            n_gpu_layers: pick!(n_gpu_layers),
-            n_ctx,
-            n_batch,
-            n_ubatch,
-            n_threads: pick!(n_threads),
-            n_threads_batch,
-            flash_attn: pick!(flash_attn),
-            type_k: pick!(type_k),
-            type_v: pick!(type_v),
-            use_mmap: pick!(use_mmap),
-            offload_kqv: pick!(offload_kqv),
-        };
-        defaulted.sort_unstable();
-        (effective, defaulted)
-    }
-}
 
 /// What is measured in each trial: the llama-bench style pp/tg tests and the
 /// request shape the user's app serves.
@@ -255,6 +54,43 @@ pub struct ModelVariant {
     pub identity: String,
 }
 
+/// How the app samples each generated token: llama-cpp-python's sampler
+/// chain with its defaults and the temperature config.yaml exports. The
+/// end-to-end request is measured with it, since sampling is part of what
+/// the app waits for. It is not part of the trial id: the chain's cost does
+/// not depend on these values, only on whether sampling is greedy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    /// Tokens the repeat penalty looks back over.
+    pub repeat_last_n: i32,
+}
+
+impl Sampling {
+    /// llama-cpp-python's `create_completion` defaults, at `temperature`.
+    pub fn llama_cpp_python(temperature: f64) -> Sampling {
+        Sampling {
+            temperature: temperature as f32,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+        }
+    }
+}
+
+impl Default for Sampling {
+    /// At config.yaml's default temperature.
+    fn default() -> Self {
+        Sampling::llama_cpp_python(0.7)
+    }
+}
+
 /// Everything a child needs to measure one trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialSpec {
@@ -264,6 +100,8 @@ pub struct TrialSpec {
     pub workload: Workload,
     /// Seed of the random prompt tokens.
     pub seed: u64,
+    #[serde(default)]
+    pub sampling: Sampling,
 }
 
 /// Quantize `source` into `output` with llama.cpp's quantizer.
@@ -348,6 +186,10 @@ pub struct QualityJob {
     pub n_threads: i32,
     /// Layers on a GPU; `None` leaves llama.cpp's default.
     pub n_gpu_layers: Option<i32>,
+    /// Settings the backend self-test forced for this variant (e.g. repack
+    /// off), applied on top of the job's own.
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub forced: Params,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub save_base: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,72 +264,6 @@ pub struct TrialMetrics {
 mod tests {
     use super::*;
 
-    fn defaults() -> EffectiveParams {
-        EffectiveParams {
-            n_gpu_layers: -1,
-            n_ctx: 512,
-            n_batch: 2048,
-            n_ubatch: 512,
-            n_threads: 4,
-            n_threads_batch: 4,
-            flash_attn: FlashAttn::Auto,
-            type_k: KvType::F16,
-            type_v: KvType::F16,
-            use_mmap: true,
-            offload_kqv: true,
-        }
-    }
-
-    #[test]
-    fn unset_params_take_defaults_and_are_named() {
-        let params = Params {
-            n_batch: Some(256),
-            ..Params::default()
-        };
-        let (eff, defaulted) = params.resolve(&defaults());
-        assert_eq!(eff.n_batch, 256);
-        assert_eq!(eff.n_ctx, 512);
-        assert_eq!(
-            eff.n_ubatch, 256,
-            "the default n_ubatch is clamped to n_batch"
-        );
-        assert!(!defaulted.contains(&"n_batch"));
-        assert!(defaulted.contains(&"n_ctx"));
-        assert_eq!(defaulted.len(), 10);
-    }
-
-    #[test]
-    fn batch_sizes_are_clamped_like_llama_cpp_does() {
-        let params = Params {
-            n_ctx: Some(256),
-            n_batch: Some(1024),
-            ..Params::default()
-        };
-        let (eff, _) = params.resolve(&defaults());
-        assert_eq!((eff.n_batch, eff.n_ubatch), (256, 256));
-    }
-
-    #[test]
-    fn threads_batch_follows_threads() {
-        let params = Params {
-            n_threads: Some(2),
-            ..Params::default()
-        };
-        let (eff, defaulted) = params.resolve(&defaults());
-        assert_eq!((eff.n_threads, eff.n_threads_batch), (2, 2));
-        assert!(!defaulted.contains(&"n_threads_batch"));
-    }
-
-    #[test]
-    fn unset_params_are_omitted_from_json() {
-        let json = serde_json::to_string(&Params {
-            n_ctx: Some(2048),
-            ..Params::default()
-        })
-        .unwrap();
-        assert_eq!(json, r#"{"n_ctx":2048}"#);
-    }
-
     #[test]
     fn jobs_round_trip_as_tagged_json() {
         let job = ChildJob::Quantize(QuantizeJob {
@@ -501,16 +277,5 @@ mod tests {
         assert_eq!(serde_json::from_str::<ChildJob>(&json).unwrap(), job);
         let probe: ChildJob = serde_json::from_str(r#"{"job":"probe"}"#).unwrap();
         assert_eq!(probe, ChildJob::Probe);
-    }
-
-    #[test]
-    fn kv_type_names_round_trip() {
-        for t in KvType::ALL {
-            assert_eq!(KvType::from_name(t.name()), Some(t));
-            let json = serde_json::to_string(&t).unwrap();
-            assert_eq!(json, format!("\"{}\"", t.name()));
-        }
-        assert_eq!(KvType::from_name("Q8_0"), Some(KvType::Q8_0));
-        assert_eq!(KvType::from_name("q7"), None);
     }
 }

@@ -6,8 +6,9 @@
 //! ends the loop with an error.
 
 use crate::drift::{DriftMonitor, DriftSettings, Verdict};
+use crate::knobs::EffectiveParams;
 use crate::objective::Objective;
-use crate::protocol::{EffectiveParams, TrialSpec};
+use crate::protocol::TrialSpec;
 use crate::runner::{Execution, Executor, TrialOutcome, TrialStatus};
 use crate::search::Strategy;
 use crate::store::Store;
@@ -500,7 +501,8 @@ fn unavailable_outcome(reason: &str) -> TrialOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ModelVariant, Params, Workload};
+    use crate::knobs::Params;
+    use crate::protocol::{ModelVariant, Workload};
     use crate::runner::mock::{self, MockExecutor};
     use crate::search::GridStrategy;
     use crate::test_support::defaults;
@@ -521,10 +523,7 @@ mod tests {
                         "file".into()
                     },
                 },
-                params: Params {
-                    n_threads: Some(i as i32 + 1),
-                    ..Params::default()
-                },
+                params: Params::default().with(crate::knobs::N_THREADS, (i as i32 + 1).into()),
                 workload: Workload {
                     prompt_tokens: 8,
                     gen_tokens: 4,
@@ -534,6 +533,7 @@ mod tests {
                     request_max_tokens: 4,
                 },
                 seed: 0,
+                sampling: Default::default(),
             })
             .collect()
     }

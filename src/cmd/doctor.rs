@@ -10,10 +10,11 @@ mod warnings;
 use crate::bandwidth::{self, Bandwidth};
 use crate::cli::DoctorArgs;
 use crate::config::{self, SweepConfig};
+use crate::knobs::{self, KvType};
 use crate::machine::{self, Machine};
 use crate::models::gguf::GgufHeader;
 use crate::models::{self, quant_types};
-use crate::protocol::{KvType, ProbeReport};
+use crate::protocol::ProbeReport;
 use crate::runner::child::ChildRunner;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -135,7 +136,10 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let default_ngl = llama.as_ref().ok().map(|p| p.defaults.n_gpu_layers);
+    let default_ngl = llama
+        .as_ref()
+        .ok()
+        .map(|p| p.defaults.int(knobs::N_GPU_LAYERS));
     let findings = Findings {
         gpu_requests: config
             .as_ref()
@@ -183,9 +187,16 @@ fn estimate(args: &DoctorArgs, config: Option<&SweepConfig>) -> Estimate {
 
 /// Every n_ctx of the sweep's [space] and [baseline].
 fn sweep_n_ctx(config: &SweepConfig) -> Vec<u32> {
-    let mut all = config.space.n_ctx.clone().unwrap_or_default();
-    all.extend(config.baseline.as_ref().and_then(|b| b.params.n_ctx));
-    all
+    let space = config.space.get(knobs::N_CTX).unwrap_or_default();
+    let baseline = config
+        .baseline
+        .as_ref()
+        .and_then(|b| b.params.get(knobs::N_CTX));
+    space
+        .iter()
+        .chain(baseline)
+        .filter_map(|v| v.as_int().and_then(|n| u32::try_from(n).ok()))
+        .collect()
 }
 
 fn check_model(label: String, path: &Path, estimate: &Estimate) -> ModelCheck {
@@ -256,7 +267,8 @@ fn nvidia_gpus() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::{Estimate, Findings, ModelCheck, ModelFacts, ModelState};
-    use crate::protocol::{DeviceInfo, KvType, ProbeReport};
+    use crate::knobs::KvType;
+    use crate::protocol::{DeviceInfo, ProbeReport};
 
     /// Findings for a CPU-only build (a GPU with `gpu_free_gib` free when
     /// given) and one model that needs `need_gib` of memory at n_ctx 4096,

@@ -39,7 +39,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
 fn default_n_ctx() -> anyhow::Result<u32> {
     let (probe, log) = super::run_setup::probe(&ChildRunner::current()?)?;
     let _ = std::fs::remove_file(log);
-    Ok(probe.defaults.n_ctx)
+    Ok(probe.defaults.int(crate::knobs::N_CTX) as u32)
 }
 
 pub fn render(

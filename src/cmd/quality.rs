@@ -4,7 +4,8 @@
 
 use crate::cli::QualityArgs;
 use crate::exit;
-use crate::protocol::{ChildJob, KvType, ModelVariant, QualityJob, QualityMetrics};
+use crate::knobs::KvType;
+use crate::protocol::{ChildJob, ModelVariant, QualityJob, QualityMetrics};
 use crate::quality::{self, QualitySettings};
 use crate::runner::child::ChildRunner;
 use anyhow::{Context, bail};
@@ -68,6 +69,7 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<u8> {
             text: text.clone(),
             n_threads: threads,
             n_gpu_layers: None,
+            forced: Default::default(),
             save_base: save,
             base,
         })

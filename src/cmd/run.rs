@@ -46,7 +46,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let folder = config.sweep.output_folder();
     let mut references = Vec::new();
     let ready = run_setup::check_defaults(&config, &probe).and_then(|()| {
-        references = references::references(&config, &variants, probe.defaults.n_ctx)?;
+        references = references::references(
+            &config,
+            &variants,
+            probe.defaults.int(crate::knobs::N_CTX) as u32,
+        )?;
         if args.fresh {
             if let Some(aside) = run_setup::move_aside(&folder)? {
                 eprintln!(

@@ -5,6 +5,7 @@
 
 use crate::config::{ConfigError, SweepConfig};
 use crate::exit::FolderUnusable;
+use crate::knobs;
 use crate::machine::Machine;
 use crate::protocol::{ChildJob, ChildReply, ProbeReport};
 use crate::runner::child::ChildRunner;
@@ -39,24 +40,25 @@ pub fn probe(runner: &ChildRunner) -> anyhow::Result<(ProbeReport, PathBuf)> {
 pub fn check_defaults(config: &SweepConfig, probe: &ProbeReport) -> anyhow::Result<()> {
     let needed = config.workload.context_needed();
     let unset = [
-        ("space", config.space.n_ctx.is_none()),
+        ("space", config.space.get(knobs::N_CTX).is_none()),
         (
             "baseline",
             config
                 .baseline
                 .as_ref()
-                .is_some_and(|b| b.params.n_ctx.is_none()),
+                .is_some_and(|b| !b.params.is_set(knobs::N_CTX)),
         ),
     ];
+    let default_n_ctx = probe.defaults.int(knobs::N_CTX);
     for (table, _) in unset.iter().filter(|(_, unset)| *unset) {
-        if probe.defaults.n_ctx < needed {
+        if default_n_ctx < i64::from(needed) {
             return Err(ConfigError::new(
                 &config.file,
                 Some(&format!("{table}.n_ctx")),
                 format!(
                     "not set, and llama.cpp's default context ({} tokens) is smaller than the workload \
                      needs ({needed}): set n_ctx in [{table}]",
-                    probe.defaults.n_ctx
+                    default_n_ctx
                 ),
             )
             .into());

@@ -13,7 +13,7 @@ fn join(samples: &[f64]) -> String {
 fn measured(id: &str, n_threads: i32, tg: &[f64]) -> TrialRow {
     let mut row = crate::test_support::row(id, &mock::measured(100.0, 400.0));
     let s = Summary::of(tg).unwrap();
-    row.n_threads = n_threads;
+    row.params.set(crate::knobs::N_THREADS, (n_threads).into());
     row.tg_tps_samples = join(tg);
     row.tg_tps_mean = Some(s.mean);
     row.tg_tps_sd = Some(s.stddev);
@@ -23,7 +23,7 @@ fn measured(id: &str, n_threads: i32, tg: &[f64]) -> TrialRow {
 
 fn failed(id: &str, n_threads: i32, status: TrialStatus, reason: &str) -> TrialRow {
     let mut row = crate::test_support::row(id, &mock::failed(status, reason));
-    row.n_threads = n_threads;
+    row.params.set(crate::knobs::N_THREADS, (n_threads).into());
     row
 }
 

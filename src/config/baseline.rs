@@ -5,12 +5,17 @@
 //! default, as in `[space]`.
 
 use super::error::{ConfigError, did_you_mean};
-use super::raw::{RawBaseline, RawConfig};
-use super::validate::{Ctx, check_space, space_values};
+use super::raw::{RawConfig, RawKnobs};
+use super::validate::{Ctx, check_space, space_values, span_of};
 use super::{Baseline, ModelEntry, Space};
+use crate::knobs::{Params, rules};
 use crate::models::quant_types::QuantType;
-use crate::protocol::{FlashAttn, KvType, Params, Workload};
+use crate::protocol::Workload;
+use std::ops::Range;
 use toml::Spanned;
+
+/// The keys of `[baseline]` that are not knobs.
+const OWN_KEYS: [&str; 2] = ["model", "quant"];
 
 /// The validated `[baseline]`, if the file has one.
 pub(super) fn baseline(
@@ -22,25 +27,19 @@ pub(super) fn baseline(
     let Some(spanned) = &raw.baseline else {
         return Ok(None);
     };
-    let b = spanned.get_ref();
-    let entry = model(ctx, spanned, models)?;
-    let quant = match &b.quant {
+    let table = spanned.get_ref();
+    let entry = model(ctx, spanned.span(), string(ctx, table, "model")?, models)?;
+    let quant = match string(ctx, table, "quant")? {
         None => None,
-        Some(q) => Some(quant(ctx, q, entry)?),
+        Some(q) => Some(quant(ctx, &q, entry)?),
     };
-    let raw_space = b.space();
-    let space = space_values(ctx, "baseline", &raw_space)?;
-    single_values(ctx, b, &space)?;
-    check_space(ctx, "baseline", &raw_space, &space, workload)?;
+    let space = space_values(ctx, "baseline", table, &OWN_KEYS)?;
+    single_values(ctx, table, &space)?;
+    check_space(ctx, "baseline", table, &space, workload)?;
     let params = params_of(&space);
-    if params.type_v.is_some_and(KvType::is_quantized) && params.flash_attn == Some(FlashAttn::Off)
-    {
-        let span = b.type_v.as_ref().map(Spanned::span);
-        return ctx.err(
-            "baseline.type_v",
-            span,
-            "a quantized V cache needs flash attention: llama.cpp refuses it with flash_attn = \"off\"",
-        );
+    if let Some((knob, why)) = rules::refusal(&params) {
+        let key = knob.name();
+        return ctx.err(&format!("baseline.{key}"), span_of(table, key), why);
     }
     Ok(Some(Baseline {
         model: entry.name.clone(),
@@ -49,10 +48,26 @@ pub(super) fn baseline(
     }))
 }
 
+/// A string key of `[baseline]` that is not a knob (`model`, `quant`).
+fn string(ctx: &Ctx, table: &RawKnobs, key: &str) -> Result<Option<Spanned<String>>, ConfigError> {
+    let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == key) else {
+        return Ok(None);
+    };
+    match value.get_ref() {
+        toml::Value::String(s) => Ok(Some(Spanned::new(value.span(), s.clone()))),
+        _ => ctx.err(
+            &format!("baseline.{key}"),
+            Some(value.span()),
+            "must be a string",
+        ),
+    }
+}
+
 /// The `[[model]]` entry the baseline runs.
 fn model<'a>(
     ctx: &Ctx,
-    spanned: &Spanned<RawBaseline>,
+    table_span: Range<usize>,
+    name: Option<Spanned<String>>,
     models: &'a [ModelEntry],
 ) -> Result<&'a ModelEntry, ConfigError> {
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
@@ -61,11 +76,11 @@ fn model<'a>(
         .map(|n| format!("{n:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    match &spanned.get_ref().model {
+    match name {
         None if models.len() == 1 => Ok(&models[0]),
         None => ctx.err(
             "baseline.model",
-            Some(spanned.span()),
+            Some(table_span),
             format!(
                 "the sweep has {} [[model]] entries: say which one the baseline runs with \
                  model = \"<name>\" (one of {listed})",
@@ -121,57 +136,17 @@ fn quant(ctx: &Ctx, q: &Spanned<String>, entry: &ModelEntry) -> Result<QuantType
 }
 
 /// Refuses a key with more than one value: the baseline is one configuration.
-fn single_values(ctx: &Ctx, b: &RawBaseline, space: &Space) -> Result<(), ConfigError> {
-    type Key<'a> = (&'a str, Option<usize>, &'a Option<Spanned<toml::Value>>);
-    let counts: [Key; 11] = [
-        (
-            "n_gpu_layers",
-            space.n_gpu_layers.as_ref().map(Vec::len),
-            &b.n_gpu_layers,
-        ),
-        ("n_ctx", space.n_ctx.as_ref().map(Vec::len), &b.n_ctx),
-        ("n_batch", space.n_batch.as_ref().map(Vec::len), &b.n_batch),
-        (
-            "n_ubatch",
-            space.n_ubatch.as_ref().map(Vec::len),
-            &b.n_ubatch,
-        ),
-        (
-            "n_threads",
-            space.n_threads.as_ref().map(Vec::len),
-            &b.n_threads,
-        ),
-        (
-            "n_threads_batch",
-            space.n_threads_batch.as_ref().map(Vec::len),
-            &b.n_threads_batch,
-        ),
-        (
-            "flash_attn",
-            space.flash_attn.as_ref().map(Vec::len),
-            &b.flash_attn,
-        ),
-        ("type_k", space.type_k.as_ref().map(Vec::len), &b.type_k),
-        ("type_v", space.type_v.as_ref().map(Vec::len), &b.type_v),
-        (
-            "use_mmap",
-            space.use_mmap.as_ref().map(Vec::len),
-            &b.use_mmap,
-        ),
-        (
-            "offload_kqv",
-            space.offload_kqv.as_ref().map(Vec::len),
-            &b.offload_kqv,
-        ),
-    ];
-    for (name, count, raw) in counts {
-        if let Some(n) = count.filter(|n| *n > 1) {
+fn single_values(ctx: &Ctx, table: &RawKnobs, space: &Space) -> Result<(), ConfigError> {
+    for (knob, values) in space.iter() {
+        if values.len() > 1 {
+            let name = knob.name();
             return ctx.err(
                 &format!("baseline.{name}"),
-                raw.as_ref().map(Spanned::span),
+                span_of(table, name),
                 format!(
-                    "the baseline is one configuration: give one value, not {n} \
-                     (lists and ranges belong in [space])"
+                    "the baseline is one configuration: give one value, not {} \
+                     (lists and ranges belong in [space])",
+                    values.len()
                 ),
             );
         }
@@ -179,30 +154,18 @@ fn single_values(ctx: &Ctx, b: &RawBaseline, space: &Space) -> Result<(), Config
     Ok(())
 }
 
-/// The parameters of a space whose every key has at most one value.
+/// The settings of a space whose every knob has one value.
 fn params_of(space: &Space) -> Params {
-    fn one<T: Copy>(values: &Option<Vec<T>>) -> Option<T> {
-        values.as_ref().and_then(|v| v.first().copied())
-    }
-    Params {
-        n_gpu_layers: one(&space.n_gpu_layers),
-        n_ctx: one(&space.n_ctx),
-        n_batch: one(&space.n_batch),
-        n_ubatch: one(&space.n_ubatch),
-        n_threads: one(&space.n_threads),
-        n_threads_batch: one(&space.n_threads_batch),
-        flash_attn: one(&space.flash_attn),
-        type_k: one(&space.type_k),
-        type_v: one(&space.type_v),
-        use_mmap: one(&space.use_mmap),
-        offload_kqv: one(&space.offload_kqv),
-    }
+    space
+        .iter()
+        .filter_map(|(knob, values)| values.first().map(|v| (knob, v.clone())))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use crate::config::{ConfigError, SweepConfig, parse};
-    use crate::protocol::{FlashAttn, Params};
+    use crate::knobs::{FLASH_ATTN, N_BATCH, N_THREADS, Params, Value};
     use std::path::Path;
 
     const HEAD: &str = "[sweep]\nname = \"s\"\n[[model]]\nname = \"small\"\npath = \"m.gguf\"\n\
@@ -229,12 +192,10 @@ mod tests {
         assert_eq!(b.quant.map(|q| q.name), Some("Q4_K_M"));
         assert_eq!(
             b.params,
-            Params {
-                n_batch: Some(512),
-                n_threads: Some(4),
-                flash_attn: Some(FlashAttn::Off),
-                ..Params::default()
-            },
+            Params::default()
+                .with(N_BATCH, Value::Int(512))
+                .with(N_THREADS, Value::Int(4))
+                .with(FLASH_ATTN, Value::Text("off".into())),
             "keys not given keep llama.cpp's defaults"
         );
         assert!(parse_in(dir.path(), HEAD).unwrap().baseline.is_none());

@@ -17,12 +17,14 @@ pub use error::ConfigError;
 
 use crate::confirm::ConfirmSettings;
 use crate::drift::DriftSettings;
+use crate::knobs::{KnobId, Params, Value};
 use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
-use crate::protocol::{FlashAttn, KvType, Params, Workload};
+use crate::protocol::Workload;
 pub use crate::search::StrategyKind;
 use crate::search::bayes::BayesSettings;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -101,48 +103,32 @@ pub struct ModelEntry {
     pub include_source: bool,
 }
 
-/// The search space: for each parameter, the values to try, or `None` to keep
-/// llama.cpp's default.
+/// The search space: for each knob the sweep sets, the values to try. A
+/// knob left out keeps llama.cpp's default.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Space {
-    pub n_gpu_layers: Option<Vec<i32>>,
-    pub n_ctx: Option<Vec<u32>>,
-    pub n_batch: Option<Vec<u32>>,
-    pub n_ubatch: Option<Vec<u32>>,
-    pub n_threads: Option<Vec<i32>>,
-    pub n_threads_batch: Option<Vec<i32>>,
-    pub flash_attn: Option<Vec<FlashAttn>>,
-    pub type_k: Option<Vec<KvType>>,
-    pub type_v: Option<Vec<KvType>>,
-    pub use_mmap: Option<Vec<bool>>,
-    pub offload_kqv: Option<Vec<bool>>,
-}
+pub struct Space(BTreeMap<KnobId, Vec<Value>>);
 
 impl Space {
-    /// Names of the parameters that take more than one value.
+    /// The values of `knob`, when the sweep sets it.
+    pub fn get(&self, knob: KnobId) -> Option<&[Value]> {
+        self.0.get(&knob).map(Vec::as_slice)
+    }
+
+    pub fn set(&mut self, knob: KnobId, values: Vec<Value>) {
+        self.0.insert(knob, values);
+    }
+
+    /// The knobs the sweep sets, with their values, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = (KnobId, &[Value])> {
+        self.0.iter().map(|(k, v)| (*k, v.as_slice()))
+    }
+
+    /// Names of the knobs that take more than one value.
     pub fn swept_axes(&self) -> Vec<&'static str> {
-        let mut swept = Vec::new();
-        macro_rules! check {
-            ($($field:ident),*) => {$(
-                if self.$field.as_ref().is_some_and(|v| v.len() > 1) {
-                    swept.push(stringify!($field));
-                }
-            )*};
-        }
-        check!(
-            n_gpu_layers,
-            n_ctx,
-            n_batch,
-            n_ubatch,
-            n_threads,
-            n_threads_batch,
-            flash_attn,
-            type_k,
-            type_v,
-            use_mmap,
-            offload_kqv
-        );
-        swept
+        self.iter()
+            .filter(|(_, values)| values.len() > 1)
+            .map(|(knob, _)| knob.name())
+            .collect()
     }
 }
 
@@ -232,7 +218,11 @@ mod tests {
              [trial]\ntimeout_s = 30\n"
         );
         let c = parse_in(dir.path(), &text).unwrap();
-        assert_eq!(c.space.n_batch, Some(vec![512, 1024, 2048]));
+        let ints = |v: &[i64]| v.iter().map(|&i| Value::Int(i)).collect::<Vec<_>>();
+        assert_eq!(
+            c.space.get(crate::knobs::N_BATCH),
+            Some(&ints(&[512, 1024, 2048])[..])
+        );
         assert_eq!(c.space.swept_axes(), vec!["n_batch", "flash_attn"]);
         let names: Vec<_> = c.models[0].quantize.iter().map(|q| q.name).collect();
         assert_eq!(names, vec!["Q8_0", "Q4_K_M"]);

@@ -2,6 +2,7 @@
 //! keep the spans of the values that validation may complain about.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::{Spanned, Value};
 
 #[derive(Debug, Deserialize)]
@@ -11,7 +12,7 @@ pub struct RawConfig {
     #[serde(default, rename = "model")]
     pub models: Vec<Spanned<RawModel>>,
     #[serde(default)]
-    pub space: RawSpace,
+    pub space: RawKnobs,
     #[serde(default)]
     pub workload: Option<Spanned<RawWorkload>>,
     #[serde(default)]
@@ -27,7 +28,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub confirm: RawConfirm,
     #[serde(default)]
-    pub baseline: Option<Spanned<RawBaseline>>,
+    pub baseline: Option<Spanned<RawKnobs>>,
     #[serde(default)]
     pub quality: RawQuality,
 }
@@ -64,63 +65,12 @@ pub struct RawModel {
     pub include_source: Option<bool>,
 }
 
-/// Axes stay untyped TOML values here; `axis::expand` types them with
-/// messages that name what was expected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSpace {
-    pub n_gpu_layers: Option<Spanned<Value>>,
-    pub n_ctx: Option<Spanned<Value>>,
-    pub n_batch: Option<Spanned<Value>>,
-    pub n_ubatch: Option<Spanned<Value>>,
-    pub n_threads: Option<Spanned<Value>>,
-    pub n_threads_batch: Option<Spanned<Value>>,
-    pub flash_attn: Option<Spanned<Value>>,
-    pub type_k: Option<Spanned<Value>>,
-    pub type_v: Option<Spanned<Value>>,
-    pub use_mmap: Option<Spanned<Value>>,
-    pub offload_kqv: Option<Spanned<Value>>,
-}
-
-/// `[baseline]`: the user's current configuration. The parameter keys are
-/// those of `[space]`, each with one value (serde's `flatten` would lose
-/// both `deny_unknown_fields` and the spans, so they are repeated here).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBaseline {
-    pub model: Option<Spanned<String>>,
-    pub quant: Option<Spanned<String>>,
-    pub n_gpu_layers: Option<Spanned<Value>>,
-    pub n_ctx: Option<Spanned<Value>>,
-    pub n_batch: Option<Spanned<Value>>,
-    pub n_ubatch: Option<Spanned<Value>>,
-    pub n_threads: Option<Spanned<Value>>,
-    pub n_threads_batch: Option<Spanned<Value>>,
-    pub flash_attn: Option<Spanned<Value>>,
-    pub type_k: Option<Spanned<Value>>,
-    pub type_v: Option<Spanned<Value>>,
-    pub use_mmap: Option<Spanned<Value>>,
-    pub offload_kqv: Option<Spanned<Value>>,
-}
-
-impl RawBaseline {
-    /// Its parameter keys, as a `[space]` table.
-    pub fn space(&self) -> RawSpace {
-        RawSpace {
-            n_gpu_layers: self.n_gpu_layers.clone(),
-            n_ctx: self.n_ctx.clone(),
-            n_batch: self.n_batch.clone(),
-            n_ubatch: self.n_ubatch.clone(),
-            n_threads: self.n_threads.clone(),
-            n_threads_batch: self.n_threads_batch.clone(),
-            flash_attn: self.flash_attn.clone(),
-            type_k: self.type_k.clone(),
-            type_v: self.type_v.clone(),
-            use_mmap: self.use_mmap.clone(),
-            offload_kqv: self.offload_kqv.clone(),
-        }
-    }
-}
+/// A table of knob keys (`[space]`, `[baseline]`) as written: each key
+/// and its value with their spans. Values stay untyped TOML here;
+/// `axis::expand` types them by the knob's domain, with messages that name
+/// what was expected, and validation checks the keys against the parameter
+/// table.
+pub type RawKnobs = BTreeMap<Spanned<String>, Spanned<Value>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,12 +1,13 @@
 //! Turns the raw sweep.toml into a [`SweepConfig`], checking every value and
 //! the ways values can contradict each other.
 
-use super::axis::{self, AxisValue};
+use super::axis;
 use super::error::{ConfigError, did_you_mean};
-use super::raw::{Number, RawConfig, RawModel, RawSpace};
+use super::raw::{Number, RawConfig, RawKnobs, RawModel};
 use super::{ExportSettings, ModelEntry, Space, SweepConfig, SweepSettings};
 use crate::confirm::ConfirmSettings;
 use crate::drift::DriftSettings;
+use crate::knobs::{self, Value};
 use crate::models::quant_types::QuantType;
 use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
 use crate::protocol::Workload;
@@ -526,90 +527,79 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
     Ok(workload)
 }
 
-fn axis<T: AxisValue>(
-    ctx: &Ctx,
-    key: &str,
-    raw: &Option<Spanned<toml::Value>>,
-    valid: impl Fn(T) -> Result<(), String>,
-) -> Result<Option<Vec<T>>, ConfigError> {
-    let Some(spanned) = raw else { return Ok(None) };
-    let values = axis::expand::<T>(spanned.get_ref())
-        .or_else(|msg| ctx.err(key, Some(spanned.span()), msg))?;
-    for &v in &values {
-        if let Err(msg) = valid(v) {
-            return ctx.err(key, Some(spanned.span()), msg);
-        }
-    }
-    Ok(Some(values))
-}
-
-fn any<T>(_: T) -> Result<(), String> {
-    Ok(())
-}
-
-fn at_least<T: Copy + PartialOrd + std::fmt::Display>(min: T) -> impl Fn(T) -> Result<(), String> {
-    move |v| {
-        if v < min {
-            Err(format!("{v} is out of range: must be at least {min}"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-fn space(ctx: &Ctx, raw: &RawSpace, workload: &Workload) -> Result<Space, ConfigError> {
-    let space = space_values(ctx, "space", raw)?;
+fn space(ctx: &Ctx, raw: &RawKnobs, workload: &Workload) -> Result<Space, ConfigError> {
+    let space = space_values(ctx, "space", raw, &[])?;
     check_space(ctx, "space", raw, &space, workload)?;
     Ok(space)
 }
 
-/// The values of the parameter keys of `table` (`space` or `baseline`),
-/// each checked on its own.
-pub(super) fn space_values(ctx: &Ctx, table: &str, raw: &RawSpace) -> Result<Space, ConfigError> {
-    let key = |name: &str| format!("{table}.{name}");
-    Ok(Space {
-        n_gpu_layers: axis(ctx, &key("n_gpu_layers"), &raw.n_gpu_layers, |v: i32| {
-            if v < -1 {
-                Err(format!(
-                    "{v} is out of range: use -1 for all layers, 0 for none, or a layer count"
-                ))
-            } else {
-                Ok(())
-            }
-        })?,
-        n_ctx: axis(ctx, &key("n_ctx"), &raw.n_ctx, at_least(1u32))?,
-        n_batch: axis(ctx, &key("n_batch"), &raw.n_batch, at_least(1u32))?,
-        n_ubatch: axis(ctx, &key("n_ubatch"), &raw.n_ubatch, at_least(1u32))?,
-        n_threads: axis(ctx, &key("n_threads"), &raw.n_threads, at_least(1i32))?,
-        n_threads_batch: axis(
-            ctx,
-            &key("n_threads_batch"),
-            &raw.n_threads_batch,
-            at_least(1i32),
-        )?,
-        flash_attn: axis(ctx, &key("flash_attn"), &raw.flash_attn, any)?,
-        type_k: axis(ctx, &key("type_k"), &raw.type_k, any)?,
-        type_v: axis(ctx, &key("type_v"), &raw.type_v, any)?,
-        use_mmap: axis(ctx, &key("use_mmap"), &raw.use_mmap, any)?,
-        offload_kqv: axis(ctx, &key("offload_kqv"), &raw.offload_kqv, any)?,
-    })
+/// The knob keys of `table` (`space` or `baseline`), each expanded and
+/// checked on its own. `other_keys` are the table's keys that are not knobs
+/// (the baseline's `model` and `quant`), skipped here; any other key that
+/// is not a knob is an error suggesting the nearest name.
+pub(super) fn space_values(
+    ctx: &Ctx,
+    table: &str,
+    raw: &RawKnobs,
+    other_keys: &[&'static str],
+) -> Result<Space, ConfigError> {
+    let mut space = Space::default();
+    for (key, value) in raw {
+        let name = key.get_ref().as_str();
+        if other_keys.contains(&name) {
+            continue;
+        }
+        let Some(knob) = knobs::by_name(name) else {
+            let candidates: Vec<&str> = other_keys.iter().copied().chain(knobs::names()).collect();
+            let expected = candidates
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let message = match did_you_mean(name, candidates.iter().copied()) {
+                Some(s) => {
+                    format!("unknown key `{name}`: did you mean `{s}`? (expected {expected})")
+                }
+                None => format!("unknown key `{name}` (expected {expected})"),
+            };
+            return Err(ConfigError::new(ctx.file, None, message).at(ctx.source, Some(key.span())));
+        };
+        let values = axis::expand(knob, value.get_ref())
+            .or_else(|msg| ctx.err(&format!("{table}.{name}"), Some(value.span()), msg))?;
+        space.set(knob.id, values);
+    }
+    Ok(space)
+}
+
+/// The span of `name`'s value in `raw`.
+pub(super) fn span_of(raw: &RawKnobs, name: &str) -> Option<std::ops::Range<usize>> {
+    raw.iter()
+        .find(|(k, _)| k.get_ref() == name)
+        .map(|(_, v)| v.span())
 }
 
 /// The ways values of `table` can contradict each other or the workload.
 pub(super) fn check_space(
     ctx: &Ctx,
     table: &str,
-    raw: &RawSpace,
+    raw: &RawKnobs,
     space: &Space,
     workload: &Workload,
 ) -> Result<(), ConfigError> {
-    if let (Some(ubatch), Some(batch)) = (&space.n_ubatch, &space.n_batch) {
+    let ints = |knob| {
+        space.get(knob).map(|values| {
+            values
+                .iter()
+                .filter_map(Value::as_int)
+                .collect::<Vec<i64>>()
+        })
+    };
+    if let (Some(ubatch), Some(batch)) = (ints(knobs::N_UBATCH), ints(knobs::N_BATCH)) {
         let (min_u, max_b) = (ubatch.iter().min().unwrap(), batch.iter().max().unwrap());
         if min_u > max_b {
-            let span = raw.n_ubatch.as_ref().map(|s| s.span());
             return ctx.err(
                 &format!("{table}.n_ubatch"),
-                span,
+                span_of(raw, "n_ubatch"),
                 format!(
                     "n_ubatch {min_u} is larger than every n_batch (at most {max_b}): \
                      the physical batch cannot exceed the logical batch"
@@ -617,13 +607,12 @@ pub(super) fn check_space(
             );
         }
     }
-    if let Some(n_ctx) = &space.n_ctx {
-        let needed = workload.context_needed();
+    if let Some(n_ctx) = ints(knobs::N_CTX) {
+        let needed = i64::from(workload.context_needed());
         if let Some(small) = n_ctx.iter().find(|&&c| c < needed) {
-            let span = raw.n_ctx.as_ref().map(|s| s.span());
             return ctx.err(
                 &format!("{table}.n_ctx"),
-                span,
+                span_of(raw, "n_ctx"),
                 format!(
                     "n_ctx {small} is smaller than the workload needs ({needed} tokens: the largest of \
                      prompt_tokens {}, gen_tokens {}, and request_prompt_tokens + request_max_tokens {})",

@@ -41,8 +41,8 @@ pub fn render(row: &TrialRow, ctx: &ExportContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knobs::{FlashAttn, KvType};
     use crate::objective::Objective;
-    use crate::protocol::{FlashAttn, KvType};
     use crate::runner::mock;
 
     fn row() -> TrialRow {
@@ -66,10 +66,11 @@ mod tests {
     #[test]
     fn snapshot_of_an_env_file() {
         let mut r = row();
-        r.flash_attn = FlashAttn::On;
-        r.type_v = KvType::Q8_0;
-        r.use_mmap = false;
-        r.n_threads_batch = 8;
+        r.params
+            .set(crate::knobs::FLASH_ATTN, (FlashAttn::On).into());
+        r.params.set(crate::knobs::TYPE_V, (KvType::Q8_0).into());
+        r.params.set(crate::knobs::USE_MMAP, (false).into());
+        r.params.set(crate::knobs::N_THREADS_BATCH, (8).into());
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
 # sweep "s", trial abc123def456, measured 2026-11-26T08:00:00Z
 # model: m Q4_1 (mock 1M Q4_1)
@@ -86,7 +87,7 @@ LLAMA_ARG_CTX_SIZE=512
 LLAMA_ARG_BATCH=512
 LLAMA_ARG_UBATCH=512
 LLAMA_ARG_THREADS=4
-# -tb 8: no LLAMA_ARG_ variable: pass -tb 8 on the command line (without it llama.cpp uses the threads value, 4)
+# -tb 8: no LLAMA_ARG_ variable: pass -tb 8 on the command line (without it llama.cpp uses the n_threads value, 4)
 LLAMA_ARG_FLASH_ATTN=on
 LLAMA_ARG_CACHE_TYPE_K=f16
 LLAMA_ARG_CACHE_TYPE_V=q8_0

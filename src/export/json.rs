@@ -22,7 +22,7 @@ pub fn render(row: &TrialRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{FlashAttn, KvType};
+    use crate::knobs::{FlashAttn, KvType};
     use crate::runner::mock;
 
     fn row() -> TrialRow {
@@ -33,7 +33,7 @@ mod tests {
     fn snapshot_of_the_keyword_arguments() {
         let mut r = row();
         r.flash_attn_resolved = Some(true);
-        r.type_v = KvType::Q4_0;
+        r.params.set(crate::knobs::TYPE_V, (KvType::Q4_0).into());
         let expected = r#"{
   "model_path": "models/m.gguf",
   "n_gpu_layers": -1,
@@ -55,7 +55,8 @@ mod tests {
     #[test]
     fn an_unresolved_auto_flash_attention_is_left_out_and_the_rest_kept() {
         let mut r = row();
-        r.flash_attn = FlashAttn::Auto;
+        r.params
+            .set(crate::knobs::FLASH_ATTN, (FlashAttn::Auto).into());
         r.flash_attn_resolved = None;
         let value: serde_json::Value = serde_json::from_str(&render(&r)).unwrap();
         let object = value.as_object().unwrap();
@@ -68,8 +69,9 @@ mod tests {
     fn holds_the_same_keyword_arguments_as_the_yaml() {
         let mut r = row();
         r.model_path = "models/a \"b\": c.gguf".into();
-        r.flash_attn = FlashAttn::Off;
-        r.type_k = KvType::Q8_0;
+        r.params
+            .set(crate::knobs::FLASH_ATTN, (FlashAttn::Off).into());
+        r.params.set(crate::knobs::TYPE_K, (KvType::Q8_0).into());
         let json: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&render(&r)).unwrap();
         let yaml = super::super::yaml::render(

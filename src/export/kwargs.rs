@@ -8,7 +8,7 @@
 //! 0 vs all, n_ctx 512, threads from the CPU count ...): leaving one out
 //! would make the app run something other than what was measured.
 
-use crate::protocol::{FlashAttn, KvType};
+use crate::knobs::{self, FlashAttn, Knob, KvType, KwargSpelling};
 use crate::store::row::TrialRow;
 use serde_json::{Value, json};
 
@@ -41,7 +41,8 @@ fn noted(key: &'static str, value: Option<Value>, note: String) -> Kwarg {
 
 /// llama-cpp-python takes only true/false for flash attention.
 fn flash_attn(row: &TrialRow) -> Kwarg {
-    match (row.flash_attn, row.flash_attn_resolved) {
+    let type_v = row.params.kv_type(knobs::TYPE_V);
+    match (row.params.flash_attn(), row.flash_attn_resolved) {
         (FlashAttn::On, _) => kwarg("flash_attn", json!(true)),
         (FlashAttn::Off, _) => kwarg("flash_attn", json!(false)),
         (FlashAttn::Auto, Some(on)) => noted(
@@ -50,7 +51,7 @@ fn flash_attn(row: &TrialRow) -> Kwarg {
             format!("measured with \"auto\", which llama.cpp resolved to {on}"),
         ),
         // llama.cpp turns flash attention on for a quantized V cache.
-        (FlashAttn::Auto, None) if row.type_v.is_quantized() => noted(
+        (FlashAttn::Auto, None) if type_v.is_quantized() => noted(
             "flash_attn",
             Some(json!(true)),
             "required by the quantized V cache".into(),
@@ -63,33 +64,53 @@ fn flash_attn(row: &TrialRow) -> Kwarg {
     }
 }
 
-/// The `Llama()` keyword arguments that reproduce `row`'s trial.
-/// `type_k`/`type_v` appear only when not f16 (`Llama()`'s default), as
-/// ggml type ids.
+/// A knob `Llama()` cannot set: nothing when the trial left it at
+/// llama.cpp's default (which `Llama()` runs too), else a note saying what
+/// was measured and what does express it.
+fn unavailable(row: &TrialRow, knob: &Knob, why: &str) -> Option<Kwarg> {
+    let defaulted = row.defaulted.split(';').any(|name| name == knob.name);
+    if defaulted {
+        return None;
+    }
+    let value = row.params.get(knob.id);
+    let server = super::llama_args::llama_args(row)
+        .into_iter()
+        .find(|a| a.knob == Some(knob.id))
+        .map(|a| match a.value {
+            Some(v) => format!("{} {v}", a.flag),
+            None => a.flag.to_string(),
+        });
+    let instead = server.map_or(String::new(), |s| format!("; llama-server takes it as {s}"));
+    Some(noted(
+        knob.name,
+        None,
+        format!("{value} was measured, but {why}{instead}"),
+    ))
+}
+
+/// The `Llama()` keyword arguments that reproduce `row`'s trial, in the
+/// parameter table's order. `type_k`/`type_v` appear only when not f16
+/// (`Llama()`'s default), as ggml type ids.
 pub fn llama_kwargs(row: &TrialRow) -> Vec<Kwarg> {
-    let mut kwargs = vec![
-        kwarg("model_path", json!(row.model_path)),
-        kwarg("n_gpu_layers", json!(row.n_gpu_layers)),
-        kwarg("n_ctx", json!(row.n_ctx)),
-        kwarg("n_batch", json!(row.n_batch)),
-        kwarg("n_ubatch", json!(row.n_ubatch)),
-        kwarg("n_threads", json!(row.n_threads)),
-        kwarg("n_threads_batch", json!(row.n_threads_batch)),
-        flash_attn(row),
-    ];
-    for (key, t) in [("type_k", row.type_k), ("type_v", row.type_v)] {
-        if t != KvType::F16 {
-            kwargs.push(noted(
-                key,
-                Some(json!(t.ggml_type_id())),
-                format!("{} (ggml type id)", t.name()),
-            ));
+    let mut kwargs = vec![kwarg("model_path", json!(row.model_path))];
+    for knob in knobs::TABLE {
+        let value = row.params.get(knob.id);
+        match knob.kwarg {
+            KwargSpelling::Same => kwargs.push(kwarg(knob.name, value.to_json())),
+            KwargSpelling::FlashAttn => kwargs.push(flash_attn(row)),
+            KwargSpelling::GgmlType => {
+                let t = row.params.kv_type(knob.id);
+                if t != KvType::F16 {
+                    kwargs.push(noted(
+                        knob.name,
+                        Some(json!(t.ggml_type_id())),
+                        format!("{} (ggml type id)", t.name()),
+                    ));
+                }
+            }
+            KwargSpelling::Unavailable(why) => kwargs.extend(unavailable(row, knob, why)),
         }
     }
-    kwargs.extend([
-        kwarg("use_mmap", json!(row.use_mmap)),
-        kwarg("offload_kqv", json!(row.offload_kqv)),
-        kwarg("verbose", json!(false)),
-    ]);
+    kwargs.push(kwarg("verbose", json!(false)));
     kwargs
 }

@@ -12,7 +12,7 @@
 //! between tools, and `--fit off` keeps llama.cpp from changing any of them
 //! to fit the free memory.
 
-use crate::protocol::FlashAttn;
+use crate::knobs::{self, FlashAttn, Knob, KnobId, ServerSpelling, Value};
 use crate::store::row::TrialRow;
 
 /// One llama.cpp argument.
@@ -25,6 +25,8 @@ pub struct LlamaArg {
     pub env: EnvVar,
     /// Why the value is what it is, where that is not obvious.
     pub note: Option<String>,
+    /// The knob it sets (`None` for the model and `--fit`).
+    pub knob: Option<KnobId>,
 }
 
 /// How the argument is given through the environment.
@@ -46,95 +48,103 @@ fn arg(flag: &'static str, env: &'static str, value: impl ToString) -> LlamaArg 
         },
         value: Some(value),
         note: None,
+        knob: None,
     }
 }
 
-/// `-ngl`: llama.h counts any negative number as all layers, llama.cpp's
-/// argument parser reads -1 as "auto" and wants "all".
-fn gpu_layers(n_gpu_layers: i32) -> String {
-    if n_gpu_layers < 0 {
-        "all".into()
-    } else {
-        n_gpu_layers.to_string()
+fn switch(flag: &'static str, env: &'static str, on: bool) -> LlamaArg {
+    LlamaArg {
+        flag,
+        value: None,
+        env: EnvVar::Set {
+            name: env,
+            value: if on { "1" } else { "0" }.into(),
+        },
+        note: None,
+        knob: None,
     }
 }
 
-fn flash_attn(row: &TrialRow) -> LlamaArg {
-    match (row.flash_attn, row.flash_attn_resolved) {
+fn flash_attn(row: &TrialRow, flag: &'static str, env: &'static str) -> LlamaArg {
+    match (row.params.flash_attn(), row.flash_attn_resolved) {
         (FlashAttn::Auto, Some(on)) => {
             let value = if on { "on" } else { "off" };
             LlamaArg {
                 note: Some(format!(
                     "measured with \"auto\", which llama.cpp resolved to {value}"
                 )),
-                ..arg("-fa", "LLAMA_ARG_FLASH_ATTN", value)
+                ..arg(flag, env, value)
             }
         }
-        (setting, _) => arg("-fa", "LLAMA_ARG_FLASH_ATTN", setting.name()),
+        (setting, _) => arg(flag, env, setting.name()),
     }
 }
 
-/// `--threads-batch` has no environment variable; without it llama.cpp
-/// uses the `--threads` value.
-fn threads_batch(row: &TrialRow) -> LlamaArg {
-    let instead = if row.n_threads_batch == row.n_threads {
-        "no LLAMA_ARG_ variable; llama.cpp uses the threads value, as measured".to_string()
-    } else {
-        format!(
-            "no LLAMA_ARG_ variable: pass -tb {} on the command line (without it llama.cpp uses \
-             the threads value, {})",
-            row.n_threads_batch, row.n_threads
-        )
+/// A flag llama.cpp reads no variable for (`--threads-batch`): say what to
+/// do instead, and what llama.cpp uses without it.
+fn without_variable(row: &TrialRow, knob: &Knob, flag: &'static str) -> LlamaArg {
+    let value = row.params.get(knob.id);
+    let instead = match knob.follows {
+        Some(followed) if row.params.get(followed) == value => {
+            format!("no LLAMA_ARG_ variable; llama.cpp uses the {followed} value, as measured")
+        }
+        Some(followed) => format!(
+            "no LLAMA_ARG_ variable: pass {flag} {value} on the command line (without it \
+             llama.cpp uses the {followed} value, {})",
+            row.params.get(followed)
+        ),
+        None => format!("no LLAMA_ARG_ variable: pass {flag} {value} on the command line"),
     };
     LlamaArg {
-        flag: "-tb",
-        value: Some(row.n_threads_batch.to_string()),
+        flag,
+        value: Some(value.to_string()),
         env: EnvVar::Unavailable(instead),
         note: None,
+        knob: None,
     }
 }
 
-fn kv_offload(on: bool) -> LlamaArg {
-    LlamaArg {
-        flag: if on {
-            "--kv-offload"
-        } else {
-            "--no-kv-offload"
+/// The argument that sets `knob` as `row` ran it (`None`: nothing to write,
+/// the value is what llama.cpp does without the flag).
+fn knob_arg(row: &TrialRow, knob: &Knob) -> Option<LlamaArg> {
+    let value = row.params.get(knob.id);
+    let on = value.as_bool().unwrap_or(false);
+    let arg = match knob.server {
+        ServerSpelling::Value {
+            flag,
+            env: Some(env),
+        } => arg(flag, env, value),
+        ServerSpelling::Value { flag, env: None } => without_variable(row, knob, flag),
+        // llama.h counts any negative number as all layers; llama.cpp's
+        // argument parser reads -1 as "auto" and wants "all".
+        ServerSpelling::GpuLayers { flag, env } => match value {
+            Value::Int(n) if *n < 0 => arg(flag, env, "all"),
+            other => arg(flag, env, other),
         },
-        value: None,
-        env: EnvVar::Set {
-            name: "LLAMA_ARG_KV_OFFLOAD",
-            value: if on { "1" } else { "0" }.into(),
-        },
-        note: None,
-    }
+        ServerSpelling::FlashAttn { flag, env } => flash_attn(row, flag, env),
+        ServerSpelling::Switch { on: yes, off, env } => switch(if on { yes } else { off }, env, on),
+        ServerSpelling::OnlyOn { on: flag, env } if on => switch(flag, env, true),
+        ServerSpelling::OnlyOn { .. } => return None,
+        ServerSpelling::Named {
+            flag,
+            env,
+            if_true,
+            if_false,
+        } => arg(flag, env, if on { if_true } else { if_false }),
+    };
+    Some(LlamaArg {
+        knob: Some(knob.id),
+        ..arg
+    })
 }
 
-/// The llama.cpp arguments that reproduce `row`'s trial.
+/// The llama.cpp arguments that reproduce `row`'s trial: the model, every
+/// knob in the parameter table's order, and `--fit off`.
 pub fn llama_args(row: &TrialRow) -> Vec<LlamaArg> {
-    vec![
-        arg("-m", "LLAMA_ARG_MODEL", &row.model_path),
-        arg(
-            "-ngl",
-            "LLAMA_ARG_N_GPU_LAYERS",
-            gpu_layers(row.n_gpu_layers),
-        ),
-        arg("-c", "LLAMA_ARG_CTX_SIZE", row.n_ctx),
-        arg("-b", "LLAMA_ARG_BATCH", row.n_batch),
-        arg("-ub", "LLAMA_ARG_UBATCH", row.n_ubatch),
-        arg("-t", "LLAMA_ARG_THREADS", row.n_threads),
-        threads_batch(row),
-        flash_attn(row),
-        arg("-ctk", "LLAMA_ARG_CACHE_TYPE_K", row.type_k.name()),
-        arg("-ctv", "LLAMA_ARG_CACHE_TYPE_V", row.type_v.name()),
-        arg(
-            "--load-mode",
-            "LLAMA_ARG_LOAD_MODE",
-            if row.use_mmap { "mmap" } else { "none" },
-        ),
-        kv_offload(row.offload_kqv),
-        arg("--fit", "LLAMA_ARG_FIT", "off"),
-    ]
+    std::iter::once(arg("-m", "LLAMA_ARG_MODEL", &row.model_path))
+        .chain(knobs::TABLE.iter().filter_map(|k| knob_arg(row, k)))
+        .chain(std::iter::once(arg("--fit", "LLAMA_ARG_FIT", "off")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,7 +166,7 @@ mod tests {
     fn negative_gpu_layers_mean_all_layers_not_auto() {
         let mut r = row();
         for (n, expected) in [(-1, "all"), (-2, "all"), (0, "0"), (33, "33")] {
-            r.n_gpu_layers = n;
+            r.params.set(knobs::N_GPU_LAYERS, Value::Int(n));
             assert_eq!(value_of(&llama_args(&r), "-ngl").as_deref(), Some(expected));
         }
     }
@@ -164,7 +174,7 @@ mod tests {
     #[test]
     fn flash_attention_writes_what_ran() {
         let mut r = row();
-        r.flash_attn = FlashAttn::Auto;
+        r.params.set(knobs::FLASH_ATTN, Value::Text("auto".into()));
         r.flash_attn_resolved = None;
         assert_eq!(value_of(&llama_args(&r), "-fa").as_deref(), Some("auto"));
         r.flash_attn_resolved = Some(true);
@@ -172,15 +182,15 @@ mod tests {
         let fa = args.iter().find(|a| a.flag == "-fa").unwrap();
         assert_eq!(fa.value.as_deref(), Some("on"));
         assert!(fa.note.as_deref().unwrap().contains("resolved to on"));
-        r.flash_attn = FlashAttn::Off;
+        r.params.set(knobs::FLASH_ATTN, Value::Text("off".into()));
         assert_eq!(value_of(&llama_args(&r), "-fa").as_deref(), Some("off"));
     }
 
     #[test]
     fn mmap_and_kv_offload_switches() {
         let mut r = row();
-        r.use_mmap = false;
-        r.offload_kqv = false;
+        r.params.set(knobs::USE_MMAP, Value::Bool(false));
+        r.params.set(knobs::OFFLOAD_KQV, Value::Bool(false));
         let args = llama_args(&r);
         assert_eq!(value_of(&args, "--load-mode").as_deref(), Some("none"));
         let kvo = args.iter().find(|a| a.flag == "--no-kv-offload").unwrap();

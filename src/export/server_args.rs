@@ -44,8 +44,8 @@ pub fn render(row: &TrialRow, ctx: &ExportContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knobs::{FlashAttn, KvType};
     use crate::objective::Objective;
-    use crate::protocol::{FlashAttn, KvType};
     use crate::runner::mock;
 
     fn row() -> TrialRow {
@@ -69,10 +69,11 @@ mod tests {
     #[test]
     fn snapshot_of_a_server_command_line() {
         let mut r = row();
-        r.flash_attn = FlashAttn::Auto;
+        r.params
+            .set(crate::knobs::FLASH_ATTN, (FlashAttn::Auto).into());
         r.flash_attn_resolved = Some(false);
-        r.type_k = KvType::Q8_0;
-        r.offload_kqv = false;
+        r.params.set(crate::knobs::TYPE_K, (KvType::Q8_0).into());
+        r.params.set(crate::knobs::OFFLOAD_KQV, (false).into());
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
 # sweep "s", trial abc123def456, measured 2026-11-26T08:00:00Z
 # model: m Q4_1 (mock 1M Q4_1)

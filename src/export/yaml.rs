@@ -41,8 +41,8 @@ pub fn render(row: &TrialRow, ctx: &YamlContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knobs::{FlashAttn, KvType};
     use crate::objective::Objective;
-    use crate::protocol::{FlashAttn, KvType};
     use crate::runner::mock;
 
     fn row() -> TrialRow {
@@ -54,7 +54,7 @@ mod tests {
         let mut r = row();
         r.finished_at = "2026-11-26T08:00:00Z".into();
         r.flash_attn_resolved = Some(false);
-        r.type_k = KvType::Q8_0;
+        r.params.set(crate::knobs::TYPE_K, (KvType::Q8_0).into());
         let objective = Objective::default();
         let text = render(
             &r,
@@ -96,7 +96,7 @@ llm:
     fn a_quantized_v_cache_exports_flash_attention_on() {
         let mut r = row();
         r.flash_attn_resolved = None;
-        r.type_v = KvType::Q8_0;
+        r.params.set(crate::knobs::TYPE_V, (KvType::Q8_0).into());
         let objective = Objective::default();
         let text = render(
             &r,
@@ -117,7 +117,8 @@ llm:
     #[test]
     fn an_unresolved_auto_flash_attention_stays_a_comment() {
         let mut r = row();
-        r.flash_attn = FlashAttn::Auto;
+        r.params
+            .set(crate::knobs::FLASH_ATTN, (FlashAttn::Auto).into());
         r.flash_attn_resolved = None;
         let text = render(
             &r,

@@ -5,15 +5,16 @@
 //! pointed at stderr, so whatever llama.cpp or a backend prints can only end up
 //! in the trial's log, never in the reply.
 
+mod apply;
 pub mod bench;
 mod fault;
+pub mod llama;
 pub mod log_capture;
 pub mod probe;
 mod quality;
 mod tokens;
 
 use crate::protocol::{ChildJob, ChildReply};
-use llama_cpp_2::llama_backend::LlamaBackend;
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::fd::FromRawFd;
@@ -67,17 +68,10 @@ pub fn run_child() -> ExitCode {
 
 fn do_job(job: ChildJob) -> ChildReply {
     log_capture::install();
-    let backend = match LlamaBackend::init() {
-        Ok(b) => b,
-        Err(e) => {
-            return ChildReply::Failed {
-                reason: format!("cannot initialise llama.cpp: {e}"),
-            };
-        }
-    };
+    llama::init_backend();
     match job {
-        ChildJob::Probe => ChildReply::Probe(probe::probe(&backend)),
-        ChildJob::Measure(spec) => match bench::measure(&backend, &spec) {
+        ChildJob::Probe => ChildReply::Probe(probe::probe()),
+        ChildJob::Measure(spec) => match bench::measure(&spec) {
             Ok(metrics) => ChildReply::Measured(metrics),
             Err(reason) => ChildReply::Failed { reason },
         },
@@ -85,7 +79,7 @@ fn do_job(job: ChildJob) -> ChildReply {
             Ok(report) => ChildReply::Quantized(report),
             Err(reason) => ChildReply::Failed { reason },
         },
-        ChildJob::Quality(job) => match quality::measure(&backend, &job) {
+        ChildJob::Quality(job) => match quality::measure(&job) {
             Ok(metrics) => ChildReply::Quality(metrics),
             Err(reason) => ChildReply::Failed { reason },
         },

@@ -4,38 +4,38 @@
 //! perplexity tool (one sequence per chunk; the arithmetic is in
 //! `quality::logprobs`).
 
-use super::bench::{context_params, failure, model_params};
-use crate::protocol::{FlashAttn, Params, QualityJob, QualityMetrics};
+use super::bench::{failure, garbage, load};
+use super::{apply, llama};
+use crate::knobs::{self, FlashAttn, Params};
+use crate::protocol::{QualityJob, QualityMetrics};
 use crate::quality::logprobs::{self, Comparison, Moments, Reference};
-use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::token::LlamaToken;
+use llama::{Batch, Model};
 use std::time::Instant;
 
-pub fn measure(backend: &LlamaBackend, job: &QualityJob) -> Result<QualityMetrics, String> {
+pub fn measure(job: &QualityJob) -> Result<QualityMetrics, String> {
     let started = Instant::now();
-    let params = Params {
-        n_gpu_layers: job.n_gpu_layers,
-        n_ctx: Some(job.n_ctx),
-        n_batch: Some(job.n_ctx),
-        n_threads: Some(job.n_threads),
-        type_k: Some(job.type_k),
-        type_v: Some(job.type_v),
-        // llama.cpp needs flash attention for a quantized V cache.
-        flash_attn: job.type_v.is_quantized().then_some(FlashAttn::On),
-        ..Params::default()
-    };
-    let model = LlamaModel::load_from_file(backend, &job.model.path, &model_params(&params))
-        .map_err(|e| {
-            failure(
-                &format!("cannot load model {}", job.model.path.display()),
-                e,
-            )
-        })?;
-    let mut ctx = model
-        .new_context(backend, context_params(&params))
-        .map_err(|e| failure("cannot create the context", e))?;
+    let mut params = Params::default()
+        .with(knobs::N_CTX, job.n_ctx.into())
+        .with(knobs::N_BATCH, job.n_ctx.into())
+        .with(knobs::N_THREADS, job.n_threads.into())
+        .with(knobs::TYPE_K, job.type_k.into())
+        .with(knobs::TYPE_V, job.type_v.into());
+    if let Some(n) = job.n_gpu_layers {
+        params.set(knobs::N_GPU_LAYERS, n.into());
+    }
+    // llama.cpp needs flash attention for a quantized V cache.
+    if job.type_v.is_quantized() {
+        params.set(knobs::FLASH_ATTN, FlashAttn::On.into());
+    }
+    let params = params.overlaid(&job.forced);
+    let settings = apply::settings(&params);
+    let model = Model::load(&job.model.path, &settings.model).map_err(|e| {
+        failure(
+            &format!("cannot load model {}", job.model.path.display()),
+            e,
+        )
+    })?;
+    let mut ctx = load(&model, &settings)?;
     let text = std::fs::read(&job.text).map_err(|e| {
         format!(
             "cannot read the evaluation text {}: {e}",
@@ -44,11 +44,7 @@ pub fn measure(backend: &LlamaBackend, job: &QualityJob) -> Result<QualityMetric
     })?;
     let vocab = model.vocab();
     // As llama.cpp's common_tokenize(ctx, text, add_special = true).
-    let tokens: Vec<i32> = vocab
-        .tokenize(&text, true, false)
-        .into_iter()
-        .map(|t| t.0)
-        .collect();
+    let tokens: Vec<i32> = vocab.tokenize(&text, true)?;
     let n_ctx = job.n_ctx as usize;
     if tokens.len() < 2 * n_ctx {
         return Err(format!(
@@ -58,7 +54,7 @@ pub fn measure(backend: &LlamaBackend, job: &QualityJob) -> Result<QualityMetric
         ));
     }
     let chunks = (tokens.len() / n_ctx).min(job.max_chunks as usize);
-    let bos = vocab.should_add_bos().then(|| vocab.bos());
+    let bos = vocab.bos_if_added();
     let n_vocab = vocab.n_tokens() as usize;
     let first = n_ctx / 2;
     let scored = logprobs::scored_per_chunk(job.n_ctx);
@@ -95,25 +91,29 @@ pub fn measure(backend: &LlamaBackend, job: &QualityJob) -> Result<QualityMetric
         .map(|_| vec![0u16; chunks * scored * slots]);
     let mut nll = Moments::default();
     let mut comparison = Comparison::default();
-    let mut batch = LlamaBatch::new(n_ctx, 1);
+    let mut batch = Batch::new(n_ctx, 1);
     for chunk in 0..chunks {
         let start = chunk * n_ctx;
-        ctx.clear_kv_cache();
+        ctx.clear_memory();
         batch.clear();
         for (pos, &token) in tokens[start..start + n_ctx].iter().enumerate() {
             let token = match (pos, bos) {
                 (0, Some(bos)) => bos,
-                _ => LlamaToken(token),
+                _ => token,
             };
-            batch
-                .add(token, pos as i32, &[0], pos >= first)
-                .map_err(|e| format!("batch: {e}"))?;
+            batch.add(token, pos as i32, 0, pos >= first)?;
         }
-        ctx.decode(&mut batch)
-            .map_err(|e| failure("decode failed", e))?;
+        ctx.decode(&batch)
+            .map_err(|code| failure("decode failed", format!("llama_decode returned {code}")))?;
         for i in 0..scored {
             let pos = first + i;
-            let logits = ctx.get_logits_ith(pos as i32);
+            let logits = ctx.logits(pos as i32, n_vocab);
+            if !llama::finite(logits) {
+                return Err(garbage(&format!(
+                    "in chunk {} of the evaluation text",
+                    chunk + 1
+                )));
+            }
             let next = tokens[start + pos + 1] as usize;
             let row = chunk * scored + i;
             if let Some(saved) = saved.as_mut() {

@@ -1,52 +1,72 @@
-//! Random prompt tokens, as llama-bench uses: uniform over the vocabulary,
-//! the first one BOS when the model adds BOS. Seeded, so every trial of a
-//! sweep decodes the same token sequence.
+//! Random prompt tokens, as llama-bench uses them: uniform over the
+//! vocabulary, the first one BOS when the model adds BOS. llama-bench draws
+//! new tokens for every run; so do we, from a generator seeded by the
+//! sweep's seed and the run, so every trial of a sweep decodes the same
+//! sequence of prompts and trials stay paired.
 
+use super::llama::Token;
 use crate::rng::SplitMix64;
-use llama_cpp_2::token::LlamaToken;
+
+/// Which run a prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Warmup(u32),
+    Prompt(u32),
+    Request(u32),
+}
 
 pub struct TokenSource {
-    rng: SplitMix64,
+    seed: u64,
     n_vocab: u32,
-    bos: Option<LlamaToken>,
-    /// The prompt, generated once and reused by every repetition.
-    prompt: Vec<LlamaToken>,
+    bos: Option<Token>,
+    /// For the generation test's next tokens.
+    rng: SplitMix64,
 }
 
 impl TokenSource {
-    pub fn new(seed: u64, n_vocab: i32, bos: Option<LlamaToken>) -> Self {
+    pub fn new(seed: u64, n_vocab: i32, bos: Option<Token>) -> Self {
         TokenSource {
-            rng: SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_4E5B),
+            seed,
             n_vocab: n_vocab.max(1) as u32,
             bos,
-            prompt: Vec::new(),
+            rng: SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_4E5B),
         }
     }
 
+    fn draw(rng: &mut SplitMix64, n_vocab: u32) -> Token {
+        (rng.next_u64() % u64::from(n_vocab)) as Token
+    }
+
     /// A uniformly random token id.
-    pub fn random(&mut self) -> LlamaToken {
-        LlamaToken((self.rng.next_u64() % u64::from(self.n_vocab)) as i32)
+    pub fn random(&mut self) -> Token {
+        Self::draw(&mut self.rng, self.n_vocab)
     }
 
     /// The first token of a sequence: BOS when the model adds one.
-    pub fn first_token(&mut self) -> LlamaToken {
+    pub fn first_token(&mut self) -> Token {
         match self.bos {
             Some(bos) => bos,
             None => self.random(),
         }
     }
 
-    /// Token `pos` of the (fixed) random prompt.
-    pub fn prompt_token(&mut self, pos: usize) -> LlamaToken {
-        while self.prompt.len() <= pos {
-            let token = if self.prompt.is_empty() {
-                self.first_token()
-            } else {
-                self.random()
-            };
-            self.prompt.push(token);
-        }
-        self.prompt[pos]
+    /// The `n` tokens of `run`'s prompt: the same for the same seed and run,
+    /// different for different runs.
+    pub fn prompt(&self, run: Run, n: usize) -> Vec<Token> {
+        let (kind, i) = match run {
+            Run::Warmup(i) => (1u64, i),
+            Run::Prompt(i) => (2, i),
+            Run::Request(i) => (3, i),
+        };
+        let mut rng = SplitMix64::new(
+            self.seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul((kind << 32) | (u64::from(i) + 1)),
+        );
+        (0..n)
+            .map(|pos| match (pos, self.bos) {
+                (0, Some(bos)) => bos,
+                _ => Self::draw(&mut rng, self.n_vocab),
+            })
+            .collect()
     }
 }
 
@@ -55,18 +75,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_seed_same_prompt_and_tokens_in_vocab() {
-        let mut a = TokenSource::new(7, 100, Some(LlamaToken(1)));
-        let mut b = TokenSource::new(7, 100, Some(LlamaToken(1)));
-        let pa: Vec<_> = (0..50).map(|i| a.prompt_token(i)).collect();
-        let pb: Vec<_> = (0..50).map(|i| b.prompt_token(i)).collect();
-        assert_eq!(pa, pb);
-        assert_eq!(pa[0], LlamaToken(1));
-        assert!(pa.iter().all(|t| (0..100).contains(&t.0)));
-        // Several distinct values: it is not constant.
-        let distinct: std::collections::HashSet<_> = pa.iter().map(|t| t.0).collect();
-        assert!(distinct.len() > 20);
-        // Repeated reads give the same prompt.
-        assert_eq!(a.prompt_token(3), pa[3]);
+    fn same_seed_same_prompts_and_a_new_prompt_each_run() {
+        let a = TokenSource::new(7, 100, Some(1));
+        let b = TokenSource::new(7, 100, Some(1));
+        let pa = a.prompt(Run::Prompt(0), 50);
+        assert_eq!(pa, b.prompt(Run::Prompt(0), 50), "trials stay paired");
+        assert_eq!(pa[0], 1, "BOS first");
+        assert!(pa.iter().all(|t| (0..100).contains(t)));
+        let distinct: std::collections::HashSet<_> = pa.iter().collect();
+        assert!(distinct.len() > 20, "not constant");
+        assert_ne!(pa, a.prompt(Run::Prompt(1), 50), "each run draws anew");
+        assert_ne!(pa, a.prompt(Run::Request(0), 50));
+        assert_ne!(
+            pa,
+            TokenSource::new(8, 100, Some(1)).prompt(Run::Prompt(0), 50)
+        );
+        assert_eq!(&a.prompt(Run::Prompt(0), 60)[..50], &pa[..], "a prefix");
     }
 }

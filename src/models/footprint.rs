@@ -5,7 +5,7 @@
 
 use super::ggml_type;
 use super::gguf::{GgufHeader, TensorInfo};
-use crate::protocol::KvType;
+use crate::knobs::KvType;
 
 /// The token embedding table: looked up by token id, not multiplied.
 const TOKEN_EMBD: &str = "token_embd.weight";
@@ -83,9 +83,9 @@ impl GgufHeader {
 
 #[cfg(test)]
 mod tests {
+    use crate::knobs::KvType;
     use crate::models::gguf::GgufHeader;
     use crate::models::gguf::tests::{Tensor, model_bytes, parse};
-    use crate::protocol::KvType;
     use std::path::Path;
 
     const F32: u32 = 0;

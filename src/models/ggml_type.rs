@@ -103,7 +103,7 @@ mod tests {
     /// The KV cache types the sweep accepts all have a layout here.
     #[test]
     fn kv_cache_types_are_known() {
-        for kv in crate::protocol::KvType::ALL {
+        for kv in crate::knobs::KvType::ALL {
             let per = bytes_per_element(kv.ggml_type_id()).unwrap();
             assert!(per > 0.4 && per <= 4.0, "{kv}: {per}");
         }

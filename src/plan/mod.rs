@@ -10,7 +10,7 @@ pub mod trial_id;
 
 use crate::config::SweepConfig;
 use crate::models::PlannedVariant;
-use crate::protocol::TrialSpec;
+use crate::protocol::{Sampling, TrialSpec};
 
 /// The ordered list of trials, and what was left out.
 #[derive(Debug, Clone)]
@@ -51,6 +51,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
                 params,
                 workload: config.workload.clone(),
                 seed: config.sweep.seed,
+                sampling: Sampling::llama_cpp_python(config.export.temperature),
             });
         }
     }
@@ -62,30 +63,15 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
     }
 }
 
-/// The value a trial gives parameter `name`, as text (`None` when it keeps
+/// The value a trial gives knob `name`, as text (`None` when it keeps
 /// llama.cpp's default).
-pub fn param_value(params: &crate::protocol::Params, name: &str) -> Option<String> {
-    fn s<T: ToString>(v: Option<T>) -> Option<String> {
-        v.map(|v| v.to_string())
-    }
-    match name {
-        "n_gpu_layers" => s(params.n_gpu_layers),
-        "n_ctx" => s(params.n_ctx),
-        "n_batch" => s(params.n_batch),
-        "n_ubatch" => s(params.n_ubatch),
-        "n_threads" => s(params.n_threads),
-        "n_threads_batch" => s(params.n_threads_batch),
-        "flash_attn" => s(params.flash_attn),
-        "type_k" => s(params.type_k),
-        "type_v" => s(params.type_v),
-        "use_mmap" => s(params.use_mmap),
-        "offload_kqv" => s(params.offload_kqv),
-        _ => None,
-    }
+pub fn param_value(params: &crate::knobs::Params, name: &str) -> Option<String> {
+    let knob = crate::knobs::by_name(name)?;
+    params.get(knob.id).map(ToString::to_string)
 }
 
-/// `n_batch=512 n_threads=2` for the named parameters.
-pub fn describe(params: &crate::protocol::Params, names: &[&str]) -> String {
+/// `n_batch=512 n_threads=2` for the named knobs.
+pub fn describe(params: &crate::knobs::Params, names: &[&str]) -> String {
     names
         .iter()
         .map(|n| {

@@ -5,8 +5,9 @@
 
 use super::trial_id::trial_id;
 use crate::config::SweepConfig;
+use crate::knobs::{self, Params, Value};
 use crate::models::{self, PlannedVariant};
-use crate::protocol::{ModelVariant, Params, TrialSpec};
+use crate::protocol::{ModelVariant, Sampling, TrialSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -69,6 +70,7 @@ pub fn references(
         params,
         workload: config.workload.clone(),
         seed: config.sweep.seed,
+        sampling: Sampling::llama_cpp_python(config.export.temperature),
     };
     let mut out = Vec::new();
     let baseline_model = match &config.baseline {
@@ -93,10 +95,7 @@ pub fn references(
     let needed = config.workload.context_needed();
     let (params, note) = if default_n_ctx < needed {
         (
-            Params {
-                n_ctx: Some(needed),
-                ..Params::default()
-            },
+            Params::default().with(knobs::N_CTX, Value::Int(i64::from(needed))),
             Some(format!(
                 "n_ctx set to {needed}: llama.cpp's default context ({default_n_ctx} tokens) \
                  cannot hold the workload"
@@ -120,9 +119,11 @@ pub fn describe(references: &[Reference], recorded: &dyn Fn(&str) -> bool) -> Ve
     references
         .iter()
         .map(|r| {
-            let set = super::describe(&r.spec.params, &SET_KEYS)
-                .split(' ')
-                .filter(|kv| !kv.ends_with("=default"))
+            let set = r
+                .spec
+                .params
+                .iter()
+                .map(|(knob, value)| format!("{knob}={value}"))
                 .collect::<Vec<_>>()
                 .join(" ");
             let settings = if set.is_empty() {
@@ -150,21 +151,6 @@ pub fn describe(references: &[Reference], recorded: &dyn Fn(&str) -> bool) -> Ve
         })
         .collect()
 }
-
-/// Every parameter, in grid order.
-const SET_KEYS: [&str; 11] = [
-    "n_gpu_layers",
-    "use_mmap",
-    "n_ctx",
-    "n_batch",
-    "n_ubatch",
-    "type_k",
-    "type_v",
-    "flash_attn",
-    "offload_kqv",
-    "n_threads",
-    "n_threads_batch",
-];
 
 /// The model variant `[baseline]` names: one of the planned variants, or
 /// the entry's own file when the sweep leaves it out (`include_source =
@@ -241,7 +227,7 @@ mod tests {
         let c = setup(dir.path(), "", "");
         let (r, _) = refs(&c, 512);
         // The workload needs 600 + 16 tokens.
-        assert_eq!(r[0].spec.params.n_ctx, Some(616));
+        assert_eq!(r[0].spec.params.int(knobs::N_CTX), Some(616));
         let note = r[0].note.as_deref().unwrap();
         assert!(
             note.contains("616") && note.contains("512 tokens"),

@@ -2,13 +2,15 @@
 //! workload and the seed of the prompt tokens. The same trial in a resumed or repeated sweep has the same id;
 //! a change to any of them gives a new one.
 
-use crate::protocol::{Params, Workload};
+use crate::knobs::Params;
+use crate::protocol::Workload;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Bump when the meaning of a measurement changes, so old rows never pass for
-/// new ones.
-const ID_VERSION: u32 = 1;
+/// new ones. 2: prompts drawn anew each repetition, the request sampled with
+/// the app's sampler chain, a threadpool attached as llama-bench does.
+const ID_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct IdInput<'a> {
@@ -49,10 +51,7 @@ mod tests {
 
     #[test]
     fn same_inputs_same_id() {
-        let p = Params {
-            n_batch: Some(512),
-            ..Params::default()
-        };
+        let p = Params::default().with(crate::knobs::N_BATCH, crate::knobs::Value::Int(512));
         assert_eq!(
             trial_id("m", &p, &workload(), 0),
             trial_id("m", &p.clone(), &workload(), 0)
@@ -65,10 +64,7 @@ mod tests {
         let base = Params::default();
         let id = trial_id("m", &base, &workload(), 0);
         assert_ne!(id, trial_id("other", &base, &workload(), 0));
-        let p = Params {
-            n_threads: Some(2),
-            ..Params::default()
-        };
+        let p = Params::default().with(crate::knobs::N_THREADS, crate::knobs::Value::Int(2));
         assert_ne!(id, trial_id("m", &p, &workload(), 0));
         let w = Workload {
             repetitions: 4,
@@ -83,12 +79,29 @@ mod tests {
     }
 
     #[test]
+    fn ids_of_set_knobs_are_pinned_too() {
+        // The JSON of a trial's settings is what the id hashes: knobs in
+        // table order with plain JSON values, as before the parameter table.
+        use crate::knobs::{FLASH_ATTN, N_CTX, N_GPU_LAYERS, TYPE_K, USE_MMAP, Value};
+        let p = Params::default()
+            .with(N_GPU_LAYERS, Value::Int(-1))
+            .with(N_CTX, Value::Int(2048))
+            .with(FLASH_ATTN, Value::Text("on".into()))
+            .with(TYPE_K, Value::Text("q8_0".into()))
+            .with(USE_MMAP, Value::Bool(false));
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"n_gpu_layers":-1,"n_ctx":2048,"flash_attn":"on","type_k":"q8_0","use_mmap":false}"#
+        );
+    }
+
+    #[test]
     fn id_is_pinned() {
         // Changing this value breaks resuming every existing sweep: bump
         // ID_VERSION on purpose instead.
         assert_eq!(
             trial_id("m", &Params::default(), &workload(), 0),
-            "bd2877b68ba6"
+            "5374a4e49b2e"
         );
     }
 }

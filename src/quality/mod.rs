@@ -15,7 +15,7 @@ pub mod phase;
 pub mod record;
 pub mod tasks;
 
-use crate::protocol::KvType;
+use crate::knobs::KvType;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;

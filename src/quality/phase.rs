@@ -155,6 +155,7 @@ impl Phase<'_> {
             text: self.text.to_path_buf(),
             n_threads: self.threads,
             n_gpu_layers: None,
+            forced: Default::default(),
             save_base: save_base.map(Path::to_path_buf),
             base: base.map(Path::to_path_buf),
         });
@@ -367,19 +368,19 @@ mod tests {
                 path: "x".into(),
                 identity: format!("id-{v}"),
             },
-            type_k: crate::protocol::KvType::F16,
-            type_v: crate::protocol::KvType::F16,
+            type_k: crate::knobs::KvType::F16,
+            type_v: crate::knobs::KvType::F16,
             reference: crate::quality::tasks::ReferenceKey {
                 variant: "Q8_0".into(),
                 identity: "id-Q8_0".into(),
-                type_k: crate::protocol::KvType::F16,
-                type_v: crate::protocol::KvType::F16,
+                type_k: crate::knobs::KvType::F16,
+                type_v: crate::knobs::KvType::F16,
             },
         };
         let tasks = [task("a", "Q8_0"), task("b", "Q4_K_M")];
         let mut facts = VariantFacts::default();
         figures(&rows, &tasks, &mut facts);
-        use crate::protocol::KvType::F16;
+        use crate::knobs::KvType::F16;
         assert_eq!(facts.quality("id-Q8_0", F16, F16).unwrap().kld, 0.0);
         // Only a row of another text/settings ("old") and a failure: none.
         assert!(facts.quality("id-Q4_K_M", F16, F16).is_none());

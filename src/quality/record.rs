@@ -1,7 +1,7 @@
 //! `quality.csv`: one row per quality measurement, appended and flushed as
 //! each ends (failures too), read back on resume and by the report.
 
-use crate::protocol::KvType;
+use crate::knobs::KvType;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

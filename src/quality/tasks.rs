@@ -4,7 +4,8 @@
 //! cache, llama.cpp's default — which is measured first.
 
 use super::QualitySettings;
-use crate::protocol::{EffectiveParams, KvType, ModelVariant, TrialSpec};
+use crate::knobs::{EffectiveParams, KvType};
+use crate::protocol::{ModelVariant, TrialSpec};
 use sha2::{Digest, Sha256};
 
 /// The reference a task is measured against.
@@ -58,7 +59,11 @@ pub fn plan(
     let mut wanted: Vec<(ModelVariant, KvType, KvType)> = Vec::new();
     for spec in trials {
         let (p, _) = spec.params.resolve(defaults);
-        let key = (spec.model.clone(), p.type_k, p.type_v);
+        let key = (
+            spec.model.clone(),
+            p.kv_type(crate::knobs::TYPE_K),
+            p.kv_type(crate::knobs::TYPE_V),
+        );
         if size(&spec.model).is_none() || wanted.contains(&key) {
             continue;
         }
@@ -123,7 +128,8 @@ fn quality_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Params, Workload};
+    use crate::knobs::Params;
+    use crate::protocol::Workload;
 
     fn variant(name: &str, quant: &str) -> ModelVariant {
         ModelVariant {
@@ -138,9 +144,9 @@ mod tests {
         TrialSpec {
             trial_id: format!("{}-{type_k:?}", v.identity),
             model: v.clone(),
-            params: Params {
-                type_k,
-                ..Params::default()
+            params: match type_k {
+                Some(t) => Params::default().with(crate::knobs::TYPE_K, t.into()),
+                None => Params::default(),
             },
             workload: Workload {
                 prompt_tokens: 8,
@@ -151,6 +157,7 @@ mod tests {
                 request_max_tokens: 8,
             },
             seed: 0,
+            sampling: Default::default(),
         }
     }
 

@@ -37,7 +37,7 @@ impl Ceiling {
         let on_cpu = match row.layers_offloaded {
             Some(layers) => layers == 0,
             // n_gpu_layers may be -1 on a CPU-only build: nothing offloads.
-            None => !gpu_build || row.n_gpu_layers == 0,
+            None => !gpu_build || row.params.int(crate::knobs::N_GPU_LAYERS) == 0,
         };
         if !on_cpu {
             return Ceiling::Offloaded {
@@ -165,7 +165,7 @@ mod tests {
         // Unknown offload on a CPU-only build (n_gpu_layers -1): the CPU.
         let mut unknown = r.clone();
         unknown.layers_offloaded = None;
-        unknown.n_gpu_layers = -1;
+        unknown.params.set(crate::knobs::N_GPU_LAYERS, (-1).into());
         assert!(
             Ceiling::of(&unknown, Some(&bandwidth(20.0)), false)
                 .tps()

@@ -102,8 +102,8 @@ impl ReportData {
     pub fn quality_of(&self, row: &TrialRow) -> Option<&QualityRow> {
         self.quality.iter().rev().find(|q| {
             q.model_identity == row.model_identity
-                && q.type_k == row.type_k
-                && q.type_v == row.type_v
+                && q.type_k == row.params.kv_type(crate::knobs::TYPE_K)
+                && q.type_v == row.params.kv_type(crate::knobs::TYPE_V)
         })
     }
 
@@ -303,7 +303,8 @@ mod tests {
         assert_eq!(quality, [retried]);
         data.quality = quality;
         assert_eq!(data.quality_of(&row).unwrap().quality_id, "b");
-        row.type_k = crate::protocol::KvType::Q8_0;
+        row.params
+            .set(crate::knobs::TYPE_K, (crate::knobs::KvType::Q8_0).into());
         assert!(data.quality_of(&row).is_none());
     }
 

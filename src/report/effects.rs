@@ -13,7 +13,7 @@
 //!    (interval from Welch's test on their logarithms) — what is left when a
 //!    search measured too sparse a set for pairs.
 
-use super::summary::PARAM_COLUMNS;
+use super::summary::param_columns;
 use crate::objective::{Direction, Metric, Objective};
 use crate::stats::{RatioInterval, Summary, ratio_of, ratio_of_logs, t_quantile_975};
 use crate::store::row::{TrialRow, split_samples};
@@ -87,7 +87,7 @@ impl Param {
         let mut parts: Vec<String> = self
             .columns
             .iter()
-            .map(|&c| (PARAM_COLUMNS[c].1)(row))
+            .map(|&c| param_columns()[c].value(row))
             .collect();
         parts.dedup();
         parts.join(" / ")
@@ -95,14 +95,16 @@ impl Param {
 
     /// Whether `column` (a parameter name) is part of this one.
     pub fn covers(&self, column: &str) -> bool {
-        self.columns.iter().any(|&c| PARAM_COLUMNS[c].0 == column)
+        self.columns
+            .iter()
+            .any(|&c| param_columns()[c].name == column)
     }
 
     /// A name usable in file names: `n_threads+n_threads_batch`.
     pub fn slug(&self) -> String {
         self.columns
             .iter()
-            .map(|&c| PARAM_COLUMNS[c].0)
+            .map(|&c| param_columns()[c].name)
             .collect::<Vec<_>>()
             .join("+")
     }
@@ -121,9 +123,10 @@ pub fn samples(row: &TrialRow, metric: Metric) -> Vec<f64> {
 /// The parameters that take more than one value among `rows`, in the
 /// summary's column order; parameters that always moved together are one.
 pub fn swept_params(rows: &[TrialRow]) -> Vec<Param> {
-    let swept: Vec<usize> = (0..PARAM_COLUMNS.len())
+    let swept: Vec<usize> = (0..param_columns().len())
         .filter(|&c| {
-            let mut values: Vec<String> = rows.iter().map(PARAM_COLUMNS[c].1).collect();
+            let mut values: Vec<String> =
+                rows.iter().map(|r| param_columns()[c].value(r)).collect();
             values.sort();
             values.dedup();
             values.len() > 1
@@ -137,10 +140,10 @@ pub fn swept_params(rows: &[TrialRow]) -> Vec<Param> {
         match together {
             Some(p) => {
                 p.columns.push(c);
-                p.name = format!("{} & {}", p.name, PARAM_COLUMNS[c].0);
+                p.name = format!("{} & {}", p.name, param_columns()[c].name);
             }
             None => params.push(Param {
-                name: PARAM_COLUMNS[c].0.to_string(),
+                name: param_columns()[c].name.to_string(),
                 columns: vec![c],
             }),
         }
@@ -151,7 +154,8 @@ pub fn swept_params(rows: &[TrialRow]) -> Vec<Param> {
 /// Whether the values of columns `a` and `b` determine each other in every
 /// row (one-to-one).
 fn moved_together(rows: &[TrialRow], a: usize, b: usize) -> bool {
-    let (ga, gb) = (PARAM_COLUMNS[a].1, PARAM_COLUMNS[b].1);
+    let (ca, cb) = (param_columns()[a], param_columns()[b]);
+    let (ga, gb) = (|r: &TrialRow| ca.value(r), |r: &TrialRow| cb.value(r));
     let mut forward: HashMap<String, String> = HashMap::new();
     let mut backward: HashMap<String, String> = HashMap::new();
     rows.iter().all(|r| {
@@ -282,11 +286,11 @@ impl Contexts<'_, '_> {
 
 /// Every parameter's value except `param`'s, as one key.
 fn context_of(row: &TrialRow, param: &Param) -> String {
-    PARAM_COLUMNS
+    param_columns()
         .iter()
         .enumerate()
         .filter(|(c, _)| !param.columns.contains(c))
-        .map(|(_, (_, get))| get(row))
+        .map(|(_, column)| column.value(row))
         .collect::<Vec<_>>()
         .join("\u{1f}")
 }
@@ -466,8 +470,8 @@ mod tests {
         let mut r = row(id, &mock::measured(tg, 500.0));
         r.model_variant = variant.into();
         r.model_size_bytes = Some(size);
-        r.n_batch = n_batch;
-        r.n_ctx = n_ctx;
+        r.params.set(crate::knobs::N_BATCH, (n_batch).into());
+        r.params.set(crate::knobs::N_CTX, (n_ctx).into());
         r.tg_tps_mean = Some(tg);
         r.tg_tps_samples = format!("{};{};{}", tg * 0.99, tg, tg * 1.01);
         r
@@ -574,7 +578,10 @@ mod tests {
     fn a_claim_needs_two_measured_values() {
         let rows: Vec<TrialRow> = grid()
             .into_iter()
-            .filter(|r| r.n_ctx == 512 && r.n_batch == 64)
+            .filter(|r| {
+                r.params.int(crate::knobs::N_CTX) == 512
+                    && r.params.int(crate::knobs::N_BATCH) == 64
+            })
             .collect();
         let claims = claims(&rows, &Objective::default(), &rows[0]);
         assert_eq!(claims.len(), 1, "{claims:?}");
@@ -584,7 +591,10 @@ mod tests {
     fn parameters_always_moved_together_are_one() {
         let mut rows = grid();
         for r in rows.iter_mut() {
-            r.n_ubatch = r.n_batch;
+            r.params.set(
+                crate::knobs::N_UBATCH,
+                (r.params.int(crate::knobs::N_BATCH)).into(),
+            );
         }
         let names: Vec<String> = swept_params(&rows).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["model", "n_ctx", "n_batch & n_ubatch"]);
@@ -592,7 +602,7 @@ mod tests {
         assert_eq!(group.value(&rows[1]), "64");
         assert_eq!(group.slug(), "n_batch+n_ubatch");
         // Moved independently once: two parameters again.
-        rows[0].n_ubatch = 32;
+        rows[0].params.set(crate::knobs::N_UBATCH, (32).into());
         assert_eq!(swept_params(&rows).len(), 4);
     }
 

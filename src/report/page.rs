@@ -11,7 +11,7 @@ use super::data::{Gain, ReportData, metric_noun};
 use super::effects::{Claim, Effect, Verdict};
 use super::pareto;
 use super::plots::format_value;
-use super::summary::PARAM_COLUMNS;
+use super::summary::param_columns;
 use crate::objective::{Direction, Measured, Metric};
 use crate::plan::references::Role;
 use crate::store::row::TrialRow;
@@ -351,10 +351,10 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
 /// `n_threads=1, flash_attn=off`: the parameters in which `row` differs
 /// from `winner`.
 fn describe_params(row: &TrialRow, winner: &TrialRow) -> String {
-    let differ: Vec<String> = PARAM_COLUMNS
+    let differ: Vec<String> = param_columns()
         .iter()
-        .filter(|(name, get)| *name != "model" && get(row) != get(winner))
-        .map(|(name, get)| format!("{name}={}", get(row)))
+        .filter(|c| c.name != "model" && c.value(row) != c.value(winner))
+        .map(|c| format!("{}={}", c.name, c.value(row)))
         .collect();
     if differ.is_empty() {
         "the recommended settings".into()
@@ -591,11 +591,11 @@ fn trials_table(h: &mut String, data: &ReportData) {
         rest.into_iter().partition(|&i| data.rows[i].is_ok());
     order.extend(measured);
     order.extend(failed);
-    let swept: Vec<_> = PARAM_COLUMNS
+    let swept: Vec<_> = param_columns()
         .iter()
-        .filter(|(name, get)| {
-            *name == "model" || {
-                let mut v: Vec<String> = data.rows.iter().map(get).collect();
+        .filter(|c| {
+            c.name == "model" || {
+                let mut v: Vec<String> = data.rows.iter().map(|r| c.value(r)).collect();
                 v.sort();
                 v.dedup();
                 v.len() > 1
@@ -623,8 +623,8 @@ fn trials_table(h: &mut String, data: &ReportData) {
             String::new()
         }
     );
-    for (name, _) in &swept {
-        let _ = write!(h, "<th>{}</th>", esc(name));
+    for column in &swept {
+        let _ = write!(h, "<th>{}</th>", esc(column.name));
     }
     h.push_str("<th>tg t/s</th><th>pp t/s</th><th>ttft ms</th><th>e2e ms</th><th>MiB</th>");
     if show_kld {
@@ -660,8 +660,8 @@ fn trials_table(h: &mut String, data: &ReportData) {
             "<tr{class}><td class=\"num\">{position}</td><td><code>{}</code>{tags}</td>",
             esc(&row.trial_id)
         );
-        for (_, get) in &swept {
-            let _ = write!(h, "<td>{}</td>", esc(&get(row)));
+        for column in &swept {
+            let _ = write!(h, "<td>{}</td>", esc(&column.value(row)));
         }
         let num = |v: Option<f64>| v.map_or("".into(), format_value);
         let mut note = reason(row);

@@ -156,7 +156,9 @@ fn best_trial<'a>(data: &'a ReportData, q: &QualityRow) -> Option<&'a TrialRow> 
     data.rows
         .iter()
         .filter(|r| {
-            r.model_identity == q.model_identity && r.type_k == q.type_k && r.type_v == q.type_v
+            r.model_identity == q.model_identity
+                && r.params.kv_type(crate::knobs::TYPE_K) == q.type_k
+                && r.params.kv_type(crate::knobs::TYPE_V) == q.type_v
         })
         .filter_map(|r| objective.score(r).map(|s| (r, s)))
         .min_by(|a, b| objective.compare(a.1, b.1))
@@ -359,10 +361,10 @@ mod tests {
         reference.model_identity = "id-q8".into();
         let mut measured = example("a", "Q4_K_M", Some(0.0123));
         measured.model_identity = q4.model_identity.clone();
-        measured.type_k = q4.type_k;
-        measured.type_v = q4.type_v;
-        measured.reference_type_k = q4.type_k;
-        measured.reference_type_v = q4.type_v;
+        measured.type_k = q4.params.kv_type(crate::knobs::TYPE_K);
+        measured.type_v = q4.params.kv_type(crate::knobs::TYPE_V);
+        measured.reference_type_k = q4.params.kv_type(crate::knobs::TYPE_K);
+        measured.reference_type_v = q4.params.kv_type(crate::knobs::TYPE_V);
         measured.text = "moby <dick>".into();
         let mut failed = example("b", "<script>alert(1)</script>", None);
         failed.model_name = "<img src=x onerror=alert(2)>".into();

@@ -2,41 +2,58 @@
 //! objective (mean ± sample standard deviation), the parameters that differ
 //! between trials, and a count of how the trials ended.
 
+use crate::knobs::{self, KnobId};
 use crate::objective::{Measured, Metric, Objective};
 use crate::runner::TrialStatus;
 use crate::store::row::TrialRow;
 use std::fmt::Write;
 
-/// A table column: its title and how to read it from a row.
-pub(crate) type ParamColumn = (&'static str, fn(&TrialRow) -> String);
+/// A parameter a table column can show: the model variant, or a knob of
+/// the parameter table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ParamColumn {
+    pub name: &'static str,
+    knob: Option<KnobId>,
+}
 
-/// Parameters that a table column can show.
-pub(crate) const PARAM_COLUMNS: &[ParamColumn] = &[
-    ("model", |r| format!("{} {}", r.model_name, r.model_variant)),
-    ("n_gpu_layers", |r| r.n_gpu_layers.to_string()),
-    ("use_mmap", |r| r.use_mmap.to_string()),
-    ("n_ctx", |r| r.n_ctx.to_string()),
-    ("n_batch", |r| r.n_batch.to_string()),
-    ("n_ubatch", |r| r.n_ubatch.to_string()),
-    ("type_k", |r| r.type_k.to_string()),
-    ("type_v", |r| r.type_v.to_string()),
-    ("flash_attn", |r| r.flash_attn.to_string()),
-    ("offload_kqv", |r| r.offload_kqv.to_string()),
-    ("n_threads", |r| r.n_threads.to_string()),
-    ("n_threads_batch", |r| r.n_threads_batch.to_string()),
-];
+impl ParamColumn {
+    /// The column's value in `row`, as text.
+    pub fn value(&self, row: &TrialRow) -> String {
+        match self.knob {
+            None => format!("{} {}", row.model_name, row.model_variant),
+            Some(knob) => row.params.get(knob).to_string(),
+        }
+    }
+}
+
+/// The parameters a table column can show: the model, then the knobs in
+/// the grid's nesting order.
+pub(crate) fn param_columns() -> &'static [ParamColumn] {
+    static COLUMNS: std::sync::OnceLock<Vec<ParamColumn>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        std::iter::once(ParamColumn {
+            name: "model",
+            knob: None,
+        })
+        .chain(knobs::nesting_order().into_iter().map(|k| ParamColumn {
+            name: k.name,
+            knob: Some(k.id),
+        }))
+        .collect()
+    })
+}
 
 /// The columns whose value is not the same in every row (the model column is
 /// always shown).
 fn varying_columns(rows: &[TrialRow]) -> Vec<ParamColumn> {
-    PARAM_COLUMNS
+    param_columns()
         .iter()
         .copied()
-        .filter(|(name, get)| {
-            *name == "model"
+        .filter(|c| {
+            c.name == "model"
                 || rows
                     .iter()
-                    .map(get)
+                    .map(|r| c.value(r))
                     .collect::<std::collections::HashSet<_>>()
                     .len()
                     > 1
@@ -89,7 +106,7 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
     } else {
         let _ = writeln!(out, "Best trials ({objective}):");
         let mut header: Vec<String> = vec!["#".into(), "trial".into()];
-        header.extend(columns.iter().map(|(n, _)| n.to_string()));
+        header.extend(columns.iter().map(|c| c.name.to_string()));
         header.extend(["tg t/s", "pp t/s", "ttft ms", "e2e ms", "RSS MiB"].map(String::from));
         let body: Vec<Vec<String>> = ranked
             .iter()
@@ -98,7 +115,7 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
             .map(|(rank, &i)| {
                 let r = &rows[i];
                 let mut cells = vec![(rank + 1).to_string(), r.trial_id.clone()];
-                cells.extend(columns.iter().map(|(_, get)| get(r)));
+                cells.extend(columns.iter().map(|c| c.value(r)));
                 cells.extend([
                     cell(r, Metric::TgTps),
                     cell(r, Metric::PpTps),
@@ -165,9 +182,9 @@ mod tests {
     #[test]
     fn ranks_feasible_trials_and_lists_failures() {
         let mut slow = row("aaaaaaaaaaaa", &mock::measured(100.0, 400.0));
-        slow.n_threads = 1;
+        slow.params.set(crate::knobs::N_THREADS, (1).into());
         let mut fast = row("bbbbbbbbbbbb", &mock::measured(150.0, 500.0));
-        fast.n_threads = 2;
+        fast.params.set(crate::knobs::N_THREADS, (2).into());
         let broken = row(
             "cccccccccccc",
             &mock::failed(TrialStatus::Failed, "cannot load model x\nmore"),

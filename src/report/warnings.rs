@@ -45,7 +45,7 @@ pub fn ceiling_warning(winner: &TrialRow, manifest: &Manifest) -> Option<String>
         winner.trial_id,
         winner.tg_tps_mean.unwrap_or(f64::NAN),
         super::ceiling::megabytes(bytes_per_token),
-        winner.n_threads
+        winner.params.int(crate::knobs::N_THREADS)
     ))
 }
 
@@ -54,16 +54,19 @@ pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
     let asked_gpu: Vec<&TrialRow> = rows
         .iter()
         .filter(|r| {
-            r.is_ok() && r.n_gpu_layers != 0 && !r.defaulted.split(';').any(|d| d == "n_gpu_layers")
+            r.is_ok()
+                && r.params.int(crate::knobs::N_GPU_LAYERS) != 0
+                && !r.defaulted.split(';').any(|d| d == "n_gpu_layers")
         })
         .collect();
     let short: Vec<&&TrialRow> = asked_gpu
         .iter()
         .filter(|r| {
-            let wanted = if r.n_gpu_layers < 0 {
+            let wanted = if r.params.int(crate::knobs::N_GPU_LAYERS) < 0 {
                 r.layers_total.unwrap_or(0)
             } else {
-                (r.n_gpu_layers as u32).min(r.layers_total.unwrap_or(u32::MAX))
+                (r.params.int(crate::knobs::N_GPU_LAYERS) as u32)
+                    .min(r.layers_total.unwrap_or(u32::MAX))
             };
             r.layers_offloaded.unwrap_or(0) < wanted
         })
@@ -75,7 +78,7 @@ pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
             "{} of {} trials asked for GPU layers (n_gpu_layers = {}) but llama.cpp offloaded {}/{} layers",
             short.len(),
             asked_gpu.len(),
-            example.n_gpu_layers,
+            example.params.int(crate::knobs::N_GPU_LAYERS),
             example.layers_offloaded.unwrap_or(0),
             example.layers_total.unwrap_or(0)
         );
@@ -128,7 +131,7 @@ mod tests {
     #[test]
     fn warns_when_gpu_layers_were_asked_for_but_not_offloaded() {
         let mut r = row("a", &mock::measured(100.0, 400.0));
-        r.n_gpu_layers = 99;
+        r.params.set(crate::knobs::N_GPU_LAYERS, (99).into());
         r.defaulted = String::new();
         let w = warnings(&[r.clone()], Some(&probe(false)));
         assert_eq!(w.len(), 1);

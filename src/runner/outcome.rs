@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Every way a trial can end. Each is a row; none stops the sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrialStatus {
     /// Measured.
@@ -24,11 +24,26 @@ pub enum TrialStatus {
     Timeout,
     /// Killed by a signal or exited non-zero without a result.
     Crashed,
-    /// Exited 0 but its output could not be read as a result.
+    /// Exited 0 but its output could not be read as a result (also a row
+    /// not read yet).
+    #[default]
     Invalid,
 }
 
 impl TrialStatus {
+    pub const ALL: [TrialStatus; 6] = [
+        TrialStatus::Ok,
+        TrialStatus::Failed,
+        TrialStatus::Oom,
+        TrialStatus::Timeout,
+        TrialStatus::Crashed,
+        TrialStatus::Invalid,
+    ];
+
+    pub fn from_name(name: &str) -> Option<TrialStatus> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TrialStatus::Ok => "ok",

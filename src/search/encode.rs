@@ -1,35 +1,20 @@
 //! Turns a configuration into a point of the unit cube for the surrogate
-//! model: integer axes scaled to [0, 1], batch-like axes (n_ctx, n_batch,
+//! model: the model variant and every knob, scaled as the parameter table
+//! says — integer axes to [0, 1], batch-like axes (n_ctx, n_batch,
 //! n_ubatch) on a log scale first, booleans 0/1, categories (model variant,
 //! flash attention, KV types) one-hot. Axes with a single value carry no
 //! information and are left out.
 
+use crate::knobs::{self, Params, Scale, Value};
 use crate::protocol::TrialSpec;
 use crate::store::row::TrialRow;
 
-/// How an axis is scaled.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scale {
-    Linear,
-    Log2,
-    Category,
+/// The axes: the model variant, then every knob of the parameter table, with
+/// the table's scale.
+fn axes() -> impl Iterator<Item = (&'static str, Scale)> {
+    std::iter::once(("model", Scale::Category))
+        .chain(knobs::TABLE.iter().map(|k| (k.name, k.scale)))
 }
-
-/// The axes, in a fixed order.
-const AXES: [(&str, Scale); 12] = [
-    ("model", Scale::Category),
-    ("n_gpu_layers", Scale::Linear),
-    ("use_mmap", Scale::Linear),
-    ("n_ctx", Scale::Log2),
-    ("n_batch", Scale::Log2),
-    ("n_ubatch", Scale::Log2),
-    ("type_k", Scale::Category),
-    ("type_v", Scale::Category),
-    ("flash_attn", Scale::Category),
-    ("offload_kqv", Scale::Linear),
-    ("n_threads", Scale::Linear),
-    ("n_threads_batch", Scale::Linear),
-];
 
 /// One axis value of a configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,56 +25,37 @@ pub enum AxisValue {
     Unset,
 }
 
-/// A configuration as axis values, in [`AXES`] order.
+/// A configuration as axis values, in [`axes`] order.
 pub type Point = Vec<AxisValue>;
 
-fn num<T: Into<f64>>(v: Option<T>) -> AxisValue {
-    v.map_or(AxisValue::Unset, |v| AxisValue::Num(v.into()))
+fn axis_value(value: Option<&Value>) -> AxisValue {
+    match value {
+        None => AxisValue::Unset,
+        Some(Value::Int(v)) => AxisValue::Num(*v as f64),
+        Some(Value::Bool(b)) => AxisValue::Num(if *b { 1.0 } else { 0.0 }),
+        Some(Value::Text(t)) => AxisValue::Cat(t.clone()),
+    }
 }
 
-fn cat<T: ToString>(v: Option<T>) -> AxisValue {
-    v.map_or(AxisValue::Unset, |v| AxisValue::Cat(v.to_string()))
-}
-
-fn flag(v: Option<bool>) -> AxisValue {
-    num(v.map(|b| if b { 1.0 } else { 0.0 }))
+fn point(model: String, get: impl Fn(knobs::KnobId) -> Option<Value>) -> Point {
+    std::iter::once(AxisValue::Cat(model))
+        .chain(knobs::TABLE.iter().map(|k| axis_value(get(k.id).as_ref())))
+        .collect()
 }
 
 /// The point of a planned trial.
 pub fn point_of_spec(spec: &TrialSpec) -> Point {
-    let p = &spec.params;
-    vec![
-        AxisValue::Cat(format!("{} {}", spec.model.name, spec.model.variant)),
-        num(p.n_gpu_layers),
-        flag(p.use_mmap),
-        num(p.n_ctx),
-        num(p.n_batch),
-        num(p.n_ubatch),
-        cat(p.type_k),
-        cat(p.type_v),
-        cat(p.flash_attn),
-        flag(p.offload_kqv),
-        num(p.n_threads),
-        num(p.n_threads_batch),
-    ]
+    let p: &Params = &spec.params;
+    point(format!("{} {}", spec.model.name, spec.model.variant), |k| {
+        p.get(k).cloned()
+    })
 }
 
 /// The point of a recorded trial (its effective values).
 pub fn point_of_row(r: &TrialRow) -> Point {
-    vec![
-        AxisValue::Cat(format!("{} {}", r.model_name, r.model_variant)),
-        num(Some(r.n_gpu_layers)),
-        flag(Some(r.use_mmap)),
-        num(Some(r.n_ctx)),
-        num(Some(r.n_batch)),
-        num(Some(r.n_ubatch)),
-        cat(Some(r.type_k)),
-        cat(Some(r.type_v)),
-        cat(Some(r.flash_attn)),
-        flag(Some(r.offload_kqv)),
-        num(Some(r.n_threads)),
-        num(Some(r.n_threads_batch)),
-    ]
+    point(format!("{} {}", r.model_name, r.model_variant), |k| {
+        Some(r.params.get(k).clone())
+    })
 }
 
 /// How one kept axis maps to dimensions.
@@ -117,7 +83,7 @@ impl Encoder {
     /// Learns the axes' ranges and categories from all candidate points.
     pub fn fit(points: &[Point]) -> Encoder {
         let mut encodings = Vec::new();
-        for (axis, (_, scale)) in AXES.iter().enumerate() {
+        for (axis, (_, scale)) in axes().enumerate() {
             match scale {
                 Scale::Category => {
                     let mut values: Vec<String> = points
@@ -135,7 +101,7 @@ impl Encoder {
                     }
                 }
                 Scale::Linear | Scale::Log2 => {
-                    let log = *scale == Scale::Log2;
+                    let log = scale == Scale::Log2;
                     let xs: Vec<f64> = points
                         .iter()
                         .filter_map(|p| match p[axis] {
@@ -189,7 +155,9 @@ impl Encoder {
         self.encodings
             .iter()
             .map(|e| match e {
-                Encoding::Numeric { axis, .. } | Encoding::OneHot { axis, .. } => AXES[*axis].0,
+                Encoding::Numeric { axis, .. } | Encoding::OneHot { axis, .. } => {
+                    axes().nth(*axis).map_or("?", |(name, _)| name)
+                }
             })
             .collect()
     }
@@ -233,7 +201,7 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{FlashAttn, Params};
+    use crate::knobs::{FLASH_ATTN, N_BATCH, N_CTX, N_THREADS, Params, Value};
     use crate::test_support::spec;
 
     fn with(params: Params, variant: &str) -> Point {
@@ -246,20 +214,18 @@ mod tests {
     #[test]
     fn batch_axes_are_log_scaled_categories_one_hot_and_constant_axes_dropped() {
         let points: Vec<Point> = [
-            (512, 1, FlashAttn::On, "Q4_1"),
-            (1024, 2, FlashAttn::Off, "Q8_0"),
-            (2048, 3, FlashAttn::On, "Q4_1"),
+            (512, 1, "on", "Q4_1"),
+            (1024, 2, "off", "Q8_0"),
+            (2048, 3, "on", "Q4_1"),
         ]
         .into_iter()
         .map(|(b, t, fa, v)| {
             with(
-                Params {
-                    n_batch: Some(b),
-                    n_threads: Some(t),
-                    flash_attn: Some(fa),
-                    n_ctx: Some(4096),
-                    ..Params::default()
-                },
+                Params::default()
+                    .with(N_BATCH, Value::Int(b))
+                    .with(N_THREADS, Value::Int(t))
+                    .with(FLASH_ATTN, Value::Text(fa.into()))
+                    .with(N_CTX, Value::Int(4096)),
                 v,
             )
         })
@@ -267,13 +233,13 @@ mod tests {
         let e = Encoder::fit(&points);
         assert_eq!(
             e.axis_names(),
-            vec!["model", "n_batch", "flash_attn", "n_threads"]
+            vec!["model", "n_batch", "n_threads", "flash_attn"]
         );
-        assert_eq!(e.dims(), 2 + 1 + 2 + 1);
-        assert_eq!(e.groups(), vec![0, 0, 1, 2, 2, 3]);
+        assert_eq!(e.dims(), 2 + 1 + 1 + 2);
+        assert_eq!(e.groups(), vec![0, 0, 1, 2, 3, 3]);
         // n_batch 1024 is halfway between 512 and 2048 on a log scale.
-        assert_eq!(e.encode(&points[1]), vec![0.0, 1.0, 0.5, 1.0, 0.0, 0.5]);
-        assert_eq!(e.encode(&points[0]), vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(e.encode(&points[1]), vec![0.0, 1.0, 0.5, 0.5, 1.0, 0.0]);
+        assert_eq!(e.encode(&points[0]), vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         assert!(e.encode(&points[2]).iter().all(|x| (0.0..=1.0).contains(x)));
     }
 
@@ -281,7 +247,7 @@ mod tests {
     fn rows_and_specs_of_the_same_trial_encode_alike() {
         let r = crate::test_support::row("a", &crate::runner::mock::measured(1.0, 1.0));
         let mut other = r.clone();
-        other.n_batch = 1024;
+        other.params.set(N_BATCH, Value::Int(1024));
         let e = Encoder::fit(&[point_of_row(&r), point_of_row(&other)]);
         assert_eq!(e.axis_names(), vec!["n_batch"]);
         assert_eq!(e.encode(&point_of_row(&r)), vec![0.0]);

@@ -170,7 +170,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Params;
+    use crate::knobs::Params;
     use crate::runner::mock;
     use crate::test_support::{row, spec};
 
@@ -178,10 +178,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let mut s = spec(&format!("t{i}"));
-                s.params = Params {
-                    n_threads: Some(1 + i as i32),
-                    ..Params::default()
-                };
+                s.params = Params::default().with(crate::knobs::N_THREADS, (1 + i as i32).into());
                 s
             })
             .collect()
@@ -210,7 +207,10 @@ mod tests {
                 while let Some(t) = s.propose() {
                     let r = row(
                         &t.trial_id,
-                        &mock::measured(10.0 + t.params.n_threads.unwrap() as f64, 10.0),
+                        &mock::measured(
+                            10.0 + t.params.int(crate::knobs::N_THREADS).unwrap() as f64,
+                            10.0,
+                        ),
                     );
                     s.observe(&t, &r);
                     ids.push(t.trial_id);
@@ -226,7 +226,7 @@ mod tests {
 
     /// A made-up response with a peak and a failing corner.
     fn measure(t: &TrialSpec) -> TrialRow {
-        let n = t.params.n_threads.unwrap() as f64;
+        let n = t.params.int(crate::knobs::N_THREADS).unwrap() as f64;
         if n > 36.0 {
             row(
                 &t.trial_id,

@@ -328,7 +328,7 @@ mod tests {
                     mock::measured(100.0 - ((t - peak) as f64).abs(), 50.0)
                 };
                 let mut r = row(&format!("t{t}"), &outcome);
-                r.n_threads = t;
+                r.params.set(crate::knobs::N_THREADS, (t).into());
                 r
             })
             .collect()

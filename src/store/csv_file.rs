@@ -1,56 +1,19 @@
-//! results.csv: one row per trial, appended and synced to disk after each, so
-//! a killed sweep loses at most the trial that was running. A row cut short
-//! by a crash or a full disk can only be the last one; opening the file for
-//! appending removes it, reading it for a report ignores it.
+//! results.csv: one row per trial, appended and synced to disk after each
+//! (the rules of every append-only file of a sweep: `csv_log`), so a killed
+//! sweep loses at most the trial that was running. Its columns are
+//! `columns`.
 //!
 //! Text cells are written so that a spreadsheet does not run them as
 //! formulas (see [`defuse_formula`]); reading undoes exactly that.
 
+use super::columns::{self, Column};
+use super::csv_log::{Codec, CsvLog, Layout};
 use super::row::TrialRow;
-use anyhow::{Context, bail};
+use csv::StringRecord;
 use std::borrow::Cow;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::collections::HashMap;
 use std::path::Path;
-
-/// A row with a value of the right type in every column (0, 0.0, "",
-/// false): it gives the header, and the Parquet file its fixed schema.
-pub fn example_row() -> TrialRow {
-    const EXAMPLE: &str = r#"{
-        "trial_id": "", "sweep": "", "seq": 0, "status": "ok", "error": "", "exit": "", "attempts": 0,
-        "model_name": "", "model_variant": "", "model_path": "", "model_identity": "",
-        "model_description": "", "model_size_bytes": 0, "model_params": 0,
-        "n_gpu_layers": 0, "n_ctx": 0, "n_batch": 0, "n_ubatch": 0, "n_threads": 0,
-        "n_threads_batch": 0, "flash_attn": "auto", "type_k": "f16", "type_v": "f16",
-        "use_mmap": true, "offload_kqv": true, "defaulted": "",
-        "prompt_tokens": 0, "gen_tokens": 0, "repetitions": 0, "warmup": 0,
-        "request_prompt_tokens": 0, "request_max_tokens": 0,
-        "pp_tps_mean": 0.5, "pp_tps_sd": 0.5, "tg_tps_mean": 0.5, "tg_tps_sd": 0.5,
-        "ttft_ms_mean": 0.5, "ttft_ms_sd": 0.5, "e2e_ms_mean": 0.5, "e2e_ms_sd": 0.5,
-        "n_samples": 0, "load_ms": 0.5, "peak_rss_mib": 0.5, "device_memory_mib": 0.5,
-        "layers_offloaded": 0, "layers_total": 0, "n_ctx_actual": 0,
-        "flash_attn_resolved": false, "feasible": false, "violations": "", "cv": 0.5, "noisy": false, "drift": "",
-        "pp_tps_samples": "", "tg_tps_samples": "", "ttft_ms_samples": "", "e2e_ms_samples": "",
-        "wall_s": 0.5, "started_at": "", "finished_at": "", "build": "", "log_file": "", "log_tail": ""
-    }"#;
-    serde_json::from_str(EXAMPLE).expect("the example row matches TrialRow")
-}
-
-/// The header the current version writes.
-pub fn header() -> Vec<String> {
-    static HEADER: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    HEADER
-        .get_or_init(|| {
-            // Serializing a row with serde gives the field names in order.
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.serialize(example_row()).expect("rows serialize");
-            let bytes = writer.into_inner().expect("in-memory writer");
-            let mut reader = csv::Reader::from_reader(bytes.as_slice());
-            let header = reader.headers().expect("header parses");
-            header.iter().map(str::to_string).collect()
-        })
-        .clone()
-}
+use std::sync::OnceLock;
 
 /// First characters that make a spreadsheet read a cell as a formula
 /// (OWASP's list for CSV injection).
@@ -85,262 +48,120 @@ pub fn restore_formula(cell: &str) -> &str {
     }
 }
 
-/// Positions of the free-text columns (the `String` and `Option<String>`
-/// fields of [`TrialRow`]): the example row's empty cells. Numbers, booleans
-/// and enum names cannot start a formula and are written as they are.
-fn text_columns() -> &'static [usize] {
-    static TEXT: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
-    TEXT.get_or_init(|| {
-        plain_record(&example_row())
-            .iter()
-            .enumerate()
-            .filter(|(_, cell)| cell.is_empty())
-            .map(|(i, _)| i)
-            .collect()
-    })
+/// results.csv's records: one [`TrialRow`] in the columns of `columns`.
+pub struct ResultsCodec;
+
+/// The columns by name.
+fn by_name() -> &'static HashMap<&'static str, &'static Column> {
+    static MAP: OnceLock<HashMap<&'static str, &'static Column>> = OnceLock::new();
+    MAP.get_or_init(|| columns::columns().iter().map(|c| (c.name(), c)).collect())
 }
 
-/// A row's cells as serde writes them, before defusing.
-fn plain_record(row: &TrialRow) -> csv::StringRecord {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    writer.serialize(row).expect("rows serialize");
-    let bytes = writer.into_inner().expect("in-memory writer");
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(bytes.as_slice());
-    reader
-        .records()
-        .next()
-        .expect("one record")
-        .expect("a record just written parses")
-}
+impl Codec for ResultsCodec {
+    type Row = TrialRow;
 
-/// A row's cells as written to results.csv: text cells defused.
-fn record_of(row: &TrialRow) -> csv::StringRecord {
-    let plain = plain_record(row);
-    let text = text_columns();
-    plain
-        .iter()
-        .enumerate()
-        .map(|(i, cell)| {
-            if text.contains(&i) {
-                defuse_formula(cell)
-            } else {
-                Cow::Borrowed(cell)
-            }
-        })
-        .collect()
-}
-
-/// A record read from results.csv with its text cells restored.
-fn restored(record: &csv::ByteRecord) -> csv::ByteRecord {
-    let text = text_columns();
-    record
-        .iter()
-        .enumerate()
-        .map(|(i, cell)| {
-            if !text.contains(&i) {
-                return cell;
-            }
-            match std::str::from_utf8(cell) {
-                Ok(s) => restore_formula(s).as_bytes(),
-                Err(_) => cell,
-            }
-        })
-        .collect()
-}
-
-/// The rows of a results.csv, and where its last complete row ends.
-struct Parsed {
-    rows: Vec<TrialRow>,
-    /// Byte offset just after the last complete row (or the header).
-    good_end: u64,
-    /// Line where an incomplete last row starts, if there is one.
-    torn_line: Option<u64>,
-    /// Written before the columns of `row::LATER_COLUMNS` existed.
-    legacy: bool,
-}
-
-fn parse(path: &Path, bytes: &[u8]) -> anyhow::Result<Parsed> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
-    let headers = reader
-        .byte_headers()
-        .with_context(|| format!("cannot read the header of {}", path.display()))?
-        .clone();
-    let found: Vec<String> = headers
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
-        .collect();
-    let current = header();
-    let legacy = found.len() + super::row::LATER_COLUMNS.len() == current.len()
-        && found[..] == current[..found.len()];
-    if found != current && !legacy {
-        bail!(
-            "{} has other columns than this version of llama-sweep writes; \
-             move it aside (or use another sweep name) to start a new sweep",
-            path.display()
-        );
+    fn header(&self, _: &TrialRow) -> StringRecord {
+        columns::header().into_iter().collect()
     }
-    let mut parsed = Parsed {
-        rows: Vec::new(),
-        good_end: reader.position().byte(),
-        torn_line: None,
-        legacy,
-    };
-    let mut record = csv::ByteRecord::new();
-    // Where the last complete row before the current one ended.
-    let mut previous_end = parsed.good_end;
-    loop {
-        let line = reader.position().line();
-        let row = match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) if record.len() == headers.len() => restored(&record)
-                .deserialize::<TrialRow>(Some(&headers))
-                .ok(),
-            Ok(true) | Err(_) => None,
-        };
-        match (row, parsed.torn_line) {
-            (Some(row), None) => {
-                parsed.rows.push(row);
-                previous_end = parsed.good_end;
-                parsed.good_end = reader.position().byte();
-            }
-            (Some(_), Some(bad)) => bail!(
-                "{}: row at line {bad} is unreadable but later rows are fine: the file was edited or \
-                 damaged; repair or remove that row",
-                path.display()
-            ),
-            (None, _) => {
-                parsed.torn_line.get_or_insert(line);
-                if reader.is_done() {
-                    break;
+
+    fn encode(&self, row: &TrialRow) -> StringRecord {
+        let cells: Vec<String> = columns::columns()
+            .iter()
+            .map(|c| {
+                let text = c.cell(row).text().into_owned();
+                if c.is_free_text() {
+                    defuse_formula(&text).into_owned()
+                } else {
+                    text
+                }
+            })
+            .collect();
+        StringRecord::from(cells)
+    }
+
+    fn decode(&self, header: &StringRecord, record: &StringRecord) -> Result<TrialRow, String> {
+        let mut row = columns::blank_row();
+        let mut seen = 0;
+        for (name, cell) in header.iter().zip(record.iter()) {
+            let column = by_name()
+                .get(name)
+                .ok_or_else(|| format!("unknown column {name}"))?;
+            let text = if column.is_free_text() {
+                restore_formula(cell)
+            } else {
+                cell
+            };
+            column.set(&mut row, (!text.is_empty()).then_some(text))?;
+            seen += 1;
+        }
+        if seen < columns::columns().len() {
+            for column in columns::columns() {
+                if !header.iter().any(|h| h == column.name()) {
+                    column.set(&mut row, None)?;
                 }
             }
         }
+        Ok(row)
     }
-    // Every row is written with its line end: a last row without one was
-    // cut, even if what is left of it happens to parse.
-    if parsed.torn_line.is_none() && !bytes.ends_with(b"\n") && !parsed.rows.is_empty() {
-        parsed.rows.pop();
-        parsed.good_end = previous_end;
-        parsed.torn_line = Some(
-            bytes[..previous_end as usize]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64
-                + 1,
-        );
+
+    fn layout(&self, header: &StringRecord) -> Result<Layout, String> {
+        let refuse = || {
+            "has other columns than this version of llama-sweep writes; move it aside (or use \
+             another sweep name) to start a new sweep"
+                .to_string()
+        };
+        if header.iter().any(|h| !by_name().contains_key(h)) {
+            return Err(refuse());
+        }
+        let missing: Vec<&Column> = columns::columns()
+            .iter()
+            .filter(|c| !header.iter().any(|h| h == c.name()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(Layout::Current);
+        }
+        if missing.iter().any(|c| !c.may_be_missing()) {
+            return Err(refuse());
+        }
+        Ok(Layout::Older {
+            missing: missing.iter().map(|c| c.name().to_string()).collect(),
+        })
     }
-    Ok(parsed)
+}
+
+/// results.csv in `path`.
+pub fn log(path: &Path) -> CsvLog<ResultsCodec> {
+    CsvLog::new(path, ResultsCodec)
+}
+
+/// The header this version writes.
+pub fn header() -> Vec<String> {
+    columns::header().into_iter().map(String::from).collect()
 }
 
 /// Reads every complete row of a results.csv (a missing file has none). An
 /// incomplete last row, left by an interrupted write, is ignored.
 pub fn read(path: &Path) -> anyhow::Result<Vec<TrialRow>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(parse(path, &bytes)?.rows)
+    log(path).read()
 }
 
-/// Like [`read`], but cuts an incomplete last row off the file, so that the
-/// next row is appended after a complete one. Returns the rows and, when a
-/// row was cut, a note saying so.
+/// Like [`read`], but leaves the file ready for appending (see
+/// `CsvLog::read_and_repair`).
 pub fn read_and_repair(path: &Path) -> anyhow::Result<(Vec<TrialRow>, Option<String>)> {
-    if !path.exists() {
-        return Ok((Vec::new(), None));
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.is_empty() {
-        return Ok((Vec::new(), None));
-    }
-    let parsed = parse(path, &bytes)?;
-    if parsed.legacy {
-        // Rewritten with today's columns (the new ones empty), so rows can
-        // be appended; an incomplete last row is dropped on the way.
-        write_all(path, &parsed.rows)?;
-        let note = format!(
-            "{}: rewritten with the columns this version adds ({}), empty for the rows already there",
-            path.display(),
-            super::row::LATER_COLUMNS.join(", ")
-        );
-        return Ok((parsed.rows, Some(note)));
-    }
-    let Some(line) = parsed.torn_line else {
-        return Ok((parsed.rows, None));
-    };
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open {} to repair it", path.display()))?;
-    file.set_len(parsed.good_end)
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot cut the incomplete last row off {}", path.display()))?;
-    let note = format!(
-        "{}: removed an incomplete last row (line {line}, {} bytes) left by an interrupted write; \
-         its trial will run again",
-        path.display(),
-        bytes.len() as u64 - parsed.good_end
-    );
-    Ok((parsed.rows, Some(note)))
+    log(path).read_and_repair()
 }
 
 /// Writes a whole results.csv (header and rows) atomically.
 pub fn write_all(path: &Path, rows: &[TrialRow]) -> anyhow::Result<()> {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    writer.write_record(header())?;
-    for row in rows {
-        writer.write_record(&record_of(row))?;
+    let log = log(path);
+    if rows.is_empty() {
+        // A header alone, so the file is still a results.csv.
+        let header: StringRecord = columns::header().into_iter().collect();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&header)?;
+        return super::write_atomically(path, &writer.into_inner()?);
     }
-    super::write_atomically(path, &writer.into_inner()?)
-}
-
-/// An open results.csv, appending.
-pub struct CsvAppender {
-    file: File,
-}
-
-impl CsvAppender {
-    /// Opens (creating if needed) for appending, writing the header to a new
-    /// or empty file.
-    pub fn open(path: &Path) -> anyhow::Result<CsvAppender> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {} for writing", path.display()))?;
-        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-        if empty {
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(header())?;
-            file.write_all(&writer.into_inner()?)
-                .and_then(|_| file.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            super::sync_parent(path)?;
-        }
-        Ok(CsvAppender { file })
-    }
-
-    /// Appends one row in a single write and syncs it to disk.
-    pub fn append(&mut self, row: &TrialRow) -> anyhow::Result<()> {
-        let mut writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::new());
-        writer.write_record(&record_of(row))?;
-        let bytes = writer.into_inner()?;
-        self.file
-            .write_all(&bytes)
-            .and_then(|_| self.file.sync_data())
-            .context("cannot append to results.csv")
-    }
+    log.write_all(rows)
 }
 
 #[cfg(test)]
@@ -350,9 +171,9 @@ mod tests {
     use crate::test_support::row;
 
     fn write_rows(path: &Path, n: usize) -> Vec<u8> {
-        let mut csv = CsvAppender::open(path).unwrap();
+        let log = log(path);
         for i in 0..n {
-            csv.append(&row(
+            log.append(&row(
                 &format!("t{i}"),
                 &mock::failed(TrialStatus::Failed, "multi\nline \"reason\""),
             ))
@@ -366,8 +187,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.csv");
         let complete = write_rows(&path, 3);
-        // Every cut inside the last row, including inside its quoted
-        // multi-line field, leaves two complete rows.
         let second_end = {
             let two = dir.path().join("two.csv");
             write_rows(&two, 2).len()
@@ -377,17 +196,13 @@ mod tests {
             assert_eq!(read(&path).unwrap().len(), 2, "cut at {cut}");
             let (rows, note) = read_and_repair(&path).unwrap();
             assert_eq!(rows.len(), 2, "cut at {cut}");
-            assert!(note.unwrap().contains("incomplete last row"));
+            assert!(note.unwrap().contains("incomplete last record"));
             assert_eq!(
                 std::fs::read(&path).unwrap(),
                 complete[..second_end],
                 "cut at {cut}"
             );
         }
-        // A complete file is left alone.
-        std::fs::write(&path, &complete).unwrap();
-        let (rows, note) = read_and_repair(&path).unwrap();
-        assert_eq!((rows.len(), note), (3, None));
     }
 
     fn header_index(name: &str) -> usize {
@@ -410,9 +225,12 @@ mod tests {
     }
 
     #[test]
-    fn the_text_columns_are_the_string_fields() {
-        let header = header();
-        let text: Vec<&str> = text_columns().iter().map(|&i| header[i].as_str()).collect();
+    fn the_free_text_columns_are_the_string_fields() {
+        let text: Vec<&str> = columns::columns()
+            .iter()
+            .filter(|c| c.is_free_text())
+            .map(|c| c.name())
+            .collect();
         for name in [
             "trial_id",
             "error",
@@ -448,12 +266,14 @@ mod tests {
         dangerous.log_tail = "\rcr".into();
         dangerous.sweep = "'=already quoted".into();
         dangerous.build = "'plain".into();
-        dangerous.n_gpu_layers = -1;
+        dangerous
+            .params
+            .set(crate::knobs::N_GPU_LAYERS, crate::knobs::Value::Int(-1));
         dangerous.load_ms = Some(-1.5);
-        let mut csv = CsvAppender::open(&path).unwrap();
-        csv.append(&dangerous).unwrap();
+        let log = log(&path);
+        log.append(&dangerous).unwrap();
         let plain = row("t2", &mock::measured(100.0, 400.0));
-        csv.append(&plain).unwrap();
+        log.append(&plain).unwrap();
         assert_eq!(read(&path).unwrap(), vec![dangerous.clone(), plain.clone()]);
         // write_all (used to replace rows) defuses the same way.
         write_all(&path, &[dangerous.clone(), plain.clone()]).unwrap();
@@ -482,30 +302,54 @@ mod tests {
         let mut old = row("t1", &mock::failed(TrialStatus::Failed, "-foo"));
         old.model_name = "=x".into();
         old.build = "'plain".into();
-        // The way earlier versions wrote rows: serde straight to the file.
+        // The way earlier versions wrote rows: the cells as they are.
         let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.serialize(&old).unwrap();
+        writer.write_record(header()).unwrap();
+        let cells: Vec<String> = columns::columns()
+            .iter()
+            .map(|c| c.cell(&old).text().into_owned())
+            .collect();
+        writer.write_record(&cells).unwrap();
         std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains(",=x,"));
         assert_eq!(read(&path).unwrap(), vec![old]);
     }
 
+    /// The columns results.csv had before quality was measured.
+    const LATER_COLUMNS: [&str; 5] = [
+        "ppl",
+        "ppl_increase_pct",
+        "kld",
+        "top1_pct",
+        "bytes_per_token",
+    ];
+
     #[test]
-    fn a_results_csv_without_the_later_columns_is_read_and_rewritten_with_them() {
+    fn a_results_csv_without_later_columns_is_read_and_rewritten_with_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.csv");
         let mut old = row("t1", &mock::measured(100.0, 400.0));
         old.model_name = "=x".into();
-        let full = write_all_bytes(&[old.clone()]);
-        // Drop the last columns of the header and of the row, as an earlier
-        // version wrote them.
-        let cut = |line: &str| {
-            let fields: Vec<&str> = line.split(',').collect();
-            fields[..fields.len() - crate::store::row::LATER_COLUMNS.len()].join(",")
-        };
-        let text = String::from_utf8(full).unwrap();
-        let legacy: Vec<String> = text.lines().map(cut).collect();
-        std::fs::write(&path, legacy.join("\n") + "\n").unwrap();
+        write_all(&path, std::slice::from_ref(&old)).unwrap();
+        // Drop the later columns of the header and of the row, as an
+        // earlier version wrote them.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let full_header = reader.headers().unwrap().clone();
+        let keep: Vec<usize> = (0..full_header.len())
+            .filter(|&i| !LATER_COLUMNS.contains(&&full_header[i]))
+            .collect();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer
+            .write_record(keep.iter().map(|&i| &full_header[i]))
+            .unwrap();
+        for record in reader.records() {
+            let record = record.unwrap();
+            writer
+                .write_record(keep.iter().map(|&i| &record[i]))
+                .unwrap();
+        }
+        std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
         assert_eq!(read(&path).unwrap(), vec![old.clone()], "read as is");
         let (rows, note) = read_and_repair(&path).unwrap();
         assert_eq!(rows, vec![old.clone()]);
@@ -518,10 +362,9 @@ mod tests {
             rewritten.lines().next().unwrap().split(',').count(),
             header().len()
         );
-        let mut csv = CsvAppender::open(&path).unwrap();
         let mut new = row("t2", &mock::measured(90.0, 400.0));
         new.kld = Some(0.01);
-        csv.append(&new).unwrap();
+        log(&path).append(&new).unwrap();
         assert_eq!(read(&path).unwrap(), vec![old, new]);
         // Another layout is still refused.
         std::fs::write(&path, "a,b\n1,2\n").unwrap();
@@ -533,11 +376,39 @@ mod tests {
         );
     }
 
-    fn write_all_bytes(rows: &[TrialRow]) -> Vec<u8> {
+    #[test]
+    fn a_results_csv_from_before_a_knob_existed_reads_with_the_value_trials_ran_with() {
+        let later: Vec<&crate::knobs::Knob> = crate::knobs::TABLE
+            .iter()
+            .filter(|k| k.before.is_some())
+            .collect();
+        if later.is_empty() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        write_all(&path, rows).unwrap();
-        std::fs::read(path).unwrap()
+        let path = dir.path().join("results.csv");
+        let old = row("t1", &mock::measured(100.0, 400.0));
+        let keep: Vec<&Column> = columns::columns()
+            .iter()
+            .filter(|c| !later.iter().any(|k| k.name == c.name()))
+            .collect();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(keep.iter().map(|c| c.name())).unwrap();
+        let cells: Vec<String> = keep
+            .iter()
+            .map(|c| c.cell(&old).text().into_owned())
+            .collect();
+        writer.write_record(&cells).unwrap();
+        std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
+        let rows = read(&path).unwrap();
+        for knob in later {
+            assert_eq!(
+                Some(rows[0].params.get(knob.id).clone()),
+                crate::knobs::Value::from_cell(knob, knob.before.unwrap()),
+                "{}",
+                knob.name
+            );
+        }
     }
 
     #[test]
@@ -548,6 +419,6 @@ mod tests {
         let damaged = text.replacen(",failed,", ",exploded,", 1);
         std::fs::write(&path, damaged).unwrap();
         let err = read_and_repair(&path).unwrap_err().to_string();
-        assert!(err.contains("later rows are fine"), "{err}");
+        assert!(err.contains("later ones are fine"), "{err}");
     }
 }

@@ -5,7 +5,9 @@
 //! folder's lock.
 
 pub mod anchors;
+pub mod columns;
 pub mod csv_file;
+pub mod csv_log;
 pub mod lock;
 pub mod manifest;
 pub mod parquet_file;
@@ -30,7 +32,7 @@ pub const LOGS: &str = "logs";
 pub struct Store {
     folder: PathBuf,
     rows: Vec<TrialRow>,
-    csv: csv_file::CsvAppender,
+    csv: csv_log::CsvLog<csv_file::ResultsCodec>,
     repair_note: Option<String>,
     _lock: lock::FolderLock,
 }
@@ -58,9 +60,12 @@ impl Store {
             }
         })?;
         let csv_path = folder.join(RESULTS_CSV);
-        let (rows, repair_note) = csv_file::read_and_repair(&csv_path)?;
-        let csv =
-            csv_file::CsvAppender::open(&csv_path).map_err(|e| FolderUnusable(format!("{e:#}")))?;
+        let csv = csv_file::log(&csv_path);
+        let (rows, repair_note) = csv.read_and_repair()?;
+        if rows.is_empty() && std::fs::metadata(&csv_path).map_or(true, |m| m.len() == 0) {
+            // A new sweep: the header is there from the start.
+            csv_file::write_all(&csv_path, &[]).map_err(|e| FolderUnusable(format!("{e:#}")))?;
+        }
         let store = Store {
             folder: folder.to_path_buf(),
             rows,
@@ -120,7 +125,6 @@ impl Store {
         let csv_path = self.folder.join(RESULTS_CSV);
         csv_file::write_all(&csv_path, &self.rows)
             .map_err(|e| write_failed(format!("cannot rewrite {RESULTS_CSV}"), e))?;
-        self.csv = csv_file::CsvAppender::open(&csv_path)?;
         self.write_parquet()
     }
 
@@ -202,12 +206,9 @@ mod tests {
         let text = std::fs::read_to_string(folder.join(RESULTS_CSV)).unwrap();
         assert_eq!(text.matches("trial_id,sweep").count(), 1);
         assert!(ok.feasible && !failed.feasible);
-        assert_eq!(failed.n_batch, 512);
-        assert_eq!(
-            failed.n_ctx, 512,
-            "unset parameters take llama.cpp's default"
-        );
+        assert_eq!(failed.params.int(crate::knobs::N_BATCH), 512);
         assert!(failed.defaulted.contains("n_ctx") && !failed.defaulted.contains("n_batch"));
+        assert_eq!(failed.params.int(crate::knobs::N_CTX), 512);
         assert_eq!(row::split_samples(&ok.tg_tps_samples).len(), 3);
     }
 

@@ -1,15 +1,15 @@
 //! One row of results: a trial, whatever its ending, flattened into the
 //! columns of results.csv and results.parquet.
 
+use crate::knobs::{self, EffectiveParams, Value};
 use crate::objective::{Measured, Metric, Objective};
-use crate::protocol::{EffectiveParams, FlashAttn, KvType, TrialSpec};
+use crate::protocol::TrialSpec;
 use crate::runner::{TrialOutcome, TrialStatus};
 use crate::stats::Summary;
-use serde::{Deserialize, Serialize};
 
 /// A stored trial. Metric columns are empty when the trial was not measured;
 /// `*_samples` hold the raw per-repetition values separated by `;`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrialRow {
     pub trial_id: String,
     pub sweep: String,
@@ -31,17 +31,10 @@ pub struct TrialRow {
     pub model_size_bytes: Option<u64>,
     pub model_params: Option<u64>,
 
-    pub n_gpu_layers: i32,
-    pub n_ctx: u32,
-    pub n_batch: u32,
-    pub n_ubatch: u32,
-    pub n_threads: i32,
-    pub n_threads_batch: i32,
-    pub flash_attn: FlashAttn,
-    pub type_k: KvType,
-    pub type_v: KvType,
-    pub use_mmap: bool,
-    pub offload_kqv: bool,
+    /// Every knob as the trial ran with it (llama.cpp's defaults filled in,
+    /// batch sizes as llama.cpp used them): one column per knob of the
+    /// parameter table (see `store::columns`).
+    pub params: EffectiveParams,
     /// Parameters left at llama.cpp's default, separated by `;`.
     pub defaulted: String,
 
@@ -154,7 +147,12 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 impl TrialRow {
     pub fn new(spec: &TrialSpec, outcome: &TrialOutcome, ctx: RowContext) -> TrialRow {
-        let (p, defaulted) = spec.params.resolve(ctx.defaults);
+        let (mut p, defaulted) = spec.params.resolve(ctx.defaults);
+        if let Some(m) = outcome.metrics.as_ref() {
+            // The batch sizes llama.cpp really used.
+            p.set(knobs::N_BATCH, Value::Int(i64::from(m.n_batch_actual)));
+            p.set(knobs::N_UBATCH, Value::Int(i64::from(m.n_ubatch_actual)));
+        }
         let m = outcome.metrics.as_ref();
         let summary =
             |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>| m.and_then(|m| Summary::of(f(m)));
@@ -183,17 +181,7 @@ impl TrialRow {
             model_description: m.map(|m| m.model.description.clone()),
             model_size_bytes: m.map(|m| m.model.size_bytes),
             model_params: m.map(|m| m.model.n_params),
-            n_gpu_layers: p.n_gpu_layers,
-            n_ctx: p.n_ctx,
-            n_batch: m.map_or(p.n_batch, |m| m.n_batch_actual),
-            n_ubatch: m.map_or(p.n_ubatch, |m| m.n_ubatch_actual),
-            n_threads: p.n_threads,
-            n_threads_batch: p.n_threads_batch,
-            flash_attn: p.flash_attn,
-            type_k: p.type_k,
-            type_v: p.type_v,
-            use_mmap: p.use_mmap,
-            offload_kqv: p.offload_kqv,
+            params: p,
             defaulted: defaulted.join(";"),
             prompt_tokens: w.prompt_tokens,
             gen_tokens: w.gen_tokens,
@@ -255,7 +243,11 @@ impl TrialRow {
 
     /// Copies its variant's quality and bytes per token from `facts`.
     fn take_facts(&mut self, facts: &crate::quality::VariantFacts) {
-        if let Some(q) = facts.quality(&self.model_identity, self.type_k, self.type_v) {
+        let (type_k, type_v) = (
+            self.params.kv_type(knobs::TYPE_K),
+            self.params.kv_type(knobs::TYPE_V),
+        );
+        if let Some(q) = facts.quality(&self.model_identity, type_k, type_v) {
             self.ppl = Some(q.ppl);
             self.ppl_increase_pct = Some(q.ppl_increase_pct);
             self.kld = Some(q.kld);
@@ -297,19 +289,7 @@ impl TrialRow {
 
     /// The parameters this row ran with.
     pub fn effective_params(&self) -> EffectiveParams {
-        EffectiveParams {
-            n_gpu_layers: self.n_gpu_layers,
-            n_ctx: self.n_ctx,
-            n_batch: self.n_batch,
-            n_ubatch: self.n_ubatch,
-            n_threads: self.n_threads,
-            n_threads_batch: self.n_threads_batch,
-            flash_attn: self.flash_attn,
-            type_k: self.type_k,
-            type_v: self.type_v,
-            use_mmap: self.use_mmap,
-            offload_kqv: self.offload_kqv,
-        }
+        self.params.clone()
     }
 }
 

@@ -69,7 +69,11 @@ fn the_baseline_and_llama_cpp_defaults_are_measured_once_confirmed_and_compared(
     let baseline = &first[0];
     assert_eq!(baseline.status, TrialStatus::Ok, "{:?}", baseline.error);
     assert_eq!(
-        (baseline.n_ctx, baseline.n_batch, baseline.n_threads),
+        (
+            baseline.params.int(llama_sweep::knobs::N_CTX),
+            baseline.params.int(llama_sweep::knobs::N_BATCH),
+            baseline.params.int(llama_sweep::knobs::N_THREADS)
+        ),
         (128, 32, 1)
     );
     let defaults = &first[1];

@@ -147,7 +147,8 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
             "peak RSS from wait4 includes the model"
         );
         assert_eq!(
-            r.n_threads_batch, r.n_threads,
+            r.params.int(llama_sweep::knobs::N_THREADS_BATCH),
+            r.params.int(llama_sweep::knobs::N_THREADS),
             "threads_batch follows threads"
         );
         assert_eq!(r.n_ctx_actual, Some(256));
@@ -300,7 +301,10 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
-    assert_eq!(get("n_threads"), Some(best.n_threads.to_string()));
+    assert_eq!(
+        get("n_threads"),
+        Some(best.params.int(llama_sweep::knobs::N_THREADS).to_string())
+    );
     assert_eq!(
         get("n_ubatch"),
         Some("64".into()),

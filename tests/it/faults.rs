@@ -129,7 +129,10 @@ fn an_impossible_context_is_an_out_of_memory_row() {
         stderr(&out)
     );
     let rows = rows(&dir);
-    let big = rows.iter().find(|r| r.n_ctx == 8388608).unwrap();
+    let big = rows
+        .iter()
+        .find(|r| r.params.int(llama_sweep::knobs::N_CTX) == 8388608)
+        .unwrap();
     assert_eq!(big.status, TrialStatus::Oom, "{:?}", big.error);
     assert!(
         big.error
@@ -142,7 +145,7 @@ fn an_impossible_context_is_an_out_of_memory_row() {
     assert_eq!(big.attempts, 1, "out of memory is not retried");
     assert!(
         rows.iter()
-            .any(|r| r.n_ctx == 256 && r.status == TrialStatus::Ok)
+            .any(|r| r.params.int(llama_sweep::knobs::N_CTX) == 256 && r.status == TrialStatus::Ok)
     );
 }
 

@@ -5,7 +5,7 @@
 
 use super::support::{read_rows, run, stderr};
 use llama_sweep::bandwidth::Bandwidth;
-use llama_sweep::protocol::KvType;
+use llama_sweep::knobs::KvType;
 use llama_sweep::quality::record::{self, QualityRow};
 use llama_sweep::store::row::TrialRow;
 use llama_sweep::store::{csv_file, manifest};
@@ -56,13 +56,18 @@ fn drawn_plots(html: &str, folder: &Path) -> Vec<String> {
 fn quality_of(row: &TrialRow, kld: f64) -> QualityRow {
     let reference = kld == 0.0;
     QualityRow {
-        quality_id: format!("{}-{}-{}", row.model_variant, row.type_k, row.type_v),
+        quality_id: format!(
+            "{}-{}-{}",
+            row.model_variant,
+            row.params.kv_type(llama_sweep::knobs::TYPE_K),
+            row.params.kv_type(llama_sweep::knobs::TYPE_V)
+        ),
         model_name: row.model_name.clone(),
         model_variant: row.model_variant.clone(),
         model_identity: row.model_identity.clone(),
         model_size_bytes: row.model_size_bytes,
-        type_k: row.type_k,
-        type_v: row.type_v,
+        type_k: row.params.kv_type(llama_sweep::knobs::TYPE_K),
+        type_v: row.params.kv_type(llama_sweep::knobs::TYPE_V),
         is_reference: reference,
         reference_variant: "Q8_0".into(),
         reference_type_k: KvType::F16,
@@ -123,7 +128,10 @@ fn quality_and_the_ceiling_appear_with_their_data() {
     let mut rows = read_rows(&folder);
     let mut quality: Vec<QualityRow> = Vec::new();
     for row in &mut rows {
-        let kld = kld_of(&row.model_variant, row.type_k);
+        let kld = kld_of(
+            &row.model_variant,
+            row.params.kv_type(llama_sweep::knobs::TYPE_K),
+        );
         row.kld = Some(kld);
         row.top1_pct = Some(100.0 - kld * 300.0);
         row.ppl_increase_pct = Some(kld * 50.0);

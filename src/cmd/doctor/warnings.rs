@@ -5,6 +5,7 @@
 use super::render::fmt_bytes;
 use super::{Findings, ModelState};
 use crate::config::SweepConfig;
+use crate::knobs::{self, Value};
 
 /// The advice for a build without GPU offload.
 pub const REBUILD: &str = "rebuild with `cargo build --release --features cuda` (or vulkan, metal)";
@@ -12,7 +13,7 @@ pub const REBUILD: &str = "rebuild with `cargo build --release --features cuda` 
 /// The sweep's settings that put layers on a GPU: a non-zero n_gpu_layers
 /// in [space] or [baseline], or one left unset where llama.cpp's default
 /// (`default_ngl`) is non-zero.
-pub fn gpu_requests(config: &SweepConfig, default_ngl: Option<i32>) -> Vec<String> {
+pub fn gpu_requests(config: &SweepConfig, default_ngl: Option<i64>) -> Vec<String> {
     let unset = |table: &str| match default_ngl {
         Some(d) if d != 0 => Some(format!(
             "[{table}] leaves n_gpu_layers unset (llama.cpp's default: {d})"
@@ -20,12 +21,13 @@ pub fn gpu_requests(config: &SweepConfig, default_ngl: Option<i32>) -> Vec<Strin
         _ => None,
     };
     let mut requests = Vec::new();
-    match &config.space.n_gpu_layers {
+    match config.space.get(knobs::N_GPU_LAYERS) {
         Some(values) => {
             let on_gpu: Vec<String> = values
                 .iter()
-                .filter(|&&v| v != 0)
-                .map(i32::to_string)
+                .filter_map(Value::as_int)
+                .filter(|&v| v != 0)
+                .map(|v| v.to_string())
                 .collect();
             if !on_gpu.is_empty() {
                 requests.push(format!("[space] n_gpu_layers = {}", on_gpu.join(", ")));
@@ -34,7 +36,7 @@ pub fn gpu_requests(config: &SweepConfig, default_ngl: Option<i32>) -> Vec<Strin
         None => requests.extend(unset("space")),
     }
     if let Some(baseline) = &config.baseline {
-        match baseline.params.n_gpu_layers {
+        match baseline.params.int(knobs::N_GPU_LAYERS) {
             Some(0) => {}
             Some(v) => requests.push(format!("[baseline] n_gpu_layers = {v}")),
             None => requests.extend(unset("baseline")),

@@ -4,8 +4,9 @@
 
 use crate::config::SweepConfig;
 use crate::confirm::{self, Confirmation};
+use crate::knobs::EffectiveParams;
 use crate::plan::references::Reference;
-use crate::protocol::{EffectiveParams, TrialSpec};
+use crate::protocol::TrialSpec;
 use crate::report::progress::Progress;
 use crate::runner::ProcessExecutor;
 use crate::store::row::TrialRow;

@@ -1,0 +1,254 @@
+//! The parameter table: every knob a sweep can turn, described once.
+//!
+//! A knob's entry says what it is (level, value domain, llama.cpp's way of
+//! receiving it), how a search scales it, how it relates to other knobs
+//! (follows one when unset, is clamped to one), and how each export spells
+//! it. Config parsing, the grid, the search encoding, the trial protocol,
+//! the row columns, the report and the exports all read this table instead
+//! of naming knobs; the child applies each knob to llama.cpp in
+//! `measure::apply`. Adding a knob is one entry here, one arm there, and its
+//! tests.
+
+mod choices;
+mod params;
+pub mod rules;
+mod table;
+mod value;
+
+pub use choices::{FlashAttn, KvType};
+pub use params::{EffectiveParams, Params};
+pub use table::*;
+pub use value::Value;
+
+/// Where a knob acts, which decides the grid's nesting (llama-bench's
+/// order: a model-level change reloads the model, so those change least
+/// often) and what a change costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Read when the model is loaded (llama.cpp's model parameters).
+    Model,
+    /// Read when the context is created (llama.cpp's context parameters).
+    Context,
+    /// The threads that run each graph.
+    Threads,
+}
+
+/// The values a knob takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Domain {
+    /// An integer in `min..=max`; `meaning` explains the values to someone
+    /// who gave one out of range.
+    Int {
+        min: i64,
+        max: i64,
+        meaning: &'static str,
+    },
+    Bool,
+    /// One of `names` (matched without regard to case); `from_bool` lets
+    /// `true`/`false` stand for two of them.
+    Choice {
+        names: &'static [&'static str],
+        from_bool: Option<(&'static str, &'static str)>,
+    },
+}
+
+/// How a search places a knob's values in its unit cube.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// Sizes that matter by their ratio (batch sizes, contexts).
+    Log2,
+    /// Unordered names, one-hot.
+    Category,
+}
+
+/// Where llama.cpp receives a knob (for people: the README's table and
+/// `--help`; the child's `measure::apply` does the receiving).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiver {
+    ModelParams,
+    ContextParams,
+}
+
+impl Receiver {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Receiver::ModelParams => "llama_model_params",
+            Receiver::ContextParams => "llama_context_params",
+        }
+    }
+}
+
+/// How llama-cpp-python's `Llama()` takes a knob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KwargSpelling {
+    /// A keyword argument of the knob's name, its value as JSON.
+    Same,
+    /// `flash_attn=True|False`: "auto" only where llama.cpp said what it
+    /// resolved to.
+    FlashAttn,
+    /// A ggml type id, left out when it is f16 (`Llama()`'s default).
+    GgmlType,
+    /// `Llama()` has no argument for it; why, and what it runs instead.
+    Unavailable(&'static str),
+}
+
+/// How llama.cpp's common arguments (llama-server's command line and its
+/// `LLAMA_ARG_*` variables) take a knob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSpelling {
+    /// `flag value`; `env: None` when llama.cpp reads no variable for it.
+    Value {
+        flag: &'static str,
+        env: Option<&'static str>,
+    },
+    /// `-ngl N|all`: llama.cpp's parser reads -1 as "auto" (fit), so all
+    /// layers is written `all`.
+    GpuLayers {
+        flag: &'static str,
+        env: &'static str,
+    },
+    /// `-fa on|off|auto`, "auto" written as what llama.cpp resolved it to.
+    FlashAttn {
+        flag: &'static str,
+        env: &'static str,
+    },
+    /// A boolean as one of two switches; the variable takes 1 or 0.
+    Switch {
+        on: &'static str,
+        off: &'static str,
+        env: &'static str,
+    },
+    /// A boolean that only has a switch for `true` (false is the default
+    /// and is written by leaving the switch out).
+    OnlyOn { on: &'static str, env: &'static str },
+    /// A boolean written as a named value of another flag.
+    Named {
+        flag: &'static str,
+        env: &'static str,
+        if_true: &'static str,
+        if_false: &'static str,
+    },
+}
+
+/// One knob.
+#[derive(Debug, Clone, Copy)]
+pub struct Knob {
+    pub id: KnobId,
+    /// Its key in `[space]`, `[baseline]`, the rows and the trial protocol.
+    pub name: &'static str,
+    /// One line for people: what it does and where it matters.
+    pub about: &'static str,
+    pub level: Level,
+    pub domain: Domain,
+    pub scale: Scale,
+    pub receiver: Receiver,
+    /// Left unset, it takes this knob's value (n_threads_batch follows
+    /// n_threads, as llama-bench does).
+    pub follows: Option<KnobId>,
+    /// llama.cpp clamps it to this knob's value (n_batch to n_ctx).
+    pub at_most: Option<KnobId>,
+    /// What trials measured before this knob existed ran with (llama.cpp's
+    /// default then), as written in a row; `None` for the first knobs.
+    pub before: Option<&'static str>,
+    pub kwarg: KwargSpelling,
+    pub server: ServerSpelling,
+}
+
+/// A knob's position in [`TABLE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KnobId(u8);
+
+impl KnobId {
+    /// The knob's entry.
+    pub fn knob(self) -> &'static Knob {
+        &TABLE[self.0 as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.knob().name
+    }
+}
+
+impl std::fmt::Display for KnobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The knob called `name`.
+pub fn by_name(name: &str) -> Option<&'static Knob> {
+    TABLE.iter().find(|k| k.name == name)
+}
+
+/// Every knob's name, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|k| k.name)
+}
+
+/// The knobs in the grid's nesting order: model-level first (they reload
+/// the model), threads last (they change fastest), table order within a
+/// level.
+pub fn nesting_order() -> Vec<&'static Knob> {
+    let mut knobs: Vec<&Knob> = TABLE.iter().collect();
+    knobs.sort_by_key(|k| k.level);
+    knobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_positions_and_names_are_unique() {
+        for (i, knob) in TABLE.iter().enumerate() {
+            assert_eq!(knob.id.0 as usize, i, "{}", knob.name);
+            assert_eq!(by_name(knob.name).unwrap().id, knob.id);
+        }
+        let mut names: Vec<_> = names().collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), TABLE.len());
+    }
+
+    #[test]
+    fn relations_point_at_knobs_of_the_same_kind() {
+        for knob in TABLE {
+            for other in [knob.follows, knob.at_most].into_iter().flatten() {
+                assert_eq!(
+                    std::mem::discriminant(&other.knob().domain),
+                    std::mem::discriminant(&knob.domain),
+                    "{} relates to {}",
+                    knob.name,
+                    other.name()
+                );
+                assert_ne!(other, knob.id);
+            }
+        }
+    }
+
+    #[test]
+    fn values_before_a_knob_existed_are_in_its_domain() {
+        for knob in TABLE {
+            if let Some(before) = knob.before {
+                assert!(
+                    Value::from_cell(knob, before).is_some(),
+                    "{}: {before}",
+                    knob.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn model_level_knobs_nest_outermost() {
+        let order = nesting_order();
+        let first_context = order.iter().position(|k| k.level != Level::Model).unwrap();
+        assert!(
+            order[..first_context]
+                .iter()
+                .all(|k| k.level == Level::Model)
+        );
+        assert_eq!(order.last().unwrap().level, Level::Threads);
+    }
+}
