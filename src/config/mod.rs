@@ -314,4 +314,22 @@ mod tests {
         let e = bad("[trial]\ntimeout_s = 1e20\n");
         assert_eq!(e.key.as_deref(), Some("trial.timeout_s"));
     }
+
+    #[test]
+    fn backend_switches_are_axes() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse_in(
+            dir.path(),
+            &format!("{MINIMAL}[space]\nrepack = [true, false]\nno_host = true\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.space.get(crate::knobs::REPACK),
+            Some(&[Value::Bool(true), Value::Bool(false)][..])
+        );
+        assert_eq!(c.space.swept_axes(), vec!["repack"]);
+        let e = parse_in(dir.path(), &format!("{MINIMAL}[space]\nrepack = \"no\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("space.repack"));
+        assert!(e.message.contains("true or false"), "{e}");
+    }
 }

@@ -93,6 +93,7 @@ LLAMA_ARG_CACHE_TYPE_K=f16
 LLAMA_ARG_CACHE_TYPE_V=q8_0
 LLAMA_ARG_LOAD_MODE=none
 LLAMA_ARG_KV_OFFLOAD=1
+LLAMA_ARG_REPACK=1
 LLAMA_ARG_FIT=off
 "#;
         assert_eq!(render_default(&r), expected);

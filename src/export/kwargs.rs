@@ -114,3 +114,26 @@ pub fn llama_kwargs(row: &TrialRow) -> Vec<Kwarg> {
     kwargs.push(kwarg("verbose", json!(false)));
     kwargs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::mock;
+
+    #[test]
+    fn a_knob_llama_cpp_python_cannot_set_is_a_note_only_when_it_was_not_the_default() {
+        let mut r = crate::test_support::row("abc", &mock::measured(100.0, 400.0));
+        assert!(r.defaulted.split(';').any(|d| d == "repack"));
+        assert!(llama_kwargs(&r).iter().all(|k| k.key != "repack"));
+        r.params.set(knobs::REPACK, false.into());
+        r.defaulted = r.defaulted.replace("repack", "");
+        let kwargs = llama_kwargs(&r);
+        let repack = kwargs.iter().find(|k| k.key == "repack").unwrap();
+        assert_eq!(repack.value, None, "Llama() has no such argument");
+        let note = repack.note.as_deref().unwrap();
+        assert!(
+            note.contains("false was measured") && note.contains("--no-repack"),
+            "{note}"
+        );
+    }
+}

@@ -203,4 +203,27 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn repack_and_no_host_are_written_as_llama_server_switches() {
+        let mut r = row();
+        let args = llama_args(&r);
+        assert!(args.iter().any(|a| a.flag == "--repack"), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.flag == "--no-host"),
+            "no_host off is llama.cpp's default and has no switch"
+        );
+        r.params.set(knobs::REPACK, Value::Bool(false));
+        r.params.set(knobs::NO_HOST, Value::Bool(true));
+        let args = llama_args(&r);
+        let no_repack = args.iter().find(|a| a.flag == "--no-repack").unwrap();
+        assert_eq!(
+            no_repack.env,
+            EnvVar::Set {
+                name: "LLAMA_ARG_REPACK",
+                value: "0".into()
+            }
+        );
+        assert!(args.iter().any(|a| a.flag == "--no-host"));
+    }
 }

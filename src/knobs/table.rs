@@ -196,4 +196,42 @@ knobs! {
             env: "LLAMA_ARG_KV_OFFLOAD",
         },
     };
+    REPACK = Knob {
+        id: REPACK,
+        name: "repack",
+        about: "repack weights into the CPU's extra buffer types (AMX, CPU_REPACK): \
+                faster prompts where those kernels work (llama-bench --repack)",
+        level: Level::Model,
+        domain: Domain::Bool,
+        scale: Scale::Linear,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some("true"),
+        kwarg: KwargSpelling::Unavailable(
+            "llama-cpp-python's Llama() has no argument for it and always repacks",
+        ),
+        server: ServerSpelling::Switch {
+            on: "--repack",
+            off: "--no-repack",
+            env: "LLAMA_ARG_REPACK",
+        },
+    };
+    NO_HOST = Knob {
+        id: NO_HOST,
+        name: "no_host",
+        about: "bypass the host (pinned) buffer so extra buffer types can be used with a GPU \
+                (llama-bench --no-host)",
+        level: Level::Model,
+        domain: Domain::Bool,
+        scale: Scale::Linear,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some("false"),
+        kwarg: KwargSpelling::Unavailable(
+            "llama-cpp-python's Llama() has no argument for it and uses the host buffer",
+        ),
+        server: ServerSpelling::OnlyOn { on: "--no-host", env: "LLAMA_ARG_NO_HOST" },
+    };
 }

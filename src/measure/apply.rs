@@ -85,6 +85,8 @@ fn receive(s: &mut Settings, knob: KnobId, value: &Value) -> bool {
         knobs::TYPE_K => cp.type_k = kv_type(value),
         knobs::TYPE_V => cp.type_v = kv_type(value),
         knobs::OFFLOAD_KQV => cp.offload_kqv = flag,
+        knobs::REPACK => mp.use_extra_bufts = flag,
+        knobs::NO_HOST => mp.no_host = flag,
         _ => return false,
     }
     true
@@ -125,6 +127,8 @@ fn default_of(
         knobs::TYPE_K => kv(cp.type_k),
         knobs::TYPE_V => kv(cp.type_v),
         knobs::OFFLOAD_KQV => cp.offload_kqv.into(),
+        knobs::REPACK => mp.use_extra_bufts.into(),
+        knobs::NO_HOST => mp.no_host.into(),
         _ => return None,
     })
 }
