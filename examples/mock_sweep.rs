@@ -73,6 +73,7 @@ fn main() {
             },
             seed: 0,
             sampling: Default::default(),
+            forced: Default::default(),
         })
         .collect();
     // llama.cpp's defaults; knobs added later take the table's `before`.
@@ -116,6 +117,7 @@ fn main() {
         &ctx,
         &options,
         &mut report,
+        &mut llama_sweep::failure_watch::FailureWatch::new(false),
     )
     .expect("sweep");
 }

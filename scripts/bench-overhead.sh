@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The parent's own cost per trial — spawning the child, the protocol,
 # bookkeeping, the CSV append and sync, the Parquet rewrite — measured on the
-# real binary with children that answer at once (LLAMA_SWEEP_TEST_FAULT=
-# instant: no model is loaded), then stated as a fraction of a 5 s trial.
+# real binary with children that answer at once (`run --test-fault
+# instant`: no model is loaded), then stated as a fraction of a 5 s trial.
 # Then the parent's memory over a 1,000-trial sweep with a mock executor
 # (examples/mock_sweep.rs).
 #
@@ -37,7 +37,7 @@ TOML
 
 echo "== $trials trials through the real binary, children answering at once"
 start=$(date +%s.%N)
-LLAMA_SWEEP_TEST_FAULT=instant target/release/llama-sweep run "$tmp/sweep.toml" >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
+target/release/llama-sweep run "$tmp/sweep.toml" --test-fault instant >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
 end=$(date +%s.%N)
 python3 - "$start" "$end" "$trials" <<'PY'
 import sys

@@ -21,6 +21,9 @@
 #   ROUNDS=5        alternations per measurement (default 5)
 #   THREADS="1 2"   thread counts of the parity part
 #   GRID_ROUNDS=N   alternations of the wall-time part (default ROUNDS; 0 skips it)
+#   TOLERANCE=0.12  fail (exit 1) when a median parity ratio is outside 1 ± this
+#                   (CI sets it: wide enough for a noisy shared machine, narrow
+#                   enough to catch a real regression); unset: report only
 # Needs: cmake, a C++ compiler, python3 with pip, and `cargo build --release`.
 set -euo pipefail
 
@@ -29,6 +32,7 @@ model="$(realpath "${1:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}")"
 rounds="${ROUNDS:-5}"
 thread_counts="${THREADS:-1 2}"
 grid_rounds="${GRID_ROUNDS:-$rounds}"
+tolerance="${TOLERANCE:-}"
 work="$root/target/llama-bench"
 sweep_bin="$root/target/release/llama-sweep"
 lcp_version="0.3.36"
@@ -95,6 +99,10 @@ request_prompt_tokens = $4
 request_max_tokens = $5
 [trial]
 timeout_s = 600
+[quality]
+measure = false
+[confirm]
+top = 0
 EOF
   rm -rf "$1/out"
 }
@@ -109,13 +117,15 @@ tg = [r["avg_ts"] for r in rows if r["n_gen"] > 0]
 print(pp[0], tg[0])'
 }
 
-# results.csv → "pp tg" mean t/s of the single trial
+# results.csv → "pp tg" mean t/s of the plan's single trial (not the
+# reference trial of llama-server's defaults, which runs first)
 sweep_rates() {
   python3 -c '
-import csv, sys
-row = next(csv.DictReader(open(sys.argv[1])))
+import csv, json, sys
+planned = json.load(open(sys.argv[2]))["trial_ids"]
+row = next(r for r in csv.DictReader(open(sys.argv[1])) if r["trial_id"] in planned)
 assert row["status"] == "ok", row["error"]
-print(row["pp_tps_mean"], row["tg_tps_mean"])' "$1/out/parity/results.csv"
+print(row["pp_tps_mean"], row["tg_tps_mean"])' "$1/out/parity/results.csv" "$1/out/parity/plan.json"
 }
 
 summarise() { # label, then ratios on stdin
@@ -151,6 +161,23 @@ for threads in $thread_counts; do
   summarise "  pp, $threads thread(s)" < "$tmp/pp.$threads"
   summarise "  tg, $threads thread(s)" < "$tmp/tg.$threads"
 done
+if [ -n "$tolerance" ]; then
+  python3 - "$tolerance" "$tmp" $thread_counts <<'PY'
+import statistics, sys
+tol, tmp, threads = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+bad = []
+for t in threads:
+    for test in ("pp", "tg"):
+        xs = [float(x) for x in open(f"{tmp}/{test}.{t}").read().split()]
+        m = statistics.median(xs)
+        if abs(m - 1) > tol:
+            bad.append(f"{test} with {t} thread(s): median ratio {m:.3f}")
+if bad:
+    print(f"PARITY FAILED (tolerance ±{tol:.0%}): " + "; ".join(bad))
+    sys.exit(1)
+print(f"parity within ±{tol:.0%} of llama-bench for every test")
+PY
+fi
 
 # --- 3. wall time of a small grid ---------------------------------------------
 [ "$grid_rounds" -gt 0 ] || exit 0

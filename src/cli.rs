@@ -41,6 +41,10 @@ Which trials run is the [sweep] strategy's choice: \"grid\" (all), \"random\", o
 (Bayesian optimization, for spaces too large to run in full: set max_trials or max_hours). At the \
 end the best [confirm] top trials are measured again, interleaved, and the winner is picked on \
 those runs (confirm.csv, recommendation.json).\n\n\
+Before the trials, a backend self-test runs each model variant briefly with the sweep's \
+settings; where llama.cpp's kernels crash or return NaN it tries repack = false (then flash \
+attention off) on knobs the sweep leaves unset, forces what works on that variant's trials, and \
+says so. If the first trials all fail the same way, the sweep stops early with a diagnosis.\n\n\
 Ctrl-C once stops the running trial, keeps everything recorded and says how to resume; twice \
 exits at once. One sweep at a time can write to an output folder.",
         after_help = "Examples:\n  \
@@ -51,7 +55,9 @@ llama-sweep run --fresh                      # start over, old results moved asi
 Exit status: 0 finished and recommended a configuration; 1 unexpected error; 2 bad sweep file or \
 arguments (nothing written); 3 output folder unusable (locked, not writable, or its rows were \
 measured under another workload or objective); 4 writing results failed (disk full); 5 \
-interrupted; 6 budget reached with trials left; 7 finished but no trial is feasible."
+interrupted; 6 budget reached with trials left; 7 finished but no trial is feasible; 8 \
+llama.cpp's kernels failed the backend self-test for every model variant (no trial ran); 9 the \
+first trials all failed the same way (stopped early; run again once the cause is fixed)."
     )]
     Run(RunArgs),
 
@@ -218,6 +224,11 @@ pub struct RunArgs {
     /// Stop before a trial that would end after this many hours (overrides [sweep] max_hours)
     #[arg(long, value_name = "HOURS")]
     pub max_hours: Option<f64>,
+    /// For tests only: every child misbehaves this way on purpose (crash, segfault, hang,
+    /// garbage, exit, instant, sleep:<s>, crash-when-repacked, nan-when-repacked); every row is
+    /// marked as made under a test fault
+    #[arg(long, value_name = "FAULT", hide = true)]
+    pub test_fault: Option<crate::protocol::TestFault>,
 }
 
 #[derive(Debug, Args)]
@@ -320,6 +331,9 @@ pub struct DoctorArgs {
     /// KV cache value type for the memory estimate
     #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = kv_type)]
     pub type_v: crate::knobs::KvType,
+    /// For tests only: the self-test children misbehave this way (see `run --test-fault`)
+    #[arg(long, value_name = "FAULT", hide = true)]
+    pub test_fault: Option<crate::protocol::TestFault>,
 }
 
 fn kv_type(name: &str) -> Result<crate::knobs::KvType, String> {

@@ -6,26 +6,27 @@
 //! the logarithms of the per-run means, so it reads as a ratio); when the
 //! interval includes "no difference", the configurations cannot be told
 //! apart, and the one using less memory is preferred. The reference trials
-//! (the user's baseline, llama.cpp's defaults) are measured in the same
+//! (the user's baseline, llama-server's defaults) are measured in the same
 //! rounds, and the recommendation is stated against them (`versus`).
 
 mod versus;
 
 pub use versus::Versus;
 
-use crate::knobs::EffectiveParams;
+use crate::clock::now_rfc3339;
+use crate::config::ConfirmSettings;
 use crate::objective::Objective;
 use crate::plan::references::Reference;
 use crate::protocol::TrialSpec;
-use crate::runner::{Execution, Executor};
+use crate::runner::Executor;
 use crate::search::core::orient;
 use crate::stats::{Summary, welch_interval};
-use crate::store::row::{RowContext, TrialRow};
-use crate::sweep::{SweepObserver, now_rfc3339};
+use crate::store::csv_log::{CsvLog, SerdeCodec};
+use crate::store::row::TrialRow;
+use crate::sweep::{RowFacts, SweepObserver, measure_once};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 pub const CONFIRM_CSV: &str = "confirm.csv";
@@ -33,27 +34,6 @@ pub const CONFIRM_CSV: &str = "confirm.csv";
 /// and not significantly, count as equally fast.
 const TIE_MARGIN: f64 = 0.03;
 pub const RECOMMENDATION_JSON: &str = "recommendation.json";
-
-/// `[confirm]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfirmSettings {
-    /// How many of the best feasible trials to measure again (0 = no round).
-    pub top: usize,
-    /// Interleaved rounds.
-    pub rounds: usize,
-    /// Repetitions per run (the workload's repetitions × 2 by default).
-    pub repetitions: Option<u32>,
-}
-
-impl Default for ConfirmSettings {
-    fn default() -> Self {
-        ConfirmSettings {
-            top: 3,
-            rounds: 3,
-            repetitions: None,
-        }
-    }
-}
 
 /// One re-measurement, as written to confirm.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,11 +141,11 @@ pub fn confirm(
     spec_of: &dyn Fn(&str) -> Option<TrialSpec>,
     executor: &mut dyn Executor,
     folder: &Path,
-    objective: &Objective,
-    defaults: &EffectiveParams,
+    facts: &RowFacts,
     settings: &ConfirmSettings,
     observer: &mut dyn SweepObserver,
 ) -> anyhow::Result<Confirmation> {
+    let objective = facts.objective;
     let repetitions = |spec: &TrialSpec| {
         settings
             .repetitions
@@ -212,28 +192,10 @@ pub fn confirm(
     for round in 0..settings.rounds {
         for k in 0..n {
             let c = &mut subjects[(k + round) % n];
-            let log = folder.join(format!("logs/{}.confirm{}.log", c.spec.trial_id, round + 1));
-            let outcome = match executor.execute(&c.spec, &log)? {
-                Execution::Done(outcome) => outcome,
-                Execution::Interrupted => return Ok(Confirmation::Interrupted),
+            let log = format!("logs/{}.confirm{}.log", c.spec.trial_id, round + 1);
+            let Some(row) = measure_once(executor, &c.spec, folder, log, 0, facts)? else {
+                return Ok(Confirmation::Interrupted);
             };
-            let row = TrialRow::new(
-                &c.spec,
-                &outcome,
-                RowContext {
-                    sweep: "",
-                    seq: 0,
-                    defaults,
-                    objective,
-                    started_at: String::new(),
-                    finished_at: String::new(),
-                    build: "",
-                    log_file: String::new(),
-                    attempts: 1,
-                    noise_cv_max: f64::INFINITY,
-                    facts: None,
-                },
-            );
             let value = objective.score(&row);
             if let Some(v) = value {
                 c.logs.push(v.max(1e-12).ln());
@@ -301,21 +263,17 @@ pub fn confirm(
     Ok(Confirmation::Decided(Box::new(r)))
 }
 
+fn runs_log(folder: &Path) -> CsvLog<SerdeCodec<ConfirmRun>> {
+    CsvLog::new(folder.join(CONFIRM_CSV), SerdeCodec::new())
+}
+
 fn append_run(folder: &Path, run: &ConfirmRun) -> anyhow::Result<()> {
-    let path = folder.join(CONFIRM_CSV);
-    let new = !path.exists();
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(new)
-        .from_writer(Vec::new());
-    writer.serialize(run)?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    file.write_all(&writer.into_inner()?)
-        .and_then(|_| file.sync_data())
-        .with_context(|| format!("cannot append to {}", path.display()))
+    runs_log(folder).append(run)
+}
+
+/// Every confirmation run recorded in `folder` (none without confirm.csv).
+pub fn read_runs(folder: &Path) -> anyhow::Result<Vec<ConfirmRun>> {
+    runs_log(folder).read()
 }
 
 fn memory(row: &TrialRow) -> f64 {
@@ -340,7 +298,10 @@ fn decide(candidates: &[Candidate], objective: &Objective) -> Option<Recommendat
         .iter()
         .skip(1)
         .filter(|(c, _)| match welch_interval(&best.logs, &c.logs) {
-            Some((d, lo, hi)) => lo <= 0.0 && hi >= 0.0 && d <= TIE_MARGIN.ln_1p(),
+            // How much better the best measured, whatever the direction.
+            Some((d, lo, hi)) => {
+                lo <= 0.0 && hi >= 0.0 && orient(objective, d) <= TIE_MARGIN.ln_1p()
+            }
             None => false,
         })
         .map(|(c, _)| *c)
@@ -454,9 +415,25 @@ pub fn read_recommendation(folder: &Path) -> Option<Recommendation> {
 mod tests {
     use super::*;
     use crate::plan::references::Role;
+    use crate::runner::Execution;
     use crate::runner::mock::{self, MockExecutor};
     use crate::sweep::Silent;
     use crate::test_support::{defaults, row, spec};
+
+    /// What the rows of a round in a test record.
+    fn facts<'a>(
+        objective: &'a Objective,
+        defaults: &'a crate::knobs::EffectiveParams,
+    ) -> RowFacts<'a> {
+        RowFacts {
+            sweep_name: "s",
+            build: "test",
+            defaults,
+            objective,
+            noise_cv_max: f64::INFINITY,
+            facts: None,
+        }
+    }
     use std::cell::Cell;
 
     fn rows(values: &[(&str, f64, f64)]) -> Vec<TrialRow> {
@@ -484,8 +461,7 @@ mod tests {
             &|id| Some(spec(id)),
             executor,
             folder,
-            &objective,
-            &defaults(),
+            &facts(&objective, &defaults()),
             &settings,
             &mut Silent,
         )
@@ -593,6 +569,55 @@ mod tests {
     }
 
     #[test]
+    fn a_wide_interval_alone_does_not_hand_the_win_to_a_slower_lighter_config_when_minimizing() {
+        // Time to first token, minimized: "fast" measured 100, 300, 100 ms
+        // (a noisy machine), "light" 170 ms each time. Not significant, but
+        // 15% apart: "fast" stays, however much less memory "light" uses.
+        let rows = rows(&[("fast", 150.0, 400.0), ("light", 149.0, 150.0)]);
+        let ranked: Vec<&TrialRow> = rows.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let runs = std::cell::RefCell::new(std::collections::HashMap::<String, usize>::new());
+        // mock::measured's time to first token is 256 000 / pp ms.
+        let pp_for = |ttft_ms: f64| 256_000.0 / ttft_ms;
+        let mut executor = MockExecutor::new(|s: &TrialSpec| {
+            let mut runs = runs.borrow_mut();
+            let k = runs.entry(s.trial_id.clone()).or_default();
+            *k += 1;
+            let ttft = match (s.trial_id.as_str(), *k) {
+                ("fast", 2) => 300.0,
+                ("fast", _) => 100.0,
+                _ => 170.0,
+            };
+            Execution::Done(mock::measured(100.0, pp_for(ttft)))
+        });
+        let objective = Objective {
+            metric: crate::objective::Metric::TtftMs,
+            direction: crate::objective::Direction::Minimize,
+            constraints: Vec::new(),
+        };
+        let end = confirm(
+            &ranked,
+            &[],
+            &|id| Some(spec(id)),
+            &mut executor,
+            dir.path(),
+            &facts(&objective, &defaults()),
+            &ConfirmSettings::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        let Confirmation::Decided(rec) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!(rec.trial_id, "fast", "{}", rec.verdict);
+        assert!(
+            rec.verdict.contains("too noisy to be sure"),
+            "{}",
+            rec.verdict
+        );
+    }
+
+    #[test]
     fn a_round_in_which_every_run_fails_decides_nothing() {
         let rows = rows(&[("a", 150.0, 200.0), ("b", 140.0, 200.0)]);
         let ranked: Vec<&TrialRow> = rows.iter().collect();
@@ -639,8 +664,7 @@ mod tests {
             &|id| Some(spec(id)),
             &mut executor,
             dir.path(),
-            objective,
-            &defaults(),
+            &facts(objective, &defaults()),
             &ConfirmSettings::default(),
             &mut Silent,
         )
@@ -703,7 +727,7 @@ mod tests {
         assert!(
             rec.verdict
                 .contains(&format!("; {:.2}× your baseline (95% CI ", base.ratio))
-                && rec.verdict.contains("× llama.cpp's defaults (95% CI "),
+                && rec.verdict.contains("× llama-server's defaults (95% CI "),
             "{}",
             rec.verdict
         );
@@ -758,7 +782,7 @@ mod tests {
         );
         assert!(
             rec.verdict.contains(
-                "; it is your baseline; llama.cpp's defaults could not be measured again"
+                "; it is your baseline; llama-server's defaults could not be measured again"
             ),
             "{}",
             rec.verdict

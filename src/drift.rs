@@ -5,32 +5,7 @@
 //! good check are suspect. This module is the pure bookkeeping; the sweep
 //! loop does the measuring.
 
-/// `[drift]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DriftSettings {
-    /// Re-measure the anchor after this many trials (0 = never).
-    pub every: usize,
-    /// Relative change of the anchor that counts as drift (0.10 = 10%).
-    pub threshold: f64,
-    /// A trial id to use as anchor; default: the first feasible trial.
-    pub anchor: Option<String>,
-    /// Pause before re-checking after drift was seen, seconds.
-    pub cooldown_s: f64,
-    /// After drift, re-measure the suspect trials once the anchor is back.
-    pub remeasure: bool,
-}
-
-impl Default for DriftSettings {
-    fn default() -> Self {
-        DriftSettings {
-            every: 10,
-            threshold: 0.10,
-            anchor: None,
-            cooldown_s: 0.0,
-            remeasure: true,
-        }
-    }
-}
+use crate::config::DriftSettings;
 
 /// What an anchor check says.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -25,6 +25,12 @@ pub const BUDGET_REACHED: u8 = 6;
 /// Every trial ran, but none is both measured and within the constraints,
 /// so nothing was recommended.
 pub const NOTHING_FEASIBLE: u8 = 7;
+/// llama.cpp's kernels failed the backend self-test for every model variant,
+/// with every fallback: no trial ran.
+pub const BACKEND_BROKEN: u8 = 8;
+/// The first trials, of different configurations, all failed the same way:
+/// the sweep stopped; fix the cause and run again to resume.
+pub const SYSTEMATIC_FAILURE: u8 = 9;
 
 /// Why the output folder cannot be used (exit status 3).
 #[derive(Debug, thiserror::Error)]

@@ -10,15 +10,19 @@
 
 pub mod bandwidth;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod compare;
 pub mod config;
 pub mod confirm;
+pub mod digest;
 pub mod drift;
 pub mod exit;
 pub mod export;
+pub mod failure_watch;
 pub mod interrupt;
 pub mod knobs;
+pub mod llama_log;
 pub mod machine;
 pub mod measure;
 pub mod models;
@@ -30,6 +34,7 @@ pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod search;
+pub mod selftest;
 pub mod stats;
 pub mod store;
 pub mod sweep;
@@ -89,6 +94,7 @@ pub(crate) mod test_support {
             },
             seed: 0,
             sampling: Default::default(),
+            forced: Default::default(),
         }
     }
 

@@ -91,6 +91,9 @@ impl Default for Sampling {
     }
 }
 
+/// The words every job that read NaN or infinite logits fails with.
+pub const GARBAGE: &str = "NaN or infinite logits";
+
 /// Everything a child needs to measure one trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialSpec {
@@ -102,6 +105,11 @@ pub struct TrialSpec {
     pub seed: u64,
     #[serde(default)]
     pub sampling: Sampling,
+    /// Settings the backend self-test forced on this trial's model variant
+    /// (repack off where llama.cpp's repacked kernels crash), applied on top
+    /// of `params`. Not part of the trial id: the row records them.
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub forced: Params,
 }
 
 /// Quantize `source` into `output` with llama.cpp's quantizer.
@@ -114,7 +122,17 @@ pub struct QuantizeJob {
     pub threads: u32,
 }
 
-/// A request to a child process.
+/// What the parent writes on a child's stdin: one job and, only when
+/// `llama-sweep run --test-fault` asked for it, a fault to inject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildRequest {
+    #[serde(flatten)]
+    pub job: ChildJob,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fault: Option<TestFault>,
+}
+
+/// A job for a child process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum ChildJob {
@@ -124,6 +142,169 @@ pub enum ChildJob {
     Quantize(QuantizeJob),
     /// Measure the quality of one model variant on an evaluation text.
     Quality(QualityJob),
+    /// Check that llama.cpp's kernels survive and return numbers.
+    SelfTest(SelfTestJob),
+}
+
+impl ChildJob {
+    /// What the job is, for messages: `trial 3f2a9c1b0d4e`, `the self-test
+    /// of smollm2 Q4_1`.
+    pub fn describe(&self) -> String {
+        match self {
+            ChildJob::Probe => "the probe of llama.cpp".into(),
+            ChildJob::Measure(spec) => format!("trial {}", spec.trial_id),
+            ChildJob::Quantize(q) => format!("the {} quantization", q.quant_type),
+            ChildJob::Quality(q) => format!("the quality of {} {}", q.model.name, q.model.variant),
+            ChildJob::SelfTest(t) => {
+                format!("the self-test of {} {}", t.model.name, t.model.variant)
+            }
+        }
+    }
+}
+
+/// A fault a child injects on purpose, for testing how the parent handles
+/// it. Only `llama-sweep run --test-fault` (a flag for tests, hidden from
+/// `--help`) sends one; the environment cannot switch it on, and every row
+/// measured under one is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum TestFault {
+    /// Measuring children abort.
+    Crash,
+    /// Measuring children die of SIGSEGV.
+    Segfault,
+    /// Measuring children sleep forever.
+    Hang,
+    /// Measuring children print an unreadable result.
+    Garbage,
+    /// Measuring children exit 1 without a result.
+    Exit,
+    /// Measuring children answer at once with made-up figures.
+    Instant,
+    /// The same after sleeping this many seconds.
+    Sleep(f64),
+    /// Any child that loaded a model with repacking on (llama.cpp's extra
+    /// buffer types) dies of SIGSEGV in a kernel-like function before its
+    /// first decode: what llama.cpp's AMX kernels do on some Xeons.
+    CrashWhenRepacked,
+    /// Any child that loaded a model with repacking on reads NaN logits.
+    NanWhenRepacked,
+}
+
+impl TestFault {
+    pub const NAMES: [&'static str; 9] = [
+        "crash",
+        "segfault",
+        "hang",
+        "garbage",
+        "exit",
+        "instant",
+        "sleep:<seconds>",
+        "crash-when-repacked",
+        "nan-when-repacked",
+    ];
+
+    /// Whether it is injected into measuring children only, at their start
+    /// (the others act wherever a model is loaded with repacking on).
+    pub fn at_measure_start(self) -> bool {
+        !matches!(
+            self,
+            TestFault::CrashWhenRepacked | TestFault::NanWhenRepacked
+        )
+    }
+}
+
+impl std::str::FromStr for TestFault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TestFault, String> {
+        Ok(match s {
+            "crash" => TestFault::Crash,
+            "segfault" => TestFault::Segfault,
+            "hang" => TestFault::Hang,
+            "garbage" => TestFault::Garbage,
+            "exit" => TestFault::Exit,
+            "instant" => TestFault::Instant,
+            "crash-when-repacked" => TestFault::CrashWhenRepacked,
+            "nan-when-repacked" => TestFault::NanWhenRepacked,
+            other => match other.strip_prefix("sleep:").and_then(|v| v.parse().ok()) {
+                Some(seconds) => TestFault::Sleep(seconds),
+                None => {
+                    return Err(format!(
+                        "unknown test fault {other:?}; one of {}",
+                        Self::NAMES.join(", ")
+                    ));
+                }
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for TestFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestFault::Sleep(s) => write!(f, "sleep:{s}"),
+            other => {
+                let i = [
+                    TestFault::Crash,
+                    TestFault::Segfault,
+                    TestFault::Hang,
+                    TestFault::Garbage,
+                    TestFault::Exit,
+                    TestFault::Instant,
+                    TestFault::Sleep(0.0),
+                    TestFault::CrashWhenRepacked,
+                    TestFault::NanWhenRepacked,
+                ]
+                .iter()
+                .position(|x| x == other)
+                .unwrap_or(0);
+                f.write_str(Self::NAMES[i])
+            }
+        }
+    }
+}
+
+impl From<TestFault> for String {
+    fn from(f: TestFault) -> String {
+        f.to_string()
+    }
+}
+
+impl TryFrom<String> for TestFault {
+    type Error = String;
+    fn try_from(s: String) -> Result<TestFault, String> {
+        s.parse()
+    }
+}
+
+/// Load a model variant with the sweep's backend settings and decode a short
+/// prompt in one batch and a few single tokens: the kernels the trials use,
+/// for this quantization, survive and return finite logits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfTestJob {
+    pub model: ModelVariant,
+    pub params: Params,
+    pub prompt_tokens: u32,
+    pub gen_tokens: u32,
+    pub seed: u64,
+}
+
+/// What a self-test measured: tiny figures, not a benchmark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfTestReport {
+    pub pp_tps: f64,
+    pub tg_tps: f64,
+    /// The buffers llama.cpp put the weights in, with their sizes.
+    pub buffers: Vec<BufferUse>,
+    pub seconds: f64,
+}
+
+/// A buffer of weights, from llama.cpp's load log (`load_tensors: AMX model
+/// buffer size = 51.31 MiB`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferUse {
+    pub name: String,
+    pub mib: f64,
 }
 
 /// A child's one answer.
@@ -134,6 +315,7 @@ pub enum ChildReply {
     Measured(TrialMetrics),
     Quantized(QuantizeReport),
     Quality(QualityMetrics),
+    SelfTested(SelfTestReport),
     /// The child ran but could not do the job (e.g. a context it could not
     /// allocate). `reason` includes llama.cpp's own error lines.
     Failed {
@@ -162,6 +344,10 @@ pub struct ProbeReport {
     pub supports_mmap: bool,
     pub backends: Vec<String>,
     pub devices: Vec<DeviceInfo>,
+    /// The CPU's extra buffer types (AMX, CPU_REPACK, ...): where llama.cpp
+    /// repacks weights with `repack` on.
+    #[serde(default)]
+    pub cpu_extra_buffer_types: Vec<String>,
     /// llama.cpp's defaults for every parameter of the search space.
     pub defaults: EffectiveParams,
 }
@@ -277,5 +463,36 @@ mod tests {
         assert_eq!(serde_json::from_str::<ChildJob>(&json).unwrap(), job);
         let probe: ChildJob = serde_json::from_str(r#"{"job":"probe"}"#).unwrap();
         assert_eq!(probe, ChildJob::Probe);
+    }
+
+    #[test]
+    fn a_request_is_its_job_with_a_fault_only_when_asked_for() {
+        let plain = ChildRequest {
+            job: ChildJob::Probe,
+            test_fault: None,
+        };
+        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"job":"probe"}"#);
+        let faulty = ChildRequest {
+            job: ChildJob::Probe,
+            test_fault: Some(TestFault::Sleep(1.5)),
+        };
+        let json = serde_json::to_string(&faulty).unwrap();
+        assert_eq!(json, r#"{"job":"probe","test_fault":"sleep:1.5"}"#);
+        assert_eq!(serde_json::from_str::<ChildRequest>(&json).unwrap(), faulty);
+        for name in [
+            "crash",
+            "instant",
+            "crash-when-repacked",
+            "nan-when-repacked",
+        ] {
+            let f: TestFault = name.parse().unwrap();
+            assert_eq!(f.to_string(), name);
+        }
+        assert!(
+            "crash-always"
+                .parse::<TestFault>()
+                .unwrap_err()
+                .contains("crash-when-repacked")
+        );
     }
 }

@@ -122,26 +122,15 @@ mod tests {
 }
 
 /// The 97.5% quantile of Student's t distribution with `df` degrees of
-/// freedom (two-sided 95% intervals): exact table values up to 30,
-/// interpolated between them, and the Cornish–Fisher expansion beyond.
+/// freedom (two-sided 95% intervals), exact for any real `df` (Welch's
+/// degrees of freedom are rarely whole numbers).
 pub fn t_quantile_975(df: f64) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    let df = df.max(1.0);
-    if df <= 30.0 {
-        let lo = df.floor() as usize;
-        let hi = df.ceil() as usize;
-        let (a, b) = (TABLE[lo - 1], TABLE[hi.min(30) - 1]);
-        return a + (b - a) * (df - lo as f64);
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    match StudentsT::new(0.0, 1.0, df.max(0.5)) {
+        Ok(t) => t.inverse_cdf(0.975),
+        // Only for a NaN df: the normal quantile.
+        Err(_) => 1.959_963_985,
     }
-    let z: f64 = 1.959_964;
-    let (z3, z5, z7) = (z * z * z, z.powi(5), z.powi(7));
-    z + (z3 + z) / (4.0 * df)
-        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
-        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3))
 }
 
 /// Welch's 95% confidence interval for mean(a) − mean(b): (difference, low,
@@ -169,13 +158,24 @@ pub fn welch_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
 mod interval_tests {
     use super::*;
 
+    /// Reference values from scipy.stats.t.ppf(0.975, df). Between whole
+    /// degrees of freedom a linear interpolation of the table is far off
+    /// (8.50 instead of 6.02 at df 1.5: 41% too wide).
     #[test]
-    fn t_quantiles_match_tables() {
-        assert!((t_quantile_975(1.0) - 12.706).abs() < 1e-9);
-        assert!((t_quantile_975(4.0) - 2.776).abs() < 1e-9);
-        assert!((t_quantile_975(4.5) - 2.6735).abs() < 1e-9);
-        assert!((t_quantile_975(60.0) - 2.000).abs() < 0.002);
-        assert!((t_quantile_975(1e6) - 1.96).abs() < 0.001);
+    fn t_quantiles_are_exact_also_between_whole_degrees_of_freedom() {
+        for (df, q) in [
+            (1.0, 12.706_204_736_174_694),
+            (1.5, 6.016_663_104_427_929),
+            (2.0, 4.302_652_729_749_462),
+            (4.0, 2.776_445_105_197_793),
+            (4.5, 2.658_912_347_204_403),
+            (30.0, 2.042_272_456_301_238),
+            (60.0, 2.000_297_822_014_26),
+            (1e6, 1.959_966_356_814_107),
+        ] {
+            let got = t_quantile_975(df);
+            assert!((got - q).abs() < 1e-4 * q, "df {df}: {got} vs {q}");
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! only a failure of the sweep's own machinery (the store cannot be written)
 //! ends the loop with an error.
 
-use crate::drift::{DriftMonitor, DriftSettings, Verdict};
+use crate::clock::now_rfc3339;
+use crate::config::DriftSettings;
+use crate::drift::{DriftMonitor, Verdict};
+use crate::failure_watch::{Diagnosis, FailureWatch};
 use crate::knobs::EffectiveParams;
 use crate::objective::Objective;
 use crate::protocol::TrialSpec;
@@ -15,7 +18,7 @@ use crate::store::Store;
 use crate::store::anchors::{self, AnchorCheck};
 use crate::store::row::{RowContext, TrialRow};
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// What the loop needs besides the strategy, executor and store.
 pub struct SweepContext<'a> {
@@ -32,6 +35,81 @@ pub struct SweepContext<'a> {
     pub unavailable: HashMap<String, String>,
     /// Quality and bytes per token of the variants, copied into the rows.
     pub facts: Option<&'a crate::quality::VariantFacts>,
+}
+
+impl<'a> SweepContext<'a> {
+    /// What its rows record, with this noise limit.
+    pub fn row_facts(&self, noise_cv_max: f64) -> RowFacts<'a> {
+        RowFacts {
+            sweep_name: self.sweep_name,
+            build: self.build,
+            defaults: self.defaults,
+            objective: self.objective,
+            noise_cv_max,
+            facts: self.facts,
+        }
+    }
+}
+
+/// What every row records besides its trial and how it ended.
+#[derive(Clone, Copy)]
+pub struct RowFacts<'a> {
+    pub sweep_name: &'a str,
+    pub build: &'a str,
+    pub defaults: &'a EffectiveParams,
+    pub objective: &'a Objective,
+    /// Coefficient of variation above which a row is flagged noisy.
+    pub noise_cv_max: f64,
+    pub facts: Option<&'a crate::quality::VariantFacts>,
+}
+
+/// One measurement of `spec` and its row: the one way the sweep loop, the
+/// drift anchor check and the confirmation round measure a trial. The log
+/// goes to `log_file`, relative to `folder`; `seq` is the trial's position
+/// in the plan. `None` when a stop was asked for.
+pub fn measure_once(
+    executor: &mut dyn Executor,
+    spec: &TrialSpec,
+    folder: &std::path::Path,
+    log_file: String,
+    seq: u32,
+    facts: &RowFacts,
+) -> anyhow::Result<Option<TrialRow>> {
+    let started_at = now_rfc3339();
+    let outcome = match executor.execute(spec, &folder.join(&log_file))? {
+        Execution::Done(outcome) => outcome,
+        Execution::Interrupted => return Ok(None),
+    };
+    Ok(Some(row_of(
+        spec, &outcome, seq, started_at, log_file, facts,
+    )))
+}
+
+fn row_of(
+    spec: &TrialSpec,
+    outcome: &TrialOutcome,
+    seq: u32,
+    started_at: String,
+    log_file: String,
+    facts: &RowFacts,
+) -> TrialRow {
+    TrialRow::new(
+        spec,
+        outcome,
+        RowContext {
+            sweep: facts.sweep_name,
+            seq,
+            defaults: facts.defaults,
+            objective: facts.objective,
+            started_at,
+            finished_at: now_rfc3339(),
+            build: facts.build,
+            log_file,
+            attempts: 1,
+            noise_cv_max: facts.noise_cv_max,
+            facts: facts.facts,
+        },
+    )
 }
 
 /// How the loop runs: retries, budget, drift and noise watching.
@@ -78,6 +156,10 @@ pub enum SweepEnd {
         left: usize,
         out_of_time: bool,
     },
+    /// The first trials all failed the same way (`failure_watch`).
+    SystematicFailure(Diagnosis),
+    /// The backend self-test failed for every model variant: no trial ran.
+    BackendBroken,
 }
 
 /// A finished trial, for progress display.
@@ -100,10 +182,6 @@ pub trait SweepObserver {
 pub struct Silent;
 impl SweepObserver for Silent {}
 
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 /// Statuses worth another try: they can be transient. `failed` and `oom`
 /// would fail the same way again.
 fn is_retryable(status: TrialStatus) -> bool {
@@ -118,14 +196,16 @@ struct Loop<'a, 'b> {
     ctx: &'a SweepContext<'b>,
     options: &'a SweepOptions,
     observer: &'a mut dyn SweepObserver,
+    watch: &'a mut FailureWatch,
     drift: DriftMonitor,
     /// Wall times of the trials run so far in this run.
     walls: Vec<Duration>,
     anchor_checks: usize,
 }
 
-/// Runs trials until the strategy has none left, the budget is spent, or a
-/// stop is asked for.
+/// Runs trials until the strategy has none left, the budget is spent, a
+/// stop is asked for, or `watch` sees the first trials all fail the same
+/// way.
 pub fn run(
     strategy: &mut dyn Strategy,
     executor: &mut dyn Executor,
@@ -133,6 +213,7 @@ pub fn run(
     ctx: &SweepContext,
     options: &SweepOptions,
     observer: &mut dyn SweepObserver,
+    watch: &mut FailureWatch,
 ) -> anyhow::Result<SweepEnd> {
     let mut drift = DriftMonitor::new(options.drift.clone());
     // A named anchor recorded by an earlier run keeps its first value.
@@ -157,6 +238,7 @@ pub fn run(
         ctx,
         options,
         observer,
+        watch,
         drift,
         walls: Vec::new(),
         anchor_checks: 0,
@@ -217,6 +299,32 @@ impl Loop<'_, '_> {
             self.store.append(row.clone())?;
             strategy.observe(&spec, &row);
             done += 1;
+            let ran = !self.ctx.unavailable.contains_key(&spec.model.identity);
+            let diagnosis = self
+                .watch
+                .observe(&row, ran)
+                // With nothing left to run there is nothing to save by stopping.
+                .filter(|_| strategy.remaining().unwrap_or(0) > 0);
+            if let Some(diagnosis) = diagnosis {
+                let marked: Vec<TrialRow> = self
+                    .store
+                    .rows()
+                    .iter()
+                    .filter(|r| diagnosis.trial_ids.contains(&r.trial_id))
+                    .map(|r| TrialRow {
+                        systematic: Some(true),
+                        ..r.clone()
+                    })
+                    .collect();
+                self.store.replace(&marked)?;
+                self.observer.trial_finished(TrialEvent {
+                    done,
+                    total: total.max(done),
+                    row: &row,
+                    spec: &spec,
+                });
+                return Ok(SweepEnd::SystematicFailure(diagnosis));
+            }
             self.observer.trial_finished(TrialEvent {
                 done,
                 total: total.max(done),
@@ -273,64 +381,54 @@ impl Loop<'_, '_> {
         let started_at = now_rfc3339();
         let log_file = Store::log_file(&spec.trial_id);
         let log_path = self.store.folder().join(&log_file);
+        let seq = self
+            .plan
+            .get(spec.trial_id.as_str())
+            .map_or(u32::MAX, |(seq, _)| *seq);
+        let facts = self.ctx.row_facts(self.options.noise_cv_max);
+        if let Some(reason) = self.ctx.unavailable.get(&spec.model.identity) {
+            let outcome = unavailable_outcome(reason);
+            return Ok(Some(row_of(
+                spec, &outcome, seq, started_at, log_file, &facts,
+            )));
+        }
         let mut attempts = 1;
         let mut earlier = Vec::new();
-        let mut outcome = loop {
-            let outcome = match self.ctx.unavailable.get(&spec.model.identity) {
-                Some(reason) => unavailable_outcome(reason),
-                None => match self.executor.execute(spec, &log_path)? {
-                    Execution::Done(outcome) => outcome,
-                    Execution::Interrupted => return Ok(None),
-                },
+        let mut row = loop {
+            let folder = self.store.folder().to_path_buf();
+            let Some(row) =
+                measure_once(self.executor, spec, &folder, log_file.clone(), seq, &facts)?
+            else {
+                return Ok(None);
             };
-            self.walls.push(outcome.wall);
-            if !is_retryable(outcome.status) || attempts > self.options.retries {
-                break outcome;
+            self.walls.push(Duration::from_secs_f64(row.wall_s));
+            if !is_retryable(row.status) || attempts > self.options.retries {
+                break row;
             }
-            let first_line = crate::runner::outcome::first_line(outcome.error.as_deref());
-            earlier.push(format!(
-                "attempt {attempts} {}: {first_line}",
-                outcome.status
-            ));
+            let first_line = crate::runner::outcome::first_line(row.error.as_deref());
+            earlier.push(format!("attempt {attempts} {}: {first_line}", row.status));
             let kept = log_path.with_extension(format!("try{attempts}.log"));
             let _ = std::fs::rename(&log_path, &kept);
             self.observer.note(&format!(
                 "trial {} {} ({}); trying again (log of the failed attempt: {})",
                 spec.trial_id,
-                outcome.status,
+                row.status,
                 first_line,
                 kept.display()
             ));
             attempts += 1;
         };
         if !earlier.is_empty() {
-            let last = outcome
+            let last = row
                 .error
                 .take()
                 .map(|e| format!("; attempt {attempts}: {e}"))
                 .unwrap_or_default();
-            outcome.error = Some(format!("{}{last}", earlier.join("; ")));
+            row.error = Some(format!("{}{last}", earlier.join("; ")));
         }
-        Ok(Some(TrialRow::new(
-            spec,
-            &outcome,
-            RowContext {
-                sweep: self.ctx.sweep_name,
-                seq: self
-                    .plan
-                    .get(spec.trial_id.as_str())
-                    .map_or(u32::MAX, |(seq, _)| *seq),
-                defaults: self.ctx.defaults,
-                objective: self.ctx.objective,
-                started_at,
-                finished_at: now_rfc3339(),
-                build: self.ctx.build,
-                log_file,
-                attempts,
-                noise_cv_max: self.options.noise_cv_max,
-                facts: self.ctx.facts,
-            },
-        )))
+        row.attempts = attempts;
+        row.started_at = started_at;
+        Ok(Some(row))
     }
 
     /// Re-measures the anchor and handles drift. `None` when a stop was
@@ -409,31 +507,12 @@ impl Loop<'_, '_> {
             return Ok(Some(None));
         };
         self.anchor_checks += 1;
-        let log = self
-            .store
-            .folder()
-            .join(format!("logs/{anchor_id}.anchor{}.log", self.anchor_checks));
-        let outcome = match self.executor.execute(&spec, &log)? {
-            Execution::Done(outcome) => outcome,
-            Execution::Interrupted => return Ok(None),
+        let log = format!("logs/{anchor_id}.anchor{}.log", self.anchor_checks);
+        let folder = self.store.folder().to_path_buf();
+        let facts = self.ctx.row_facts(self.options.noise_cv_max);
+        let Some(row) = measure_once(self.executor, &spec, &folder, log, 0, &facts)? else {
+            return Ok(None);
         };
-        let row = TrialRow::new(
-            &spec,
-            &outcome,
-            RowContext {
-                sweep: self.ctx.sweep_name,
-                seq: 0,
-                defaults: self.ctx.defaults,
-                objective: self.ctx.objective,
-                started_at: String::new(),
-                finished_at: String::new(),
-                build: self.ctx.build,
-                log_file: String::new(),
-                attempts: 1,
-                noise_cv_max: self.options.noise_cv_max,
-                facts: self.ctx.facts,
-            },
-        );
         let value = self.ctx.objective.score(&row);
         let verdict = match value.and_then(|v| self.drift.judge(v)) {
             Some(Verdict::Steady { .. }) => "steady",
@@ -534,6 +613,7 @@ mod tests {
                 },
                 seed: 0,
                 sampling: Default::default(),
+                forced: Default::default(),
             })
             .collect()
     }
@@ -567,6 +647,7 @@ mod tests {
             &ctx,
             options,
             &mut Silent,
+            &mut FailureWatch::new(false),
         )
         .unwrap();
         (end, executor.executed, store)

@@ -6,11 +6,37 @@ use crate::compare::{self, render};
 use crate::objective::{Metric, Objective};
 use crate::store::{self, csv_file, manifest, row::TrialRow};
 use anyhow::{anyhow, bail};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// A sweep as compare reads it: its rows, the objective of the
+/// manifest.json beside them (if there is one), and its folder.
+struct Loaded {
+    rows: Vec<TrialRow>,
+    objective: Option<Objective>,
+    folder: PathBuf,
+}
+
+/// The extra runs of the folder's trials (confirmation rounds, drift
+/// anchor checks) for `metric`: trial id → values.
+fn runs(folder: &Path, metric: Metric) -> anyhow::Result<HashMap<String, Vec<f64>>> {
+    let mut runs: HashMap<String, Vec<f64>> = HashMap::new();
+    for run in crate::confirm::read_runs(folder)? {
+        if let (true, Some(v)) = (run.metric == metric.name(), run.value) {
+            runs.entry(run.trial_id).or_default().push(v);
+        }
+    }
+    for check in crate::store::anchors::read(folder)? {
+        if let (true, Some(v)) = (check.metric == metric.name(), check.value) {
+            runs.entry(check.anchor_trial_id).or_default().push(v);
+        }
+    }
+    Ok(runs)
+}
 
 /// The rows of a sweep folder or results.csv, and the objective of the
 /// manifest.json beside them, if there is one.
-fn load(path: &Path) -> anyhow::Result<(Vec<TrialRow>, Option<Objective>)> {
+fn load(path: &Path) -> anyhow::Result<Loaded> {
     let (csv, folder) = if path.is_dir() {
         (path.join(store::RESULTS_CSV), path.to_path_buf())
     } else {
@@ -33,12 +59,15 @@ fn load(path: &Path) -> anyhow::Result<(Vec<TrialRow>, Option<Objective>)> {
     } else {
         None
     };
-    Ok((rows, objective))
+    Ok(Loaded {
+        rows,
+        objective,
+        folder,
+    })
 }
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
-    let (rows_a, objective_a) = load(&args.a)?;
-    let (rows_b, objective_b) = load(&args.b)?;
+    let (a, b) = (load(&args.a)?, load(&args.b)?);
     let metric = args
         .metric
         .as_deref()
@@ -49,8 +78,16 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let objective = compare::choose_objective(objective_a.as_ref(), objective_b.as_ref(), metric)?;
-    let comparison = compare::compare(&rows_a, &rows_b, &objective)?;
+    let objective = compare::choose_objective(a.objective.as_ref(), b.objective.as_ref(), metric)?;
+    let data_a = compare::SweepData {
+        rows: &a.rows,
+        runs: runs(&a.folder, objective.metric)?,
+    };
+    let data_b = compare::SweepData {
+        rows: &b.rows,
+        runs: runs(&b.folder, objective.metric)?,
+    };
+    let comparison = compare::compare(&data_a, &data_b, &objective)?;
     if args.csv {
         print!("{}", render::render_csv(&comparison)?);
     } else {
@@ -83,10 +120,10 @@ mod tests {
 
     #[test]
     fn folders_and_results_files_both_load_with_their_objective() {
-        let (rows, objective) = load(Path::new("tests/fixtures/real-demo-grid")).unwrap();
-        let (same, _) = load(Path::new("tests/fixtures/real-demo-grid/results.csv")).unwrap();
-        assert_eq!(rows, same);
-        assert_eq!(objective.unwrap().metric, Metric::TgTps);
+        let folder = load(Path::new("tests/fixtures/real-demo-grid")).unwrap();
+        let file = load(Path::new("tests/fixtures/real-demo-grid/results.csv")).unwrap();
+        assert_eq!(folder.rows, file.rows);
+        assert_eq!(folder.objective.unwrap().metric, Metric::TgTps);
         run(&args(
             "tests/fixtures/real-demo-grid",
             "tests/fixtures/real-demo-grid/results.csv",

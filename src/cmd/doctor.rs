@@ -14,8 +14,10 @@ use crate::knobs::{self, KvType};
 use crate::machine::{self, Machine};
 use crate::models::gguf::GgufHeader;
 use crate::models::{self, quant_types};
+use crate::protocol::ModelVariant;
 use crate::protocol::ProbeReport;
 use crate::runner::child::ChildRunner;
+use crate::selftest::{self, Attempt};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,16 @@ pub struct Findings {
     pub gpu_requests: Vec<String>,
     /// Every n_ctx the sweep asks for.
     pub sweep_n_ctx: Vec<u32>,
+    /// The backend self-test of each model, with repacking on and off.
+    pub backend: Vec<BackendTest>,
+}
+
+/// The backend self-test of one model: llama.cpp's default (weights
+/// repacked into the CPU's extra buffer types) and plain CPU kernels.
+pub struct BackendTest {
+    pub label: String,
+    pub repack_on: Attempt,
+    pub repack_off: Attempt,
 }
 
 /// The context and KV cache types memory is estimated for.
@@ -136,6 +148,10 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             });
         }
     }
+    let backend = match &llama {
+        Ok(_) => backend_tests(args, &models)?,
+        Err(_) => Vec::new(),
+    };
     let default_ngl = llama
         .as_ref()
         .ok()
@@ -154,16 +170,66 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         bandwidth: bandwidth::measure_host(),
         estimate,
         models,
+        backend,
     };
     print!("{}", render::render(&findings));
     Ok(())
+}
+
+/// The self-test of every model that can be loaded, with repacking on and
+/// off. Logs go to a temporary folder, kept (and named) only where a test
+/// failed.
+fn backend_tests(args: &DoctorArgs, models: &[ModelCheck]) -> anyhow::Result<Vec<BackendTest>> {
+    let mut children = ChildRunner::current()?;
+    children.test_fault = args.test_fault;
+    let logs = tempfile::Builder::new()
+        .prefix("llama-sweep-doctor-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    let mut tests = Vec::new();
+    let mut failed = false;
+    for (i, model) in models.iter().enumerate() {
+        if !matches!(model.state, ModelState::Ready(_)) {
+            continue;
+        }
+        let variant = ModelVariant {
+            name: model.label.clone(),
+            variant: String::new(),
+            path: model.path.clone(),
+            identity: String::new(),
+        };
+        let mut run = |repack: bool| -> anyhow::Result<Option<Attempt>> {
+            let params = knobs::Params::default().with(knobs::REPACK, repack.into());
+            let log = format!("selftest-{i}-repack-{repack}.log");
+            selftest::try_once(&mut children, &variant, &params, logs.path(), log)
+        };
+        let (Some(on), Some(off)) = (run(true)?, run(false)?) else {
+            break;
+        };
+        failed |= !on.is_ok() || !off.is_ok();
+        tests.push(BackendTest {
+            label: model.label.clone(),
+            repack_on: on,
+            repack_off: off,
+        });
+    }
+    if failed {
+        // Keep the logs of the failures, with full paths in the report.
+        let kept = logs.keep();
+        for t in &mut tests {
+            for a in [&mut t.repack_on, &mut t.repack_off] {
+                a.log = kept.join(&a.log).display().to_string();
+            }
+        }
+    }
+    Ok(tests)
 }
 
 /// llama.cpp's build and devices from a probe child, whose log is removed
 /// when it succeeded.
 fn probe() -> Result<ProbeReport, String> {
     let result = ChildRunner::current()
-        .and_then(|runner| super::run_setup::probe(&runner))
+        .and_then(|mut runner| super::run_setup::probe(&mut runner))
         .map_err(|e| format!("{e:#}"))?;
     let (report, log) = result;
     let _ = std::fs::remove_file(log);
@@ -295,6 +361,7 @@ mod tests {
                 supports_mmap: true,
                 backends: vec!["CPU".into()],
                 devices,
+                cpu_extra_buffer_types: vec!["CPU_REPACK".into()],
                 defaults: crate::test_support::defaults(),
             }),
             machine: crate::machine::Machine::detect(),
@@ -332,6 +399,7 @@ mod tests {
             }],
             gpu_requests: Vec::new(),
             sweep_n_ctx: Vec::new(),
+            backend: Vec::new(),
         }
     }
 }

@@ -21,9 +21,16 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         .as_deref()
         .or(recommendation.as_ref().map(|r| r.trial_id.as_str()));
     let row = export::choose(&rows, &manifest.sweep.objective, wanted)?;
-    let text = args
-        .format
-        .render(row, &context(&manifest.sweep, recommendation.as_ref(), row));
+    let backend = backend_line(&manifest, row);
+    let text = args.format.render(
+        row,
+        &context(
+            &manifest.sweep,
+            recommendation.as_ref(),
+            row,
+            backend.as_deref(),
+        ),
+    );
     match args.output.as_deref() {
         Some(path) if path == Path::new("-") => print!("{text}"),
         output => {
@@ -42,6 +49,7 @@ fn context<'a>(
     sweep: &'a manifest::SweepInfo,
     recommendation: Option<&'a Recommendation>,
     row: &store::row::TrialRow,
+    backend: Option<&'a str>,
 ) -> ExportContext<'a> {
     ExportContext {
         objective: &sweep.objective,
@@ -50,18 +58,31 @@ fn context<'a>(
         confirmation: recommendation
             .filter(|r| r.trial_id == row.trial_id)
             .map(|r| r.verdict.as_str()),
+        backend,
     }
+}
+
+/// What the backend self-test said about `row`'s variant.
+fn backend_line(manifest: &manifest::Manifest, row: &store::row::TrialRow) -> Option<String> {
+    manifest
+        .backend_check
+        .as_ref()?
+        .line_for(&row.model_identity)
 }
 
 /// Renders and writes config.yaml for `row` atomically (what `run` writes
 /// at the end of a sweep).
 pub fn write_config(
     row: &store::row::TrialRow,
-    sweep: &manifest::SweepInfo,
+    manifest: &manifest::Manifest,
     recommendation: Option<&Recommendation>,
     output: &Path,
 ) -> anyhow::Result<()> {
-    let text = Format::Yaml.render(row, &context(sweep, recommendation, row));
+    let backend = backend_line(manifest, row);
+    let text = Format::Yaml.render(
+        row,
+        &context(&manifest.sweep, recommendation, row, backend.as_deref()),
+    );
     store::write_atomically(output, text.as_bytes())
 }
 

@@ -1,14 +1,14 @@
 //! `llama-sweep plan`: what a sweep would run, without running any trial.
 //! It asks llama.cpp for its defaults (a child process that loads no model),
-//! which the reference trial of llama.cpp's defaults depends on.
+//! which the reference trial of llama-server's defaults depends on.
 
 use crate::cli::PlanArgs;
+use crate::config::StrategyKind;
 use crate::config::{self, SweepConfig};
 use crate::models::{self, PlannedVariant};
 use crate::plan::references::{self, Reference};
 use crate::plan::{self, Plan};
 use crate::runner::child::ChildRunner;
-use crate::search::StrategyKind;
 use crate::store;
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -25,7 +25,11 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
         Vec::new()
     };
     let references = match default_n_ctx() {
-        Ok(n_ctx) => Ok(references::references(&config, &variants, n_ctx)?),
+        Ok(n_ctx) => Ok(references::references(
+            &config,
+            &variants,
+            &references::ServerDefaults::here(n_ctx),
+        )?),
         Err(e) => Err(format!("{e:#}")),
     };
     print!(
@@ -37,7 +41,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
 
 /// llama.cpp's default context size, from a probe whose log is removed.
 fn default_n_ctx() -> anyhow::Result<u32> {
-    let (probe, log) = super::run_setup::probe(&ChildRunner::current()?)?;
+    let (probe, log) = super::run_setup::probe(&mut ChildRunner::current()?)?;
     let _ = std::fs::remove_file(log);
     Ok(probe.defaults.int(crate::knobs::N_CTX) as u32)
 }

@@ -3,10 +3,11 @@
 //! quality phase runs, for one model, a quick check or a script.
 
 use crate::cli::QualityArgs;
+use crate::config::QualitySettings;
 use crate::exit;
 use crate::knobs::KvType;
 use crate::protocol::{ChildJob, ModelVariant, QualityJob, QualityMetrics};
-use crate::quality::{self, QualitySettings};
+use crate::quality;
 use crate::runner::child::ChildRunner;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};

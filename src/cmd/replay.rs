@@ -1,9 +1,9 @@
 //! `llama-sweep replay`: search strategies simulated against a recorded grid.
 
 use crate::cli::ReplayArgs;
+use crate::config::BayesSettings;
+use crate::config::StrategyKind;
 use crate::objective::{Metric, Objective};
-use crate::search::StrategyKind;
-use crate::search::bayes::BayesSettings;
 use crate::search::replay::{RecordedGrid, compare, render, render_csv};
 use crate::store::{self, csv_file, manifest};
 use anyhow::{anyhow, bail};

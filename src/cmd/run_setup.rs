@@ -8,19 +8,18 @@ use crate::exit::FolderUnusable;
 use crate::knobs;
 use crate::machine::Machine;
 use crate::protocol::{ChildJob, ChildReply, ProbeReport};
-use crate::runner::child::ChildRunner;
+use crate::runner::Children;
 use crate::store::manifest::{self, Manifest, SweepInfo, ToolInfo};
 use crate::store::{self, lock};
-use crate::sweep;
 use anyhow::bail;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Asks a child for llama.cpp's build, devices and defaults, logging to a
 /// temporary file (nothing is written to the output folder yet).
-pub fn probe(runner: &ChildRunner) -> anyhow::Result<(ProbeReport, PathBuf)> {
+pub fn probe(children: &mut dyn Children) -> anyhow::Result<(ProbeReport, PathBuf)> {
     let log = std::env::temp_dir().join(format!("llama-sweep-probe-{}.log", std::process::id()));
-    let ending = runner.run(&ChildJob::Probe, &log, Duration::from_secs(120))?;
+    let ending = children.run(&ChildJob::Probe, &log, Duration::from_secs(120))?;
     match ending.reply {
         Ok(ChildReply::Probe(report)) => Ok((report, log)),
         Ok(ChildReply::Failed { reason }) => {
@@ -80,7 +79,7 @@ pub fn move_aside(folder: &Path) -> anyhow::Result<Option<PathBuf>> {
         ))
         .into());
     }
-    let stamp = sweep::now_rfc3339().replace(':', "-");
+    let stamp = crate::clock::now_rfc3339().replace(':', "-");
     let mut aside = PathBuf::from(format!("{}.{stamp}", folder.display()));
     let mut n = 1;
     while aside.exists() {
@@ -142,7 +141,7 @@ pub fn manifest(
     planned: usize,
     recorded: usize,
 ) -> Manifest {
-    let now = sweep::now_rfc3339();
+    let now = crate::clock::now_rfc3339();
     let started_at = manifest::read(&folder.join(store::MANIFEST))
         .map(|m| m.started_at)
         .unwrap_or_else(|_| now.clone());
@@ -164,6 +163,7 @@ pub fn manifest(
         trials_planned: planned,
         trials_recorded: recorded,
         memory_bandwidth: None,
+        backend_check: None,
     }
 }
 
@@ -179,6 +179,7 @@ mod tests {
             supports_mmap: true,
             backends: vec!["CPU".into()],
             devices: Vec::new(),
+            cpu_extra_buffer_types: Vec::new(),
             defaults: crate::test_support::defaults(),
         }
     }

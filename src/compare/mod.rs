@@ -8,9 +8,20 @@
 //! id, which changes when the model file is rebuilt or moved, and not the
 //! repetitions or warmup, which change only how precisely it was measured.
 //! For each configuration that completed in both, B / A of the metric gets
-//! a 95% confidence interval (Welch on the logarithms of the per-repetition
-//! samples, so it reads as a ratio), and the geometric mean of those ratios
-//! says how the whole space moved. Pure logic: [`render`] writes it.
+//! a 95% confidence interval, on the logarithms so it reads as a ratio, and
+//! the geometric mean of those ratios says how the whole space moved.
+//!
+//! The unit of an interval is a run: a separate process measuring the
+//! configuration. The repetitions inside one run share its process, its
+//! memory layout and the machine's state at that moment, so they vary less
+//! than runs do, and an interval over them calls "better" and "worse" far
+//! more often than it is true. Where a sweep measured a configuration more
+//! than once (its confirmation round, its drift anchor), those runs are the
+//! unit (Welch); for the other configurations, the run-to-run spread pooled
+//! over those is; where neither sweep has any repeated run, per-configuration
+//! intervals only show the precision of the repetitions and no change is
+//! called on them. The geometric mean is tested over configurations, each a
+//! run of its own. Pure logic: [`render`] writes it.
 
 pub mod render;
 
@@ -75,6 +86,26 @@ impl ConfigKey {
     }
 }
 
+/// A sweep's rows, and the separate runs some of its trials had beyond
+/// their row.
+#[derive(Debug, Clone, Default)]
+pub struct SweepData<'a> {
+    pub rows: &'a [TrialRow],
+    /// Trial id → the metric's value of each extra run (confirmation
+    /// rounds, drift anchor checks).
+    pub runs: HashMap<String, Vec<f64>>,
+}
+
+impl<'a> SweepData<'a> {
+    /// Rows without extra runs.
+    pub fn rows(rows: &'a [TrialRow]) -> SweepData<'a> {
+        SweepData {
+            rows,
+            runs: HashMap::new(),
+        }
+    }
+}
+
 /// A configuration's measurement of the metric in one sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
@@ -83,6 +114,31 @@ pub struct Measurement {
     pub n: Option<u32>,
     /// Per-repetition values; empty when the row has none for the metric.
     pub samples: Vec<f64>,
+    /// The value of every separate run: the row's mean first.
+    pub runs: Vec<f64>,
+}
+
+/// What a configuration's interval rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Separate runs in both sweeps (Welch on their logarithms).
+    Runs,
+    /// The run-to-run spread pooled over the configurations that have
+    /// separate runs.
+    PooledRuns,
+    /// Only the repetitions of one run per sweep: the interval shows their
+    /// precision, and no change is called on it.
+    Repetitions,
+}
+
+impl Basis {
+    pub fn name(self) -> &'static str {
+        match self {
+            Basis::Runs => "runs",
+            Basis::PooledRuns => "pooled runs",
+            Basis::Repetitions => "repetitions",
+        }
+    }
 }
 
 /// Why a configuration has no measurement in one sweep.
@@ -98,7 +154,7 @@ fn samples_of(row: &TrialRow, metric: Metric) -> Vec<f64> {
     split_samples(row.samples_cell(metric))
 }
 
-fn measure(row: &TrialRow, metric: Metric) -> Result<Measurement, Failure> {
+fn measure(row: &TrialRow, metric: Metric, extra: &[f64]) -> Result<Measurement, Failure> {
     if !row.is_ok() {
         return Err(Failure {
             status: row.status.name().into(),
@@ -114,6 +170,9 @@ fn measure(row: &TrialRow, metric: Metric) -> Result<Measurement, Failure> {
             sd: row.sd_of(metric),
             n: row.n_samples,
             samples: samples_of(row, metric),
+            runs: std::iter::once(mean)
+                .chain(extra.iter().copied().filter(|v| *v > 0.0 && v.is_finite()))
+                .collect(),
         }),
         None => Err(Failure {
             status: row.status.name().into(),
@@ -153,9 +212,9 @@ fn ratio_from_summaries(a: &Measurement, b: &Measurement) -> RatioInterval {
     }
 }
 
-/// B / A with its 95% interval: from the samples where both sides have
-/// them, else from mean ± sd.
-fn ratio_of(a: &Measurement, b: &Measurement) -> RatioInterval {
+/// B / A over repetitions: from the samples where both sides have them,
+/// else from mean ± sd.
+fn ratio_of_repetitions(a: &Measurement, b: &Measurement) -> RatioInterval {
     if !a.samples.is_empty()
         && !b.samples.is_empty()
         && let Some(r) = stats::ratio_of(&b.samples, &a.samples)
@@ -183,7 +242,61 @@ pub struct Change {
     pub b: Measurement,
     /// B / A.
     pub ratio: RatioInterval,
+    pub basis: Basis,
     pub verdict: Verdict,
+}
+
+/// The logarithms of positive values.
+fn logs(values: &[f64]) -> Vec<f64> {
+    values
+        .iter()
+        .filter(|v| **v > 0.0 && v.is_finite())
+        .map(|v| v.ln())
+        .collect()
+}
+
+/// The run-to-run variance of the logarithm, pooled over every
+/// configuration of both sweeps that ran more than once, with its degrees
+/// of freedom.
+fn pooled_run_variance(measurements: &[&Measurement]) -> Option<(f64, f64)> {
+    let (mut sum, mut df) = (0.0, 0.0);
+    for m in measurements {
+        let l = logs(&m.runs);
+        if l.len() < 2 {
+            continue;
+        }
+        let mean = l.iter().sum::<f64>() / l.len() as f64;
+        sum += l.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+        df += (l.len() - 1) as f64;
+    }
+    (df > 0.0).then(|| (sum / df, df))
+}
+
+/// B / A on the unit the data allows (see the module's text).
+fn ratio_of(
+    a: &Measurement,
+    b: &Measurement,
+    pooled: Option<(f64, f64)>,
+) -> (RatioInterval, Basis) {
+    let (la, lb) = (logs(&a.runs), logs(&b.runs));
+    if la.len() >= 2 && lb.len() >= 2 {
+        if let Some(r) = stats::ratio_of_logs(&lb, &la) {
+            return (r, Basis::Runs);
+        }
+    }
+    if let (Some((variance, df)), false) = (pooled, la.is_empty() || lb.is_empty()) {
+        let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+        let d = mean(&lb) - mean(&la);
+        let se = (variance * (1.0 / la.len() as f64 + 1.0 / lb.len() as f64)).sqrt();
+        let half = t_quantile_975(df) * se;
+        let interval = RatioInterval {
+            ratio: d.exp(),
+            low: Some((d - half).exp()),
+            high: Some((d + half).exp()),
+        };
+        return (interval, Basis::PooledRuns);
+    }
+    (ratio_of_repetitions(a, b), Basis::Repetitions)
 }
 
 /// A configuration measured in one sweep but not in the other.
@@ -296,13 +409,9 @@ fn disjoint_columns(a: &[ConfigKey], b: &[ConfigKey]) -> Vec<String> {
 }
 
 /// Compares sweep B against sweep A on `objective`'s metric.
-pub fn compare(
-    a: &[TrialRow],
-    b: &[TrialRow],
-    objective: &Objective,
-) -> anyhow::Result<Comparison> {
+pub fn compare(a: &SweepData, b: &SweepData, objective: &Objective) -> anyhow::Result<Comparison> {
     let metric = objective.metric;
-    let (rows_a, rows_b) = (by_key(a), by_key(b));
+    let (rows_a, rows_b) = (by_key(a.rows), by_key(b.rows));
     let mut keys: Vec<&ConfigKey> = rows_a.keys().chain(rows_b.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -338,17 +447,40 @@ pub fn compare(
         only_in_b: Vec::new(),
         varying: Vec::new(),
     };
+    let extra = |sweep: &SweepData, row: &TrialRow| {
+        sweep.runs.get(&row.trial_id).cloned().unwrap_or_default()
+    };
+    let measured: Vec<(Measurement, Measurement)> = keys
+        .iter()
+        .filter_map(|k| Some((rows_a.get(*k)?, rows_b.get(*k)?)))
+        .filter_map(|(ra, rb)| {
+            Some((
+                measure(ra, metric, &extra(a, ra)).ok()?,
+                measure(rb, metric, &extra(b, rb)).ok()?,
+            ))
+        })
+        .collect();
+    let pooled = pooled_run_variance(
+        &measured
+            .iter()
+            .flat_map(|(ma, mb)| [ma, mb])
+            .collect::<Vec<_>>(),
+    );
     for key in &keys {
         let key = (*key).clone();
         match (rows_a.get(&key), rows_b.get(&key)) {
-            (Some(ra), Some(rb)) => match (measure(ra, metric), measure(rb, metric)) {
+            (Some(ra), Some(rb)) => match (
+                measure(ra, metric, &extra(a, ra)),
+                measure(rb, metric, &extra(b, rb)),
+            ) {
                 (Ok(ma), Ok(mb)) => {
-                    let ratio = ratio_of(&ma, &mb);
+                    let (ratio, basis) = ratio_of(&ma, &mb, pooled);
                     let improved = match objective.direction {
                         Direction::Maximize => ratio.ratio > 1.0,
                         Direction::Minimize => ratio.ratio < 1.0,
                     };
-                    let verdict = match (ratio.significant(), improved) {
+                    let called = basis != Basis::Repetitions && ratio.significant();
+                    let verdict = match (called, improved) {
                         (false, _) => Verdict::Unchanged,
                         (true, true) => Verdict::Better,
                         (true, false) => Verdict::Worse,
@@ -358,6 +490,7 @@ pub fn compare(
                         a: ma,
                         b: mb,
                         ratio,
+                        basis,
                         verdict,
                     });
                 }
@@ -383,9 +516,8 @@ pub fn compare(
     // Most changed first; of equal changes, the significant ones.
     comparison.changes.sort_by(|x, y| {
         let size = |c: &Change| c.ratio.ratio.ln().abs();
-        size(y)
-            .total_cmp(&size(x))
-            .then(y.ratio.significant().cmp(&x.ratio.significant()))
+        let called = |c: &Change| c.verdict != Verdict::Unchanged;
+        size(y).total_cmp(&size(x)).then(called(y).cmp(&called(x)))
     });
     comparison.overall = overall(&comparison.changes);
     comparison.varying = varying(&keys);

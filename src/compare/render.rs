@@ -2,7 +2,7 @@
 //! configurations with a summary for people, or CSV (one line per
 //! configuration in either sweep) for scripts.
 
-use super::{Comparison, ConfigKey, Failure, Measurement, Verdict};
+use super::{Basis, Comparison, ConfigKey, Failure, Measurement, Verdict};
 use crate::stats::RatioInterval;
 use crate::store::csv_file::defuse_formula;
 use std::fmt::Write;
@@ -49,25 +49,39 @@ pub fn render(c: &Comparison, top: usize, a_name: &str, b_name: &str) -> String 
         "B / A of {} ({unit}), per configuration with its 95% CI; A = {a_name}, B = {b_name}",
         c.metric
     );
+    let count = |basis: Basis| c.changes.iter().filter(|x| x.basis == basis).count();
+    let _ = writeln!(
+        out,
+        "The interval of a configuration is over separate runs of it where both sweeps have them \
+         (confirmation rounds, drift anchors: {}), else over the run-to-run spread pooled from \
+         those ({}); where neither sweep ran anything twice it covers only the repetitions inside \
+         one run ({}): that shows their precision, not whether a change is real, so no change is \
+         called on it.",
+        count(Basis::Runs),
+        count(Basis::PooledRuns),
+        count(Basis::Repetitions)
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:>8}  {:<15} {:>10} {:>10}  {:<8} configuration",
+        "{:>8}  {:<15} {:>10} {:>10}  {:<8} {:<11} configuration",
         "B/A",
         "95% CI",
         format!("A {unit}"),
         format!("B {unit}"),
-        "change"
+        "change",
+        "interval of"
     );
     for change in c.changes.iter().take(top) {
         let _ = writeln!(
             out,
-            "{:>7.3}×  {:<15} {:>10.1} {:>10.1}  {:<8} {}",
+            "{:>7.3}×  {:<15} {:>10.1} {:>10.1}  {:<8} {:<11} {}",
             change.ratio.ratio,
             interval(&change.ratio),
             change.a.mean,
             change.b.mean,
             verdict_word(c, change.verdict),
+            change.basis.name(),
             change.key.label(&c.varying)
         );
     }
@@ -191,6 +205,7 @@ pub fn render_csv(c: &Comparison) -> anyhow::Result<String> {
             "ratio_low",
             "ratio_high",
             "significant",
+            "interval_of",
             "change",
             "reason",
         ]
@@ -202,7 +217,7 @@ pub fn render_csv(c: &Comparison) -> anyhow::Result<String> {
     let mut line = |key: &ConfigKey,
                     statuses: [&str; 2],
                     values: [Option<&Measurement>; 2],
-                    ratio: Option<&RatioInterval>,
+                    ratio: Option<(&RatioInterval, Basis)>,
                     change: &str,
                     reason: &str|
      -> anyhow::Result<()> {
@@ -212,12 +227,13 @@ pub fn render_csv(c: &Comparison) -> anyhow::Result<String> {
             cell(statuses[1]),
             num(values[0].map(|m| m.mean)),
             num(values[1].map(|m| m.mean)),
-            num(ratio.map(|r| r.ratio)),
-            num(ratio.and_then(|r| r.low)),
-            num(ratio.and_then(|r| r.high)),
+            num(ratio.map(|r| r.0.ratio)),
+            num(ratio.and_then(|r| r.0.low)),
+            num(ratio.and_then(|r| r.0.high)),
             ratio
-                .map(|r| r.significant().to_string())
+                .map(|(r, basis)| (basis != Basis::Repetitions && r.significant()).to_string())
                 .unwrap_or_default(),
+            ratio.map(|r| r.1.name()).unwrap_or_default().to_string(),
             change.to_string(),
             cell(reason),
         ]);
@@ -234,7 +250,7 @@ pub fn render_csv(c: &Comparison) -> anyhow::Result<String> {
             &x.key,
             ["ok", "ok"],
             [Some(&x.a), Some(&x.b)],
-            Some(&x.ratio),
+            Some((&x.ratio, x.basis)),
             change,
             "",
         )?;

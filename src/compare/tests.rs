@@ -38,17 +38,97 @@ fn tg() -> Objective {
     Objective::default()
 }
 
+/// A sweep of `rows` without extra runs.
+fn sw(rows: &[TrialRow]) -> SweepData<'_> {
+    SweepData::rows(rows)
+}
+
+/// A sweep of `rows` in which trial `id` also ran again with these values
+/// (a confirmation round).
+fn with_runs<'a>(rows: &'a [TrialRow], runs: &[(&str, &[f64])]) -> SweepData<'a> {
+    SweepData {
+        rows,
+        runs: runs
+            .iter()
+            .map(|(id, v)| (id.to_string(), v.to_vec()))
+            .collect(),
+    }
+}
+
 #[test]
-fn a_real_ten_percent_speed_up_is_significant() {
+fn a_real_ten_percent_speed_up_over_separate_runs_is_significant() {
     let a = [measured("a4", 4, &A_STEADY)];
     let b = [measured("b4", 4, &scaled(&A_STEADY, 1.1))];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(
+        &with_runs(&a, &[("a4", &[101.0, 99.0, 100.5])]),
+        &with_runs(&b, &[("b4", &[111.0, 109.0, 110.5])]),
+        &tg(),
+    )
+    .unwrap();
     assert_eq!(c.changes.len(), 1);
     let change = &c.changes[0];
-    assert!((change.ratio.ratio - 1.1).abs() < 1e-9, "{change:?}");
+    assert_eq!(change.basis, Basis::Runs);
+    assert!((change.ratio.ratio - 1.1).abs() < 0.005, "{change:?}");
     assert!(change.ratio.low.unwrap() > 1.05 && change.ratio.high.unwrap() < 1.15);
     assert_eq!(change.verdict, Verdict::Better);
     assert_eq!(c.count(Verdict::Better), 1);
+}
+
+#[test]
+fn repetitions_inside_one_run_are_not_a_test_of_change() {
+    // Steady repetitions, 10% apart: a run of each. The repetitions shared
+    // their process; how much runs differ is unknown, so nothing is called.
+    let a = [measured("a4", 4, &A_STEADY)];
+    let b = [measured("b4", 4, &scaled(&A_STEADY, 1.1))];
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
+    let change = &c.changes[0];
+    assert_eq!(change.basis, Basis::Repetitions);
+    assert!(
+        change.ratio.significant(),
+        "the repetitions alone look certain"
+    );
+    assert_eq!(change.verdict, Verdict::Unchanged);
+    let text = render::render(&c, 5, "a", "b");
+    assert!(
+        text.contains("repetitions  n_threads=4") || text.contains("repetitions"),
+        "{text}"
+    );
+    assert!(text.contains("no change is called on it"), "{text}");
+}
+
+#[test]
+fn configurations_run_once_use_the_run_to_run_spread_of_those_run_again() {
+    // n_threads=2 ran three times in each sweep: runs differ by about 1%.
+    let a = [
+        measured("a2", 2, &A_STEADY),
+        measured("a4", 4, &A_STEADY),
+        measured("a8", 8, &A_STEADY),
+    ];
+    let b = [
+        measured("b2", 2, &A_STEADY),
+        measured("b4", 4, &scaled(&A_STEADY, 1.1)),
+        measured("b8", 8, &scaled(&A_STEADY, 1.004)),
+    ];
+    let c = compare(
+        &with_runs(&a, &[("a2", &[101.0, 99.0])]),
+        &with_runs(&b, &[("b2", &[99.5, 100.5])]),
+        &tg(),
+    )
+    .unwrap();
+    let by = |t: &str| {
+        c.changes
+            .iter()
+            .find(|x| x.key.label(&c.varying) == format!("n_threads={t}"))
+            .unwrap()
+    };
+    assert_eq!(by("2").basis, Basis::Runs);
+    assert_eq!(by("4").basis, Basis::PooledRuns);
+    assert_eq!(
+        by("4").verdict,
+        Verdict::Better,
+        "10% is far outside 1% run-to-run"
+    );
+    assert_eq!(by("8").verdict, Verdict::Unchanged, "0.4% is not");
 }
 
 #[test]
@@ -57,7 +137,7 @@ fn identical_noisy_samples_are_not_a_change() {
     shuffled.reverse();
     let a = [measured("a", 4, &A_NOISY)];
     let b = [measured("b", 4, &shuffled)];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
     let change = &c.changes[0];
     assert!((change.ratio.ratio - 1.0).abs() < 1e-12);
     assert!(change.ratio.low.unwrap() < 1.0 && change.ratio.high.unwrap() > 1.0);
@@ -68,7 +148,7 @@ fn identical_noisy_samples_are_not_a_change() {
 fn a_small_change_within_the_noise_is_not_significant_either() {
     let a = [measured("a", 4, &A_NOISY)];
     let b = [measured("b", 4, &scaled(&A_NOISY, 1.03))];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
     assert_eq!(
         c.changes[0].verdict,
         Verdict::Unchanged,
@@ -90,9 +170,21 @@ fn a_slow_down_of_a_latency_is_worse_and_a_speed_up_better() {
     let mut b = a.clone();
     b.ttft_ms_samples = join(&scaled(&A_STEADY, 0.8));
     b.ttft_ms_mean = Some(80.0);
-    let c = compare(&[a.clone()], &[b.clone()], &objective).unwrap();
+    let (ra, rb) = ([a], [b]);
+    let (runs_a, runs_b) = ([("a", &[101.0, 99.0][..])], [("a", &[80.5, 79.5][..])]);
+    let c = compare(
+        &with_runs(&ra, &runs_a),
+        &with_runs(&rb, &runs_b),
+        &objective,
+    )
+    .unwrap();
     assert_eq!(c.changes[0].verdict, Verdict::Better, "lower latency");
-    let c = compare(&[b], &[a], &objective).unwrap();
+    let c = compare(
+        &with_runs(&rb, &runs_b),
+        &with_runs(&ra, &runs_a),
+        &objective,
+    )
+    .unwrap();
     assert_eq!(c.changes[0].verdict, Verdict::Worse);
 }
 
@@ -103,7 +195,7 @@ fn rows_match_by_configuration_not_trial_id_or_model_path() {
     moved.model_path = "elsewhere/m.gguf".into();
     moved.model_identity = "file:rebuilt".into();
     moved.repetitions = 10;
-    let c = compare(&a, &[moved], &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&[moved]), &tg()).unwrap();
     assert_eq!(c.changes.len(), 1);
     assert!(c.only_in_a.is_empty() && c.only_in_b.is_empty());
 }
@@ -114,7 +206,7 @@ fn a_different_workload_or_parameter_does_not_match() {
     let mut other_workload = measured("b4", 4, &A_STEADY);
     other_workload.gen_tokens = 32;
     let b = [other_workload, measured("b8", 8, &A_STEADY)];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
     assert_eq!(c.changes.len(), 1);
     assert_eq!(c.only_in_a.len(), 1);
     assert_eq!(c.only_in_b.len(), 1);
@@ -127,7 +219,7 @@ fn sweeps_that_share_no_configuration_are_an_error_saying_why() {
     let a = [measured("a", 4, &A_STEADY)];
     let mut b = measured("b", 4, &A_STEADY);
     b.gen_tokens = 32;
-    let err = compare(&a, &[b], &tg()).unwrap_err().to_string();
+    let err = compare(&sw(&a), &sw(&[b]), &tg()).unwrap_err().to_string();
     assert!(err.contains("share no configuration"), "{err}");
     assert!(err.contains("gen_tokens: A has 16, B has 32"), "{err}");
     assert!(!err.contains("n_threads"), "{err}");
@@ -147,7 +239,7 @@ fn failures_in_one_or_both_sweeps_are_reported_with_their_reason() {
         failed("b16", 16, TrialStatus::Timeout, "no answer in 60 s"),
         measured("b2", 2, &A_STEADY),
     ];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
     assert_eq!(c.changes.len(), 2);
     assert_eq!(c.failed_in_one.len(), 1);
     let one = &c.failed_in_one[0];
@@ -167,17 +259,15 @@ fn without_samples_mean_and_sd_still_give_an_interval() {
     };
     let a = [strip(measured("a", 4, &A_STEADY))];
     let b = [strip(measured("b", 4, &scaled(&A_STEADY, 1.1)))];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
     let change = &c.changes[0];
     assert!((change.ratio.ratio - 1.1).abs() < 1e-9);
     assert!(change.ratio.low.unwrap() > 1.05, "{change:?}");
-    assert_eq!(change.verdict, Verdict::Better);
+    assert_eq!(change.basis, Basis::Repetitions);
     let b = [strip(measured("b", 4, &A_NOISY))];
     let a = [strip(measured("a", 4, &scaled(&A_NOISY, 1.02)))];
-    assert_eq!(
-        compare(&a, &b, &tg()).unwrap().changes[0].verdict,
-        Verdict::Unchanged
-    );
+    let noisy = compare(&sw(&a), &sw(&b), &tg()).unwrap();
+    assert!(!noisy.changes[0].ratio.significant());
 }
 
 #[test]
@@ -192,7 +282,7 @@ fn the_overall_ratio_is_the_geometric_mean_most_changed_first() {
         measured("b2", 2, &scaled(&A_STEADY, 1.12)),
         measured("b4", 4, &scaled(&A_STEADY, 1.1)),
     ];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(&sw(&a), &sw(&b), &tg()).unwrap();
     let overall = c.overall.unwrap();
     let expected = (1.08f64 * 1.12 * 1.1).powf(1.0 / 3.0);
     assert!((overall.ratio - expected).abs() < 1e-9, "{overall:?}");
@@ -240,10 +330,15 @@ fn the_table_and_csv_show_changes_failures_and_the_summary() {
         measured("b8", 8, &A_STEADY),
         failed("b16", 16, TrialStatus::Oom, "=cannot\nallocate"),
     ];
-    let c = compare(&a, &b, &tg()).unwrap();
+    let c = compare(
+        &with_runs(&a, &[("a4", &[100.5, 99.5])]),
+        &with_runs(&b, &[("b4", &[110.5, 109.5])]),
+        &tg(),
+    )
+    .unwrap();
     let text = render::render(&c, 1, "before", "after");
     assert!(text.contains("A = before, B = after"), "{text}");
-    assert!(text.contains("faster   n_threads=4"), "{text}");
+    assert!(text.contains("faster   runs        n_threads=4"), "{text}");
     assert!(!text.contains("n_threads=8\n"), "--top 1 shows one: {text}");
     assert!(
         text.contains("... and 1 more (--top 2 shows all)"),
@@ -266,6 +361,7 @@ fn the_table_and_csv_show_changes_failures_and_the_summary() {
         r[header.iter().position(|h| h == name).unwrap()].to_string()
     };
     assert_eq!(col(&records[0], "change"), "faster");
+    assert_eq!(col(&records[0], "interval_of"), "runs");
     assert_eq!(
         col(&records[0], "n_gpu_layers"),
         "-1",

@@ -11,18 +11,16 @@ mod axis;
 mod baseline;
 pub mod error;
 mod raw;
+pub mod settings;
 mod validate;
 
 pub use error::ConfigError;
 
-use crate::confirm::ConfirmSettings;
-use crate::drift::DriftSettings;
 use crate::knobs::{KnobId, Params, Value};
 use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
 use crate::protocol::Workload;
-pub use crate::search::StrategyKind;
-use crate::search::bayes::BayesSettings;
+pub use settings::{BayesSettings, ConfirmSettings, DriftSettings, QualitySettings, StrategyKind};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,7 +52,7 @@ pub struct SweepConfig {
     /// `[baseline]`: the user's current configuration, if given.
     pub baseline: Option<Baseline>,
     /// `[quality]`: how the quality of each variant is measured.
-    pub quality: crate::quality::QualitySettings,
+    pub quality: QualitySettings,
 }
 
 /// The configuration the user runs today: measured early and again in the
@@ -152,13 +150,8 @@ pub fn parse(file: &Path, source: &str) -> Result<SweepConfig, ConfigError> {
         toml::from_str(source).map_err(|e| validate::toml_error(file, source, &e))?;
     let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut config = validate::validate(raw, file, source, &base_dir)?;
-    config.source_sha256 = hex(&Sha256::digest(source.as_bytes()));
+    config.source_sha256 = crate::digest::hex(&Sha256::digest(source.as_bytes()));
     Ok(config)
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -241,7 +234,7 @@ mod tests {
     fn quality_settings_and_bounds_are_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let c = parse_in(dir.path(), MINIMAL).unwrap();
-        assert_eq!(c.quality, crate::quality::QualitySettings::default());
+        assert_eq!(c.quality, QualitySettings::default());
         assert!(c.quality.measure, "quality is measured unless turned off");
         std::fs::write(dir.path().join("prompts.txt"), "text").unwrap();
         let c = parse_in(

@@ -1,5 +1,5 @@
 //! The recommendation against the reference trials (the user's baseline,
-//! llama.cpp's defaults), on the runs of the same interleaved confirmation
+//! llama-server's defaults), on the runs of the same interleaved confirmation
 //! rounds: a ratio oriented so that above 1 means the recommendation is
 //! better, whatever the metric's direction, with its 95% interval.
 
@@ -124,7 +124,7 @@ mod tests {
         let v = compare(&latency, "best", &slow, &reference).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
         assert!(v.ratio_low.unwrap() > 1.0 && v.ratio_low < v.ratio_high);
-        assert!(clause(&v, "best").contains("× llama.cpp's defaults (95% CI"));
+        assert!(clause(&v, "best").contains("× llama-server's defaults (95% CI"));
     }
 
     #[test]

@@ -59,6 +59,7 @@ mod tests {
                 temperature: 0.7,
                 sweep_file: "sweep.toml",
                 confirmation: None,
+                backend: None,
             },
         )
     }

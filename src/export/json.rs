@@ -81,6 +81,7 @@ mod tests {
                 temperature: 0.7,
                 sweep_file: "s.toml",
                 confirmation: None,
+                backend: None,
             },
         );
         let llm: Vec<&str> = yaml

@@ -26,6 +26,9 @@ pub struct ExportContext<'a> {
     pub sweep_file: &'a str,
     /// The confirmation round's verdict, when this trial won it.
     pub confirmation: Option<&'a str>,
+    /// What the backend self-test found for the trial's variant, when it
+    /// forced a setting on it.
+    pub backend: Option<&'a str>,
 }
 
 /// The file formats `llama-sweep export` writes.

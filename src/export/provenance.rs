@@ -15,8 +15,16 @@ fn mean_sd(row: &TrialRow, metric: Metric) -> String {
     }
 }
 
-/// The provenance of `row`, one line per item.
+/// The provenance of `row`, one line per item. A line never holds a line
+/// break (a model named with one cannot escape its comment).
 pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
+    raw_lines(row, ctx)
+        .into_iter()
+        .map(|l| l.replace(['\n', '\r'], " "))
+        .collect()
+}
+
+fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
     let n = row.n_samples.unwrap_or(0);
     let mut lines = vec![
         format!(
@@ -66,6 +74,13 @@ pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         };
         lines.push(format!("constraints: {status}"));
     }
+    if !row.forced.is_empty() {
+        lines.push(format!(
+            "forced by the backend self-test: {}{}",
+            row.forced,
+            ctx.backend.map(|b| format!(" ({b})")).unwrap_or_default()
+        ));
+    }
     if let (Some(done), Some(total)) = (row.layers_offloaded, row.layers_total) {
         lines.push(format!(
             "layers offloaded to a GPU when measured: {done}/{total}"
@@ -99,6 +114,7 @@ mod tests {
             temperature: 0.7,
             sweep_file: "sweep.toml",
             confirmation: None,
+            backend: None,
         };
         let text = lines(&row, &ctx).join("\n");
         assert!(

@@ -62,6 +62,7 @@ mod tests {
                 temperature: 0.7,
                 sweep_file: "sweep.toml",
                 confirmation: None,
+                backend: None,
             },
         )
     }

@@ -63,6 +63,7 @@ mod tests {
                 temperature: 0.7,
                 sweep_file: "sweep.toml",
                 confirmation: None,
+                backend: None,
             },
         );
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
@@ -105,6 +106,7 @@ llm:
                 temperature: 0.7,
                 sweep_file: "s.toml",
                 confirmation: None,
+                backend: None,
             },
         );
         assert!(
@@ -127,6 +129,7 @@ llm:
                 temperature: 0.7,
                 sweep_file: "s.toml",
                 confirmation: None,
+                backend: None,
             },
         );
         assert!(
@@ -149,6 +152,7 @@ llm:
                 temperature: 0.2,
                 sweep_file: "s.toml",
                 confirmation: None,
+                backend: None,
             },
         );
         assert!(

@@ -125,6 +125,19 @@ impl Params {
     }
 }
 
+/// `repack=false flash_attn=off`: the set knobs, in table order.
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (knob, value)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{knob}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 impl FromIterator<(KnobId, Value)> for Params {
     fn from_iter<I: IntoIterator<Item = (KnobId, Value)>>(iter: I) -> Params {
         Params(iter.into_iter().collect())

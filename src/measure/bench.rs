@@ -22,7 +22,7 @@
 
 use super::llama::{self, Batch, Context, Model, Sampler, Threadpool, Token};
 use super::tokens::{Run, TokenSource};
-use super::{apply, log_capture};
+use super::{apply, fault, log_capture};
 use crate::knobs::{self, FlashAttn};
 use crate::protocol::{ModelFacts, TrialMetrics, TrialSpec};
 use std::time::Instant;
@@ -35,8 +35,9 @@ pub(crate) fn failure(what: &str, error: impl std::fmt::Display) -> String {
 /// The reason of a trial whose logits are not numbers.
 pub(crate) fn garbage(when: &str) -> String {
     format!(
-        "llama.cpp returned NaN or infinite logits {when}: its kernels compute garbage with these \
-         settings on this machine"
+        "llama.cpp returned {} {when}: its kernels compute garbage with these settings on this \
+         machine",
+        crate::protocol::GARBAGE
     )
 }
 
@@ -98,7 +99,8 @@ pub(crate) fn load<'m>(
 /// Measures `spec`; the error is the reason the trial failed.
 pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
     let gpu_free_before = gpu_free_bytes();
-    let settings = apply::settings(&spec.params);
+    let params = spec.params.overlaid(&spec.forced);
+    let settings = apply::settings(&params);
     let started = Instant::now();
     let model = Model::load(&spec.model.path, &settings.model).map_err(|e| {
         failure(
@@ -107,13 +109,14 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         )
     })?;
     let load_ms = ms(started);
+    fault::after_load(&settings);
     let facts = model_facts(&model);
     let mut ctx = load(&model, &settings)?;
     let (n_ctx_actual, n_batch_actual, n_ubatch_actual) =
         (ctx.n_ctx(), ctx.n_batch(), ctx.n_ubatch());
     let needed = spec.workload.context_needed();
     if n_ctx_actual < needed {
-        let source = if !spec.params.is_set(knobs::N_CTX) {
+        let source = if !params.is_set(knobs::N_CTX) {
             " (llama.cpp's default)"
         } else {
             ""
@@ -125,7 +128,12 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
     let device_memory_used_bytes = gpu_free_before
         .and_then(|before| gpu_free_bytes().map(|after| before.saturating_sub(after)));
 
-    let mut bench = Bench::new(&model, &mut ctx, spec.seed);
+    let mut bench = Bench::new(
+        &model,
+        &mut ctx,
+        spec.seed,
+        fault::garbles_logits(&settings),
+    );
     let w = &spec.workload;
     let mut sampler = Sampler::chain(bench.n_vocab as i32, &spec.sampling, spec.seed as u32);
     for i in 0..w.warmup {
@@ -190,7 +198,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         e2e_ms,
         layers_offloaded: offloaded.map_or(0, |(n, _)| n),
         layers_total,
-        flash_attn_resolved: match spec.params.flash_attn() {
+        flash_attn_resolved: match params.flash_attn() {
             Some(FlashAttn::On) => Some(true),
             Some(FlashAttn::Off) => Some(false),
             _ => flash_auto,
@@ -211,10 +219,12 @@ pub(crate) struct Bench<'m, 'c> {
     n_batch: usize,
     pub n_vocab: usize,
     pub tokens: TokenSource,
+    /// The logits are to read as NaN (a test fault).
+    garbled: bool,
 }
 
 impl<'m, 'c> Bench<'m, 'c> {
-    pub fn new(model: &'m Model, ctx: &'c mut Context<'m>, seed: u64) -> Self {
+    pub fn new(model: &'m Model, ctx: &'c mut Context<'m>, seed: u64, garbled: bool) -> Self {
         let n_batch = ctx.n_batch().max(1) as usize;
         let vocab = model.vocab();
         let n_vocab = vocab.n_tokens().max(1);
@@ -225,6 +235,7 @@ impl<'m, 'c> Bench<'m, 'c> {
             n_batch,
             n_vocab: n_vocab as usize,
             tokens,
+            garbled,
         }
     }
 
@@ -269,6 +280,18 @@ impl<'m, 'c> Bench<'m, 'c> {
         Ok(())
     }
 
+    /// Like [`generate_random`](Self::generate_random), checking every
+    /// token's logits.
+    pub fn generate_checked(&mut self, n: u32) -> Result<(), String> {
+        let mut token = self.tokens.first_token();
+        for pos in 0..n as i32 {
+            self.decode_one(token, pos)?;
+            self.check_last(&format!("after single-token decode {}", pos + 1))?;
+            token = self.tokens.random();
+        }
+        Ok(())
+    }
+
     fn decode_one(&mut self, token: Token, pos: i32) -> Result<(), String> {
         self.batch.clear();
         self.batch.add(token, pos, 0, true)?;
@@ -289,7 +312,7 @@ impl<'m, 'c> Bench<'m, 'c> {
 
     /// Fails when the last token's logits are not all finite numbers.
     pub fn check_last(&self, when: &str) -> Result<(), String> {
-        if llama::finite(self.last_logits()) {
+        if !self.garbled && llama::finite(self.last_logits()) {
             Ok(())
         } else {
             Err(garbage(when))

@@ -1,50 +1,77 @@
-//! A test hook: `LLAMA_SWEEP_TEST_FAULT` makes every measuring trial child
-//! misbehave on purpose (probe and quantize jobs are left alone), so the
-//! parent's fault handling can be tested, and its own overhead measured, on
-//! the real binary. It is read from the environment only (a sweep.toml
-//! cannot set it) and does nothing when unset.
-//!
-//! Values: `crash` (abort), `segfault` (SIGSEGV), `hang` (sleep forever),
-//! `garbage` (print an unreadable result and exit 0), `exit` (exit 1 without
-//! a result), `instant` (answer at once with made-up measurements, without
-//! loading the model), `sleep:<seconds>` (the same after sleeping).
+//! The child side of test faults (`protocol::TestFault`): a child injects
+//! the fault its request carries, which only `llama-sweep run --test-fault`
+//! sends. Faults of measuring children act at their start; the
+//! "when repacked" faults act wherever a model was loaded with llama.cpp's
+//! extra buffer types on, the way llama.cpp's AMX kernels fail on some
+//! Xeons, so the backend self-test and its fallback can be tested on any
+//! CPU.
 
-use crate::protocol::{ChildReply, ModelFacts, TrialMetrics};
+use super::apply::Settings;
+use crate::protocol::{ChildReply, ModelFacts, TestFault, TrialMetrics};
 use std::io::Write;
+use std::sync::OnceLock;
 
-pub const ENV: &str = "LLAMA_SWEEP_TEST_FAULT";
+static FAULT: OnceLock<Option<TestFault>> = OnceLock::new();
 
-pub fn inject_if_requested(reply_out: &mut impl Write) {
-    let Ok(fault) = std::env::var(ENV) else {
+/// Remembers the request's fault for the rest of the child's life.
+pub fn install(fault: Option<TestFault>) {
+    let _ = FAULT.set(fault);
+    if let Some(f) = fault {
+        eprintln!("llama-sweep trial: test fault {f}: injecting a fault on purpose");
+    }
+}
+
+fn active() -> Option<TestFault> {
+    FAULT.get().copied().flatten()
+}
+
+/// Injects a fault that acts at the start of a measuring child.
+pub fn at_measure_start(reply_out: &mut impl Write) {
+    let Some(fault) = active().filter(|f| f.at_measure_start()) else {
         return;
     };
-    eprintln!("llama-sweep trial: {ENV}={fault}: injecting a fault on purpose");
-    match fault.as_str() {
-        "crash" => std::process::abort(),
-        // Rust's own SIGSEGV handler (stack-overflow detection) would
-        // swallow a raised signal: restore the default action first.
-        // SAFETY: raising a signal against ourselves is the point.
-        "segfault" => unsafe {
-            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-            libc::raise(libc::SIGSEGV);
-        },
-        "hang" => loop {
+    match fault {
+        TestFault::Crash => std::process::abort(),
+        TestFault::Segfault => simulated_kernel_crash(),
+        TestFault::Hang => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
-        "garbage" => {
+        TestFault::Garbage => {
             let _ = writeln!(reply_out, "{{not json").and_then(|_| reply_out.flush());
             std::process::exit(0);
         }
-        "exit" => std::process::exit(1),
-        "instant" => answer_made_up(reply_out, 0.0),
-        other => match other
-            .strip_prefix("sleep:")
-            .and_then(|s| s.parse::<f64>().ok())
-        {
-            Some(seconds) => answer_made_up(reply_out, seconds),
-            None => eprintln!("llama-sweep trial: unknown {ENV} value {other:?}, ignored"),
-        },
+        TestFault::Exit => std::process::exit(1),
+        TestFault::Instant => answer_made_up(reply_out, 0.0),
+        TestFault::Sleep(seconds) => answer_made_up(reply_out, seconds),
+        TestFault::CrashWhenRepacked | TestFault::NanWhenRepacked => {}
     }
+}
+
+/// After a model was loaded with `settings`: crashes like a broken kernel
+/// when the fault says so.
+pub fn after_load(settings: &Settings) {
+    if active() == Some(TestFault::CrashWhenRepacked) && settings.model.raw.use_extra_bufts {
+        simulated_kernel_crash();
+    }
+}
+
+/// Whether the logits of a model loaded with `settings` are to read as NaN.
+pub fn garbles_logits(settings: &Settings) -> bool {
+    active() == Some(TestFault::NanWhenRepacked) && settings.model.raw.use_extra_bufts
+}
+
+/// Dies of SIGSEGV inside a function of its own, so the crash report names
+/// it as it would name a broken kernel.
+#[inline(never)]
+pub fn simulated_kernel_crash() -> ! {
+    // SAFETY: raising a signal against ourselves is the point; the crash
+    // handler, or the default action, ends the process.
+    unsafe {
+        libc::raise(libc::SIGSEGV);
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    std::process::abort()
 }
 
 /// Replies with fixed measurements after `seconds`, and exits.
@@ -52,7 +79,7 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
     std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
     let reply = ChildReply::Measured(TrialMetrics {
         model: ModelFacts {
-            description: "made up by LLAMA_SWEEP_TEST_FAULT".into(),
+            description: "made up by a test fault".into(),
             n_params: 1,
             size_bytes: 1,
             n_layer: 1,

@@ -23,6 +23,9 @@ pub struct Capture {
     pub offloaded: Option<(u32, u32)>,
     /// What llama.cpp decided for `flash_attn = auto`.
     pub flash_attn_auto: Option<bool>,
+    /// The buffers the model's weights went to, with their sizes in MiB
+    /// ("load_tensors: AMX model buffer size = 51.31 MiB").
+    pub model_buffers: Vec<crate::protocol::BufferUse>,
 }
 
 static CAPTURE: Mutex<Option<Capture>> = Mutex::new(None);
@@ -61,6 +64,9 @@ impl Capture {
                     self.offloaded = Some((a, b));
                 }
             }
+        }
+        if let Some(buffer) = crate::llama_log::model_buffer(line) {
+            self.model_buffers.push(buffer);
         }
         // "auto" resolved by probing, or switched on because a quantized V
         // cache requires it.
@@ -162,6 +168,21 @@ mod tests {
         let mut forced = Capture::default();
         forced.feed(INFO, "llama_init_from_model: enabling flash_attn since it is required for quantized V cache\n");
         assert_eq!(forced.flash_attn_auto, Some(true));
+    }
+
+    #[test]
+    fn reads_where_the_weights_went() {
+        let mut c = Capture::default();
+        c.feed(
+            INFO,
+            "load_tensors:          AMX model buffer size =    51.31 MiB\n",
+        );
+        c.feed(
+            INFO,
+            "load_tensors:   CPU_Mapped model buffer size =    93.80 MiB\n",
+        );
+        let names: Vec<&str> = c.model_buffers.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["AMX", "CPU_Mapped"]);
     }
 
     #[test]

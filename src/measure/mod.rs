@@ -7,14 +7,16 @@
 
 mod apply;
 pub mod bench;
+pub mod crash;
 mod fault;
 pub mod llama;
 pub mod log_capture;
 pub mod probe;
 mod quality;
+mod selftest;
 mod tokens;
 
-use crate::protocol::{ChildJob, ChildReply};
+use crate::protocol::{ChildJob, ChildReply, ChildRequest};
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::fd::FromRawFd;
@@ -37,16 +39,19 @@ pub fn run_child() -> ExitCode {
         eprintln!("llama-sweep trial: cannot read the job from stdin: {e}");
         return ExitCode::FAILURE;
     }
-    let job: ChildJob = match serde_json::from_str(&line) {
-        Ok(job) => job,
+    let request: ChildRequest = match serde_json::from_str(&line) {
+        Ok(request) => request,
         Err(e) => {
             eprintln!("llama-sweep trial: the job on stdin is not valid: {e}");
             eprintln!("(this subcommand is run by `llama-sweep run`, not by hand)");
             return ExitCode::from(2);
         }
     };
+    crash::install();
+    fault::install(request.test_fault);
+    let job = request.job;
     if matches!(job, ChildJob::Measure(_)) {
-        fault::inject_if_requested(&mut reply_out);
+        fault::at_measure_start(&mut reply_out);
     }
     let reply = do_job(job);
     let code = match reply {
@@ -81,6 +86,10 @@ fn do_job(job: ChildJob) -> ChildReply {
         },
         ChildJob::Quality(job) => match quality::measure(&job) {
             Ok(metrics) => ChildReply::Quality(metrics),
+            Err(reason) => ChildReply::Failed { reason },
+        },
+        ChildJob::SelfTest(job) => match selftest::run(&job) {
+            Ok(report) => ChildReply::SelfTested(report),
             Err(reason) => ChildReply::Failed { reason },
         },
     }

@@ -41,6 +41,7 @@ pub fn probe() -> ProbeReport {
         supports_mmap: llama::supports_mmap(),
         backends,
         devices,
+        cpu_extra_buffer_types: llama::cpu_extra_buffer_types(),
         defaults: apply::defaults(),
     }
 }

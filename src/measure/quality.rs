@@ -35,6 +35,8 @@ pub fn measure(job: &QualityJob) -> Result<QualityMetrics, String> {
             e,
         )
     })?;
+    super::fault::after_load(&settings);
+    let garbled = super::fault::garbles_logits(&settings);
     let mut ctx = load(&model, &settings)?;
     let text = std::fs::read(&job.text).map_err(|e| {
         format!(
@@ -108,7 +110,7 @@ pub fn measure(job: &QualityJob) -> Result<QualityMetrics, String> {
         for i in 0..scored {
             let pos = first + i;
             let logits = ctx.logits(pos as i32, n_vocab);
-            if !llama::finite(logits) {
+            if garbled || !llama::finite(logits) {
                 return Err(garbage(&format!(
                     "in chunk {} of the evaluation text",
                     chunk + 1

@@ -7,7 +7,7 @@
 
 use super::PlannedVariant;
 use crate::protocol::{ChildJob, ChildReply, QuantizeJob};
-use crate::runner::child::ChildRunner;
+use crate::runner::Children;
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -63,7 +63,7 @@ fn remove_stale_partials(output: &Path) {
 pub fn derive_missing(
     variants: &[PlannedVariant],
     needed: &HashSet<String>,
-    runner: &ChildRunner,
+    children: &mut dyn Children,
     logs: &Path,
     say: &mut dyn FnMut(String),
 ) -> anyhow::Result<HashMap<String, String>> {
@@ -100,7 +100,7 @@ pub fn derive_missing(
             quant_type: quant.name.to_string(),
             threads,
         });
-        let ending = runner.run(&job, &log, QUANTIZE_TIMEOUT)?;
+        let ending = children.run(&job, &log, QUANTIZE_TIMEOUT)?;
         if ending.interrupted {
             let _ = std::fs::remove_file(&partial);
             say(format!(

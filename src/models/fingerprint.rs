@@ -38,7 +38,7 @@ pub fn fingerprint(path: &Path) -> anyhow::Result<String> {
             hasher.update(&buf);
         }
     }
-    Ok(crate::config::hex(&hasher.finalize()))
+    Ok(crate::digest::hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -1,61 +1,41 @@
 //! The storage layout of ggml's tensor types: how many elements one block
 //! holds and how many bytes it takes, so a tensor's size in bytes follows
-//! from its type and shape without loading it. The figures are the
-//! `sizeof(block_*)` of the vendored llama.cpp's `ggml-common.h`.
+//! from its type and shape without loading it. The figures are ggml's own
+//! (`ggml_blck_size`, `ggml_type_size` of the vendored llama.cpp), so a
+//! type llama.cpp adds or changes is right here too.
 
-/// `(ggml_type id, name, elements per block, bytes per block)`.
-const LAYOUTS: &[(u32, &str, u64, u64)] = &[
-    (0, "F32", 1, 4),
-    (1, "F16", 1, 2),
-    (2, "Q4_0", 32, 18),
-    (3, "Q4_1", 32, 20),
-    (6, "Q5_0", 32, 22),
-    (7, "Q5_1", 32, 24),
-    (8, "Q8_0", 32, 34),
-    (9, "Q8_1", 32, 36),
-    (10, "Q2_K", 256, 84),
-    (11, "Q3_K", 256, 110),
-    (12, "Q4_K", 256, 144),
-    (13, "Q5_K", 256, 176),
-    (14, "Q6_K", 256, 210),
-    (15, "Q8_K", 256, 292),
-    (16, "IQ2_XXS", 256, 66),
-    (17, "IQ2_XS", 256, 74),
-    (18, "IQ3_XXS", 256, 98),
-    (19, "IQ1_S", 256, 50),
-    (20, "IQ4_NL", 32, 18),
-    (21, "IQ3_S", 256, 110),
-    (22, "IQ2_S", 256, 82),
-    (23, "IQ4_XS", 256, 136),
-    (24, "I8", 1, 1),
-    (25, "I16", 1, 2),
-    (26, "I32", 1, 4),
-    (27, "I64", 1, 8),
-    (28, "F64", 1, 8),
-    (29, "IQ1_M", 256, 56),
-    (30, "BF16", 1, 2),
-    (34, "TQ1_0", 256, 54),
-    (35, "TQ2_0", 256, 66),
-    (39, "MXFP4", 32, 17),
-    (40, "NVFP4", 64, 36),
-    (41, "Q1_0", 128, 18),
-    (42, "Q2_0", 64, 18),
-];
+use llama_cpp_sys_2 as sys;
 
+/// `(name, elements per block, bytes per block)` of a type ggml knows and
+/// still supports (removed types have no block size).
 fn layout(ggml_type: u32) -> Option<(&'static str, u64, u64)> {
-    LAYOUTS
-        .iter()
-        .find(|(id, ..)| *id == ggml_type)
-        .map(|&(_, name, elems, bytes)| (name, elems, bytes))
+    if ggml_type >= sys::GGML_TYPE_COUNT {
+        return None;
+    }
+    let t = ggml_type as sys::ggml_type;
+    // SAFETY: plain lookups in ggml's static type table, for a type id
+    // within its range; the name is a static string.
+    let (elements, bytes, name) = unsafe {
+        (
+            sys::ggml_blck_size(t),
+            sys::ggml_type_size(t),
+            std::ffi::CStr::from_ptr(sys::ggml_type_name(t)),
+        )
+    };
+    if elements <= 0 || bytes == 0 {
+        return None;
+    }
+    let name = name.to_str().ok()?;
+    Some((name, elements as u64, bytes as u64))
 }
 
-/// The type's name as ggml spells it (`Q4_K`, `F16`); `None` when unknown.
+/// The type's name as ggml spells it (`q4_K`, `f16`); `None` when unknown.
 pub fn name(ggml_type: u32) -> Option<&'static str> {
     layout(ggml_type).map(|(name, ..)| name)
 }
 
-/// Bytes that `n_elements` of the type take; `None` for a type this table
-/// does not know or a count that is not a whole number of blocks (which ggml
+/// Bytes that `n_elements` of the type take; `None` for a type ggml does
+/// not know or a count that is not a whole number of blocks (which ggml
 /// never writes).
 pub fn bytes_for(ggml_type: u32, n_elements: u64) -> Option<u64> {
     let (_, block_elems, block_bytes) = layout(ggml_type)?;
@@ -75,37 +55,41 @@ pub fn bytes_per_element(ggml_type: u32) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// Layouts fixed by the GGUF format (ggml's `block_*` structs: a scale
+    /// and packed quants), which any llama.cpp must read the same way.
     #[test]
-    fn block_types_take_whole_blocks() {
-        assert_eq!(bytes_for(0, 10), Some(40));
-        assert_eq!(bytes_for(1, 10), Some(20));
-        assert_eq!(bytes_for(30, 10), Some(20));
-        assert_eq!(bytes_for(3, 64), Some(40)); // Q4_1: 2 blocks of 20 bytes
-        assert_eq!(bytes_for(8, 576), Some(18 * 34));
-        assert_eq!(bytes_for(12, 512), Some(2 * 144)); // Q4_K
-        assert_eq!(bytes_for(14, 256), Some(210)); // Q6_K
-        assert_eq!(bytes_for(23, 256), Some(136)); // IQ4_XS
+    fn layouts_are_those_of_the_gguf_format() {
+        assert_eq!(bytes_for(0, 10), Some(40), "F32");
+        assert_eq!(bytes_for(1, 10), Some(20), "F16");
+        assert_eq!(bytes_for(30, 10), Some(20), "BF16");
+        // Q4_1: an f16 scale and an f16 minimum, then 32 4-bit values.
+        assert_eq!(bytes_for(3, 64), Some(2 * (2 + 2 + 16)));
+        // Q8_0: an f16 scale and 32 bytes.
+        assert_eq!(bytes_for(8, 576), Some(18 * (2 + 32)));
+        // Q4_K: 256 values in 144 bytes; Q6_K: in 210.
+        assert_eq!(bytes_for(12, 512), Some(2 * 144));
+        assert_eq!(bytes_for(14, 256), Some(210));
         assert_eq!(bytes_for(3, 33), None, "not a whole block");
         assert_eq!(bytes_for(4, 32), None, "Q4_2 was removed from ggml");
-        assert_eq!(bytes_for(99, 32), None);
-    }
-
-    #[test]
-    fn every_type_has_a_distinct_id_and_a_name() {
-        let mut ids: Vec<u32> = LAYOUTS.iter().map(|l| l.0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), LAYOUTS.len());
-        assert_eq!(name(13), Some("Q5_K"));
+        assert_eq!(bytes_for(9999, 32), None);
+        assert_eq!(
+            name(13).map(str::to_ascii_uppercase).as_deref(),
+            Some("Q5_K")
+        );
         assert_eq!(bytes_per_element(8), Some(34.0 / 32.0));
     }
 
-    /// The KV cache types the sweep accepts all have a layout here.
+    /// The KV cache types the sweep accepts all have a layout.
     #[test]
     fn kv_cache_types_are_known() {
         for kv in crate::knobs::KvType::ALL {
             let per = bytes_per_element(kv.ggml_type_id()).unwrap();
             assert!(per > 0.4 && per <= 4.0, "{kv}: {per}");
+            assert!(
+                name(kv.ggml_type_id())
+                    .unwrap()
+                    .eq_ignore_ascii_case(kv.name())
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The trials a sweep consists of: the Cartesian product of the model
 //! variants and the space's axes, in an order that changes model-level
 //! parameters as rarely as possible, each with a stable id; and the
-//! reference trials (the user's baseline, llama.cpp's defaults) the
+//! reference trials (the user's baseline, llama-server's defaults) the
 //! recommendation is measured against.
 
 mod grid;
@@ -52,6 +52,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
                 workload: config.workload.clone(),
                 seed: config.sweep.seed,
                 sampling: Sampling::llama_cpp_python(config.export.temperature),
+                forced: Default::default(),
             });
         }
     }

@@ -1,7 +1,9 @@
 //! The reference trials every recommendation is measured against: the
-//! user's `[baseline]` (when the sweep file has one) and llama.cpp's own
-//! defaults. They are ordinary trials with ordinary ids, so a reference that
-//! is also a trial of the grid shares its id and its row.
+//! user's `[baseline]` (when the sweep file has one) and what
+//! `llama-server -m MODEL` runs on this machine (its threads and context,
+//! which are not llama.cpp's C defaults). They are ordinary trials with
+//! ordinary ids, so a reference that is also a trial of the grid shares its
+//! id and its row.
 
 use super::trial_id::trial_id;
 use crate::config::SweepConfig;
@@ -17,7 +19,7 @@ use std::fmt;
 pub enum Role {
     /// The configuration the user runs today (`[baseline]`).
     Baseline,
-    /// llama.cpp's default settings.
+    /// What `llama-server -m MODEL` runs with on this machine.
     Defaults,
 }
 
@@ -26,7 +28,7 @@ impl Role {
     pub fn phrase(self) -> &'static str {
         match self {
             Role::Baseline => "your baseline",
-            Role::Defaults => "llama.cpp's defaults",
+            Role::Defaults => "llama-server's defaults",
         }
     }
 }
@@ -49,15 +51,72 @@ pub struct Reference {
     pub note: Option<String>,
 }
 
-/// The reference trials: the baseline (if configured), then llama.cpp's
+/// What `llama-server -m MODEL` runs with on this machine where that is not
+/// llama.cpp's C API default: no llama.cpp tool uses the C struct's 4
+/// threads or 512-token context.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerDefaults {
+    /// llama.cpp's `common_cpu_get_num_math()`: the physical cores (of a
+    /// hybrid CPU, its performance cores), for generation and prompts.
+    pub threads: u32,
+    /// llama.cpp's C default context, used when the model's trained context
+    /// cannot be read.
+    pub c_api_n_ctx: u32,
+}
+
+impl ServerDefaults {
+    /// This machine's: its physical cores.
+    pub fn here(c_api_n_ctx: u32) -> ServerDefaults {
+        let machine = crate::machine::Machine::detect();
+        ServerDefaults {
+            threads: machine
+                .physical_cores
+                .unwrap_or(machine.logical_cores)
+                .max(1) as u32,
+            c_api_n_ctx,
+        }
+    }
+}
+
+/// The settings of llama-server's defaults for `model`: its threads, and
+/// `-c 0` (the model's trained context, read from `header_file`), raised to
+/// what the workload needs; with a note saying so.
+fn server_settings(
+    server: &ServerDefaults,
+    header_file: &std::path::Path,
+    needed: u32,
+) -> (Params, String) {
+    let trained = models::gguf::GgufHeader::read(header_file)
+        .ok()
+        .and_then(|h| h.n_ctx_train());
+    let (n_ctx, why) = match trained {
+        Some(t) if t >= needed => (t, "-c 0: the model's trained context".to_string()),
+        Some(t) => (
+            needed,
+            format!("raised from the model's trained context ({t}) to hold the workload"),
+        ),
+        None => (
+            server.c_api_n_ctx.max(needed),
+            "the model's trained context could not be read".to_string(),
+        ),
+    };
+    let params = Params::default()
+        .with(knobs::N_THREADS, Value::Int(i64::from(server.threads)))
+        .with(knobs::N_CTX, Value::Int(i64::from(n_ctx)));
+    let note = format!(
+        "llama-server's defaults on this machine: n_threads = {} (its thread count, the \
+         physical cores), n_ctx = {n_ctx} ({why})",
+        server.threads
+    );
+    (params, note)
+}
+
+/// The reference trials: the baseline (if configured), then llama-server's
 /// defaults on the baseline's model variant (else the first planned one).
-/// `default_n_ctx` is llama.cpp's default context size (from the probe):
-/// when it cannot hold the workload, the defaults trial sets n_ctx to what
-/// the workload needs, and its note says so.
 pub fn references(
     config: &SweepConfig,
     variants: &[PlannedVariant],
-    default_n_ctx: u32,
+    server: &ServerDefaults,
 ) -> anyhow::Result<Vec<Reference>> {
     let spec = |model: &ModelVariant, params: Params| TrialSpec {
         trial_id: trial_id(
@@ -71,6 +130,7 @@ pub fn references(
         workload: config.workload.clone(),
         seed: config.sweep.seed,
         sampling: Sampling::llama_cpp_python(config.export.temperature),
+        forced: Default::default(),
     };
     let mut out = Vec::new();
     let baseline_model = match &config.baseline {
@@ -92,22 +152,21 @@ pub fn references(
             None => return Ok(out),
         },
     };
-    let needed = config.workload.context_needed();
-    let (params, note) = if default_n_ctx < needed {
-        (
-            Params::default().with(knobs::N_CTX, Value::Int(i64::from(needed))),
-            Some(format!(
-                "n_ctx set to {needed}: llama.cpp's default context ({default_n_ctx} tokens) \
-                 cannot hold the workload"
-            )),
-        )
+    // A derived file may not be made yet: its source has the same header.
+    let header_file = if model.path.is_file() {
+        model.path.clone()
     } else {
-        (Params::default(), None)
+        config
+            .models
+            .iter()
+            .find(|m| m.name == model.name)
+            .map_or(model.path.clone(), |m| m.path.clone())
     };
+    let (params, note) = server_settings(server, &header_file, config.workload.context_needed());
     out.push(Reference {
         role: Role::Defaults,
         spec: spec(&model, params),
-        note,
+        note: Some(note),
     });
     Ok(out)
 }
@@ -202,38 +261,55 @@ mod tests {
         parse(&dir.join("s.toml"), &text).unwrap()
     }
 
-    fn refs(config: &SweepConfig, default_n_ctx: u32) -> (Vec<Reference>, super::super::Plan) {
+    fn refs(config: &SweepConfig, c_api_n_ctx: u32) -> (Vec<Reference>, super::super::Plan) {
         let variants = models::plan_variants(config).unwrap();
         let plan = super::super::build(config, &variants);
-        (references(config, &variants, default_n_ctx).unwrap(), plan)
+        let server = ServerDefaults {
+            threads: 3,
+            c_api_n_ctx,
+        };
+        (references(config, &variants, &server).unwrap(), plan)
     }
 
     #[test]
-    fn without_a_baseline_the_defaults_run_on_the_first_variant() {
+    fn without_a_baseline_llama_servers_defaults_run_on_the_first_variant() {
         let dir = tempfile::tempdir().unwrap();
         let c = setup(dir.path(), "quantize = [\"Q8_0\"]", "");
         let (r, plan) = refs(&c, 4096);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].role, Role::Defaults);
-        assert_eq!(r[0].spec.params, Params::default());
+        assert_eq!(r[0].role.phrase(), "llama-server's defaults");
+        // Not the C struct's 4 threads: llama-server's, the physical cores.
+        assert_eq!(r[0].spec.params.int(knobs::N_THREADS), Some(3));
         assert_eq!(r[0].spec.model, plan.trials[0].model);
-        assert_eq!(r[0].note, None);
+        let note = r[0].note.as_deref().unwrap();
+        assert!(note.contains("n_threads = 3"), "{note}");
         assert!(plan.trials.iter().all(|t| t.trial_id != r[0].spec.trial_id));
     }
 
     #[test]
-    fn a_default_context_too_small_for_the_workload_is_raised_and_noted() {
+    fn the_context_is_the_models_trained_one_raised_to_hold_the_workload() {
         let dir = tempfile::tempdir().unwrap();
         let c = setup(dir.path(), "", "");
+        let header = |n_ctx: u32| {
+            crate::models::gguf::tests::header_bytes(
+                &[("general.architecture", "llama")],
+                &[("llama.context_length", n_ctx)],
+            )
+        };
+        std::fs::write(dir.path().join("m.gguf"), header(8192)).unwrap();
         let (r, _) = refs(&c, 512);
+        assert_eq!(r[0].spec.params.int(knobs::N_CTX), Some(8192), "-c 0");
+        assert!(r[0].note.as_deref().unwrap().contains("trained context"));
         // The workload needs 600 + 16 tokens.
+        std::fs::write(dir.path().join("m.gguf"), header(512)).unwrap();
+        let (r, _) = refs(&c, 512);
         assert_eq!(r[0].spec.params.int(knobs::N_CTX), Some(616));
         let note = r[0].note.as_deref().unwrap();
-        assert!(
-            note.contains("616") && note.contains("512 tokens"),
-            "{note}"
-        );
-        assert_ne!(r[0].spec.trial_id, refs(&c, 4096).0[0].spec.trial_id);
+        assert!(note.contains("616") && note.contains("raised"), "{note}");
+        // Without a readable header: llama.cpp's default, raised too.
+        std::fs::write(dir.path().join("m.gguf"), b"GGUF weights").unwrap();
+        assert_eq!(refs(&c, 512).0[0].spec.params.int(knobs::N_CTX), Some(616));
     }
 
     #[test]
@@ -291,7 +367,9 @@ mod tests {
             )
         );
         assert!(
-            lines[1].starts_with("defaults") && lines[1].contains("n_ctx=616 (n_ctx set to 616"),
+            lines[1].starts_with("defaults")
+                && lines[1]
+                    .contains("n_ctx=616 n_threads=3 (llama-server's defaults on this machine"),
             "{}",
             lines[1]
         );
@@ -308,7 +386,11 @@ mod tests {
         );
         let variants = models::plan_variants(&c).unwrap();
         assert!(variants.iter().all(|v| v.derive_from.is_some()));
-        let r = references(&c, &variants, 4096).unwrap();
+        let server = ServerDefaults {
+            threads: 2,
+            c_api_n_ctx: 4096,
+        };
+        let r = references(&c, &variants, &server).unwrap();
         assert!(r[0].spec.model.identity.starts_with("file:"), "{r:?}");
         assert!(r[0].spec.model.path.ends_with("m.gguf"));
     }

@@ -31,7 +31,7 @@ pub fn trial_id(model_identity: &str, params: &Params, workload: &Workload, seed
         seed,
     };
     let json = serde_json::to_vec(&input).expect("trial inputs serialize");
-    crate::config::hex(&Sha256::digest(&json)[..6])
+    crate::digest::hex(&Sha256::digest(&json)[..6])
 }
 
 #[cfg(test)]

@@ -17,38 +17,10 @@ pub mod tasks;
 
 use crate::knobs::KvType;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// The evaluation text shipped with llama-sweep (see data/eval/README.md).
 pub const DEFAULT_TEXT: &str = include_str!("../../data/eval/moby-dick-ch1-15.txt");
 pub const DEFAULT_TEXT_NAME: &str = "moby-dick-ch1-15.txt (Melville, public domain)";
-
-/// `[quality]` of sweep.toml.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QualitySettings {
-    /// Measure quality at all.
-    pub measure: bool,
-    /// The user's evaluation text; `None`: the bundled one.
-    pub text: Option<PathBuf>,
-    /// Tokens per chunk (llama.cpp's perplexity `-c`).
-    pub n_ctx: u32,
-    /// At most this many chunks (`--chunks`).
-    pub chunks: u32,
-    pub timeout: Duration,
-}
-
-impl Default for QualitySettings {
-    fn default() -> Self {
-        QualitySettings {
-            measure: true,
-            text: None,
-            n_ctx: 512,
-            chunks: 8,
-            timeout: Duration::from_secs(1800),
-        }
-    }
-}
 
 /// The quality figures of one (variant, KV types), as rows carry them.
 #[derive(Debug, Clone, Copy, PartialEq)]

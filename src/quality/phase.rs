@@ -5,10 +5,12 @@
 
 use super::record::{self, QualityRow};
 use super::tasks::QualityTask;
-use super::{QualityFigures, QualitySettings, VariantFacts};
+use super::{QualityFigures, VariantFacts};
+use crate::config::QualitySettings;
+use crate::knobs::Params;
 use crate::protocol::{ChildJob, ChildReply, QualityJob, QualityMetrics};
-use crate::runner::child::{ChildEnding, ChildRunner};
 use crate::runner::outcome::mentions_oom;
+use crate::runner::{ChildEnding, Children};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -21,8 +23,10 @@ pub struct Phase<'a> {
     pub text: &'a Path,
     pub text_name: &'a str,
     pub text_sha256: &'a str,
-    pub runner: &'a ChildRunner,
+    pub children: &'a mut dyn Children,
     pub threads: i32,
+    /// What the backend self-test forced on a variant, by identity.
+    pub forced: &'a dyn Fn(&str) -> Params,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +42,7 @@ impl Phase<'_> {
     /// Runs the tasks quality.csv does not hold yet. Returns how it ended
     /// and every row quality.csv holds then (one per quality id).
     pub fn run(
-        &self,
+        &mut self,
         tasks: &[QualityTask],
         say: &mut dyn FnMut(String),
     ) -> anyhow::Result<(PhaseEnd, Vec<QualityRow>)> {
@@ -51,7 +55,7 @@ impl Phase<'_> {
     }
 
     fn run_pending(
-        &self,
+        &mut self,
         tasks: &[QualityTask],
         recorded: &mut HashMap<String, QualityRow>,
         say: &mut dyn FnMut(String),
@@ -141,7 +145,7 @@ impl Phase<'_> {
 
     /// Runs one task; `None` when a stop was asked for.
     fn measure(
-        &self,
+        &mut self,
         task: &QualityTask,
         save_base: Option<&Path>,
         base: Option<&Path>,
@@ -155,14 +159,14 @@ impl Phase<'_> {
             text: self.text.to_path_buf(),
             n_threads: self.threads,
             n_gpu_layers: None,
-            forced: Default::default(),
+            forced: (self.forced)(&task.variant.identity),
             save_base: save_base.map(Path::to_path_buf),
             base: base.map(Path::to_path_buf),
         });
         let log_file = format!("logs/quality-{}.log", task.quality_id);
-        let ending = self
-            .runner
-            .run(&job, &self.folder.join(&log_file), self.settings.timeout)?;
+        let ending =
+            self.children
+                .run(&job, &self.folder.join(&log_file), self.settings.timeout)?;
         if ending.interrupted {
             return Ok(None);
         }
@@ -215,7 +219,7 @@ impl Phase<'_> {
             kld_max: m.map(|m| m.kld_max.unwrap_or(0.0)),
             top1_pct: m.map(|m| m.top1_pct.unwrap_or(100.0)),
             seconds,
-            finished_at: crate::sweep::now_rfc3339(),
+            finished_at: crate::clock::now_rfc3339(),
             log_file,
         }
     }

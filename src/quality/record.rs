@@ -2,7 +2,7 @@
 //! each ends (failures too), read back on resume and by the report.
 
 use crate::knobs::KvType;
-use anyhow::Context;
+use crate::store::csv_log::{CsvLog, SerdeCodec};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -49,67 +49,20 @@ impl QualityRow {
     }
 }
 
+fn log(folder: &Path) -> CsvLog<SerdeCodec<QualityRow>> {
+    CsvLog::new(folder.join(QUALITY_CSV), SerdeCodec::new())
+}
+
 /// The rows of `folder/quality.csv`; none when it does not exist. A last
 /// line cut short by a crash is ignored.
 pub fn read(folder: &Path) -> anyhow::Result<Vec<QualityRow>> {
-    let path = folder.join(QUALITY_CSV);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let mut reader =
-        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut rows = Vec::new();
-    for record in reader.deserialize::<QualityRow>() {
-        match record {
-            Ok(row) => rows.push(row),
-            // A torn last line: the measurement runs again.
-            Err(_) => break,
-        }
-    }
-    Ok(rows)
+    log(folder).read()
 }
 
-/// Appends one row (with the header when the file is new) and flushes it to
-/// disk.
+/// Appends one row (with the header when the file is new) and syncs it to
+/// disk, after cutting off a last line a crash left incomplete.
 pub fn append(folder: &Path, row: &QualityRow) -> anyhow::Result<()> {
-    let path = folder.join(QUALITY_CSV);
-    drop_torn_line(&path)?;
-    let new = !path.exists() || std::fs::metadata(&path)?.len() == 0;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(new)
-        .from_writer(&file);
-    writer
-        .serialize(row)
-        .and_then(|_| writer.flush().map_err(csv::Error::from))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    drop(writer);
-    file.sync_data()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// Cuts a last line that a crash left without its newline, so the next row
-/// starts on a line of its own.
-fn drop_torn_line(path: &Path) -> anyhow::Result<()> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return Ok(());
-    };
-    if bytes.is_empty() || bytes.ends_with(b"\n") {
-        return Ok(());
-    }
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot repair {}", path.display()))?;
-    file.set_len(keep as u64)
-        .with_context(|| format!("cannot repair {}", path.display()))?;
-    Ok(())
+    log(folder).append(row)
 }
 
 #[cfg(test)]

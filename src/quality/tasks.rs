@@ -3,7 +3,7 @@
 //! variant with the most bits per weight (the largest file) with an f16 KV
 //! cache, llama.cpp's default — which is measured first.
 
-use super::QualitySettings;
+use crate::config::QualitySettings;
 use crate::knobs::{EffectiveParams, KvType};
 use crate::protocol::{ModelVariant, TrialSpec};
 use sha2::{Digest, Sha256};
@@ -158,6 +158,7 @@ mod tests {
             },
             seed: 0,
             sampling: Default::default(),
+            forced: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Everything a report is made from, read from a sweep's output folder:
 //! rows, manifest, the confirmation round's recommendation, the reference
-//! trials (the user's baseline and llama.cpp's defaults) — and the facts
+//! trials (the user's baseline and llama-server's defaults) — and the facts
 //! derived from them that every part of the report shares: the winner, how
 //! it compares with each reference, each variant's quality and each trial's
 //! generation ceiling.

@@ -2,7 +2,7 @@
 //! with their spread, how trials ended, warnings) and the report folder
 //! (`report.html` with its plots, also written as PNG and SVG files under
 //! `plots/`), with the analyses behind them: parameter effects, the Pareto
-//! front, comparisons against the user's baseline and llama.cpp's defaults,
+//! front, comparisons against the user's baseline and llama-server's defaults,
 //! each variant's quality and the ceiling memory bandwidth puts on speed.
 
 pub mod ceiling;
@@ -69,6 +69,7 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
     };
     let gains = data.gains();
     let mut warnings = warnings::warnings(&data.rows, Some(&data.manifest.llama_cpp));
+    warnings.extend(data.manifest.backend_check.iter().flat_map(|c| c.lines()));
     warnings.extend(
         data.winner()
             .and_then(|w| warnings::ceiling_warning(w, &data.manifest)),
@@ -77,24 +78,31 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
     let figures = render_charts(&charts, &plots_dir)?;
     let exports = data.winner().map(|w| {
         let sweep = &data.manifest.sweep;
+        let backend = data
+            .manifest
+            .backend_check
+            .as_ref()
+            .and_then(|c| c.line_for(&w.model_identity));
         let ctx = crate::export::ExportContext {
             objective,
             temperature: sweep.temperature,
             sweep_file: &sweep.file,
             confirmation: data.recommendation.as_ref().map(|r| r.verdict.as_str()),
+            backend: backend.as_deref(),
         };
         (
             crate::export::Format::Yaml.render(w, &ctx),
             crate::export::Format::ServerArgs.render(w, &ctx),
         )
     });
-    let generated_at = crate::sweep::now_rfc3339();
+    let generated_at = crate::clock::now_rfc3339();
     let html = page::render(
         &data,
         &page::PageParts {
             effects: &effects,
             claims: &claims,
             gains: &gains,
+            lead: warnings::failure_warning(&data.rows).as_deref(),
             warnings: &warnings,
             figures: &figures,
             config_yaml: exports.as_ref().map(|e| e.0.as_str()),

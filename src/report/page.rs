@@ -48,6 +48,8 @@ pub struct PageParts<'a> {
     pub effects: &'a [Effect],
     pub claims: &'a [Claim],
     pub gains: &'a [Gain],
+    /// What the page leads with when most trials failed.
+    pub lead: Option<&'a str>,
     pub warnings: &'a [String],
     pub figures: &'a [Figure],
     /// The yaml export of the winner, shown as is.
@@ -79,6 +81,7 @@ pre, code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:
 pre { background: #f0f2f5; padding: 6px 8px; border-radius: 6px; margin: 4px 0; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; line-height: 1.35; }
 .ok { color: var(--good); } .bad { color: var(--bad); } .muted { color: var(--muted); }
 .warn { background: #fff8e6; border: 1px solid #f0c36d; border-radius: 6px; padding: 6px 10px; margin: 6px 0; }
+.warn.lead { background: #fdecea; border-color: #e06c5f; font-size: 16px; padding: 10px 14px; }
 table.data { border-collapse: collapse; width: 100%; background: #fff; font-size: 13px; }
 table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; }
 table.data th { background: #eef1f5; position: sticky; top: 0; }
@@ -119,6 +122,9 @@ pub fn render(data: &ReportData, parts: &PageParts) -> String {
         esc(&data.manifest.machine.cpu_model),
         esc(parts.generated_at),
     );
+    if let Some(lead) = parts.lead {
+        let _ = writeln!(h, "<div class=\"warn lead\">⚠ {}</div>", esc(lead));
+    }
     headline(&mut h, data, parts);
     machine(&mut h, data, parts);
     knobs(&mut h, data, parts);
@@ -275,7 +281,9 @@ fn headline(h: &mut String, data: &ReportData, parts: &PageParts) {
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Baseline => "your baseline (the [baseline] of sweep.toml)",
-        Role::Defaults => "llama.cpp's default settings",
+        Role::Defaults => {
+            "llama-server's default settings (what `llama-server -m MODEL` runs on this machine)"
+        }
     }
 }
 
@@ -419,6 +427,7 @@ fn machine(h: &mut String, data: &ReportData, parts: &PageParts) {
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
+        ("backend self-test", backend_check(data)),
         (
             "GPU offload",
             if llama.supports_gpu_offload {
@@ -457,6 +466,39 @@ fn machine(h: &mut String, data: &ReportData, parts: &PageParts) {
     for w in parts.warnings {
         let _ = writeln!(h, "<div class=\"warn\">⚠ {}</div>", esc(w));
     }
+}
+
+/// What the backend self-test found, per variant, in one cell.
+fn backend_check(data: &ReportData) -> String {
+    let Some(check) = &data.manifest.backend_check else {
+        return "not run (a sweep made before the self-test existed)".into();
+    };
+    let variant = |v: &crate::selftest::VariantCheck| {
+        let first = &v.attempts[0];
+        let speeds = |a: &crate::selftest::Attempt| match (a.pp_tps, a.tg_tps) {
+            (Some(pp), Some(tg)) => format!(" (pp {pp:.0} t/s, tg {tg:.0} t/s)"),
+            _ => String::new(),
+        };
+        if first.is_ok() {
+            return format!("{}: works{}", v.model, speeds(first));
+        }
+        let what = first.detail.clone().unwrap_or_else(|| first.status.clone());
+        match v.attempts.iter().find(|a| a.is_ok()) {
+            Some(a) => format!(
+                "{}: {what}; works with {}{}",
+                v.model,
+                a.fallback,
+                speeds(a)
+            ),
+            None => format!("{}: {what}; nothing worked", v.model),
+        }
+    };
+    check
+        .variants
+        .iter()
+        .map(variant)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn knobs(h: &mut String, data: &ReportData, parts: &PageParts) {

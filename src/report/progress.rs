@@ -4,11 +4,12 @@
 //! lines, plain. Every line also goes to `sweep.log` in the output folder,
 //! with a timestamp.
 
+use crate::clock::now_rfc3339;
 use crate::objective::Objective;
 use crate::plan;
 use crate::protocol::TrialSpec;
 use crate::store::row::TrialRow;
-use crate::sweep::{SweepObserver, TrialEvent, now_rfc3339};
+use crate::sweep::{SweepObserver, TrialEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -57,6 +58,13 @@ impl Progress {
             objective: objective.clone(),
             started: Instant::now(),
             best: None,
+        }
+    }
+
+    /// How many trials the bar counts to.
+    pub fn set_total(&mut self, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
         }
     }
 

@@ -49,8 +49,66 @@ pub fn ceiling_warning(winner: &TrialRow, manifest: &Manifest) -> Option<String>
     ))
 }
 
+/// When at least half the trials failed, that comes first: how many, and
+/// how the most common failure ended (with the log of its first trial).
+pub fn failure_warning(rows: &[TrialRow]) -> Option<String> {
+    let failed: Vec<&TrialRow> = rows.iter().filter(|r| !r.is_ok()).collect();
+    if failed.is_empty() || failed.len() * 2 < rows.len() {
+        return None;
+    }
+    let key = |r: &TrialRow| {
+        format!(
+            "{}{} — {}",
+            r.status,
+            r.exit
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            crate::runner::outcome::first_line(r.error.as_deref())
+        )
+    };
+    let mut counts: Vec<(String, usize, &TrialRow)> = Vec::new();
+    for r in &failed {
+        let k = key(r);
+        match counts.iter_mut().find(|(c, _, _)| *c == k) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((k, 1, r)),
+        }
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let (common, n, first) = &counts[0];
+    let all = if *n == rows.len() {
+        format!(
+            "every one of the {} trials failed, and all ended the same way",
+            rows.len()
+        )
+    } else {
+        format!(
+            "{} of {} trials failed; {n} ended the same way",
+            failed.len(),
+            rows.len()
+        )
+    };
+    Some(format!(
+        "{all}: {common}. Look at {} first; a cause they share (the llama.cpp build, this machine, \
+         the model files) is more likely than their settings — `llama-sweep doctor` checks llama.cpp \
+         on this machine",
+        first.log_file
+    ))
+}
+
 pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = failure_warning(rows).into_iter().collect();
+    let faked = rows
+        .iter()
+        .filter(|r| r.build.contains("[test fault"))
+        .count();
+    if faked > 0 {
+        out.push(format!(
+            "{faked} row(s) were made under a test fault (llama-sweep run --test-fault): their children \
+             misbehaved on purpose, and their figures are not measurements"
+        ));
+    }
     let asked_gpu: Vec<&TrialRow> = rows
         .iter()
         .filter(|r| {
@@ -124,6 +182,7 @@ mod tests {
             supports_mmap: true,
             backends: vec!["CPU".into()],
             devices: vec![],
+            cpu_extra_buffer_types: vec![],
             defaults: defaults(),
         }
     }
@@ -173,6 +232,39 @@ mod tests {
         r.layers_offloaded = Some(0);
         manifest.memory_bandwidth = None;
         assert_eq!(ceiling_warning(&r, &manifest), None);
+    }
+
+    #[test]
+    fn a_sweep_of_failures_leads_with_them_and_their_common_cause() {
+        let crashed = |id: &str| {
+            let mut r = row(
+                id,
+                &mock::failed(crate::runner::TrialStatus::Crashed, "died of SIGSEGV in f"),
+            );
+            r.exit = Some("signal 11 (SIGSEGV)".into());
+            r
+        };
+        let rows = [crashed("a"), crashed("b"), crashed("c")];
+        let w = warnings(&rows, None);
+        assert!(
+            w[0].starts_with("every one of the 3 trials failed, and all ended the same way: crashed (signal 11 (SIGSEGV)) — died of SIGSEGV in f"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("logs/a.log"), "{w:?}");
+        let mixed = [
+            crashed("a"),
+            row("b", &mock::measured(1.0, 1.0)),
+            row("c", &mock::measured(1.0, 1.0)),
+        ];
+        assert_eq!(
+            failure_warning(&mixed),
+            None,
+            "one failure in three is not the story"
+        );
+        let mut fake = row("d", &mock::measured(1.0, 1.0));
+        fake.build
+            .push_str(" [test fault instant injected: not a measurement]");
+        assert!(warnings(&[fake], None)[0].contains("not measurements"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! (llama.cpp's log) goes straight to the trial's log file. Peak RSS comes
 //! from `wait4`'s rusage.
 
-use crate::protocol::{ChildJob, ChildReply};
+use crate::protocol::{ChildJob, ChildReply, ChildRequest, TestFault};
 use anyhow::Context;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -78,8 +78,8 @@ pub struct ChildEnding {
 #[derive(Debug, Clone)]
 pub struct ChildRunner {
     pub exe: PathBuf,
-    /// Extra environment for the child (test hooks use this).
-    pub env: Vec<(String, String)>,
+    /// A fault every child is asked to inject (`run --test-fault`).
+    pub test_fault: Option<TestFault>,
 }
 
 impl ChildRunner {
@@ -94,7 +94,7 @@ impl ChildRunner {
         }
         Ok(ChildRunner {
             exe,
-            env: Vec::new(),
+            test_fault: None,
         })
     }
 
@@ -117,8 +117,7 @@ impl ChildRunner {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
-            .process_group(0)
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
+            .process_group(0);
         // SAFETY: getpid, prctl and getppid are async-signal-safe; nothing
         // else runs between fork and exec.
         let parent = unsafe { libc::getpid() };
@@ -141,7 +140,11 @@ impl ChildRunner {
 
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let mut stdout = child.stdout.take().expect("stdout is piped");
-        let job_line = serde_json::to_string(job).expect("jobs serialize") + "\n";
+        let request = ChildRequest {
+            job: job.clone(),
+            test_fault: self.test_fault,
+        };
+        let job_line = serde_json::to_string(&request).expect("jobs serialize") + "\n";
         // A child that exits before reading its job gives EPIPE: that is an
         // ending to classify, not an error of the parent.
         let _ = stdin.write_all(job_line.as_bytes());
@@ -294,7 +297,10 @@ mod tests {
         std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        ChildRunner { exe, env: vec![] }
+        ChildRunner {
+            exe,
+            test_fault: None,
+        }
     }
 
     #[test]

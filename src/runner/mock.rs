@@ -1,11 +1,72 @@
-//! A fake executor that answers each trial from a function of its spec, for
-//! testing everything around the runner without a model or a child process.
-//! `measured` and `failed` build outcomes; wrap them in `Execution::Done`.
+//! Fakes of the child boundary, for testing everything around it without a
+//! model or a child process: [`MockChildren`] answers every kind of child
+//! job from a function of the job (`ended`, `died` build its endings);
+//! [`MockExecutor`] answers measurements with outcomes (`measured` and
+//! `failed` build them; wrap them in `Execution::Done`).
 
-use super::{Execution, Executor, TrialOutcome, TrialStatus};
-use crate::protocol::{ModelFacts, TrialMetrics, TrialSpec};
+use super::child::{ChildEnding, ExitKind};
+use super::{Children, Execution, Executor, TrialOutcome, TrialStatus};
+use crate::protocol::{ChildJob, ChildReply, ModelFacts, TestFault, TrialMetrics, TrialSpec};
 use std::path::Path;
 use std::time::Duration;
+
+/// Answers child jobs with `answer`, recording each job it was given.
+pub struct MockChildren<F: FnMut(&ChildJob) -> ChildEnding> {
+    answer: F,
+    pub jobs: Vec<ChildJob>,
+    pub fault: Option<TestFault>,
+}
+
+impl<F: FnMut(&ChildJob) -> ChildEnding> MockChildren<F> {
+    pub fn new(answer: F) -> Self {
+        MockChildren {
+            answer,
+            jobs: Vec::new(),
+            fault: None,
+        }
+    }
+}
+
+impl<F: FnMut(&ChildJob) -> ChildEnding> Children for MockChildren<F> {
+    fn run(&mut self, job: &ChildJob, log_path: &Path, _: Duration) -> anyhow::Result<ChildEnding> {
+        std::fs::write(log_path, format!("mock log of {}\n", job.describe()))?;
+        self.jobs.push(job.clone());
+        Ok((self.answer)(job))
+    }
+
+    fn test_fault(&self) -> Option<TestFault> {
+        self.fault
+    }
+}
+
+/// A child that answered `reply` and exited 0 (3 for a failure).
+pub fn ended(reply: ChildReply) -> ChildEnding {
+    let code = if matches!(reply, ChildReply::Failed { .. }) {
+        3
+    } else {
+        0
+    };
+    ChildEnding {
+        reply: Ok(reply),
+        exit: ExitKind::Code(code),
+        timed_out: false,
+        interrupted: false,
+        peak_rss_kib: Some(100 * 1024),
+        wall: Duration::from_millis(200),
+    }
+}
+
+/// A child killed by `signal` before it answered.
+pub fn died(signal: i32) -> ChildEnding {
+    ChildEnding {
+        reply: Err("the trial process wrote no result".into()),
+        exit: ExitKind::Signal(signal),
+        timed_out: false,
+        interrupted: false,
+        peak_rss_kib: Some(50 * 1024),
+        wall: Duration::from_millis(100),
+    }
+}
 
 pub struct MockExecutor<F: FnMut(&TrialSpec) -> Execution> {
     answer: F,

@@ -3,14 +3,50 @@
 //! the summary be tested with a [`mock::MockExecutor`] instead of a model.
 
 pub mod child;
+pub mod crash_site;
 pub mod mock;
 pub mod outcome;
 
-use crate::protocol::{ChildJob, TrialSpec};
-use child::ChildRunner;
+use crate::protocol::{ChildJob, TestFault, TrialSpec};
+pub use child::{ChildEnding, ChildRunner};
 pub use outcome::{TrialOutcome, TrialStatus};
 use std::path::Path;
 use std::time::Duration;
+
+/// Runs jobs in child processes: the one boundary between the sweep and
+/// llama.cpp. Probing, quantizing, the backend self-test, quality and
+/// measurement all go through it, so everything around them can be tested
+/// with [`mock::MockChildren`].
+pub trait Children {
+    /// Runs `job` with its log at `log_path`, killed after `timeout`. Errors
+    /// only when the child cannot be started or watched.
+    fn run(
+        &mut self,
+        job: &ChildJob,
+        log_path: &Path,
+        timeout: Duration,
+    ) -> anyhow::Result<ChildEnding>;
+
+    /// The fault every child injects (`run --test-fault`), if any.
+    fn test_fault(&self) -> Option<TestFault> {
+        None
+    }
+}
+
+impl Children for ChildRunner {
+    fn run(
+        &mut self,
+        job: &ChildJob,
+        log_path: &Path,
+        timeout: Duration,
+    ) -> anyhow::Result<ChildEnding> {
+        ChildRunner::run(self, job, log_path, timeout)
+    }
+
+    fn test_fault(&self) -> Option<TestFault> {
+        self.test_fault
+    }
+}
 
 /// How an execution ended: with an outcome to record, or cut short by a stop
 /// request (nothing to record; the trial runs again on resume).
@@ -22,24 +58,23 @@ pub enum Execution {
     Interrupted,
 }
 
-/// Runs trials. `Err` means the sweep itself cannot go on (the executable
-/// cannot be started, the log cannot be written); every ending of a trial is
-/// an `Ok`.
+/// Measures trials. `Err` means the sweep itself cannot go on (the
+/// executable cannot be started, the log cannot be written); every ending
+/// of a trial is an `Ok`.
 pub trait Executor {
     fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<Execution>;
 }
 
-/// Runs each trial in its own `llama-sweep trial` process.
-#[derive(Debug, Clone)]
-pub struct ProcessExecutor {
-    pub runner: ChildRunner,
+/// Measures each trial as a child job, classifying how it ended.
+pub struct ProcessExecutor<'a> {
+    pub children: &'a mut dyn Children,
     pub timeout: Duration,
 }
 
-impl Executor for ProcessExecutor {
+impl Executor for ProcessExecutor<'_> {
     fn execute(&mut self, spec: &TrialSpec, log_path: &Path) -> anyhow::Result<Execution> {
         let ending = self
-            .runner
+            .children
             .run(&ChildJob::Measure(spec.clone()), log_path, self.timeout)?;
         if ending.interrupted {
             return Ok(Execution::Interrupted);

@@ -145,7 +145,14 @@ pub fn classify(ending: ChildEnding, log_end: &str, timeout: Duration) -> TrialO
             } else {
                 TrialStatus::Crashed
             };
-            let error = format!("the trial process died ({}) without a result", ending.exit);
+            let site = super::crash_site::find(log_end)
+                .and_then(|s| s.describe())
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default();
+            let error = format!(
+                "the trial process died ({}){site} without a result",
+                ending.exit
+            );
             (status, Some(error), None)
         }
         (Err(why), false, ExitKind::Code(_)) => (TrialStatus::Invalid, Some(why), None),

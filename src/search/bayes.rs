@@ -14,6 +14,7 @@
 use super::acquisition::{Feasibility, expected_improvement};
 use super::core::{Observation, SearchCore};
 use super::gp::Gp;
+use crate::config::BayesSettings;
 use crate::rng::SplitMix64;
 
 /// Spaces up to this size are scored in full at every proposal.
@@ -29,24 +30,6 @@ const MARGIN: f64 = 0.001;
 /// improvement of a configuration that will almost surely fail is not worth
 /// a trial of the night.
 const MIN_FEASIBILITY: f64 = 0.05;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BayesSettings {
-    /// Size of the space-filling start.
-    pub initial: usize,
-    /// Stop when the best expected improvement is below this fraction
-    /// (0.005 = 0.5%); `None` runs until the budget.
-    pub stop_ei: Option<f64>,
-}
-
-impl Default for BayesSettings {
-    fn default() -> Self {
-        BayesSettings {
-            initial: 6,
-            stop_ei: None,
-        }
-    }
-}
 
 pub struct BayesCore {
     x: Vec<Vec<f64>>,

@@ -21,10 +21,11 @@ pub mod replay;
 
 pub use grid::GridStrategy;
 
+use crate::config::{BayesSettings, StrategyKind};
 use crate::objective::Objective;
 use crate::protocol::TrialSpec;
 use crate::store::row::TrialRow;
-use bayes::{BayesCore, BayesSettings};
+use bayes::BayesCore;
 use core::{SearchCore, observation_of};
 use random::RandomCore;
 use std::collections::{HashMap, HashSet};
@@ -39,34 +40,6 @@ pub trait Strategy {
     /// Why it stopped before running out of trials, if it did.
     fn stop_reason(&self) -> Option<String> {
         None
-    }
-}
-
-/// Which strategy a sweep uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrategyKind {
-    Grid,
-    Random,
-    Bayes,
-}
-
-impl StrategyKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            StrategyKind::Grid => "grid",
-            StrategyKind::Random => "random",
-            StrategyKind::Bayes => "bayes",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<StrategyKind> {
-        [
-            StrategyKind::Grid,
-            StrategyKind::Random,
-            StrategyKind::Bayes,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
     }
 }
 

@@ -5,10 +5,10 @@
 //! grid's best. Over many seeds this is how strategies are compared, and
 //! tested, without a model.
 
-use super::bayes::BayesSettings;
 use super::core::{Observation, score};
+use super::core_for;
 use super::encode::{Encoder, point_of_row};
-use super::{StrategyKind, core_for};
+use crate::config::{BayesSettings, StrategyKind};
 use crate::objective::{Direction, Measured, Objective};
 use crate::rng::SplitMix64;
 use crate::store::row::TrialRow;

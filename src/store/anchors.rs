@@ -1,10 +1,8 @@
 //! anchors.csv: every re-measurement of the drift anchor, so the report can
 //! show how the machine's speed moved during the night.
 
-use anyhow::Context;
+use super::csv_log::{CsvLog, SerdeCodec};
 use serde::{Deserialize, Serialize};
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 
 pub const ANCHORS_CSV: &str = "anchors.csv";
@@ -25,34 +23,18 @@ pub struct AnchorCheck {
     pub verdict: String,
 }
 
-/// Appends one check (writing the header to a new file) and syncs it.
-pub fn append(folder: &Path, check: &AnchorCheck) -> anyhow::Result<()> {
-    let path = folder.join(ANCHORS_CSV);
-    let new = !path.exists();
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(new)
-        .from_writer(Vec::new());
-    writer.serialize(check)?;
-    let bytes = writer.into_inner()?;
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    file.write_all(&bytes)
-        .and_then(|_| file.sync_data())
-        .with_context(|| format!("cannot append to {}", path.display()))
+fn log(folder: &Path) -> CsvLog<SerdeCodec<AnchorCheck>> {
+    CsvLog::new(folder.join(ANCHORS_CSV), SerdeCodec::new())
 }
 
+/// Appends one check (writing the header to a new file) and syncs it.
+pub fn append(folder: &Path, check: &AnchorCheck) -> anyhow::Result<()> {
+    log(folder).append(check)
+}
+
+/// Every check recorded (an incomplete last line is skipped).
 pub fn read(folder: &Path) -> anyhow::Result<Vec<AnchorCheck>> {
-    let path = folder.join(ANCHORS_CSV);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let mut reader =
-        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    // An incomplete last line (interrupted write) is skipped.
-    Ok(reader.deserialize().filter_map(Result::ok).collect())
+    log(folder).read()
 }
 
 #[cfg(test)]

@@ -281,6 +281,7 @@ pub fn columns() -> &'static [Column] {
         ];
         let after = fields![
             defaulted,
+            forced,
             prompt_tokens,
             gen_tokens,
             repetitions,
@@ -308,6 +309,7 @@ pub fn columns() -> &'static [Column] {
             cv,
             noisy,
             drift,
+            systematic,
             pp_tps_samples,
             tg_tps_samples,
             ttft_ms_samples,

@@ -110,6 +110,9 @@ pub struct Parsed<R> {
 pub struct CsvLog<C: Codec> {
     path: PathBuf,
     codec: C,
+    /// Whether the file is known to end with a complete record (repaired or
+    /// checked since this was opened).
+    whole: std::cell::Cell<bool>,
 }
 
 impl<C: Codec> CsvLog<C> {
@@ -117,6 +120,7 @@ impl<C: Codec> CsvLog<C> {
         CsvLog {
             path: path.into(),
             codec,
+            whole: std::cell::Cell::new(false),
         }
     }
 
@@ -210,6 +214,7 @@ impl<C: Codec> CsvLog<C> {
     /// rewritten with today's columns. Returns the records and, when the
     /// file was changed, a note saying how.
     pub fn read_and_repair(&self) -> anyhow::Result<(Vec<C::Row>, Option<String>)> {
+        self.whole.set(true);
         let Some(bytes) = self.bytes()? else {
             return Ok((Vec::new(), None));
         };
@@ -248,9 +253,13 @@ impl<C: Codec> CsvLog<C> {
     }
 
     /// Appends one record in a single write and syncs it, writing the header
-    /// first to a new or empty file. Call [`read_and_repair`](Self::read_and_repair)
-    /// once before the first append of a run.
+    /// first to a new or empty file. The first append of this log repairs
+    /// the file first (see [`read_and_repair`](Self::read_and_repair)), so
+    /// the record never joins one an interrupted write left incomplete.
     pub fn append(&self, row: &C::Row) -> anyhow::Result<()> {
+        if !self.whole.get() {
+            self.read_and_repair()?;
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -349,6 +358,22 @@ mod tests {
         assert_eq!(std::fs::read(log.path()).unwrap(), three);
         let (_, none) = log.read_and_repair().unwrap();
         assert_eq!(none, None, "a complete file is left alone");
+    }
+
+    #[test]
+    fn an_append_after_a_torn_write_starts_on_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log(dir.path());
+        log.append(&note(0)).unwrap();
+        let one = std::fs::read(log.path()).unwrap();
+        log.append(&note(1)).unwrap();
+        let two = std::fs::read(log.path()).unwrap();
+        std::fs::write(log.path(), &two[..two.len() - 3]).unwrap();
+        // The next run's log: its first append repairs the file.
+        let log = super::tests::log(dir.path());
+        log.append(&note(2)).unwrap();
+        assert_eq!(log.read().unwrap(), vec![note(0), note(2)]);
+        assert!(std::fs::read(log.path()).unwrap().starts_with(&one));
     }
 
     #[test]

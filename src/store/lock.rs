@@ -47,7 +47,7 @@ impl FolderLock {
         let holder = format!(
             "pid {}, started {}",
             std::process::id(),
-            crate::sweep::now_rfc3339()
+            crate::clock::now_rfc3339()
         );
         file.set_len(0)
             .and_then(|_| file.rewind())

@@ -24,6 +24,9 @@ pub struct Manifest {
     /// variant's bytes per token, the ceiling of generation speed.
     #[serde(default)]
     pub memory_bandwidth: Option<crate::bandwidth::Bandwidth>,
+    /// What the backend self-test found, and what it forced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_check: Option<crate::selftest::BackendCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

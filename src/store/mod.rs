@@ -94,8 +94,14 @@ impl Store {
         &self.rows
     }
 
+    /// The trials that need not run again: every recorded one but those of
+    /// a stop for systematic failure, which run again on resume.
     pub fn recorded_ids(&self) -> HashSet<String> {
-        self.rows.iter().map(|r| r.trial_id.clone()).collect()
+        self.rows
+            .iter()
+            .filter(|r| r.systematic != Some(true))
+            .map(|r| r.trial_id.clone())
+            .collect()
     }
 
     /// `logs/<trial_id>.log`, relative to the folder (as stored in rows).
@@ -104,8 +110,12 @@ impl Store {
     }
 
     /// Records a row: appended to the CSV and synced, then the Parquet file
-    /// rewritten.
+    /// rewritten. A row of a trial recorded already (one that ran again
+    /// after a stop for systematic failure) replaces it.
     pub fn append(&mut self, row: TrialRow) -> anyhow::Result<()> {
+        if self.rows.iter().any(|r| r.trial_id == row.trial_id) {
+            return self.replace(std::slice::from_ref(&row));
+        }
         let id = row.trial_id.clone();
         self.csv
             .append(&row)

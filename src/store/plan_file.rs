@@ -1,6 +1,6 @@
 //! plan.json: the trial ids of the current plan, in order, so `status` can
 //! tell done from left while a sweep runs, without the sweep file; and the
-//! reference trials (baseline, llama.cpp's defaults) with their roles, so a
+//! reference trials (baseline, llama-server's defaults) with their roles, so a
 //! report can state figures against them.
 
 use crate::plan::references::{Reference, Role};

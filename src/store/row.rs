@@ -37,6 +37,9 @@ pub struct TrialRow {
     pub params: EffectiveParams,
     /// Parameters left at llama.cpp's default, separated by `;`.
     pub defaulted: String,
+    /// Settings the backend self-test forced on the trial (`repack=false`),
+    /// separated by spaces; the manifest says why.
+    pub forced: String,
 
     pub prompt_tokens: u32,
     pub gen_tokens: u32,
@@ -74,6 +77,10 @@ pub struct TrialRow {
     pub noisy: bool,
     /// Set when the drift anchor moved while this trial was measured.
     pub drift: String,
+    /// One of the first trials that all failed the same way and stopped the
+    /// sweep (a common cause, not its configuration): it runs again when the
+    /// sweep is resumed.
+    pub systematic: Option<bool>,
 
     pub pp_tps_samples: String,
     pub tg_tps_samples: String,
@@ -147,7 +154,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 impl TrialRow {
     pub fn new(spec: &TrialSpec, outcome: &TrialOutcome, ctx: RowContext) -> TrialRow {
-        let (mut p, defaulted) = spec.params.resolve(ctx.defaults);
+        let (mut p, defaulted) = spec.params.overlaid(&spec.forced).resolve(ctx.defaults);
         if let Some(m) = outcome.metrics.as_ref() {
             // The batch sizes llama.cpp really used.
             p.set(knobs::N_BATCH, Value::Int(i64::from(m.n_batch_actual)));
@@ -183,6 +190,7 @@ impl TrialRow {
             model_params: m.map(|m| m.model.n_params),
             params: p,
             defaulted: defaulted.join(";"),
+            forced: spec.forced.to_string(),
             prompt_tokens: w.prompt_tokens,
             gen_tokens: w.gen_tokens,
             repetitions: w.repetitions,
@@ -212,6 +220,7 @@ impl TrialRow {
             cv: None,
             noisy: false,
             drift: String::new(),
+            systematic: None,
             pp_tps_samples: samples(|m| &m.pp_tps),
             tg_tps_samples: samples(|m| &m.tg_tps),
             ttft_ms_samples: samples(|m| &m.ttft_ms),

@@ -1,5 +1,5 @@
-//! The baseline: the user's current configuration and llama.cpp's defaults
-//! are measured before the search (once, even across runs), again in the
+//! The baseline: the user's current configuration and llama-server's
+//! defaults are measured before the search (once, even across runs), again in the
 //! confirmation round, and the recommendation is stated against both.
 
 use crate::support::*;
@@ -21,7 +21,7 @@ fn confirm_runs(folder: &std::path::Path) -> Vec<ConfirmRun> {
 }
 
 #[test]
-fn the_baseline_and_llama_cpp_defaults_are_measured_once_confirmed_and_compared() {
+fn the_baseline_and_llama_server_defaults_are_measured_once_confirmed_and_compared() {
     let dir = tempfile::tempdir().unwrap();
     let extra = format!("{BASELINE}\n[confirm]\ntop = 2\nrounds = 2\nrepetitions = 2");
     let models = model_table("smol", &demo_model(), "");
@@ -78,15 +78,29 @@ fn the_baseline_and_llama_cpp_defaults_are_measured_once_confirmed_and_compared(
     );
     let defaults = &first[1];
     assert_eq!(defaults.status, TrialStatus::Ok, "{:?}", defaults.error);
-    for p in [
-        "n_ctx",
-        "n_batch",
-        "n_threads",
-        "flash_attn",
-        "n_gpu_layers",
-    ] {
+    for p in ["n_batch", "flash_attn", "n_gpu_layers"] {
         assert!(
             defaults.defaulted.contains(p),
+            "{p}: {}",
+            defaults.defaulted
+        );
+    }
+    // llama-server's own choices, not the C struct's 4 threads and 512
+    // tokens: the physical cores and the model's trained context.
+    let machine = llama_sweep::machine::Machine::detect();
+    let cores = machine.physical_cores.unwrap_or(machine.logical_cores) as i64;
+    assert_eq!(defaults.params.int(llama_sweep::knobs::N_THREADS), cores);
+    let trained = llama_sweep::models::gguf::GgufHeader::read(&demo_model())
+        .unwrap()
+        .n_ctx_train()
+        .unwrap();
+    assert_eq!(
+        defaults.params.int(llama_sweep::knobs::N_CTX),
+        i64::from(trained)
+    );
+    for p in ["n_ctx", "n_threads"] {
+        assert!(
+            !defaults.defaulted.contains(p),
             "{p}: {}",
             defaults.defaulted
         );
@@ -146,7 +160,7 @@ fn the_baseline_and_llama_cpp_defaults_are_measured_once_confirmed_and_compared(
     }
     assert!(
         recommendation.verdict.contains("your baseline")
-            && recommendation.verdict.contains("llama.cpp's defaults"),
+            && recommendation.verdict.contains("llama-server's defaults"),
         "{}",
         recommendation.verdict
     );

@@ -126,3 +126,42 @@ n_ctx = 2048
         );
     }
 }
+
+#[test]
+fn doctor_runs_the_backend_self_test_and_says_what_to_do_when_repacking_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = demo_model();
+    let text = doctor(dir.path(), &["--model", model.to_str().unwrap()]);
+    assert!(
+        value(&text, "repack on (default)").starts_with("works: pp "),
+        "{text}"
+    );
+    assert!(
+        value(&text, "repack off").starts_with("works: pp "),
+        "{text}"
+    );
+    assert!(value(&text, "CPU extra buffers").len() > 3, "{text}");
+
+    let text = doctor(
+        dir.path(),
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--test-fault",
+            "crash-when-repacked",
+        ],
+    );
+    let on = value(&text, "repack on (default)");
+    assert!(
+        on.starts_with(
+            "crashed (signal 11 (SIGSEGV)) in llama_sweep::measure::fault::simulated_kernel_crash"
+        ),
+        "{text}"
+    );
+    assert!(on.contains("(log: /"), "the log of a failure is kept: {on}");
+    assert!(value(&text, "repack off").starts_with("works"), "{text}");
+    assert!(
+        text.contains("sweeps force repack = false here; run llama-server with --no-repack"),
+        "{text}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Trials that crash, hang, answer garbage or cannot allocate become rows of
 //! their class, and the sweep goes on (children misbehave through the
-//! documented LLAMA_SWEEP_TEST_FAULT hook, or for real).
+//! hidden `run --test-fault` hook, or for real).
 
 use crate::support::*;
 use llama_sweep::runner::TrialStatus;
@@ -23,7 +23,7 @@ fn sweep_with_fault(
     let out = bin()
         .args(["run", sweep.to_str().unwrap()])
         .args(extra_args)
-        .env("LLAMA_SWEEP_TEST_FAULT", fault)
+        .args(["--test-fault", fault])
         .output()
         .unwrap();
     (dir, out)

@@ -2,11 +2,13 @@
 //! where a model is needed (fetch it with scripts/fetch-demo-model.sh; these
 //! tests fail, not skip, without it).
 
+mod backend;
 mod bad_input;
 mod baseline;
 mod demo_sweep;
 mod doctor;
 mod faults;
+mod measure;
 mod overnight;
 mod quality;
 mod report;

@@ -18,7 +18,7 @@ fn instant_sweep(dir: &Path, space: &str) -> std::path::PathBuf {
 fn instant(args: &[&str]) -> std::process::Output {
     bin()
         .args(args)
-        .env("LLAMA_SWEEP_TEST_FAULT", "instant")
+        .args(["--test-fault", "instant"])
         .output()
         .unwrap()
 }
@@ -108,7 +108,7 @@ fn ctrl_c_stops_the_running_trial_keeps_what_was_recorded_and_says_how_to_resume
     let folder = dir.path().join("reports/it");
     let mut child = bin()
         .args(["run", sweep.to_str().unwrap()])
-        .env("LLAMA_SWEEP_TEST_FAULT", "hang")
+        .args(["--test-fault", "hang"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -154,7 +154,7 @@ fn a_second_ctrl_c_exits_at_once() {
     let folder = dir.path().join("reports/it");
     let mut child = bin()
         .args(["run", sweep.to_str().unwrap()])
-        .env("LLAMA_SWEEP_TEST_FAULT", "hang")
+        .args(["--test-fault", "hang"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -180,7 +180,7 @@ fn one_sweep_per_folder_and_a_killed_sweep_leaves_no_stale_lock() {
     let folder = dir.path().join("reports/it");
     let mut first = bin()
         .args(["run", sweep.to_str().unwrap()])
-        .env("LLAMA_SWEEP_TEST_FAULT", "hang")
+        .args(["--test-fault", "hang"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -304,7 +304,7 @@ fn a_full_disk_ends_the_sweep_with_status_4_and_loses_no_recorded_row() {
     let mut command = bin();
     command
         .args(["run", sweep.to_str().unwrap()])
-        .env("LLAMA_SWEEP_TEST_FAULT", "instant");
+        .args(["--test-fault", "instant"]);
     // SAFETY: setrlimit between fork and exec.
     unsafe {
         command.pre_exec(|| {

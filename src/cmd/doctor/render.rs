@@ -31,6 +31,7 @@ pub fn render(f: &Findings) -> String {
     }
     llama_cpp(&mut out, f);
     cpu(&mut out, f);
+    backend(&mut out, f);
     section(&mut out, "Memory bandwidth");
     let b = &f.bandwidth;
     line(
@@ -154,6 +155,80 @@ fn cpu(out: &mut String, f: &Findings) {
     line(out, "RAM", format!("{total} total, {available} available"));
     if !f.nvidia_gpus.is_empty() {
         line(out, "NVIDIA driver sees", f.nvidia_gpus.join(", "));
+    }
+}
+
+/// The backend self-test: which of llama.cpp's code paths work here.
+fn backend(out: &mut String, f: &Findings) {
+    let Ok(probe) = &f.llama else {
+        return;
+    };
+    section(out, "Backend self-test");
+    let _ = writeln!(
+        out,
+        "{}",
+        wrap(
+            &format!(
+                "Each model loaded and run for real: a {}-token prompt in one batch, then {} single \
+                 tokens, the logits checked for NaN/Inf. With repack on (llama.cpp's default) \
+                 llama.cpp moves the weights it can into the CPU's extra buffer types and runs their \
+                 kernels; with repack off it runs the plain CPU kernels.",
+                crate::selftest::PROMPT_TOKENS,
+                crate::selftest::GEN_TOKENS
+            ),
+            "  ",
+            "  ",
+            WIDTH
+        )
+    );
+    line(
+        out,
+        "CPU extra buffers",
+        if probe.cpu_extra_buffer_types.is_empty() {
+            "none (repack has nothing to do on this CPU)".to_string()
+        } else {
+            probe.cpu_extra_buffer_types.join(", ")
+        },
+    );
+    for test in &f.backend {
+        let _ = writeln!(out, "  {}", test.label);
+        for (name, attempt) in [
+            ("repack on (default)", &test.repack_on),
+            ("repack off", &test.repack_off),
+        ] {
+            line(out, &format!("  {name}"), describe_attempt(attempt, probe));
+        }
+    }
+}
+
+/// `works: pp 410 t/s, tg 150 t/s; weights in CPU_REPACK 10.2 MiB, ...`
+fn describe_attempt(a: &crate::selftest::Attempt, probe: &crate::protocol::ProbeReport) -> String {
+    let buffers = if a.buffers.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = a
+            .buffers
+            .iter()
+            .map(|b| format!("{} {:.1} MiB", b.name, b.mib))
+            .collect();
+        let extra_used = a
+            .buffers
+            .iter()
+            .any(|b| probe.cpu_extra_buffer_types.contains(&b.name));
+        let unused = if !extra_used && !probe.cpu_extra_buffer_types.is_empty() {
+            " (no extra buffer type takes this model's weight types)"
+        } else {
+            ""
+        };
+        format!("; weights in {}{unused}", list.join(", "))
+    };
+    match (a.is_ok(), a.pp_tps, a.tg_tps) {
+        (true, Some(pp), Some(tg)) => format!("works: pp {pp:.0} t/s, tg {tg:.0} t/s{buffers}"),
+        _ => format!(
+            "{}{buffers} (log: {})",
+            a.detail.as_deref().unwrap_or(&a.status),
+            a.log
+        ),
     }
 }
 
@@ -358,6 +433,7 @@ mod tests {
             [
                 "llama.cpp",
                 "CPU and memory",
+                "Backend self-test",
                 "Memory bandwidth",
                 "Models",
                 "Model big (big.gguf)",

@@ -47,6 +47,28 @@ pub fn gpu_requests(config: &SweepConfig, default_ngl: Option<i64>) -> Vec<Strin
 
 pub fn warnings(f: &Findings) -> Vec<String> {
     let mut out = Vec::new();
+    for t in &f.backend {
+        match (t.repack_on.is_ok(), t.repack_off.is_ok()) {
+            (false, true) => out.push(format!(
+                "{}: llama.cpp's kernels fail with repack on (its default) on this machine ({}) \
+                 and work with it off: sweeps force repack = false here; run llama-server with \
+                 --no-repack (llama-cpp-python's Llama() cannot turn it off)",
+                t.label,
+                t.repack_on.detail.as_deref().unwrap_or(&t.repack_on.status)
+            )),
+            (_, false) => out.push(format!(
+                "{}: llama.cpp's kernels fail on this machine even with repack off ({}): every \
+                 trial of it would fail; see {}",
+                t.label,
+                t.repack_off
+                    .detail
+                    .as_deref()
+                    .unwrap_or(&t.repack_off.status),
+                t.repack_off.log
+            )),
+            (true, true) => {}
+        }
+    }
     if let Some(w) = busy(f.load_average, f.machine.logical_cores) {
         out.push(w);
     }

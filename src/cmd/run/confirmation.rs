@@ -2,31 +2,73 @@
 //! trials measured again (`confirm`), or an earlier round's decision reused
 //! when it measured the same trials.
 
+use super::Sweep;
 use crate::config::SweepConfig;
 use crate::confirm::{self, Confirmation};
-use crate::knobs::EffectiveParams;
 use crate::plan::references::Reference;
 use crate::protocol::TrialSpec;
 use crate::report::progress::Progress;
-use crate::runner::ProcessExecutor;
+use crate::runner::{Children, Executor, ProcessExecutor};
 use crate::store::row::TrialRow;
+use crate::sweep::{RowFacts, SweepEnd};
 use std::path::Path;
 
+/// Runs the round, unless the sweep was stopped or ran out of time.
+pub(super) fn confirm(sweep: &mut Sweep, children: &mut dyn Children) -> anyhow::Result<()> {
+    let confirms = matches!(
+        sweep.end,
+        SweepEnd::Completed
+            | SweepEnd::BudgetReached {
+                out_of_time: false,
+                ..
+            }
+    );
+    if !confirms || sweep.config.confirm.top == 0 {
+        return Ok(());
+    }
+    let current = sweep.rows_of(&sweep.planned_ids());
+    let round = Round {
+        config: &sweep.config,
+        folder: &sweep.folder,
+        plan: &sweep.plan.trials,
+        references: &sweep.references,
+        facts: RowFacts {
+            sweep_name: &sweep.config.sweep.name,
+            build: &sweep.build,
+            defaults: &sweep.probe.defaults,
+            objective: &sweep.config.objective,
+            noise_cv_max: sweep.config.noise_cv_max,
+            facts: Some(&sweep.facts),
+        },
+    };
+    let mut executor = ProcessExecutor {
+        children,
+        timeout: sweep.config.trial_timeout,
+    };
+    match round.run(&current, &mut executor, &mut sweep.progress)? {
+        Some(Confirmation::Decided(r)) => sweep.recommendation = Some(*r),
+        Some(Confirmation::Interrupted) => sweep.end = SweepEnd::Interrupted,
+        Some(Confirmation::Undecided) | None => {}
+    }
+    Ok(())
+}
+
 /// What the round needs of the sweep.
-pub struct Round<'a> {
+struct Round<'a> {
     pub config: &'a SweepConfig,
     pub folder: &'a Path,
     pub plan: &'a [TrialSpec],
     pub references: &'a [Reference],
-    pub defaults: &'a EffectiveParams,
+    /// What the round's rows record.
+    pub facts: RowFacts<'a>,
 }
 
 impl Round<'_> {
     /// `None` when there is nothing to confirm (fewer than two feasible rows).
-    pub fn run(
+    fn run(
         &self,
         current: &[TrialRow],
-        executor: &mut ProcessExecutor,
+        executor: &mut dyn Executor,
         progress: &mut Progress,
     ) -> anyhow::Result<Option<Confirmation>> {
         let objective = &self.config.objective;
@@ -84,8 +126,7 @@ impl Round<'_> {
             &spec_of,
             executor,
             self.folder,
-            objective,
-            self.defaults,
+            &self.facts,
             &self.config.confirm,
             progress,
         )?;

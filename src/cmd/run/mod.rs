@@ -1,0 +1,128 @@
+//! `llama-sweep run`, phase by phase; this function is the table of
+//! contents. Every phase reads and updates one [`Sweep`], and a phase after
+//! a stop (Ctrl-C, a budget, a systematic failure) does nothing, so what
+//! was recorded is summarised and kept. Returns the exit status.
+
+mod confirmation;
+mod finish;
+mod models;
+mod prepare;
+mod trials;
+
+use crate::cli::RunArgs;
+use crate::config::SweepConfig;
+use crate::confirm::Recommendation;
+use crate::failure_watch::FailureWatch;
+use crate::models::PlannedVariant;
+use crate::plan::Plan;
+use crate::plan::references::Reference;
+use crate::protocol::{ProbeReport, TrialSpec};
+use crate::quality::VariantFacts;
+use crate::report::progress::Progress;
+use crate::runner::child::ChildRunner;
+use crate::selftest::BackendCheck;
+use crate::store::row::TrialRow;
+use crate::store::{Store, manifest::Manifest};
+use crate::sweep::SweepEnd;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    crate::interrupt::install();
+    let mut children = ChildRunner::current()?;
+    children.test_fault = args.test_fault;
+    let mut sweep = prepare::prepare(args, &mut children)?;
+    models::derive(&mut sweep, &mut children)?;
+    models::machine_facts(&mut sweep)?;
+    models::check_backend(&mut sweep, &mut children)?;
+    models::quality(&mut sweep, &mut children)?;
+    trials::references(&mut sweep, &mut children, args)?;
+    trials::search(&mut sweep, &mut children, args)?;
+    confirmation::confirm(&mut sweep, &mut children)?;
+    finish::finish(sweep, args)
+}
+
+/// The state of a run, handed from phase to phase.
+pub(super) struct Sweep {
+    pub config: SweepConfig,
+    pub variants: Vec<PlannedVariant>,
+    pub plan: Plan,
+    /// The baseline and llama.cpp's defaults, measured first.
+    pub references: Vec<Reference>,
+    pub probe: ProbeReport,
+    pub folder: PathBuf,
+    pub store: Store,
+    pub manifest: Manifest,
+    pub progress: Progress,
+    /// Recorded in every row: llama-sweep's version and llama.cpp's build.
+    pub build: String,
+    /// Quality and bytes per token of the variants.
+    pub facts: VariantFacts,
+    /// Variants that cannot be measured (identity → why): their trials are
+    /// recorded as failed without running.
+    pub unavailable: HashMap<String, String>,
+    pub backend: Option<BackendCheck>,
+    /// How the phases so far ended; a phase runs only while `Completed`.
+    pub end: SweepEnd,
+    pub recommendation: Option<Recommendation>,
+    /// Watches the first trials for a failure they all share.
+    pub watch: FailureWatch,
+}
+
+impl Sweep {
+    fn going(&self) -> bool {
+        self.end == SweepEnd::Completed
+    }
+
+    /// The ids of the plan's trials.
+    fn trial_ids(&self) -> HashSet<&str> {
+        self.plan
+            .trials
+            .iter()
+            .map(|t| t.trial_id.as_str())
+            .collect()
+    }
+
+    /// The ids of the plan's trials and of the references.
+    fn planned_ids(&self) -> HashSet<&str> {
+        self.trial_ids()
+            .into_iter()
+            .chain(self.references.iter().map(|r| r.spec.trial_id.as_str()))
+            .collect()
+    }
+
+    /// The recorded rows among `ids`, in recording order.
+    fn rows_of(&self, ids: &HashSet<&str>) -> Vec<TrialRow> {
+        self.store
+            .rows()
+            .iter()
+            .filter(|r| ids.contains(r.trial_id.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The plan's trials, then the references outside it (numbered after it).
+    fn every_trial(&self) -> Vec<TrialSpec> {
+        let in_plan = self.trial_ids();
+        self.plan
+            .trials
+            .iter()
+            .chain(
+                self.references
+                    .iter()
+                    .map(|r| &r.spec)
+                    .filter(|s| !in_plan.contains(s.trial_id.as_str())),
+            )
+            .cloned()
+            .collect()
+    }
+
+    /// Every spec of the plan and the references, to give them what the
+    /// self-test forced.
+    fn specs_mut(&mut self) -> impl Iterator<Item = &mut TrialSpec> {
+        self.plan
+            .trials
+            .iter_mut()
+            .chain(self.references.iter_mut().map(|r| &mut r.spec))
+    }
+}

@@ -1,0 +1,174 @@
+//! The first phase of `run`: read the sweep file, plan the trials, ask
+//! llama.cpp for its build and defaults, and make the output folder ready.
+//! Everything that can refuse the sweep happens before the first write.
+
+use super::super::run_setup;
+use super::Sweep;
+use crate::cli::RunArgs;
+use crate::config::{self, SweepConfig};
+use crate::failure_watch::FailureWatch;
+use crate::knobs;
+use crate::models;
+use crate::plan::{self, references};
+use crate::quality::VariantFacts;
+use crate::report::progress::Progress;
+use crate::runner::Children;
+use crate::store::plan_file::{self, PlanFile, PlannedReference};
+use crate::store::{self, Store, manifest};
+use crate::sweep::SweepEnd;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Result<Sweep> {
+    let mut config = config::load(&args.sweep)?;
+    apply_flags(&mut config, args);
+    let variants = models::plan_variants(&config)?;
+    let plan = plan::build(&config, &variants);
+
+    let (probe, probe_log) = run_setup::probe(children)?;
+    let folder = config.sweep.output_folder();
+    let mut references = Vec::new();
+    let ready = run_setup::check_defaults(&config, &probe).and_then(|()| {
+        let default_n_ctx = probe.defaults.int(knobs::N_CTX) as u32;
+        let server = references::ServerDefaults::here(default_n_ctx);
+        references = references::references(&config, &variants, &server)?;
+        if args.fresh {
+            if let Some(aside) = run_setup::move_aside(&folder)? {
+                eprintln!(
+                    "llama-sweep: earlier results moved aside to {}",
+                    aside.display()
+                );
+            }
+        }
+        run_setup::check_meaning(&config, &folder, args.allow_changed)?;
+        Store::open(&folder)
+    });
+    let store = match ready {
+        Ok(store) => store,
+        Err(e) => {
+            let _ = std::fs::remove_file(&probe_log);
+            return Err(e);
+        }
+    };
+    if std::fs::copy(&probe_log, folder.join(store::LOGS).join("probe.log")).is_ok() {
+        let _ = std::fs::remove_file(&probe_log);
+    }
+    if let Some(note) = store.repair_note() {
+        eprintln!("warning: {note}");
+    }
+    let manifest = run_setup::manifest(
+        &config,
+        &folder,
+        &probe,
+        plan.trials.len(),
+        store.rows().len(),
+    );
+    manifest::write(&folder.join(store::MANIFEST), &manifest)?;
+    store::write_atomically(&folder.join(store::SWEEP_COPY), config.source.as_bytes())?;
+    plan_file::write(
+        &folder,
+        &PlanFile {
+            sweep: config.sweep.name.clone(),
+            trial_ids: plan.trials.iter().map(|t| t.trial_id.clone()).collect(),
+            strategy: Some(config.sweep.strategy.name().into()),
+            max_trials: config.sweep.max_trials,
+            references: references.iter().map(PlannedReference::from).collect(),
+        },
+    )?;
+
+    let mut build = format!(
+        "llama-sweep {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        probe.llama_cpp_build
+    );
+    if let Some(fault) = children.test_fault() {
+        build.push_str(&format!(
+            " [test fault {fault} injected: not a measurement]"
+        ));
+    }
+    let progress = Progress::new(
+        &folder,
+        0,
+        config.space.swept_axes(),
+        &config.objective,
+        std::io::stderr().is_terminal(),
+    );
+    let worked_before = store
+        .rows()
+        .iter()
+        .any(|r| r.is_ok() && plan.trials.iter().any(|t| t.trial_id == r.trial_id));
+    let mut sweep = Sweep {
+        config,
+        variants,
+        plan,
+        references,
+        probe,
+        folder,
+        store,
+        manifest,
+        progress,
+        build,
+        facts: VariantFacts::default(),
+        unavailable: HashMap::new(),
+        backend: None,
+        end: SweepEnd::Completed,
+        recommendation: None,
+        watch: FailureWatch::new(worked_before),
+    };
+    announce(&mut sweep, children);
+    Ok(sweep)
+}
+
+/// The first lines of the run: the plan, the build, the references.
+fn announce(sweep: &mut Sweep, children: &dyn Children) {
+    let recorded = sweep.store.recorded_ids();
+    let trial_ids = sweep.trial_ids();
+    let in_plan = sweep.rows_of(&trial_ids).len();
+    let left = sweep.plan.trials.len().saturating_sub(in_plan);
+    let to_run = match sweep.config.sweep.max_trials {
+        Some(max) => left.min(max.saturating_sub(in_plan)),
+        None => left,
+    };
+    let references_to_run = sweep
+        .references
+        .iter()
+        .filter(|r| !recorded.contains(&r.spec.trial_id))
+        .count();
+    sweep.progress.set_total(to_run + references_to_run);
+    let lines = [
+        format!(
+            "llama-sweep: sweep {:?}, {} search: {} trials planned ({in_plan} already recorded, up to {to_run} to run) → {}",
+            sweep.config.sweep.name,
+            sweep.config.sweep.strategy.name(),
+            sweep.plan.trials.len(),
+            sweep.folder.display()
+        ),
+        format!("  {}", sweep.probe.llama_cpp_build),
+    ];
+    for line in lines {
+        sweep.progress.line(&line);
+    }
+    if let Some(fault) = children.test_fault() {
+        sweep.progress.line(&format!(
+            "warning: --test-fault {fault}: children misbehave on purpose; rows are marked and are \
+             not measurements"
+        ));
+    }
+    sweep
+        .progress
+        .line("  reference trials (measured first, and again in the confirmation round):");
+    for line in references::describe(&sweep.references, &|id| recorded.contains(id)) {
+        sweep.progress.line(&format!("    {line}"));
+    }
+}
+
+/// Command-line budgets override the sweep file's.
+fn apply_flags(config: &mut SweepConfig, args: &RunArgs) {
+    if let Some(n) = args.max_trials {
+        config.sweep.max_trials = Some(n);
+    }
+    if let Some(h) = args.max_hours {
+        config.sweep.max_time = Some(Duration::from_secs_f64(h * 3600.0));
+    }
+}

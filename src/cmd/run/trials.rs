@@ -1,0 +1,133 @@
+//! The trials of `run`: the reference trials first (the baseline and
+//! llama.cpp's defaults, outside the budgets: every verdict needs them),
+//! then the search under the budget.
+
+use super::Sweep;
+use crate::cli::RunArgs;
+use crate::config::DriftSettings;
+use crate::protocol::TrialSpec;
+use crate::runner::{Children, ProcessExecutor};
+use crate::search::{self, GridStrategy};
+use crate::sweep::{self, SweepContext, SweepOptions};
+use std::collections::HashSet;
+
+fn options(sweep: &Sweep, args: &RunArgs) -> SweepOptions {
+    SweepOptions {
+        retries: args.retries,
+        max_trials: sweep.config.sweep.max_trials,
+        max_time: sweep.config.sweep.max_time,
+        drift: sweep.config.drift.clone(),
+        noise_cv_max: sweep.config.noise_cv_max,
+    }
+}
+
+/// Measures the reference trials not recorded yet, each once.
+pub(super) fn references(
+    sweep: &mut Sweep,
+    children: &mut dyn Children,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    if !sweep.going() {
+        return Ok(());
+    }
+    let recorded = sweep.store.recorded_ids();
+    let mut to_run: Vec<TrialSpec> = Vec::new();
+    for r in &sweep.references {
+        let id = &r.spec.trial_id;
+        if !recorded.contains(id) && !to_run.iter().any(|s| &s.trial_id == id) {
+            to_run.push(r.spec.clone());
+        }
+    }
+    if to_run.is_empty() {
+        return Ok(());
+    }
+    let every_trial = sweep.every_trial();
+    let ctx = SweepContext {
+        sweep_name: &sweep.config.sweep.name,
+        build: &sweep.build,
+        defaults: &sweep.probe.defaults,
+        objective: &sweep.config.objective,
+        plan: &every_trial,
+        unavailable: sweep.unavailable.clone(),
+        facts: Some(&sweep.facts),
+    };
+    let base = options(sweep, args);
+    let options = SweepOptions {
+        max_trials: None,
+        max_time: None,
+        drift: DriftSettings {
+            every: 0,
+            ..base.drift.clone()
+        },
+        ..base
+    };
+    let mut executor = ProcessExecutor {
+        children,
+        timeout: sweep.config.trial_timeout,
+    };
+    sweep.end = sweep::run(
+        &mut GridStrategy::new(&to_run, &HashSet::new()),
+        &mut executor,
+        &mut sweep.store,
+        &ctx,
+        &options,
+        &mut sweep.progress,
+        &mut sweep.watch,
+    )?;
+    Ok(())
+}
+
+/// Runs the sweep's search strategy under its budget.
+pub(super) fn search(
+    sweep: &mut Sweep,
+    children: &mut dyn Children,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    if !sweep.going() {
+        return Ok(());
+    }
+    // Built now, so it knows the rows the reference trials added.
+    let trial_ids = sweep.trial_ids();
+    let recorded: Vec<_> = sweep
+        .rows_of(&trial_ids)
+        .into_iter()
+        .filter(|r| r.systematic != Some(true))
+        .collect();
+    let mut strategy = search::build(
+        sweep.config.sweep.strategy,
+        &sweep.plan.trials,
+        &recorded,
+        &sweep.config.objective,
+        &sweep.config.search,
+        sweep.config.sweep.seed,
+    );
+    let ctx = SweepContext {
+        sweep_name: &sweep.config.sweep.name,
+        build: &sweep.build,
+        defaults: &sweep.probe.defaults,
+        objective: &sweep.config.objective,
+        plan: &sweep.plan.trials,
+        unavailable: sweep.unavailable.clone(),
+        facts: Some(&sweep.facts),
+    };
+    let options = options(sweep, args);
+    let mut executor = ProcessExecutor {
+        children,
+        timeout: sweep.config.trial_timeout,
+    };
+    sweep.end = sweep::run(
+        strategy.as_mut(),
+        &mut executor,
+        &mut sweep.store,
+        &ctx,
+        &options,
+        &mut sweep.progress,
+        &mut sweep.watch,
+    )?;
+    if let Some(reason) = strategy.stop_reason() {
+        sweep
+            .progress
+            .line(&format!("search stopped early: {reason}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The settings of sweep.toml's tables besides the space and the workload:
+//! what `[sweep] strategy`, `[search]`, `[confirm]`, `[drift]` and
+//! `[quality]` say, with their defaults. They belong to the sweep file, so
+//! the modules that act on them (search, confirm, drift, quality) read them
+//! from here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which strategy a sweep uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    Grid,
+    Random,
+    Bayes,
+}
+
+impl StrategyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Grid => "grid",
+            StrategyKind::Random => "random",
+            StrategyKind::Bayes => "bayes",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<StrategyKind> {
+        [
+            StrategyKind::Grid,
+            StrategyKind::Random,
+            StrategyKind::Bayes,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
+/// `[search]`: the Bayesian search's start and early stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BayesSettings {
+    /// Size of the space-filling start.
+    pub initial: usize,
+    /// Stop when the best expected improvement is below this fraction
+    /// (0.005 = 0.5%); `None` runs until the budget.
+    pub stop_ei: Option<f64>,
+}
+
+impl Default for BayesSettings {
+    fn default() -> Self {
+        BayesSettings {
+            initial: 6,
+            stop_ei: None,
+        }
+    }
+}
+
+/// `[confirm]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmSettings {
+    /// How many of the best feasible trials to measure again (0 = no round).
+    pub top: usize,
+    /// Interleaved rounds.
+    pub rounds: usize,
+    /// Repetitions per run (the workload's repetitions × 2 by default).
+    pub repetitions: Option<u32>,
+}
+
+impl Default for ConfirmSettings {
+    fn default() -> Self {
+        ConfirmSettings {
+            top: 3,
+            rounds: 3,
+            repetitions: None,
+        }
+    }
+}
+
+/// `[drift]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftSettings {
+    /// Re-measure the anchor after this many trials (0 = never).
+    pub every: usize,
+    /// Relative change of the anchor that counts as drift (0.10 = 10%).
+    pub threshold: f64,
+    /// A trial id to use as anchor; default: the first feasible trial.
+    pub anchor: Option<String>,
+    /// Pause before re-checking after drift was seen, seconds.
+    pub cooldown_s: f64,
+    /// After drift, re-measure the suspect trials once the anchor is back.
+    pub remeasure: bool,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        DriftSettings {
+            every: 10,
+            threshold: 0.10,
+            anchor: None,
+            cooldown_s: 0.0,
+            remeasure: true,
+        }
+    }
+}
+
+/// `[quality]` of sweep.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualitySettings {
+    /// Measure quality at all.
+    pub measure: bool,
+    /// The user's evaluation text; `None`: the bundled one.
+    pub text: Option<PathBuf>,
+    /// Tokens per chunk (llama.cpp's perplexity `-c`).
+    pub n_ctx: u32,
+    /// At most this many chunks (`--chunks`).
+    pub chunks: u32,
+    pub timeout: Duration,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        QualitySettings {
+            measure: true,
+            text: None,
+            n_ctx: 512,
+            chunks: 8,
+            timeout: Duration::from_secs(1800),
+        }
+    }
+}
