@@ -215,7 +215,9 @@ fn make_row(
     r.params.set(knobs::FLASH_ATTN, (c.flash_attn).into());
     r.params.set(knobs::TYPE_K, (c.type_k).into());
     r.params.set(knobs::TYPE_V, (KvType::F16).into());
-    r.params.set(knobs::USE_MMAP, (c.use_mmap).into());
+    let load_mode = if c.use_mmap { "mmap" } else { "none" };
+    r.params
+        .set(knobs::LOAD_MODE, knobs::Value::Text(load_mode.into()));
     r.params.set(knobs::OFFLOAD_KQV, (true).into());
     r.defaulted = String::new();
     r.prompt_tokens = w.prompt_tokens;

@@ -96,7 +96,9 @@ step "sweep: tests/fixtures/export-check.toml (its trial and llama-sweep's refer
 expect=(
   --expect n_gpu_layers=0 --expect n_ctx=1024 --expect n_batch=64 --expect n_ubatch=32
   --expect n_threads=2 --expect n_threads_batch=1 --expect flash_attn=true
-  --expect type_k=8 --expect type_v=2 --expect use_mmap=false --expect offload_kqv=false
+  --expect type_k=8 --expect type_v=2 --expect use_mmap=false --expect use_mlock=true
+  --expect offload_kqv=false --expect split_mode=0 --expect main_gpu=0 --expect op_offload=false
+  --expect "tensor_split=[1.0]"
   --expect verbose=false --expect temperature=0.3 --expect max_tokens=8
 )
 folder="$tmp/reports/export-check"

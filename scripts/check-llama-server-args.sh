@@ -5,8 +5,10 @@
 # LLAMA_EXAMPLE_SERVER) and prints the settings it got, which must be the
 # trial's. The trial is a row of tests/fixtures/real-demo-grid edited into the
 # hard cases: all GPU layers, no mmap, no KV offload, quantized KV caches,
-# flash attention "auto", a batch thread count of its own, and a model path
-# with spaces, quotes and a $.
+# flash attention "auto", a batch thread count of its own, a model path with
+# spaces, quotes and a $, and every placement and threadpool knob away from
+# its default (MoE experts on the CPU, a tensor override, a row split with
+# proportions, no offload devices, no op offload, poll, priority, CPU mask).
 #
 # Links against the llama.cpp libraries scripts/compare-llama-bench.sh builds
 # in target/llama-bench/build (run that first). No model is loaded.
@@ -39,6 +41,15 @@ int main(int argc, char ** argv) {
     printf("flash_attn=%s\n", llama_flash_attn_type_name(p.flash_attn_type));
     printf("type_k=%s type_v=%s\n", ggml_type_name(p.cache_type_k), ggml_type_name(p.cache_type_v));
     printf("load_mode=%s no_kv_offload=%d fit=%d\n", llama_load_mode_name(p.load_mode), p.no_kv_offload, p.fit_params);
+    printf("overrides=");
+    for (const auto & o : p.tensor_buft_overrides) {
+        if (o.pattern) { printf("%s=%s;", o.pattern, ggml_backend_buft_name(o.buft)); }
+    }
+    printf("\nsplit_mode=%d tensor_split=%g,%g main_gpu=%d devices=%zu\n", (int) p.split_mode,
+           p.tensor_split[0], p.tensor_split[1], p.main_gpu, p.devices.size());
+    printf("op_offload=%d poll=%u prio=%d cpumask=%d%d%d strict=%d\n", !p.no_op_offload,
+           p.cpuparams.poll, (int) p.cpuparams.priority, p.cpuparams.cpumask[0],
+           p.cpuparams.cpumask[1], p.cpuparams.cpumask[2], p.cpuparams.strict_cpu);
     return 0;
 }
 CPP
@@ -58,13 +69,17 @@ row = next(r for r in rows if r["status"] == "ok")
 row.update(trial_id="hardcase0001", n_gpu_layers="-1", n_ctx="1024", n_batch="256",
            n_ubatch="128", n_threads="2", n_threads_batch="1", flash_attn="auto",
            flash_attn_resolved="", type_k="q8_0", type_v="q4_0", use_mmap="false",
-           offload_kqv="false", model_path="/models/my models/it's \"best\" $x.gguf")
+           offload_kqv="false", model_path="/models/my models/it's \"best\" $x.gguf",
+           n_cpu_moe="2", override_tensor="token_embd=CPU", split_mode="row",
+           tensor_split="3,1", main_gpu="1", devices="none", op_offload="false",
+           poll="10", prio="1", cpu_mask="0x5", cpu_strict="true")
 w = csv.DictWriter(open(sys.argv[1], "w", newline=""), fieldnames=row.keys())
 w.writeheader()
 w.writerow(row)
 PY
 
-expected() {  # $1: the batch thread count llama.cpp ends up with
+expected() {  # what llama.cpp ends up with: $1 batch threads, $2 poll, $3 prio,
+             # $4 CPUs 0-2 in the mask, $5 strict, $6 op offload
   cat <<TXT
 model=/models/my models/it's "best" \$x.gguf
 n_gpu_layers=-2
@@ -73,17 +88,23 @@ n_threads=2 n_threads_batch=$1
 flash_attn=auto
 type_k=q8_0 type_v=q4_0
 load_mode=none no_kv_offload=1 fit=0
+overrides=token_embd=CPU;blk\\.0\\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU;blk\\.1\\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU;
+split_mode=2 tensor_split=3,1 main_gpu=1 devices=1
+op_offload=$6 poll=$2 prio=$3 cpumask=$4 strict=$5
 TXT
 }
 
 "$bin" export "$work/sweep" --format server-args -o "$work/server-args.txt"
 got="$(cd "$work" && PATH="$work:$PATH" sh server-args.txt 2>/dev/null)"
-diff <(expected 1) <(echo "$got") || { echo "server-args: llama.cpp read something else" >&2; exit 1; }
+diff <(expected 1 10 1 101 1 0) <(echo "$got") || { echo "server-args: llama.cpp read something else" >&2; exit 1; }
 echo "server-args: llama.cpp reads the trial's settings"
 
 "$bin" export "$work/sweep" --format env -o "$work/llama-server.env"
 got="$(set -a; . "$work/llama-server.env"; set +a; "$work/llama-server" 2>/dev/null)"
-# --threads-batch has no variable: llama.cpp follows --threads, and the file says so.
-diff <(expected 2) <(echo "$got") || { echo "env: llama.cpp read something else" >&2; exit 1; }
+# --threads-batch, --poll, --prio, -C, --cpu-strict and --no-op-offload have
+# no variables:
+# llama.cpp keeps its defaults, and the file says to pass them.
+diff <(expected 2 50 0 000 0 1) <(echo "$got") || { echo "env: llama.cpp read something else" >&2; exit 1; }
+grep -q '^# --poll 10: no LLAMA_ARG_ variable: pass --poll 10' "$work/llama-server.env"
 grep -q '^# -tb 1: no LLAMA_ARG_ variable: pass -tb 1' "$work/llama-server.env"
 echo "env: llama.cpp reads the trial's settings (and the file says to pass -tb 1)"

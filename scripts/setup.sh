@@ -23,3 +23,4 @@ fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
 
 scripts/fetch-demo-model.sh
+scripts/make-moe-model.sh

@@ -20,6 +20,7 @@ pub mod drift;
 pub mod exit;
 pub mod export;
 pub mod failure_watch;
+pub mod fit;
 pub mod interrupt;
 pub mod knobs;
 pub mod llama_log;
@@ -61,7 +62,7 @@ pub(crate) mod test_support {
             (knobs::FLASH_ATTN, text("auto")),
             (knobs::TYPE_K, text("f16")),
             (knobs::TYPE_V, text("f16")),
-            (knobs::USE_MMAP, Value::Bool(true)),
+            (knobs::LOAD_MODE, text("auto")),
             (knobs::OFFLOAD_KQV, Value::Bool(true)),
         ]
         .into_iter()
@@ -116,5 +117,16 @@ pub(crate) mod test_support {
                 log_file: crate::store::Store::log_file(id),
             },
         )
+    }
+
+    /// Sets `knob` of `row` as a trial that set it would have it.
+    pub fn set(row: &mut TrialRow, knob: knobs::KnobId, value: Value) {
+        row.params.set(knob, value);
+        row.defaulted = row
+            .defaulted
+            .split(';')
+            .filter(|d| *d != knob.name())
+            .collect::<Vec<_>>()
+            .join(";");
     }
 }

@@ -144,6 +144,8 @@ pub enum ChildJob {
     Quality(QualityJob),
     /// Check that llama.cpp's kernels survive and return numbers.
     SelfTest(SelfTestJob),
+    /// Ask llama.cpp's `--fit` where it would put a model's weights.
+    Fit(FitJob),
 }
 
 impl ChildJob {
@@ -158,6 +160,7 @@ impl ChildJob {
             ChildJob::SelfTest(t) => {
                 format!("the self-test of {} {}", t.model.name, t.model.variant)
             }
+            ChildJob::Fit(f) => format!("llama.cpp's fit of {} {}", f.model.name, f.model.variant),
         }
     }
 }
@@ -289,6 +292,26 @@ pub struct SelfTestJob {
     pub seed: u64,
 }
 
+/// llama.cpp's `--fit` (common_fit_params) for a model with `params` (what
+/// llama-server would start from), against the devices' free memory now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitJob {
+    pub model: ModelVariant,
+    pub params: Params,
+}
+
+/// What `--fit` chose: the settings it changed, in the table's knobs
+/// (n_gpu_layers, tensor_split, override_tensor, n_ctx), and whether it
+/// found a placement that fits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    /// "success", "failure" (nothing fits) or "error".
+    pub status: String,
+    pub changed: Params,
+    /// The devices fit placed weights on, with their free memory then.
+    pub devices: Vec<DeviceInfo>,
+}
+
 /// What a self-test measured: tiny figures, not a benchmark.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelfTestReport {
@@ -316,6 +339,7 @@ pub enum ChildReply {
     Quantized(QuantizeReport),
     Quality(QualityMetrics),
     SelfTested(SelfTestReport),
+    Fitted(FitReport),
     /// The child ran but could not do the job (e.g. a context it could not
     /// allocate). `reason` includes llama.cpp's own error lines.
     Failed {
@@ -444,6 +468,29 @@ pub struct TrialMetrics {
     /// Memory taken on GPU devices by model and context (free before load
     /// minus free after context creation), in bytes; `None` without a GPU.
     pub device_memory_used_bytes: Option<u64>,
+    /// Where the weights went: each buffer type llama.cpp loaded them
+    /// into, with its size (from its load log).
+    #[serde(default)]
+    pub weights: Vec<BufferUse>,
+    /// How many tensors the tensor overrides (override_tensor, n_cpu_moe)
+    /// placed in each buffer type; the trial's log names every one.
+    #[serde(default)]
+    pub overridden: Vec<(String, u32)>,
+}
+
+/// Buffers as one line: `CUDA0 10.2 GiB, CPU_Mapped 3.1 GiB`.
+pub fn describe_buffers(buffers: &[BufferUse]) -> String {
+    buffers
+        .iter()
+        .map(|b| {
+            if b.mib >= 1024.0 {
+                format!("{} {:.2} GiB", b.name, b.mib / 1024.0)
+            } else {
+                format!("{} {:.2} MiB", b.name, b.mib)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::config::{self, SweepConfig};
 use crate::knobs::{self, KvType};
 use crate::machine::{self, Machine};
 use crate::models::gguf::GgufHeader;
+use crate::models::placement::{self, MemoryPlan, Placement};
 use crate::models::{self, quant_types};
 use crate::protocol::ModelVariant;
 use crate::protocol::ProbeReport;
@@ -48,6 +49,8 @@ pub struct Findings {
     pub sweep_n_ctx: Vec<u32>,
     /// The backend self-test of each model, with repacking on and off.
     pub backend: Vec<BackendTest>,
+    /// What llama.cpp's `--fit` would change, per model.
+    pub fits: Vec<(String, crate::fit::FitSummary)>,
 }
 
 /// The backend self-test of one model: llama.cpp's default (weights
@@ -65,6 +68,10 @@ pub struct Estimate {
     pub n_ctx_from: &'static str,
     pub type_k: KvType,
     pub type_v: KvType,
+    /// The sweep's placements, each model's memory is planned for.
+    pub placements: Vec<Placement>,
+    /// Free memory of each GPU device (none: a CPU-only build).
+    pub gpu_free: Vec<u64>,
 }
 
 pub struct ModelCheck {
@@ -96,6 +103,8 @@ pub struct ModelFacts {
     pub bytes_per_token: Option<u64>,
     pub n_ctx_train: Option<u32>,
     pub kv_cache_bytes: Option<u64>,
+    /// Where each of the sweep's placements puts weights and KV cache.
+    pub plans: Vec<(Placement, MemoryPlan)>,
 }
 
 impl ModelFacts {
@@ -122,7 +131,17 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         eprintln!("note: no sweep.toml here and no --model: only the machine is checked");
     }
     let llama = probe();
-    let estimate = estimate(args, config.as_ref());
+    let gpu_free: Vec<u64> = llama.as_ref().map_or_else(
+        |_| Vec::new(),
+        |p| {
+            p.devices
+                .iter()
+                .filter(|d| d.kind != "cpu")
+                .map(|d| d.memory_free_bytes)
+                .collect()
+        },
+    );
+    let estimate = estimate(args, config.as_ref(), gpu_free);
     let mut models = Vec::new();
     for path in &args.models {
         let label = path.file_name().map_or_else(
@@ -148,9 +167,9 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let backend = match &llama {
-        Ok(_) => backend_tests(args, &models)?,
-        Err(_) => Vec::new(),
+    let (backend, fits) = match &llama {
+        Ok(_) => (backend_tests(args, &models)?, fits(&models, &estimate)?),
+        Err(_) => (Vec::new(), Vec::new()),
     };
     let default_ngl = llama
         .as_ref()
@@ -171,6 +190,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         estimate,
         models,
         backend,
+        fits,
     };
     print!("{}", render::render(&findings));
     Ok(())
@@ -225,6 +245,39 @@ fn backend_tests(args: &DoctorArgs, models: &[ModelCheck]) -> anyhow::Result<Vec
     Ok(tests)
 }
 
+/// What llama.cpp's `--fit` would change of llama-server's start for each
+/// model that can be read, at the estimate's context.
+fn fits(
+    models: &[ModelCheck],
+    estimate: &Estimate,
+) -> anyhow::Result<Vec<(String, crate::fit::FitSummary)>> {
+    let mut children = ChildRunner::current()?;
+    let logs = tempfile::Builder::new()
+        .prefix("llama-sweep-doctor-fit-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    std::fs::create_dir_all(logs.path().join("logs"))?;
+    let mut out = Vec::new();
+    for model in models {
+        if !matches!(model.state, ModelState::Ready(_)) {
+            continue;
+        }
+        let variant = ModelVariant {
+            name: model.label.clone(),
+            variant: String::new(),
+            path: model.path.clone(),
+            identity: String::new(),
+        };
+        let params =
+            knobs::Params::default().with(knobs::N_CTX, knobs::Value::Int(estimate.n_ctx.into()));
+        match crate::fit::ask(&mut children, &variant, &params, logs.path())? {
+            Some(summary) => out.push((model.label.clone(), summary)),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 /// llama.cpp's build and devices from a probe child, whose log is removed
 /// when it succeeded.
 fn probe() -> Result<ProbeReport, String> {
@@ -236,7 +289,48 @@ fn probe() -> Result<ProbeReport, String> {
     Ok(report)
 }
 
-fn estimate(args: &DoctorArgs, config: Option<&SweepConfig>) -> Estimate {
+/// The most placements the memory plan shows per model.
+const MAX_PLACEMENTS: usize = 8;
+
+/// The distinct placements of the sweep's [space] (n_gpu_layers ×
+/// n_cpu_moe × tensor_split × offload_kqv), or llama.cpp's defaults.
+fn placements(config: Option<&SweepConfig>) -> Vec<Placement> {
+    let values = |knob| {
+        config
+            .and_then(|c| c.space.get(knob))
+            .map(<[knobs::Value]>::to_vec)
+            .unwrap_or_default()
+    };
+    let or = |v: Vec<knobs::Value>, d: knobs::Value| if v.is_empty() { vec![d] } else { v };
+    let ngl = or(values(knobs::N_GPU_LAYERS), (-1).into());
+    let moe = or(values(knobs::N_CPU_MOE), 0.into());
+    let split = or(
+        values(knobs::TENSOR_SPLIT),
+        knobs::Value::Text(knobs::lists::AUTO_SPLIT.into()),
+    );
+    let kqv = or(values(knobs::OFFLOAD_KQV), true.into());
+    let mut out = Vec::new();
+    for n in &ngl {
+        for m in &moe {
+            for s in &split {
+                for k in &kqv {
+                    out.push(Placement {
+                        n_gpu_layers: n.as_int().unwrap_or(-1),
+                        n_cpu_moe: m.as_int().unwrap_or(0) as u32,
+                        tensor_split: knobs::lists::tensor_split_numbers(
+                            s.as_str().unwrap_or_default(),
+                        ),
+                        offload_kqv: k.as_bool().unwrap_or(true),
+                    });
+                }
+            }
+        }
+    }
+    out.truncate(MAX_PLACEMENTS);
+    out
+}
+
+fn estimate(args: &DoctorArgs, config: Option<&SweepConfig>, gpu_free: Vec<u64>) -> Estimate {
     let from_sweep = config.and_then(|c| sweep_n_ctx(c).into_iter().max());
     let (n_ctx, n_ctx_from) = match (args.n_ctx, from_sweep) {
         (Some(n), _) => (n, "--n-ctx"),
@@ -248,6 +342,8 @@ fn estimate(args: &DoctorArgs, config: Option<&SweepConfig>) -> Estimate {
         n_ctx_from,
         type_k: args.type_k,
         type_v: args.type_v,
+        placements: placements(config),
+        gpu_free,
     }
 }
 
@@ -287,7 +383,16 @@ fn read_facts(path: &Path, estimate: &Estimate) -> anyhow::Result<ModelFacts> {
         Some(f) => quant_types::name_of_ftype(f).map_or_else(|| format!("ftype {f}"), Into::into),
         None => "unknown".into(),
     };
+    let kv = header.kv_cache_bytes(estimate.n_ctx, estimate.type_k, estimate.type_v);
+    let plans = estimate
+        .placements
+        .iter()
+        .filter_map(|p| {
+            placement::plan(&header, p, kv.unwrap_or(0), &estimate.gpu_free).map(|m| (p.clone(), m))
+        })
+        .collect();
     Ok(ModelFacts {
+        plans,
         architecture: header.architecture().unwrap_or("unknown").into(),
         name: header.str("general.name").map(Into::into),
         layers: header.block_count(),
@@ -380,6 +485,8 @@ mod tests {
                 n_ctx_from: "--n-ctx",
                 type_k: KvType::F16,
                 type_v: KvType::F16,
+                placements: Vec::new(),
+                gpu_free: Vec::new(),
             },
             models: vec![ModelCheck {
                 label: "big".into(),
@@ -395,10 +502,12 @@ mod tests {
                     bytes_per_token: Some(need_gib * GIB - GIB),
                     n_ctx_train: Some(2048),
                     kv_cache_bytes: Some(GIB),
+                    plans: Vec::new(),
                 })),
             }],
             gpu_requests: Vec::new(),
             sweep_n_ctx: Vec::new(),
+            fits: Vec::new(),
             backend: Vec::new(),
         }
     }

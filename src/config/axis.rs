@@ -3,7 +3,7 @@
 //! expanded into the list of values it stands for and checked against the
 //! knob's domain in the parameter table.
 
-use crate::knobs::{Domain, Knob, Value};
+use crate::knobs::{Alias, Domain, Knob, Value};
 use toml::Value as Toml;
 
 /// Ranges longer than this are almost certainly a typo (a missing `mul`).
@@ -24,7 +24,76 @@ fn expected(domain: &Domain) -> String {
                 _ => quoted.join(""),
             }
         }
+        Domain::Text { expected, .. } => expected.to_string(),
     }
+}
+
+/// A scalar's text as a text knob reads it (a number of a tensor split).
+fn scalar_text(value: &Toml) -> Option<String> {
+    match value {
+        Toml::String(s) => Some(s.clone()),
+        Toml::Integer(i) => Some(i.to_string()),
+        Toml::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+/// One value of a text knob: a string, a number, or a list of them joined
+/// with commas (a tensor split `[3, 1]`, override rules `["a=CPU", "b=CPU"]`
+/// as one value).
+fn text_value(read: fn(&str) -> Result<String, String>, value: &Toml) -> Result<Value, String> {
+    let text = match value {
+        Toml::Array(items) => items
+            .iter()
+            .map(|item| scalar_text(item).ok_or(()))
+            .collect::<Result<Vec<_>, ()>>()
+            .map(|parts| parts.join(","))
+            .map_err(|()| "a list inside a value holds only strings and numbers".to_string())?,
+        other => scalar_text(other).ok_or_else(|| format!("found {}", describe(other)))?,
+    };
+    read(&text).map(Value::Text)
+}
+
+/// The values of a text knob's axis: a list of lists (or of strings) is one
+/// value per item; a list of numbers, a string or a number is one value.
+fn text_values(knob: &Knob, value: &Toml) -> Result<Vec<Value>, String> {
+    let Domain::Text { read, expected } = knob.domain else {
+        unreachable!("only text knobs")
+    };
+    let one = |v: &Toml| text_value(read, v).map_err(|e| format!("expected {expected}: {e}"));
+    match value {
+        Toml::Array(items)
+            if !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| matches!(i, Toml::Array(_) | Toml::String(_))) =>
+        {
+            items.iter().map(one).collect()
+        }
+        other => Ok(vec![one(other)?]),
+    }
+}
+
+/// Expands an axis written with a knob's old name (`use_mmap = [true,
+/// false]`) into the values of the knob that replaced it.
+pub fn expand_alias(alias: &Alias, value: &Toml) -> Result<Vec<Value>, String> {
+    let one = |item: &Toml| {
+        let old = match item {
+            Toml::Boolean(b) => b.to_string(),
+            other => format!("{other}"),
+        };
+        alias
+            .translate(&old)
+            .ok_or_else(|| format!("{}; found {}", alias.describe(), describe(item)))
+    };
+    let values = match value {
+        Toml::Array(items) => items.iter().map(one).collect::<Result<Vec<_>, _>>()?,
+        single => vec![one(single)?],
+    };
+    if values.is_empty() {
+        return Err("empty axis: give at least one value".into());
+    }
+    Ok(values)
 }
 
 /// One value of `knob`, without its range check.
@@ -53,6 +122,7 @@ pub fn expand(knob: &Knob, value: &Toml) -> Result<Vec<Value>, String> {
     let ranges = matches!(knob.domain, Domain::Int { .. });
     let one = |item: &Toml| single(knob, item).ok_or_else(|| wrong_type(knob, item));
     let values = match value {
+        _ if matches!(knob.domain, Domain::Text { .. }) => text_values(knob, value)?,
         Toml::Array(items) => items.iter().map(one).collect::<Result<Vec<_>, _>>()?,
         Toml::Table(table) if ranges => expand_range(table)?.into_iter().map(Value::Int).collect(),
         single_value => vec![one(single_value)?],
@@ -161,7 +231,7 @@ fn expand_range(table: &toml::Table) -> Result<Vec<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knobs::{FLASH_ATTN, KnobId, N_BATCH, N_GPU_LAYERS, TYPE_K, USE_MMAP};
+    use crate::knobs::{FLASH_ATTN, KnobId, N_BATCH, N_GPU_LAYERS, OFFLOAD_KQV, TYPE_K};
 
     fn parse(src: &str) -> Toml {
         let table: toml::Table = toml::from_str(&format!("v = {src}")).unwrap();
@@ -219,7 +289,10 @@ mod tests {
         );
         assert_eq!(names(FLASH_ATTN, "true").unwrap(), ["on"]);
         assert_eq!(names(TYPE_K, r#""Q8_0""#).unwrap(), ["q8_0"]);
-        assert_eq!(names(USE_MMAP, "[true, false]").unwrap(), ["true", "false"]);
+        assert_eq!(
+            names(OFFLOAD_KQV, "[true, false]").unwrap(),
+            ["true", "false"]
+        );
     }
 
     #[test]
@@ -236,7 +309,7 @@ mod tests {
         assert!(err("{ max = 8 }").contains("needs both"));
         let e = ints(N_GPU_LAYERS, "-2").unwrap_err();
         assert!(e.contains("use -1 for all layers"), "{e}");
-        let e = names(USE_MMAP, "{ min = 1, max = 2 }").unwrap_err();
+        let e = names(OFFLOAD_KQV, "{ min = 1, max = 2 }").unwrap_err();
         assert!(e.contains("true or false"), "{e}");
         let e = names(TYPE_K, r#""q7""#).unwrap_err();
         assert!(e.contains("\"q8_0\"") && e.contains("or \"q5_1\""), "{e}");

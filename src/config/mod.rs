@@ -325,4 +325,52 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("space.repack"));
         assert!(e.message.contains("true or false"), "{e}");
     }
+
+    #[test]
+    fn placement_knobs_are_axes_and_use_mmap_reads_as_a_load_mode() {
+        use crate::knobs::{LOAD_MODE, N_CPU_MOE, OVERRIDE_TENSOR, TENSOR_SPLIT};
+        let dir = tempfile::tempdir().unwrap();
+        let text = |v: &str| Value::Text(v.into());
+        let c = parse_in(
+            dir.path(),
+            &format!(
+                "{MINIMAL}[space]\nuse_mmap = [true, false]\nn_cpu_moe = {{ min = 0, max = 8, step = 4 }}\n\
+                 tensor_split = [[3, 1], [1, 1]]\noverride_tensor = \"exps=CPU\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            c.space.get(LOAD_MODE),
+            Some(&[text("mmap"), text("none")][..])
+        );
+        assert_eq!(c.space.get(N_CPU_MOE).unwrap().len(), 3);
+        assert_eq!(
+            c.space.get(TENSOR_SPLIT),
+            Some(&[text("3,1"), text("1,1")][..])
+        );
+        assert_eq!(c.space.get(OVERRIDE_TENSOR), Some(&[text("exps=CPU")][..]));
+        let one = parse_in(
+            dir.path(),
+            &format!("{MINIMAL}[space]\ntensor_split = [3, 1]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            one.space.get(TENSOR_SPLIT),
+            Some(&[text("3,1")][..]),
+            "a flat list is one split"
+        );
+        let both = parse_in(
+            dir.path(),
+            &format!("{MINIMAL}[space]\nuse_mmap = true\nload_mode = \"none\"\n"),
+        )
+        .unwrap_err();
+        assert!(both.message.contains("not both"), "{both}");
+        let bad = parse_in(
+            dir.path(),
+            &format!("{MINIMAL}[space]\noverride_tensor = \"exps\"\n"),
+        )
+        .unwrap_err();
+        assert_eq!(bad.key.as_deref(), Some("space.override_tensor"));
+        assert!(bad.message.contains("pattern=BUFFER_TYPE"), "{bad}");
+    }
 }

@@ -549,6 +549,23 @@ pub(super) fn space_values(
         if other_keys.contains(&name) {
             continue;
         }
+        if let Some(alias) = knobs::alias(name) {
+            if raw.keys().any(|k| k.get_ref() == alias.knob.name()) {
+                return ctx.err(
+                    &format!("{table}.{name}"),
+                    Some(key.span()),
+                    format!(
+                        "set {} or {name}, not both: {}",
+                        alias.knob,
+                        alias.describe()
+                    ),
+                );
+            }
+            let values = axis::expand_alias(alias, value.get_ref())
+                .or_else(|msg| ctx.err(&format!("{table}.{name}"), Some(value.span()), msg))?;
+            space.set(alias.knob, values);
+            continue;
+        }
         let Some(knob) = knobs::by_name(name) else {
             let candidates: Vec<&str> = other_keys.iter().copied().chain(knobs::names()).collect();
             let expected = candidates

@@ -70,7 +70,8 @@ mod tests {
         r.params
             .set(crate::knobs::FLASH_ATTN, (FlashAttn::On).into());
         r.params.set(crate::knobs::TYPE_V, (KvType::Q8_0).into());
-        r.params.set(crate::knobs::USE_MMAP, (false).into());
+        r.params
+            .set(crate::knobs::LOAD_MODE, crate::knobs::LoadMode::None.into());
         r.params.set(crate::knobs::N_THREADS_BATCH, (8).into());
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
 # sweep "s", trial abc123def456, measured 2026-11-26T08:00:00Z
@@ -94,7 +95,6 @@ LLAMA_ARG_CACHE_TYPE_K=f16
 LLAMA_ARG_CACHE_TYPE_V=q8_0
 LLAMA_ARG_LOAD_MODE=none
 LLAMA_ARG_KV_OFFLOAD=1
-LLAMA_ARG_REPACK=1
 LLAMA_ARG_FIT=off
 "#;
         assert_eq!(render_default(&r), expected);

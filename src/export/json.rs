@@ -45,6 +45,7 @@ mod tests {
   "flash_attn": true,
   "type_v": 2,
   "use_mmap": true,
+  "use_mlock": false,
   "offload_kqv": true,
   "verbose": false
 }

@@ -8,7 +8,7 @@
 //! 0 vs all, n_ctx 512, threads from the CPU count ...): leaving one out
 //! would make the app run something other than what was measured.
 
-use crate::knobs::{self, FlashAttn, Knob, KvType, KwargSpelling};
+use crate::knobs::{self, Domain, FlashAttn, Knob, KvType, KwargSpelling, LoadMode, lists};
 use crate::store::row::TrialRow;
 use serde_json::{Value, json};
 
@@ -64,12 +64,41 @@ fn flash_attn(row: &TrialRow) -> Kwarg {
     }
 }
 
+/// `use_mmap` and `use_mlock` for llama.cpp's load mode, as llama-cpp-python
+/// turns them back into one.
+fn load_mode(row: &TrialRow) -> Vec<Kwarg> {
+    let mode = LoadMode::from_name(row.params.text(knobs::LOAD_MODE)).unwrap_or(LoadMode::Auto);
+    let pair = |mmap: bool, mlock: bool| {
+        vec![
+            kwarg("use_mmap", json!(mmap)),
+            kwarg("use_mlock", json!(mlock)),
+        ]
+    };
+    match mode {
+        LoadMode::Auto => {
+            let mut kwargs = pair(true, false);
+            kwargs[0].note = Some(
+                "measured with load_mode \"auto\", which maps the file unless a device cannot"
+                    .into(),
+            );
+            kwargs
+        }
+        LoadMode::DirectIo => vec![noted(
+            "use_mmap",
+            None,
+            "load_mode \"dio\" (direct I/O) was measured, but Llama() takes only use_mmap and \
+             use_mlock; llama-server takes it as --load-mode dio"
+                .into(),
+        )],
+        other => pair(other.maps(), other.locks()),
+    }
+}
+
 /// A knob `Llama()` cannot set: nothing when the trial left it at
 /// llama.cpp's default (which `Llama()` runs too), else a note saying what
 /// was measured and what does express it.
 fn unavailable(row: &TrialRow, knob: &Knob, why: &str) -> Option<Kwarg> {
-    let defaulted = row.defaulted.split(';').any(|name| name == knob.name);
-    if defaulted {
+    if row.is_defaulted(knob.id) {
         return None;
     }
     let value = row.params.get(knob.id);
@@ -94,6 +123,9 @@ fn unavailable(row: &TrialRow, knob: &Knob, why: &str) -> Option<Kwarg> {
 pub fn llama_kwargs(row: &TrialRow) -> Vec<Kwarg> {
     let mut kwargs = vec![kwarg("model_path", json!(row.model_path))];
     for knob in knobs::TABLE {
+        if !knob.written_at_default() && row.is_defaulted(knob.id) {
+            continue;
+        }
         let value = row.params.get(knob.id);
         match knob.kwarg {
             KwargSpelling::Same => kwargs.push(kwarg(knob.name, value.to_json())),
@@ -108,6 +140,19 @@ pub fn llama_kwargs(row: &TrialRow) -> Vec<Kwarg> {
                     ));
                 }
             }
+            KwargSpelling::EnumIndex => {
+                if let (Domain::Choice { names, .. }, Some(name)) = (knob.domain, value.as_str()) {
+                    let index = names.iter().position(|n| *n == name).unwrap_or_default();
+                    kwargs.push(noted(knob.name, Some(json!(index)), name.to_string()));
+                }
+            }
+            KwargSpelling::Numbers => {
+                let numbers = lists::tensor_split_numbers(value.as_str().unwrap_or_default());
+                if !numbers.is_empty() {
+                    kwargs.push(kwarg(knob.name, json!(numbers)));
+                }
+            }
+            KwargSpelling::LoadMode => kwargs.extend(load_mode(row)),
             KwargSpelling::Unavailable(why) => kwargs.extend(unavailable(row, knob, why)),
         }
     }
@@ -115,18 +160,29 @@ pub fn llama_kwargs(row: &TrialRow) -> Vec<Kwarg> {
     kwargs
 }
 
+/// What `row` measured that `Llama()` cannot be told, one sentence per
+/// setting: the winner depends on it, so an app that loads config.yaml runs
+/// something else (llama-server's arguments carry it).
+pub fn inexpressible(row: &TrialRow) -> Vec<String> {
+    llama_kwargs(row)
+        .into_iter()
+        .filter(|k| k.value.is_none() && k.key != "flash_attn")
+        .filter_map(|k| k.note.map(|note| format!("{}: {note}", k.key)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runner::mock;
+    use crate::test_support::set;
 
     #[test]
     fn a_knob_llama_cpp_python_cannot_set_is_a_note_only_when_it_was_not_the_default() {
         let mut r = crate::test_support::row("abc", &mock::measured(100.0, 400.0));
         assert!(r.defaulted.split(';').any(|d| d == "repack"));
         assert!(llama_kwargs(&r).iter().all(|k| k.key != "repack"));
-        r.params.set(knobs::REPACK, false.into());
-        r.defaulted = r.defaulted.replace("repack", "");
+        set(&mut r, knobs::REPACK, false.into());
         let kwargs = llama_kwargs(&r);
         let repack = kwargs.iter().find(|k| k.key == "repack").unwrap();
         assert_eq!(repack.value, None, "Llama() has no such argument");
@@ -134,6 +190,70 @@ mod tests {
         assert!(
             note.contains("false was measured") && note.contains("--no-repack"),
             "{note}"
+        );
+    }
+
+    #[test]
+    fn load_mode_becomes_use_mmap_and_use_mlock() {
+        let mut r = crate::test_support::row("abc", &mock::measured(100.0, 400.0));
+        let get = |r: &TrialRow, key: &str| {
+            llama_kwargs(r)
+                .into_iter()
+                .find(|k| k.key == key)
+                .and_then(|k| k.value)
+        };
+        for (mode, mmap, mlock) in [
+            ("auto", true, false),
+            ("none", false, false),
+            ("mlock", false, true),
+            ("mmap+mlock", true, true),
+        ] {
+            set(&mut r, knobs::LOAD_MODE, knobs::Value::Text(mode.into()));
+            assert_eq!(get(&r, "use_mmap"), Some(json!(mmap)), "{mode}");
+            assert_eq!(get(&r, "use_mlock"), Some(json!(mlock)), "{mode}");
+        }
+        set(&mut r, knobs::LOAD_MODE, knobs::Value::Text("dio".into()));
+        assert_eq!(get(&r, "use_mmap"), None, "Llama() cannot say direct I/O");
+    }
+
+    #[test]
+    fn gpu_placement_is_written_as_llama_cpp_python_takes_it() {
+        let mut r = crate::test_support::row("abc", &mock::measured(100.0, 400.0));
+        let kwargs = llama_kwargs(&r);
+        assert!(
+            kwargs
+                .iter()
+                .all(|k| k.key != "tensor_split" && k.key != "split_mode"),
+            "left at llama.cpp's defaults, which Llama() shares"
+        );
+        set(
+            &mut r,
+            knobs::SPLIT_MODE,
+            knobs::Value::Text("layer".into()),
+        );
+        assert_eq!(
+            llama_kwargs(&r)
+                .into_iter()
+                .find(|k| k.key == "split_mode")
+                .unwrap()
+                .value,
+            Some(json!(1)),
+            "layer is LLAMA_SPLIT_MODE_LAYER"
+        );
+        set(
+            &mut r,
+            knobs::TENSOR_SPLIT,
+            knobs::Value::Text("3,1".into()),
+        );
+        set(&mut r, knobs::N_CPU_MOE, knobs::Value::Int(4));
+        let kwargs = llama_kwargs(&r);
+        let split = kwargs.iter().find(|k| k.key == "tensor_split").unwrap();
+        assert_eq!(split.value, Some(json!([3.0, 1.0])));
+        let moe = kwargs.iter().find(|k| k.key == "n_cpu_moe").unwrap();
+        assert_eq!(moe.value, None);
+        assert!(
+            moe.note.as_deref().unwrap().contains("--n-cpu-moe 4"),
+            "{moe:?}"
         );
     }
 }

@@ -6,11 +6,15 @@
 //! Flag names, values and variables are those of the llama.cpp this crate
 //! builds (llama-cpp-sys-2's `common/arg.cpp`): `-fa on|off|auto`,
 //! `-ngl N|auto|all` (a plain `-1` means *auto*, fit to free memory, not
-//! all layers), `--load-mode mmap|none` (there is no `--no-mmap` any more),
-//! `--kv-offload`/`--no-kv-offload`, and no variable for `--threads-batch`.
+//! all layers), `--load-mode auto|mmap|none|mlock|mmap+mlock|dio` (there is
+//! no `--no-mmap` any more), `--kv-offload`/`--no-kv-offload`, and no
+//! variable for `--threads-batch`, `--poll`, `--prio`, `-C`, `--cpu-strict`
+//! or `--no-op-offload`. Text knobs at llama.cpp's own choice (tensor split
+//! "auto", overrides "none", devices "all") have no flag and are left out.
 //! Every parameter the trial ran with is written, since defaults differ
-//! between tools, and `--fit off` keeps llama.cpp from changing any of them
-//! to fit the free memory.
+//! between tools (except later knobs left at llama.cpp's default, which
+//! llama-server shares: see `Knob::written_at_default`), and `--fit off`
+//! keeps llama.cpp from changing any of them to fit the free memory.
 
 use crate::knobs::{self, FlashAttn, Knob, KnobId, ServerSpelling, Value};
 use crate::store::row::TrialRow;
@@ -52,13 +56,18 @@ fn arg(flag: &'static str, env: &'static str, value: impl ToString) -> LlamaArg 
     }
 }
 
-fn switch(flag: &'static str, env: &'static str, on: bool) -> LlamaArg {
+fn switch(flag: &'static str, env: Option<&'static str>, on: bool) -> LlamaArg {
     LlamaArg {
         flag,
         value: None,
-        env: EnvVar::Set {
-            name: env,
-            value: if on { "1" } else { "0" }.into(),
+        env: match env {
+            Some(name) => EnvVar::Set {
+                name,
+                value: if on { "1" } else { "0" }.into(),
+            },
+            None => EnvVar::Unavailable(format!(
+                "no LLAMA_ARG_ variable: pass {flag} on the command line"
+            )),
         },
         note: None,
         knob: None,
@@ -83,15 +92,15 @@ fn flash_attn(row: &TrialRow, flag: &'static str, env: &'static str) -> LlamaArg
 /// A flag llama.cpp reads no variable for (`--threads-batch`): say what to
 /// do instead, and what llama.cpp uses without it.
 fn without_variable(row: &TrialRow, knob: &Knob, flag: &'static str) -> LlamaArg {
-    let value = row.params.get(knob.id);
+    let value = flag_value(row.params.get(knob.id));
     let instead = match knob.follows {
-        Some(followed) if row.params.get(followed) == value => {
+        Some(followed) if flag_value(row.params.get(followed)) == value => {
             format!("no LLAMA_ARG_ variable; llama.cpp uses the {followed} value, as measured")
         }
         Some(followed) => format!(
             "no LLAMA_ARG_ variable: pass {flag} {value} on the command line (without it \
              llama.cpp uses the {followed} value, {})",
-            row.params.get(followed)
+            flag_value(row.params.get(followed))
         ),
         None => format!("no LLAMA_ARG_ variable: pass {flag} {value} on the command line"),
     };
@@ -104,17 +113,38 @@ fn without_variable(row: &TrialRow, knob: &Knob, flag: &'static str) -> LlamaArg
     }
 }
 
+/// A value as llama.cpp's argument parser reads it: booleans that take a
+/// value (`--cpu-strict <0|1>`) as 1 or 0.
+fn flag_value(value: &Value) -> String {
+    match value {
+        Value::Bool(b) => u8::from(*b).to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The argument that sets `knob` as `row` ran it (`None`: nothing to write,
 /// the value is what llama.cpp does without the flag).
 fn knob_arg(row: &TrialRow, knob: &Knob) -> Option<LlamaArg> {
+    if !knob.written_at_default() && row.is_defaulted(knob.id) {
+        return None;
+    }
     let value = row.params.get(knob.id);
     let on = value.as_bool().unwrap_or(false);
     let arg = match knob.server {
         ServerSpelling::Value {
             flag,
             env: Some(env),
-        } => arg(flag, env, value),
+        } => arg(flag, env, flag_value(value)),
         ServerSpelling::Value { flag, env: None } => without_variable(row, knob, flag),
+        ServerSpelling::Unless { default, .. } if value.as_str() == Some(default) => return None,
+        ServerSpelling::Unless {
+            flag,
+            env: Some(env),
+            ..
+        } => arg(flag, env, value),
+        ServerSpelling::Unless {
+            flag, env: None, ..
+        } => without_variable(row, knob, flag),
         // llama.h counts any negative number as all layers; llama.cpp's
         // argument parser reads -1 as "auto" and wants "all".
         ServerSpelling::GpuLayers { flag, env } => match value {
@@ -123,14 +153,8 @@ fn knob_arg(row: &TrialRow, knob: &Knob) -> Option<LlamaArg> {
         },
         ServerSpelling::FlashAttn { flag, env } => flash_attn(row, flag, env),
         ServerSpelling::Switch { on: yes, off, env } => switch(if on { yes } else { off }, env, on),
-        ServerSpelling::OnlyOn { on: flag, env } if on => switch(flag, env, true),
+        ServerSpelling::OnlyOn { on: flag, env } if on => switch(flag, Some(env), true),
         ServerSpelling::OnlyOn { .. } => return None,
-        ServerSpelling::Named {
-            flag,
-            env,
-            if_true,
-            if_false,
-        } => arg(flag, env, if on { if_true } else { if_false }),
     };
     Some(LlamaArg {
         knob: Some(knob.id),
@@ -151,6 +175,7 @@ pub fn llama_args(row: &TrialRow) -> Vec<LlamaArg> {
 mod tests {
     use super::*;
     use crate::runner::mock;
+    use crate::test_support::set;
 
     fn row() -> TrialRow {
         crate::test_support::row("abc", &mock::measured(180.0, 500.0))
@@ -189,7 +214,7 @@ mod tests {
     #[test]
     fn mmap_and_kv_offload_switches() {
         let mut r = row();
-        r.params.set(knobs::USE_MMAP, Value::Bool(false));
+        r.params.set(knobs::LOAD_MODE, Value::Text("none".into()));
         r.params.set(knobs::OFFLOAD_KQV, Value::Bool(false));
         let args = llama_args(&r);
         assert_eq!(value_of(&args, "--load-mode").as_deref(), Some("none"));
@@ -208,13 +233,14 @@ mod tests {
     fn repack_and_no_host_are_written_as_llama_server_switches() {
         let mut r = row();
         let args = llama_args(&r);
-        assert!(args.iter().any(|a| a.flag == "--repack"), "{args:?}");
         assert!(
-            !args.iter().any(|a| a.flag == "--no-host"),
-            "no_host off is llama.cpp's default and has no switch"
+            !args
+                .iter()
+                .any(|a| a.flag == "--repack" || a.flag == "--no-host"),
+            "left at llama.cpp's default, which llama-server shares: {args:?}"
         );
-        r.params.set(knobs::REPACK, Value::Bool(false));
-        r.params.set(knobs::NO_HOST, Value::Bool(true));
+        set(&mut r, knobs::REPACK, Value::Bool(false));
+        set(&mut r, knobs::NO_HOST, Value::Bool(true));
         let args = llama_args(&r);
         let no_repack = args.iter().find(|a| a.flag == "--no-repack").unwrap();
         assert_eq!(
@@ -225,5 +251,51 @@ mod tests {
             }
         );
         assert!(args.iter().any(|a| a.flag == "--no-host"));
+    }
+
+    #[test]
+    fn placement_and_threadpool_knobs_are_written_as_llama_server_takes_them() {
+        let mut r = row();
+        let args = llama_args(&r);
+        for absent in ["-ts", "-ot", "-dev", "-C"] {
+            assert!(
+                !args.iter().any(|a| a.flag == absent),
+                "{absent} at llama.cpp's own choice has no flag: {args:?}"
+            );
+        }
+        assert_eq!(value_of(&args, "--n-cpu-moe"), None, "left at the default");
+        set(&mut r, knobs::N_CPU_MOE, Value::Int(3));
+        set(
+            &mut r,
+            knobs::OVERRIDE_TENSOR,
+            Value::Text("token_embd=CPU".into()),
+        );
+        set(&mut r, knobs::TENSOR_SPLIT, Value::Text("3,1".into()));
+        set(&mut r, knobs::SPLIT_MODE, Value::Text("row".into()));
+        set(&mut r, knobs::DEVICES, Value::Text("CUDA0,CUDA1".into()));
+        set(&mut r, knobs::CPU_STRICT, Value::Bool(true));
+        set(&mut r, knobs::CPU_MASK, Value::Text("0xff".into()));
+        set(&mut r, knobs::OP_OFFLOAD, Value::Bool(false));
+        let args = llama_args(&r);
+        for (flag, value) in [
+            ("--n-cpu-moe", "3"),
+            ("-ot", "token_embd=CPU"),
+            ("-ts", "3,1"),
+            ("-sm", "row"),
+            ("-dev", "CUDA0,CUDA1"),
+            ("--cpu-strict", "1"),
+            ("-C", "0xff"),
+        ] {
+            assert_eq!(value_of(&args, flag).as_deref(), Some(value), "{flag}");
+        }
+        let position = |flag: &str| args.iter().position(|a| a.flag == flag).unwrap();
+        assert!(
+            position("-ot") < position("--n-cpu-moe"),
+            "llama.cpp applies -ot rules in order, before --n-cpu-moe's"
+        );
+        let nopo = args.iter().find(|a| a.flag == "--no-op-offload").unwrap();
+        assert!(matches!(&nopo.env, EnvVar::Unavailable(why) if why.contains("command line")));
+        let mask = args.iter().find(|a| a.flag == "-C").unwrap();
+        assert!(matches!(&mask.env, EnvVar::Unavailable(_)));
     }
 }

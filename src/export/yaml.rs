@@ -18,6 +18,18 @@ pub fn render(row: &TrialRow, ctx: &YamlContext) -> String {
     for line in provenance::lines(row, ctx) {
         let _ = writeln!(y, "# {line}");
     }
+    let missing = kwargs::inexpressible(row);
+    if !missing.is_empty() {
+        let _ = writeln!(
+            y,
+            "# WARNING: llama-cpp-python's Llama() cannot be given all of what was measured, so an app \
+             loading this file runs something else and may be slower; llama-server's arguments \
+             (llama-sweep export --format server-args) carry it all:"
+        );
+        for line in missing {
+            let _ = writeln!(y, "#   {}", line.replace(['\n', '\r'], " "));
+        }
+    }
     y.push_str("llm:\n");
     for kwarg in kwargs::llama_kwargs(row) {
         // A JSON value is a valid YAML flow scalar (strings double-quoted).
@@ -84,7 +96,8 @@ llm:
   n_threads_batch: 4
   flash_attn: false  # measured with "auto", which llama.cpp resolved to false
   type_k: 8  # q8_0 (ggml type id)
-  use_mmap: true
+  use_mmap: true  # measured with load_mode "auto", which maps the file unless a device cannot
+  use_mlock: false
   offload_kqv: true
   verbose: false
   temperature: 0.7
@@ -159,5 +172,33 @@ llm:
             text.contains(r#"  model_path: "models/a \"b\": c.gguf""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_winner_that_needs_what_llama_cpp_python_cannot_say_is_a_warning_in_the_header() {
+        let mut r = row();
+        crate::test_support::set(&mut r, crate::knobs::N_CPU_MOE, 12.into());
+        let ctx = YamlContext {
+            sweep_file: "sweep.toml",
+            objective: &Objective::default(),
+            temperature: 0.7,
+            confirmation: None,
+            backend: None,
+        };
+        let yaml = render(&r, &ctx);
+        let header: Vec<&str> = yaml.lines().take_while(|l| l.starts_with('#')).collect();
+        assert!(
+            header
+                .iter()
+                .any(|l| l.contains("WARNING") && l.contains("server-args")),
+            "{yaml}"
+        );
+        assert!(
+            header
+                .iter()
+                .any(|l| l.contains("n_cpu_moe") && l.contains("--n-cpu-moe 12")),
+            "{yaml}"
+        );
+        assert!(yaml.contains("  # n_cpu_moe: 12 was measured"), "{yaml}");
     }
 }

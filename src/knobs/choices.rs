@@ -1,7 +1,8 @@
 //! The named values of the choice knobs whose meaning code needs beyond
-//! their name: flash attention (a rule ties it to the V cache) and the
+//! their name: flash attention (a rule ties it to the V cache), the
 //! KV-cache types (quality is measured per type; llama-cpp-python takes
-//! them as ggml type ids).
+//! them as ggml type ids), the load mode (llama-cpp-python takes it as two
+//! booleans) and the split mode (an enum value there).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -108,6 +109,85 @@ impl fmt::Display for KvType {
     }
 }
 
+/// How llama.cpp loads the weights (`llama_load_mode`, llama-server
+/// `--load-mode`), in its own names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadMode {
+    /// mmap, unless a device cannot use a mapped file.
+    Auto,
+    /// Read the file into memory.
+    None,
+    Mmap,
+    /// Read into memory and lock it there.
+    Mlock,
+    MmapMlock,
+    /// Direct I/O, where the build and file system support it.
+    DirectIo,
+}
+
+impl LoadMode {
+    pub const ALL: [LoadMode; 6] = [
+        LoadMode::Auto,
+        LoadMode::None,
+        LoadMode::Mmap,
+        LoadMode::Mlock,
+        LoadMode::MmapMlock,
+        LoadMode::DirectIo,
+    ];
+    /// llama.cpp's names (`--load-mode`).
+    pub const NAMES: [&'static str; 6] = ["auto", "none", "mmap", "mlock", "mmap+mlock", "dio"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn from_name(name: &str) -> Option<LoadMode> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the file is mapped (what `use_mmap` meant); "auto" maps it
+    /// unless a device cannot.
+    pub fn maps(self) -> bool {
+        matches!(self, LoadMode::Auto | LoadMode::Mmap | LoadMode::MmapMlock)
+    }
+
+    pub fn locks(self) -> bool {
+        matches!(self, LoadMode::Mlock | LoadMode::MmapMlock)
+    }
+}
+
+/// How layers are spread over several GPUs (`llama_split_mode`, llama-server
+/// `-sm`); its position is llama.cpp's enum value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SplitMode {
+    None,
+    Layer,
+    Row,
+    Tensor,
+}
+
+impl SplitMode {
+    pub const ALL: [SplitMode; 4] = [
+        SplitMode::None,
+        SplitMode::Layer,
+        SplitMode::Row,
+        SplitMode::Tensor,
+    ];
+    pub const NAMES: [&'static str; 4] = ["none", "layer", "row", "tensor"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn from_name(name: &str) -> Option<SplitMode> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +205,12 @@ mod tests {
         }
         assert_eq!(KvType::from_name("Q8_0"), Some(KvType::Q8_0));
         assert_eq!(KvType::from_name("q7"), None);
+        for m in LoadMode::ALL {
+            assert_eq!(LoadMode::from_name(m.name()), Some(m));
+        }
+        for m in SplitMode::ALL {
+            assert_eq!(SplitMode::from_name(m.name()), Some(m));
+        }
+        assert!(LoadMode::Auto.maps() && !LoadMode::None.maps() && LoadMode::MmapMlock.locks());
     }
 }

@@ -9,13 +9,17 @@
 //! `measure::apply`. Adding a knob is one entry here, one arm there, and its
 //! tests.
 
+mod alias;
 mod choices;
+pub mod effect;
+pub mod lists;
 mod params;
 pub mod rules;
 mod table;
 mod value;
 
-pub use choices::{FlashAttn, KvType};
+pub use alias::{ALIASES, Alias, alias};
+pub use choices::{FlashAttn, KvType, LoadMode, SplitMode};
 pub use params::{EffectiveParams, Params};
 pub use table::*;
 pub use value::Value;
@@ -34,7 +38,7 @@ pub enum Level {
 }
 
 /// The values a knob takes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Domain {
     /// An integer in `min..=max`; `meaning` explains the values to someone
     /// who gave one out of range.
@@ -49,6 +53,14 @@ pub enum Domain {
     Choice {
         names: &'static [&'static str],
         from_bool: Option<(&'static str, &'static str)>,
+    },
+    /// Text in llama.cpp's own spelling (a tensor split `3,1`, tensor
+    /// overrides `exps=CPU`, devices `CUDA0,CUDA1`, a CPU mask `0xff`),
+    /// checked and made canonical by `read`; a TOML list of scalars is one
+    /// value, joined with commas. `expected` describes it for errors.
+    Text {
+        read: fn(&str) -> Result<String, String>,
+        expected: &'static str,
     },
 }
 
@@ -68,6 +80,8 @@ pub enum Scale {
 pub enum Receiver {
     ModelParams,
     ContextParams,
+    /// The ggml threadpool attached to the context.
+    Threadpool,
 }
 
 impl Receiver {
@@ -75,6 +89,7 @@ impl Receiver {
         match self {
             Receiver::ModelParams => "llama_model_params",
             Receiver::ContextParams => "llama_context_params",
+            Receiver::Threadpool => "ggml_threadpool_params",
         }
     }
 }
@@ -89,6 +104,14 @@ pub enum KwargSpelling {
     FlashAttn,
     /// A ggml type id, left out when it is f16 (`Llama()`'s default).
     GgmlType,
+    /// A choice passed as its position in the knob's names (llama.cpp's
+    /// enum value: `split_mode`).
+    EnumIndex,
+    /// A list of numbers, left out at the default (`tensor_split`).
+    Numbers,
+    /// `use_mmap` and `use_mlock`, the two booleans `Llama()` takes for
+    /// llama.cpp's load mode.
+    LoadMode,
     /// `Llama()` has no argument for it; why, and what it runs instead.
     Unavailable(&'static str),
 }
@@ -113,22 +136,24 @@ pub enum ServerSpelling {
         flag: &'static str,
         env: &'static str,
     },
-    /// A boolean as one of two switches; the variable takes 1 or 0.
+    /// A boolean as one of two switches; the variable takes 1 or 0
+    /// (`env: None`: llama.cpp reads no variable for it).
     Switch {
         on: &'static str,
         off: &'static str,
-        env: &'static str,
+        env: Option<&'static str>,
+    },
+    /// `flag value`, left out when the value is `default`: what llama.cpp
+    /// does without the flag, which has no spelling of its own (a tensor
+    /// split "auto", overrides "none", devices "all").
+    Unless {
+        flag: &'static str,
+        env: Option<&'static str>,
+        default: &'static str,
     },
     /// A boolean that only has a switch for `true` (false is the default
     /// and is written by leaving the switch out).
     OnlyOn { on: &'static str, env: &'static str },
-    /// A boolean written as a named value of another flag.
-    Named {
-        flag: &'static str,
-        env: &'static str,
-        if_true: &'static str,
-        if_false: &'static str,
-    },
 }
 
 /// One knob.
@@ -153,6 +178,32 @@ pub struct Knob {
     pub before: Option<&'static str>,
     pub kwarg: KwargSpelling,
     pub server: ServerSpelling,
+    /// What the knob needs to make any difference.
+    pub needs: Needs,
+}
+
+/// What a knob needs to change anything; without it the knob is measured
+/// and recorded but its trials differ only by noise, which a sweep says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Anything,
+    /// A GPU device in this llama.cpp build.
+    Gpu,
+    /// A mixture-of-experts model (`<arch>.expert_count` in its header).
+    Experts,
+    /// ggml's own worker threads: a build with OpenMP waits in OpenMP.
+    ThreadPolling,
+}
+
+impl Knob {
+    /// Whether exports write this knob even at llama.cpp's default. The
+    /// first knobs are always written, since the tools' defaults differ for
+    /// them (llama-cpp-python's n_ctx 512 and n_gpu_layers 0 ...); the
+    /// later ones (repacking, placement, threadpool) have llama.cpp's
+    /// default in every tool and are written only when a trial set them.
+    pub fn written_at_default(&self) -> bool {
+        self.before.is_none()
+    }
 }
 
 /// A knob's position in [`TABLE`].

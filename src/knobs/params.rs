@@ -158,6 +158,7 @@ impl Default for EffectiveParams {
                     Domain::Int { min, .. } => Value::Int(min),
                     Domain::Bool => Value::Bool(false),
                     Domain::Choice { names, .. } => Value::Text(names[0].to_string()),
+                    Domain::Text { read, .. } => Value::Text(read("").unwrap_or_default()),
                 };
                 (k.id, value)
             })
@@ -256,6 +257,14 @@ impl<'de> Visitor<'de> for KnobMap {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut values = BTreeMap::new();
         while let Some(name) = map.next_key::<String>()? {
+            if let Some(alias) = super::alias(&name) {
+                let old: Value = map.next_value()?;
+                let value = alias.translate(&old.to_string()).ok_or_else(|| {
+                    de::Error::custom(format!("{old} is not a value of {}", alias.name))
+                })?;
+                values.entry(alias.knob).or_insert(value);
+                continue;
+            }
             let Some(knob) = by_name(&name) else {
                 if self.strict {
                     return Err(de::Error::unknown_field(&name, known_names()));

@@ -1,8 +1,9 @@
 //! The entries of the parameter table, in the order their values appear in
 //! a trial's JSON (which the trial ids hash: append new knobs at the end).
 
-use super::choices::{FlashAttn, KvType};
-use super::{Domain, Knob, KnobId, KwargSpelling, Level, Receiver, Scale, ServerSpelling};
+use super::choices::{FlashAttn, KvType, LoadMode, SplitMode};
+use super::lists;
+use super::{Domain, Knob, KnobId, KwargSpelling, Level, Needs, Receiver, Scale, ServerSpelling};
 
 /// Declares each knob's id constant (its position) and the table.
 macro_rules! knobs {
@@ -21,6 +22,14 @@ const COUNT: Domain = Domain::Int {
     max: u32::MAX as i64,
     meaning: "must be at least 1",
 };
+
+const NON_NEGATIVE: Domain = Domain::Int {
+    min: 0,
+    max: i32::MAX as i64,
+    meaning: "must be 0 or more",
+};
+
+const NOT_FOR_LLAMA_CPP_PYTHON: &str = "llama-cpp-python's Llama() has no argument for it";
 
 const THREADS: Domain = Domain::Int {
     min: 1,
@@ -46,6 +55,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::GpuLayers { flag: "-ngl", env: "LLAMA_ARG_N_GPU_LAYERS" },
+        needs: Needs::Gpu,
     };
     N_CTX = Knob {
         id: N_CTX,
@@ -60,6 +70,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-c", env: Some("LLAMA_ARG_CTX_SIZE") },
+        needs: Needs::Anything,
     };
     N_BATCH = Knob {
         id: N_BATCH,
@@ -74,6 +85,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-b", env: Some("LLAMA_ARG_BATCH") },
+        needs: Needs::Anything,
     };
     N_UBATCH = Knob {
         id: N_UBATCH,
@@ -88,6 +100,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-ub", env: Some("LLAMA_ARG_UBATCH") },
+        needs: Needs::Anything,
     };
     N_THREADS = Knob {
         id: N_THREADS,
@@ -102,6 +115,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-t", env: Some("LLAMA_ARG_THREADS") },
+        needs: Needs::Anything,
     };
     N_THREADS_BATCH = Knob {
         id: N_THREADS_BATCH,
@@ -116,6 +130,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-tb", env: None },
+        needs: Needs::Anything,
     };
     FLASH_ATTN = Knob {
         id: FLASH_ATTN,
@@ -130,6 +145,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::FlashAttn,
         server: ServerSpelling::FlashAttn { flag: "-fa", env: "LLAMA_ARG_FLASH_ATTN" },
+        needs: Needs::Anything,
     };
     TYPE_K = Knob {
         id: TYPE_K,
@@ -144,6 +160,7 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::GgmlType,
         server: ServerSpelling::Value { flag: "-ctk", env: Some("LLAMA_ARG_CACHE_TYPE_K") },
+        needs: Needs::Anything,
     };
     TYPE_V = Knob {
         id: TYPE_V,
@@ -158,25 +175,24 @@ knobs! {
         before: None,
         kwarg: KwargSpelling::GgmlType,
         server: ServerSpelling::Value { flag: "-ctv", env: Some("LLAMA_ARG_CACHE_TYPE_V") },
+        needs: Needs::Anything,
     };
-    USE_MMAP = Knob {
-        id: USE_MMAP,
-        name: "use_mmap",
-        about: "map the model file instead of reading it: load time and resident memory",
+    LOAD_MODE = Knob {
+        id: LOAD_MODE,
+        name: "load_mode",
+        about: "how the weights are loaded: \"auto\" (mmap unless a device cannot), \"mmap\", \
+                \"none\" (read into memory), \"mlock\", \"mmap+mlock\", \"dio\" (direct I/O); \
+                load time and resident memory (use_mmap = true/false is its old spelling)",
         level: Level::Model,
-        domain: Domain::Bool,
-        scale: Scale::Linear,
+        domain: Domain::Choice { names: &LoadMode::NAMES, from_bool: None },
+        scale: Scale::Category,
         receiver: Receiver::ModelParams,
         follows: None,
         at_most: None,
         before: None,
-        kwarg: KwargSpelling::Same,
-        server: ServerSpelling::Named {
-            flag: "--load-mode",
-            env: "LLAMA_ARG_LOAD_MODE",
-            if_true: "mmap",
-            if_false: "none",
-        },
+        kwarg: KwargSpelling::LoadMode,
+        server: ServerSpelling::Value { flag: "--load-mode", env: Some("LLAMA_ARG_LOAD_MODE") },
+        needs: Needs::Anything,
     };
     OFFLOAD_KQV = Knob {
         id: OFFLOAD_KQV,
@@ -193,8 +209,9 @@ knobs! {
         server: ServerSpelling::Switch {
             on: "--kv-offload",
             off: "--no-kv-offload",
-            env: "LLAMA_ARG_KV_OFFLOAD",
+            env: Some("LLAMA_ARG_KV_OFFLOAD"),
         },
+        needs: Needs::Gpu,
     };
     REPACK = Knob {
         id: REPACK,
@@ -214,8 +231,9 @@ knobs! {
         server: ServerSpelling::Switch {
             on: "--repack",
             off: "--no-repack",
-            env: "LLAMA_ARG_REPACK",
+            env: Some("LLAMA_ARG_REPACK"),
         },
+        needs: Needs::Anything,
     };
     NO_HOST = Knob {
         id: NO_HOST,
@@ -233,5 +251,205 @@ knobs! {
             "llama-cpp-python's Llama() has no argument for it and uses the host buffer",
         ),
         server: ServerSpelling::OnlyOn { on: "--no-host", env: "LLAMA_ARG_NO_HOST" },
+        needs: Needs::Gpu,
+    };
+    OVERRIDE_TENSOR = Knob {
+        id: OVERRIDE_TENSOR,
+        name: "override_tensor",
+        about: "tensor placement rules as llama.cpp's -ot: \"pattern=BUFFER_TYPE,...\" (e.g. \
+                \"ffn_.*_exps=CPU\"), or \"none\"; applied before n_cpu_moe's",
+        level: Level::Model,
+        domain: Domain::Text {
+            read: lists::override_tensor,
+            expected: "\"pattern=BUFFER_TYPE\" rules separated by commas, or \"none\"",
+        },
+        scale: Scale::Category,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some(lists::NO_OVERRIDES),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Unless {
+            flag: "-ot",
+            env: Some("LLAMA_ARG_OVERRIDE_TENSOR"),
+            default: lists::NO_OVERRIDES,
+        },
+        needs: Needs::Anything,
+    };
+    N_CPU_MOE = Knob {
+        id: N_CPU_MOE,
+        name: "n_cpu_moe",
+        about: "keep the MoE expert tensors of the first N layers in CPU memory (llama-bench \
+                -ncmoe): how a mixture-of-experts model too big for the GPU still runs there",
+        level: Level::Model,
+        domain: NON_NEGATIVE,
+        scale: Scale::Linear,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some("0"),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value { flag: "--n-cpu-moe", env: Some("LLAMA_ARG_N_CPU_MOE") },
+        needs: Needs::Experts,
+    };
+    SPLIT_MODE = Knob {
+        id: SPLIT_MODE,
+        name: "split_mode",
+        about: "how layers spread over several GPUs: \"none\" (main_gpu only), \"layer\", \
+                \"row\", \"tensor\" (no effect with one GPU or none)",
+        level: Level::Model,
+        domain: Domain::Choice { names: &SplitMode::NAMES, from_bool: None },
+        scale: Scale::Category,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some("layer"),
+        kwarg: KwargSpelling::EnumIndex,
+        server: ServerSpelling::Value { flag: "-sm", env: Some("LLAMA_ARG_SPLIT_MODE") },
+        needs: Needs::Gpu,
+    };
+    TENSOR_SPLIT = Knob {
+        id: TENSOR_SPLIT,
+        name: "tensor_split",
+        about: "the share of the model per GPU, e.g. [3, 1]; \"auto\" follows free memory \
+                (no effect with one GPU or none)",
+        level: Level::Model,
+        domain: Domain::Text {
+            read: lists::tensor_split,
+            expected: "a list of proportions such as [3, 1], or \"auto\"",
+        },
+        scale: Scale::Category,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some(lists::AUTO_SPLIT),
+        kwarg: KwargSpelling::Numbers,
+        server: ServerSpelling::Unless {
+            flag: "-ts",
+            env: Some("LLAMA_ARG_TENSOR_SPLIT"),
+            default: lists::AUTO_SPLIT,
+        },
+        needs: Needs::Gpu,
+    };
+    MAIN_GPU = Knob {
+        id: MAIN_GPU,
+        name: "main_gpu",
+        about: "the GPU for the whole model with split_mode = \"none\", for intermediate \
+                results with \"row\"",
+        level: Level::Model,
+        domain: NON_NEGATIVE,
+        scale: Scale::Category,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some("0"),
+        kwarg: KwargSpelling::Same,
+        server: ServerSpelling::Value { flag: "-mg", env: Some("LLAMA_ARG_MAIN_GPU") },
+        needs: Needs::Gpu,
+    };
+    DEVICES = Knob {
+        id: DEVICES,
+        name: "devices",
+        about: "the devices to offload to, by llama.cpp's names (\"CUDA0,CUDA1\"; `llama-sweep \
+                doctor` lists them), \"all\" or \"none\"",
+        level: Level::Model,
+        domain: Domain::Text {
+            read: lists::devices,
+            expected: "device names such as \"CUDA0,CUDA1\", \"all\" or \"none\"",
+        },
+        scale: Scale::Category,
+        receiver: Receiver::ModelParams,
+        follows: None,
+        at_most: None,
+        before: Some(lists::ALL_DEVICES),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Unless {
+            flag: "-dev",
+            env: Some("LLAMA_ARG_DEVICE"),
+            default: lists::ALL_DEVICES,
+        },
+        needs: Needs::Gpu,
+    };
+    OP_OFFLOAD = Knob {
+        id: OP_OFFLOAD,
+        name: "op_offload",
+        about: "ship CPU-resident weights to the GPU for big batches (llama-bench -nopo is \
+                false): MoE prompt speed with experts on the CPU",
+        level: Level::Context,
+        domain: Domain::Bool,
+        scale: Scale::Linear,
+        receiver: Receiver::ContextParams,
+        follows: None,
+        at_most: None,
+        before: Some("true"),
+        kwarg: KwargSpelling::Same,
+        server: ServerSpelling::Switch { on: "--op-offload", off: "--no-op-offload", env: None },
+        needs: Needs::Gpu,
+    };
+    POLL = Knob {
+        id: POLL,
+        name: "poll",
+        about: "how hard idle threads poll for work, 0-100 (llama-bench --poll); ggml's \
+                OpenMP build, the default, waits in OpenMP and ignores it",
+        level: Level::Threads,
+        domain: Domain::Int { min: 0, max: 100, meaning: "must be 0 to 100" },
+        scale: Scale::Linear,
+        receiver: Receiver::Threadpool,
+        follows: None,
+        at_most: None,
+        before: Some("50"),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value { flag: "--poll", env: None },
+        needs: Needs::ThreadPolling,
+    };
+    PRIO = Knob {
+        id: PRIO,
+        name: "prio",
+        about: "thread priority: -1 low, 0 normal, 1 medium, 2 high, 3 realtime (llama-bench \
+                --prio; above normal needs the privilege to raise it)",
+        level: Level::Threads,
+        domain: Domain::Int { min: -1, max: 3, meaning: "must be -1 (low) to 3 (realtime)" },
+        scale: Scale::Linear,
+        receiver: Receiver::Threadpool,
+        follows: None,
+        at_most: None,
+        before: Some("0"),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value { flag: "--prio", env: None },
+        needs: Needs::Anything,
+    };
+    CPU_MASK = Knob {
+        id: CPU_MASK,
+        name: "cpu_mask",
+        about: "the CPUs the threads may run on, a hex mask (\"0xff\": CPUs 0-7; \"0x0\": \
+                any), as llama-bench -C",
+        level: Level::Threads,
+        domain: Domain::Text {
+            read: lists::cpu_mask,
+            expected: "a hexadecimal CPU mask such as \"0xff\"",
+        },
+        scale: Scale::Category,
+        receiver: Receiver::Threadpool,
+        follows: None,
+        at_most: None,
+        before: Some(lists::NO_CPU_MASK),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Unless { flag: "-C", env: None, default: lists::NO_CPU_MASK },
+        needs: Needs::Anything,
+    };
+    CPU_STRICT = Knob {
+        id: CPU_STRICT,
+        name: "cpu_strict",
+        about: "pin each thread to one CPU of cpu_mask, in order (llama-bench --cpu-strict)",
+        level: Level::Threads,
+        domain: Domain::Bool,
+        scale: Scale::Linear,
+        receiver: Receiver::Threadpool,
+        follows: None,
+        at_most: None,
+        before: Some("false"),
+        kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value { flag: "--cpu-strict", env: None },
+        needs: Needs::Anything,
     };
 }

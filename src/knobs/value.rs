@@ -43,6 +43,7 @@ impl Value {
             (Domain::Int { min, max, .. }, Value::Int(v)) => (min..=max).contains(v),
             (Domain::Bool, Value::Bool(_)) => true,
             (Domain::Choice { names, .. }, Value::Text(v)) => names.contains(&v.as_str()),
+            (Domain::Text { read, .. }, Value::Text(v)) => read(v).is_ok_and(|c| &c == v),
             _ => false,
         }
     }
@@ -60,6 +61,7 @@ impl Value {
                     .find(|n| n.eq_ignore_ascii_case(text))?
                     .to_string(),
             ),
+            Domain::Text { read, .. } => Value::Text(read(text).ok()?),
         };
         value.fits(knob).then_some(value)
     }
@@ -106,6 +108,18 @@ impl From<super::KvType> for Value {
     }
 }
 
+impl From<super::LoadMode> for Value {
+    fn from(v: super::LoadMode) -> Value {
+        Value::Text(v.name().into())
+    }
+}
+
+impl From<super::SplitMode> for Value {
+    fn from(v: super::SplitMode) -> Value {
+        Value::Text(v.name().into())
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -119,7 +133,7 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knobs::{FLASH_ATTN, N_CTX, N_GPU_LAYERS, USE_MMAP};
+    use crate::knobs::{FLASH_ATTN, LOAD_MODE, N_CTX, N_GPU_LAYERS, OFFLOAD_KQV, TENSOR_SPLIT};
 
     #[test]
     fn cells_are_read_by_the_knobs_domain() {
@@ -133,8 +147,20 @@ mod tests {
             Some(Value::Int(-1))
         );
         assert_eq!(
-            Value::from_cell(USE_MMAP.knob(), "false"),
+            Value::from_cell(OFFLOAD_KQV.knob(), "false"),
             Some(Value::Bool(false))
+        );
+        assert_eq!(
+            Value::from_cell(LOAD_MODE.knob(), "MMAP+MLOCK"),
+            Some(Value::Text("mmap+mlock".into()))
+        );
+        assert_eq!(
+            Value::from_cell(TENSOR_SPLIT.knob(), "3/1"),
+            Some(Value::Text("3,1".into()))
+        );
+        assert!(
+            !Value::Text("3/1".into()).fits(TENSOR_SPLIT.knob()),
+            "not canonical"
         );
         assert_eq!(
             Value::from_cell(FLASH_ATTN.knob(), "ON"),

@@ -4,14 +4,18 @@
 //! parameter structs (what a trial runs with when the sweep leaves the knob
 //! unset).
 
-use super::llama::ModelParams;
-use crate::knobs::{self, EffectiveParams, FlashAttn, KnobId, KvType, Params, Value};
+use super::llama::{ModelParams, Threadpool};
+use crate::knobs::{
+    self, EffectiveParams, FlashAttn, KnobId, KvType, LoadMode, Params, SplitMode, Value, lists,
+};
 use llama_cpp_sys_2 as sys;
 
-/// llama.cpp's parameters for one model load and context.
+/// llama.cpp's parameters for one model load and context, and for the
+/// threadpools attached to it.
 pub struct Settings {
     pub model: ModelParams,
     pub context: sys::llama_context_params,
+    pub threads: ThreadSettings,
 }
 
 impl Default for Settings {
@@ -20,7 +24,47 @@ impl Default for Settings {
             model: ModelParams::default(),
             // SAFETY: a plain struct of defaults.
             context: unsafe { sys::llama_context_default_params() },
+            threads: ThreadSettings::default(),
         }
+    }
+}
+
+/// The threadpool knobs (llama-bench's `--poll`, `--prio`, `-C`,
+/// `--cpu-strict`), applied to each pool the context gets.
+#[derive(Debug, Clone)]
+pub struct ThreadSettings {
+    pub poll: u32,
+    pub prio: sys::ggml_sched_priority,
+    pub cpus: Vec<usize>,
+    pub strict_cpu: bool,
+}
+
+impl Default for ThreadSettings {
+    fn default() -> Self {
+        let p = Threadpool::params(1);
+        ThreadSettings {
+            poll: p.poll,
+            prio: p.prio,
+            cpus: Vec::new(),
+            strict_cpu: p.strict_cpu,
+        }
+    }
+}
+
+impl ThreadSettings {
+    /// ggml's threadpool parameters for `n_threads` threads with these
+    /// settings.
+    pub fn pool_params(&self, n_threads: i32) -> sys::ggml_threadpool_params {
+        let mut p = Threadpool::params(n_threads);
+        p.poll = self.poll;
+        p.prio = self.prio;
+        p.strict_cpu = self.strict_cpu;
+        for &cpu in &self.cpus {
+            if let Some(bit) = p.cpumask.get_mut(cpu) {
+                *bit = true;
+            }
+        }
+        p
     }
 }
 
@@ -48,6 +92,26 @@ fn flash_attn_type(f: FlashAttn) -> sys::llama_flash_attn_type {
     }
 }
 
+fn load_mode(m: LoadMode) -> sys::llama_load_mode {
+    match m {
+        LoadMode::Auto => sys::LLAMA_LOAD_MODE_AUTO,
+        LoadMode::None => sys::LLAMA_LOAD_MODE_NONE,
+        LoadMode::Mmap => sys::LLAMA_LOAD_MODE_MMAP,
+        LoadMode::Mlock => sys::LLAMA_LOAD_MODE_MLOCK,
+        LoadMode::MmapMlock => sys::LLAMA_LOAD_MODE_MMAP_MLOCK,
+        LoadMode::DirectIo => sys::LLAMA_LOAD_MODE_DIRECT_IO,
+    }
+}
+
+fn split_mode(m: SplitMode) -> sys::llama_split_mode {
+    match m {
+        SplitMode::None => sys::LLAMA_SPLIT_MODE_NONE,
+        SplitMode::Layer => sys::LLAMA_SPLIT_MODE_LAYER,
+        SplitMode::Row => sys::LLAMA_SPLIT_MODE_ROW,
+        SplitMode::Tensor => sys::LLAMA_SPLIT_MODE_TENSOR,
+    }
+}
+
 fn kv_type(value: &Value) -> sys::ggml_type {
     let t = value
         .as_str()
@@ -62,17 +126,42 @@ fn kv_type(value: &Value) -> sys::ggml_type {
 fn receive(s: &mut Settings, knob: KnobId, value: &Value) -> bool {
     let int = value.as_int().unwrap_or_default();
     let flag = value.as_bool().unwrap_or_default();
+    let text = value.as_str().unwrap_or_default();
     let (mp, cp) = (&mut s.model.raw, &mut s.context);
     match knob {
         // A negative value means all layers.
         knobs::N_GPU_LAYERS => mp.n_gpu_layers = int.clamp(-1, i64::from(i32::MAX)) as i32,
-        knobs::USE_MMAP => {
-            mp.load_mode = if flag {
-                sys::LLAMA_LOAD_MODE_MMAP
-            } else {
-                sys::LLAMA_LOAD_MODE_NONE
+        knobs::LOAD_MODE => {
+            mp.load_mode = load_mode(LoadMode::from_name(text).unwrap_or(LoadMode::Auto))
+        }
+        knobs::SPLIT_MODE => {
+            mp.split_mode = split_mode(SplitMode::from_name(text).unwrap_or(SplitMode::Layer))
+        }
+        knobs::MAIN_GPU => mp.main_gpu = int.clamp(0, i64::from(i32::MAX)) as i32,
+        // llama.cpp's -ot rules first, then --n-cpu-moe's, as llama-bench
+        // merges them (the first matching rule places a tensor).
+        knobs::OVERRIDE_TENSOR => {
+            for rule in lists::override_rules(text) {
+                s.model.override_tensors(&rule.pattern, &rule.buffer_type);
             }
         }
+        knobs::N_CPU_MOE => {
+            for layer in 0..int.clamp(0, i64::from(u32::MAX)) as u32 {
+                s.model
+                    .override_tensors(&lists::expert_pattern(layer), CPU_BUFFER_TYPE);
+            }
+        }
+        knobs::TENSOR_SPLIT => s.model.split_tensors(lists::tensor_split_numbers(text)),
+        knobs::DEVICES => {
+            if let Some(names) = lists::device_names(text) {
+                s.model.use_devices(names);
+            }
+        }
+        knobs::OP_OFFLOAD => cp.op_offload = flag,
+        knobs::POLL => s.threads.poll = int.clamp(0, 100) as u32,
+        knobs::PRIO => s.threads.prio = int.clamp(-1, 3) as sys::ggml_sched_priority,
+        knobs::CPU_MASK => s.threads.cpus = lists::cpu_mask_cpus(text),
+        knobs::CPU_STRICT => s.threads.strict_cpu = flag,
         knobs::N_CTX => cp.n_ctx = int as u32,
         knobs::N_BATCH => cp.n_batch = int as u32,
         knobs::N_UBATCH => cp.n_ubatch = int as u32,
@@ -92,11 +181,15 @@ fn receive(s: &mut Settings, knob: KnobId, value: &Value) -> bool {
     true
 }
 
+/// The CPU's own buffer type, where `--n-cpu-moe` keeps expert tensors.
+pub const CPU_BUFFER_TYPE: &str = "CPU";
+
 /// llama.cpp's default of one knob, from its default parameters.
 fn default_of(
     knob: KnobId,
     mp: &sys::llama_model_params,
     cp: &sys::llama_context_params,
+    tp: &ThreadSettings,
 ) -> Option<Value> {
     let kv = |t: sys::ggml_type| {
         KvType::ALL
@@ -107,12 +200,29 @@ fn default_of(
     };
     Some(match knob {
         knobs::N_GPU_LAYERS => mp.n_gpu_layers.into(),
-        // "auto" maps the file unless a device cannot.
-        knobs::USE_MMAP => matches!(
-            mp.load_mode,
-            sys::LLAMA_LOAD_MODE_AUTO | sys::LLAMA_LOAD_MODE_MMAP | sys::LLAMA_LOAD_MODE_MMAP_MLOCK
-        )
-        .into(),
+        knobs::LOAD_MODE => LoadMode::ALL
+            .into_iter()
+            .find(|m| load_mode(*m) == mp.load_mode)
+            .unwrap_or(LoadMode::Auto)
+            .into(),
+        knobs::SPLIT_MODE => SplitMode::ALL
+            .into_iter()
+            .find(|m| split_mode(*m) == mp.split_mode)
+            .unwrap_or(SplitMode::Layer)
+            .into(),
+        knobs::MAIN_GPU => mp.main_gpu.into(),
+        // Null pointers: no overrides, all devices, split by free memory.
+        knobs::OVERRIDE_TENSOR if mp.tensor_buft_overrides.is_null() => {
+            Value::Text(lists::NO_OVERRIDES.into())
+        }
+        knobs::DEVICES if mp.devices.is_null() => Value::Text(lists::ALL_DEVICES.into()),
+        knobs::TENSOR_SPLIT if mp.tensor_split.is_null() => Value::Text(lists::AUTO_SPLIT.into()),
+        knobs::N_CPU_MOE => 0.into(),
+        knobs::OP_OFFLOAD => cp.op_offload.into(),
+        knobs::POLL => tp.poll.into(),
+        knobs::PRIO => (tp.prio as i64).into(),
+        knobs::CPU_MASK if tp.cpus.is_empty() => Value::Text(lists::NO_CPU_MASK.into()),
+        knobs::CPU_STRICT => tp.strict_cpu.into(),
         knobs::N_CTX => cp.n_ctx.into(),
         knobs::N_BATCH => cp.n_batch.into(),
         knobs::N_UBATCH => cp.n_ubatch.into(),
@@ -138,7 +248,7 @@ pub fn defaults() -> EffectiveParams {
     let s = Settings::default();
     let values: Params = knobs::TABLE
         .iter()
-        .filter_map(|k| default_of(k.id, &s.model.raw, &s.context).map(|v| (k.id, v)))
+        .filter_map(|k| default_of(k.id, &s.model.raw, &s.context, &s.threads).map(|v| (k.id, v)))
         .collect();
     EffectiveParams::complete(values)
         .unwrap_or_else(|missing| panic!("no llama.cpp default is read for knob {missing}"))
@@ -167,7 +277,11 @@ mod tests {
             .with(knobs::N_CTX, Value::Int(2048))
             .with(knobs::N_THREADS, Value::Int(3))
             .with(knobs::TYPE_V, KvType::Q8_0.into())
-            .with(knobs::USE_MMAP, Value::Bool(false));
+            .with(knobs::LOAD_MODE, LoadMode::None.into())
+            .with(knobs::N_CPU_MOE, Value::Int(2))
+            .with(knobs::OVERRIDE_TENSOR, Value::Text("token_embd=CPU".into()))
+            .with(knobs::CPU_MASK, Value::Text("0x5".into()))
+            .with(knobs::PRIO, Value::Int(2));
         let s = settings(&params);
         assert_eq!(s.context.n_ctx, 2048);
         assert_eq!((s.context.n_threads, s.context.n_threads_batch), (3, 3));
@@ -176,8 +290,37 @@ mod tests {
             KvType::Q8_0.ggml_type_id() as sys::ggml_type
         );
         assert_eq!(s.model.raw.load_mode, sys::LLAMA_LOAD_MODE_NONE);
+        let overrides: Vec<(&str, &str)> = s
+            .model
+            .overrides()
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            overrides,
+            [
+                ("token_embd", "CPU"),
+                ("blk\\.0\\.ffn_(up|down|gate|gate_up)_(ch|)exps", "CPU"),
+                ("blk\\.1\\.ffn_(up|down|gate|gate_up)_(ch|)exps", "CPU"),
+            ],
+            "the -ot rules first, then one per n_cpu_moe layer"
+        );
+        let pool = s.threads.pool_params(4);
+        assert_eq!(
+            (
+                pool.cpumask[0],
+                pool.cpumask[1],
+                pool.cpumask[2],
+                pool.n_threads
+            ),
+            (true, false, true, 4)
+        );
+        assert_eq!(pool.prio, 2 as sys::ggml_sched_priority);
         let defaults = defaults();
         assert_eq!(defaults.int(knobs::N_GPU_LAYERS), -1);
-        assert!(defaults.flag(knobs::USE_MMAP));
+        assert_eq!(defaults.text(knobs::LOAD_MODE), "auto");
+        assert_eq!(defaults.text(knobs::TENSOR_SPLIT), "auto");
+        assert_eq!(defaults.int(knobs::POLL), 50);
+        assert!(defaults.flag(knobs::OP_OFFLOAD));
     }
 }

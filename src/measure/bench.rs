@@ -86,14 +86,28 @@ pub(crate) fn load<'m>(
         .map_err(|e| failure("cannot create the context", e))?;
     let (n_threads, n_threads_batch) =
         (settings.context.n_threads, settings.context.n_threads_batch);
-    let pool = Threadpool::new(&mut Threadpool::params(n_threads))?;
+    let pool = Threadpool::new(&mut settings.threads.pool_params(n_threads))?;
     let batch_pool = if n_threads_batch == n_threads {
         None
     } else {
-        Some(Threadpool::new(&mut Threadpool::params(n_threads_batch))?)
+        Some(Threadpool::new(
+            &mut settings.threads.pool_params(n_threads_batch),
+        )?)
     };
     ctx.attach_threadpools(pool, batch_pool);
     Ok(ctx)
+}
+
+/// How many of `placed` went to each buffer type, in first-seen order.
+fn count_by_buffer(placed: &[(String, String)]) -> Vec<(String, u32)> {
+    let mut counts: Vec<(String, u32)> = Vec::new();
+    for (_, buft) in placed {
+        match counts.iter_mut().find(|(b, _)| b == buft) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((buft.clone(), 1)),
+        }
+    }
+    counts
 }
 
 /// Measures `spec`; the error is the reason the trial failed.
@@ -204,6 +218,8 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
             _ => flash_auto,
         },
         device_memory_used_bytes,
+        weights: log_capture::with(|c| c.model_buffers.clone()),
+        overridden: log_capture::with(|c| count_by_buffer(&c.overridden)),
         model: facts,
     })
 }

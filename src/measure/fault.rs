@@ -96,6 +96,8 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
         layers_total: 2,
         flash_attn_resolved: None,
         device_memory_used_bytes: None,
+        weights: Vec::new(),
+        overridden: Vec::new(),
     });
     let json = serde_json::to_string(&reply).expect("replies serialize");
     let _ = writeln!(reply_out, "{json}").and_then(|_| reply_out.flush());

@@ -147,11 +147,33 @@ pub fn cpu_extra_buffer_types() -> Vec<String> {
     }
 }
 
-/// Model parameters with the storage their pointers point into.
+/// Buffer types tensors can be placed in, by name: each device's own (as
+/// llama.cpp's `-ot` parser lists them: "CPU", "CUDA0", ...).
+pub fn buffer_types() -> Vec<(String, sys::ggml_backend_buffer_type_t)> {
+    devices()
+        .iter()
+        .filter_map(|d| {
+            // SAFETY: the device lives for the process; its default buffer
+            // type and that type's name too.
+            let buft = unsafe { sys::ggml_backend_dev_buffer_type(d.raw) };
+            (!buft.is_null())
+                .then(|| (unsafe { c_string(sys::ggml_backend_buft_name(buft)) }, buft))
+        })
+        .collect()
+}
+
+/// Model parameters with what their pointers point into: tensor overrides
+/// and devices by name (resolved against llama.cpp's when the model is
+/// loaded) and the tensor split.
 pub struct ModelParams {
     pub raw: sys::llama_model_params,
-    /// Tensor-name patterns and their buffer types (llama.cpp's `-ot`).
-    overrides: Vec<(CString, sys::ggml_backend_buffer_type_t)>,
+    /// Tensor-name patterns and the names of their buffer types (llama.cpp's
+    /// `-ot`), first match wins.
+    overrides: Vec<(String, String)>,
+    /// Devices to offload to by name; `None`: llama.cpp's default (all).
+    devices: Option<Vec<String>>,
+    /// Proportions per device; empty: llama.cpp's default (free memory).
+    tensor_split: Vec<f32>,
 }
 
 impl Default for ModelParams {
@@ -160,49 +182,179 @@ impl Default for ModelParams {
             // SAFETY: a plain struct of defaults.
             raw: unsafe { sys::llama_model_default_params() },
             overrides: Vec::new(),
+            devices: None,
+            tensor_split: Vec::new(),
         }
     }
 }
 
 impl ModelParams {
     /// Keeps tensors whose name matches `pattern` (a regular expression)
-    /// in `buft`.
-    pub fn override_tensors(&mut self, pattern: &str, buft: sys::ggml_backend_buffer_type_t) {
-        let pattern = CString::new(pattern).unwrap_or_default();
-        self.overrides.push((pattern, buft));
+    /// in the buffer type called `buffer_type`.
+    pub fn override_tensors(&mut self, pattern: &str, buffer_type: &str) {
+        self.overrides
+            .push((pattern.to_string(), buffer_type.to_string()));
     }
+
+    /// Offloads only to these devices (an empty list: none).
+    pub fn use_devices(&mut self, names: Vec<String>) {
+        self.devices = Some(names);
+    }
+
+    pub fn split_tensors(&mut self, proportions: Vec<f32>) {
+        self.tensor_split = proportions;
+    }
+
+    /// The tensor overrides, pattern and buffer type, in order.
+    pub fn overrides(&self) -> &[(String, String)] {
+        &self.overrides
+    }
+}
+
+fn resolve_overrides(
+    overrides: &[(String, String)],
+) -> Result<(Vec<CString>, Vec<sys::llama_model_tensor_buft_override>), String> {
+    let available = buffer_types();
+    let mut patterns = Vec::with_capacity(overrides.len());
+    let mut bufts = Vec::with_capacity(overrides.len());
+    for (pattern, name) in overrides {
+        let buft = available
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                let names: Vec<&str> = available.iter().map(|(n, _)| n.as_str()).collect();
+                format!(
+                    "llama.cpp has no buffer type {name:?} for the tensors {pattern:?} (it has: {})",
+                    names.join(", ")
+                )
+            })?;
+        patterns.push(
+            CString::new(pattern.as_str())
+                .map_err(|_| format!("the pattern {pattern:?} contains a NUL byte"))?,
+        );
+        bufts.push(buft);
+    }
+    let list = patterns
+        .iter()
+        .zip(bufts)
+        .map(|(pattern, buft)| sys::llama_model_tensor_buft_override {
+            pattern: pattern.as_ptr(),
+            buft,
+        })
+        .chain(std::iter::once(sys::llama_model_tensor_buft_override {
+            pattern: std::ptr::null(),
+            buft: std::ptr::null_mut(),
+        }))
+        .collect();
+    Ok((patterns, list))
+}
+
+fn resolve_devices(names: &[String]) -> Result<Vec<sys::ggml_backend_dev_t>, String> {
+    let available = devices();
+    let mut list = Vec::with_capacity(names.len() + 1);
+    for name in names {
+        let device = available
+            .iter()
+            .find(|d| &d.name == name && d.kind != DeviceKind::Cpu)
+            .ok_or_else(|| {
+                let offload: Vec<&str> = available
+                    .iter()
+                    .filter(|d| d.kind != DeviceKind::Cpu)
+                    .map(|d| d.name.as_str())
+                    .collect();
+                format!(
+                    "llama.cpp has no device {name:?} to offload to (it has: {})",
+                    if offload.is_empty() {
+                        "none, a CPU-only build".to_string()
+                    } else {
+                        offload.join(", ")
+                    }
+                )
+            })?;
+        list.push(device.raw);
+    }
+    list.push(std::ptr::null_mut());
+    Ok(list)
+}
+
+/// What a model's parameters pointed into when it was loaded, kept as
+/// long as the model (llama.cpp keeps the parameter struct).
+struct LoadStorage {
+    _patterns: Vec<CString>,
+    _overrides: Vec<sys::llama_model_tensor_buft_override>,
+    _devices: Option<Vec<sys::ggml_backend_dev_t>>,
+    _tensor_split: Vec<f32>,
 }
 
 /// A loaded model.
 pub struct Model {
     ptr: NonNull<sys::llama_model>,
+    _storage: LoadStorage,
+}
+
+impl ModelParams {
+    /// llama.cpp's parameter struct with its pointers set (overrides,
+    /// devices and split resolved by name), and what they point into,
+    /// which must outlive every use of the struct.
+    fn resolved(&self) -> Result<(sys::llama_model_params, LoadStorage), String> {
+        let (patterns, overrides) = resolve_overrides(&self.overrides)?;
+        let devices = self.devices.as_deref().map(resolve_devices).transpose()?;
+        // SAFETY: a plain query.
+        let max_devices = unsafe { sys::llama_max_devices() };
+        if self.tensor_split.len() > max_devices {
+            return Err(format!(
+                "the tensor split has {} proportions, but this llama.cpp takes at most {max_devices}",
+                self.tensor_split.len()
+            ));
+        }
+        let mut tensor_split = self.tensor_split.clone();
+        tensor_split.resize(max_devices, 0.0);
+        let mut raw = self.raw;
+        if !self.overrides.is_empty() {
+            raw.tensor_buft_overrides = overrides.as_ptr();
+        }
+        if let Some(devices) = &devices {
+            raw.devices = devices.as_ptr().cast_mut();
+        }
+        if !self.tensor_split.is_empty() {
+            raw.tensor_split = tensor_split.as_ptr();
+        }
+        // Moving the vectors into the storage keeps their heap buffers,
+        // which the pointers point into, where they are.
+        let storage = LoadStorage {
+            _patterns: patterns,
+            _overrides: overrides,
+            _devices: devices,
+            _tensor_split: tensor_split,
+        };
+        Ok((raw, storage))
+    }
+
+    /// Calls `f` with llama.cpp's parameter struct, its pointers valid for
+    /// the call.
+    pub fn with_raw<R>(
+        &self,
+        f: impl FnOnce(&mut sys::llama_model_params) -> R,
+    ) -> Result<R, String> {
+        let (mut raw, _storage) = self.resolved()?;
+        Ok(f(&mut raw))
+    }
 }
 
 impl Model {
     pub fn load(path: &Path, params: &ModelParams) -> Result<Model, String> {
         let c_path = CString::new(path.to_string_lossy().as_bytes())
             .map_err(|_| format!("the path {} contains a NUL byte", path.display()))?;
-        let overrides: Vec<sys::llama_model_tensor_buft_override> = params
-            .overrides
-            .iter()
-            .map(|(pattern, buft)| sys::llama_model_tensor_buft_override {
-                pattern: pattern.as_ptr(),
-                buft: *buft,
-            })
-            .chain(std::iter::once(sys::llama_model_tensor_buft_override {
-                pattern: std::ptr::null(),
-                buft: std::ptr::null_mut(),
-            }))
-            .collect();
-        let mut raw = params.raw;
-        if !params.overrides.is_empty() {
-            raw.tensor_buft_overrides = overrides.as_ptr();
-        }
-        // SAFETY: the path and the override list outlive the call, which
-        // copies what it keeps.
+        let (raw, storage) = params.resolved()?;
+        // SAFETY: the path and what the struct points into (kept with the
+        // model) outlive the call.
         let ptr = unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), raw) };
         NonNull::new(ptr)
-            .map(|ptr| Model { ptr })
+            .map(|ptr| Model {
+                ptr,
+                _storage: storage,
+            })
             .ok_or_else(|| "llama.cpp could not load the model".to_string())
     }
 

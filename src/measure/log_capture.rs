@@ -26,6 +26,10 @@ pub struct Capture {
     /// The buffers the model's weights went to, with their sizes in MiB
     /// ("load_tensors: AMX model buffer size = 51.31 MiB").
     pub model_buffers: Vec<crate::protocol::BufferUse>,
+    /// Tensors a tensor override placed, with the buffer type they went to
+    /// (llama.cpp's debug line "tensor blk.0.ffn_up_exps.weight (1 MiB f16)
+    /// buffer type overridden to CPU", kept in the trial's log too).
+    pub overridden: Vec<(String, String)>,
 }
 
 static CAPTURE: Mutex<Option<Capture>> = Mutex::new(None);
@@ -43,6 +47,10 @@ impl Capture {
             self.partial_level = level;
         }
         if self.partial_level == LEVEL_DEBUG {
+            if let Some(placed) = overridden_tensor(text) {
+                self.overridden.push(placed);
+                return true;
+            }
             return false;
         }
         self.partial.push_str(text);
@@ -85,6 +93,15 @@ impl Capture {
             }
         }
     }
+}
+
+/// The tensor and buffer type of llama.cpp's "tensor NAME (SIZE TYPE) buffer
+/// type overridden to BUFT" line.
+fn overridden_tensor(text: &str) -> Option<(String, String)> {
+    let rest = text.trim().strip_prefix("tensor ")?;
+    let (tensor, rest) = rest.split_once(' ')?;
+    let buft = rest.split(" buffer type overridden to ").nth(1)?;
+    Some((tensor.to_string(), buft.trim().to_string()))
 }
 
 unsafe extern "C" fn tee(
@@ -192,6 +209,19 @@ mod tests {
         assert!(!c.feed(LEVEL_CONT, " more\n"));
         assert!(c.feed(INFO, "load_tensors: offloaded 0/31 layers to GPU\n"));
         assert_eq!(c.offloaded, Some((0, 31)));
+    }
+
+    #[test]
+    fn tensors_placed_by_an_override_are_read_and_kept_in_the_log() {
+        let mut c = Capture::default();
+        assert!(c.feed(
+            LEVEL_DEBUG,
+            "tensor blk.1.ffn_up_exps.weight (0 MiB f16) buffer type overridden to CPU\n"
+        ));
+        assert_eq!(
+            c.overridden,
+            [("blk.1.ffn_up_exps.weight".to_string(), "CPU".to_string())]
+        );
     }
 
     #[test]

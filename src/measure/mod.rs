@@ -9,6 +9,7 @@ mod apply;
 pub mod bench;
 pub mod crash;
 mod fault;
+mod fit;
 pub mod llama;
 pub mod log_capture;
 pub mod probe;
@@ -90,6 +91,10 @@ fn do_job(job: ChildJob) -> ChildReply {
         },
         ChildJob::SelfTest(job) => match selftest::run(&job) {
             Ok(report) => ChildReply::SelfTested(report),
+            Err(reason) => ChildReply::Failed { reason },
+        },
+        ChildJob::Fit(job) => match fit::fit(&job) {
+            Ok(report) => ChildReply::Fitted(report),
             Err(reason) => ChildReply::Failed { reason },
         },
     }

@@ -20,17 +20,6 @@ pub fn probe() -> ProbeReport {
             ))
         })
         .collect();
-    let devices = llama::devices()
-        .into_iter()
-        .map(|d| DeviceInfo {
-            kind: d.kind.name().into(),
-            name: d.name,
-            description: d.description,
-            backend: d.backend,
-            memory_total_bytes: d.memory_total,
-            memory_free_bytes: d.memory_free,
-        })
-        .collect();
     ProbeReport {
         llama_cpp_build: format!(
             "llama.cpp {version} (vendored by llama-cpp-sys-2 {})",
@@ -40,8 +29,23 @@ pub fn probe() -> ProbeReport {
         supports_gpu_offload: llama::supports_gpu_offload(),
         supports_mmap: llama::supports_mmap(),
         backends,
-        devices,
+        devices: devices(),
         cpu_extra_buffer_types: llama::cpu_extra_buffer_types(),
         defaults: apply::defaults(),
     }
+}
+
+/// Every device llama.cpp offers, with its memory now.
+pub fn devices() -> Vec<DeviceInfo> {
+    llama::devices()
+        .into_iter()
+        .map(|d| DeviceInfo {
+            kind: d.kind.name().into(),
+            name: d.name,
+            description: d.description,
+            backend: d.backend,
+            memory_total_bytes: d.memory_total,
+            memory_free_bytes: d.memory_free,
+        })
+        .collect()
 }

@@ -111,6 +111,11 @@ impl GgufHeader {
         self.arch_u32("block_count")
     }
 
+    /// Experts per layer of a mixture-of-experts model (`<arch>.expert_count`).
+    pub fn n_expert(&self) -> Option<u32> {
+        self.arch_u32("expert_count").filter(|&n| n > 0)
+    }
+
     /// The context length the model was trained with.
     pub fn n_ctx_train(&self) -> Option<u32> {
         self.arch_u32("context_length")

@@ -10,6 +10,7 @@ pub mod fingerprint;
 pub mod footprint;
 pub mod ggml_type;
 pub mod gguf;
+pub mod placement;
 pub mod quant_types;
 pub mod quantize;
 

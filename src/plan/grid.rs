@@ -1,7 +1,7 @@
 //! Expands a [`Space`] into the list of parameter combinations.
 //!
 //! Axes are nested like llama-bench's: model-level parameters (n_gpu_layers,
-//! use_mmap) outermost, so consecutive trials load the same model the same
+//! load_mode) outermost, so consecutive trials load the same model the same
 //! way, then the context-level ones, threads innermost.
 
 use crate::config::Space;

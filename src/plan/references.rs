@@ -21,6 +21,9 @@ pub enum Role {
     Baseline,
     /// What `llama-server -m MODEL` runs with on this machine.
     Defaults,
+    /// What llama.cpp's `--fit` changes of those defaults to fit the
+    /// devices' free memory (only where it changes something).
+    Fit,
 }
 
 impl Role {
@@ -29,6 +32,7 @@ impl Role {
         match self {
             Role::Baseline => "your baseline",
             Role::Defaults => "llama-server's defaults",
+            Role::Fit => "what llama.cpp's --fit picks",
         }
     }
 }
@@ -38,6 +42,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Role::Baseline => "baseline",
             Role::Defaults => "defaults",
+            Role::Fit => "fit",
         })
     }
 }
@@ -111,14 +116,9 @@ fn server_settings(
     (params, note)
 }
 
-/// The reference trials: the baseline (if configured), then llama-server's
-/// defaults on the baseline's model variant (else the first planned one).
-pub fn references(
-    config: &SweepConfig,
-    variants: &[PlannedVariant],
-    server: &ServerDefaults,
-) -> anyhow::Result<Vec<Reference>> {
-    let spec = |model: &ModelVariant, params: Params| TrialSpec {
+/// A reference trial of `model` with `params`, under the sweep's workload.
+fn reference_spec(config: &SweepConfig, model: &ModelVariant, params: Params) -> TrialSpec {
+    TrialSpec {
         trial_id: trial_id(
             &model.identity,
             &params,
@@ -131,7 +131,39 @@ pub fn references(
         seed: config.sweep.seed,
         sampling: Sampling::llama_cpp_python(config.export.temperature),
         forced: Default::default(),
-    };
+    }
+}
+
+/// The fit reference: llama-server's defaults with what `--fit` changed
+/// (`changed`), on the same model variant, with what the self-test forced.
+pub fn fit_reference(
+    config: &SweepConfig,
+    defaults: &Reference,
+    changed: &Params,
+    note: String,
+) -> Reference {
+    let mut spec = reference_spec(
+        config,
+        &defaults.spec.model,
+        defaults.spec.params.overlaid(changed),
+    );
+    spec.forced = defaults.spec.forced.clone();
+    Reference {
+        role: Role::Fit,
+        spec,
+        note: Some(note),
+    }
+}
+
+/// The reference trials: the baseline (if configured), then llama-server's
+/// defaults on the baseline's model variant (else the first planned one).
+/// The fit reference is added by `run`, which can ask llama.cpp.
+pub fn references(
+    config: &SweepConfig,
+    variants: &[PlannedVariant],
+    server: &ServerDefaults,
+) -> anyhow::Result<Vec<Reference>> {
+    let spec = |model: &ModelVariant, params: Params| reference_spec(config, model, params);
     let mut out = Vec::new();
     let baseline_model = match &config.baseline {
         Some(b) => {

@@ -82,16 +82,16 @@ mod tests {
     fn ids_of_set_knobs_are_pinned_too() {
         // The JSON of a trial's settings is what the id hashes: knobs in
         // table order with plain JSON values, as before the parameter table.
-        use crate::knobs::{FLASH_ATTN, N_CTX, N_GPU_LAYERS, TYPE_K, USE_MMAP, Value};
+        use crate::knobs::{FLASH_ATTN, LOAD_MODE, N_CTX, N_GPU_LAYERS, TYPE_K, Value};
         let p = Params::default()
             .with(N_GPU_LAYERS, Value::Int(-1))
             .with(N_CTX, Value::Int(2048))
             .with(FLASH_ATTN, Value::Text("on".into()))
             .with(TYPE_K, Value::Text("q8_0".into()))
-            .with(USE_MMAP, Value::Bool(false));
+            .with(LOAD_MODE, Value::Text("none".into()));
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
-            r#"{"n_gpu_layers":-1,"n_ctx":2048,"flash_attn":"on","type_k":"q8_0","use_mmap":false}"#
+            r#"{"n_gpu_layers":-1,"n_ctx":2048,"flash_attn":"on","type_k":"q8_0","load_mode":"none"}"#
         );
     }
 

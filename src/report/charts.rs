@@ -36,7 +36,7 @@ fn mark_of(data: &ReportData, index: usize, row: &TrialRow) -> Mark {
     let roles = data.roles_of(&row.trial_id);
     if roles.contains(&Role::Baseline) {
         Mark::Baseline
-    } else if roles.contains(&Role::Defaults) {
+    } else if roles.contains(&Role::Defaults) || roles.contains(&Role::Fit) {
         Mark::Defaults
     } else if row.feasible {
         Mark::Feasible

@@ -74,6 +74,8 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
         data.winner()
             .and_then(|w| warnings::ceiling_warning(w, &data.manifest)),
     );
+    warnings.extend(data.winner().and_then(warnings::inexpressible_warning));
+
     let charts = charts::charts(&data, &searched, &effects);
     let figures = render_charts(&charts, &plots_dir)?;
     let exports = data.winner().map(|w| {

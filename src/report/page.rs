@@ -284,6 +284,9 @@ fn role_name(role: Role) -> &'static str {
         Role::Defaults => {
             "llama-server's default settings (what `llama-server -m MODEL` runs on this machine)"
         }
+        Role::Fit => {
+            "what llama.cpp's --fit picks (llama-server's defaults fitted to the free GPU memory)"
+        }
     }
 }
 
@@ -296,6 +299,13 @@ fn gains_card(h: &mut String, data: &ReportData, gains: &[Gain]) {
     h.push_str("<section class=\"card\" id=\"gains\"><h3>Compared with what you have</h3>\n");
     if gains.is_empty() {
         h.push_str("<p>This sweep measured no reference configuration. Add a <code>[baseline]</code> to sweep.toml (your current settings) to see the speed-up against it.</p>\n");
+    }
+    if let Some(fit) = data.manifest.fit.as_ref().filter(|f| !f.measured()) {
+        let _ = writeln!(
+            h,
+            "<p id=\"fit\">llama.cpp's --fit: {}</p>",
+            esc(&fit.in_sweep())
+        );
     }
     for (i, gain) in gains.iter().enumerate() {
         if !gain.measured || !gain.ratio.ratio.is_finite() {

@@ -51,6 +51,20 @@ pub fn ceiling_warning(winner: &TrialRow, manifest: &Manifest) -> Option<String>
 
 /// When at least half the trials failed, that comes first: how many, and
 /// how the most common failure ended (with the log of its first trial).
+/// The recommendation depends on settings llama-cpp-python's `Llama()`
+/// cannot be given: config.yaml alone does not reproduce it.
+pub fn inexpressible_warning(winner: &TrialRow) -> Option<String> {
+    let missing = crate::export::kwargs::inexpressible(winner);
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the recommended configuration depends on what llama-cpp-python's Llama() cannot be \
+             given ({}): an app loading config.yaml runs without it and may be slower; run \
+             llama-server with the arguments below to get what was measured",
+            missing.join("; ")
+        )
+    })
+}
+
 pub fn failure_warning(rows: &[TrialRow]) -> Option<String> {
     let failed: Vec<&TrialRow> = rows.iter().filter(|r| !r.is_ok()).collect();
     if failed.is_empty() || failed.len() * 2 < rows.len() {
@@ -114,7 +128,7 @@ pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
         .filter(|r| {
             r.is_ok()
                 && r.params.int(crate::knobs::N_GPU_LAYERS) != 0
-                && !r.defaulted.split(';').any(|d| d == "n_gpu_layers")
+                && !r.is_defaulted(crate::knobs::N_GPU_LAYERS)
         })
         .collect();
     let short: Vec<&&TrialRow> = asked_gpu

@@ -116,6 +116,8 @@ pub fn measured(tg: f64, pp: f64) -> TrialOutcome {
             layers_total: 5,
             flash_attn_resolved: None,
             device_memory_used_bytes: None,
+            weights: Vec::new(),
+            overridden: Vec::new(),
         }),
         exit: Some("exit code 0".into()),
         peak_rss_kib: Some(200 * 1024),

@@ -237,6 +237,8 @@ mod tests {
             layers_total: 2,
             flash_attn_resolved: None,
             device_memory_used_bytes: None,
+            weights: Vec::new(),
+            overridden: Vec::new(),
         }
     }
 

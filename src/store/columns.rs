@@ -213,15 +213,18 @@ impl Column {
             Column::Knob(k) => match k.domain {
                 Domain::Int { .. } => Kind::Int,
                 Domain::Bool => Kind::Bool,
-                Domain::Choice { .. } => Kind::Text,
+                Domain::Choice { .. } | Domain::Text { .. } => Kind::Text,
             },
         }
     }
 
     /// Whether this holds free text, which a spreadsheet could take for a
-    /// formula (a knob's choice names cannot).
+    /// formula (a knob's choice names cannot; tensor-override patterns can).
     pub fn is_free_text(&self) -> bool {
-        matches!(self, Column::Field(f) if f.kind == Kind::Text && f.name != "status")
+        match self {
+            Column::Field(f) => f.kind == Kind::Text && f.name != "status",
+            Column::Knob(k) => matches!(k.domain, Domain::Text { .. }),
+        }
     }
 
     /// Whether a file may lack this column (it was added later).
@@ -304,6 +307,8 @@ pub fn columns() -> &'static [Column] {
             layers_total,
             n_ctx_actual,
             flash_attn_resolved,
+            weights,
+            overridden,
             feasible,
             violations,
             cv,

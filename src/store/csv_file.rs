@@ -9,6 +9,7 @@
 use super::columns::{self, Column};
 use super::csv_log::{Codec, CsvLog, Layout};
 use super::row::TrialRow;
+use crate::knobs;
 use csv::StringRecord;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -83,21 +84,41 @@ impl Codec for ResultsCodec {
         let mut row = columns::blank_row();
         let mut seen = 0;
         for (name, cell) in header.iter().zip(record.iter()) {
-            let column = by_name()
-                .get(name)
-                .ok_or_else(|| format!("unknown column {name}"))?;
-            let text = if column.is_free_text() {
-                restore_formula(cell)
+            let (column, cell) = match by_name().get(name) {
+                Some(column) => (*column, Cow::Borrowed(cell)),
+                // An old knob name: its cell in the new knob's terms.
+                None => {
+                    let alias =
+                        knobs::alias(name).ok_or_else(|| format!("unknown column {name}"))?;
+                    let value = alias
+                        .translate(cell)
+                        .ok_or_else(|| format!("{name}: {cell:?} is not one of its values"))?;
+                    (by_name()[alias.knob.name()], Cow::Owned(value.to_string()))
+                }
+            };
+            let text: &str = if column.is_free_text() {
+                restore_formula(&cell)
             } else {
-                cell
+                &cell
             };
             column.set(&mut row, (!text.is_empty()).then_some(text))?;
             seen += 1;
         }
         if seen < columns::columns().len() {
             for column in columns::columns() {
-                if !header.iter().any(|h| h == column.name()) {
+                if !has_column(header, column) {
                     column.set(&mut row, None)?;
+                    // A knob the file predates: its trial ran with llama.cpp's
+                    // default of the time, which `before` records.
+                    match column {
+                        Column::Knob(knob) if !row.is_defaulted(knob.id) => {
+                            if !row.defaulted.is_empty() {
+                                row.defaulted.push(';');
+                            }
+                            row.defaulted.push_str(knob.name);
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -110,12 +131,15 @@ impl Codec for ResultsCodec {
              another sweep name) to start a new sweep"
                 .to_string()
         };
-        if header.iter().any(|h| !by_name().contains_key(h)) {
+        if header
+            .iter()
+            .any(|h| !by_name().contains_key(h) && knobs::alias(h).is_none())
+        {
             return Err(refuse());
         }
         let missing: Vec<&Column> = columns::columns()
             .iter()
-            .filter(|c| !header.iter().any(|h| h == c.name()))
+            .filter(|c| !has_column(header, c))
             .collect();
         if missing.is_empty() {
             return Ok(Layout::Current);
@@ -127,6 +151,13 @@ impl Codec for ResultsCodec {
             missing: missing.iter().map(|c| c.name().to_string()).collect(),
         })
     }
+}
+
+/// Whether `header` has `column`, under its name or an old one.
+fn has_column(header: &StringRecord, column: &Column) -> bool {
+    header.iter().any(|h| {
+        h == column.name() || knobs::alias(h).is_some_and(|a| a.knob.name() == column.name())
+    })
 }
 
 /// results.csv in `path`.
@@ -247,7 +278,7 @@ mod tests {
             "status",
             "flash_attn",
             "type_k",
-            "use_mmap",
+            "load_mode",
             "seq",
         ] {
             assert!(!text.contains(&name), "{name} is not text: {text:?}");
@@ -408,6 +439,7 @@ mod tests {
                 "{}",
                 knob.name
             );
+            assert!(rows[0].is_defaulted(knob.id), "{}", knob.name);
         }
     }
 

@@ -27,6 +27,9 @@ pub struct Manifest {
     /// What the backend self-test found, and what it forced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_check: Option<crate::selftest::BackendCheck>,
+    /// What llama.cpp's `--fit` chose, or why it is not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<crate::fit::FitSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,12 @@ pub struct TrialRow {
     pub layers_total: Option<u32>,
     pub n_ctx_actual: Option<u32>,
     pub flash_attn_resolved: Option<bool>,
+    /// Where the weights went: buffer types and sizes, `CPU_Mapped 12.85
+    /// MiB, CPU 1.50 MiB` (llama.cpp's load log).
+    pub weights: Option<String>,
+    /// Tensors placed by tensor overrides, per buffer type: `48 tensors to
+    /// CPU` (the trial's log names them).
+    pub overridden: Option<String>,
 
     /// Measured and within every constraint of the objective.
     pub feasible: bool,
@@ -215,6 +221,16 @@ impl TrialRow {
             layers_total: m.map(|m| m.layers_total),
             n_ctx_actual: m.map(|m| m.n_ctx_actual),
             flash_attn_resolved: m.and_then(|m| m.flash_attn_resolved),
+            weights: m
+                .filter(|m| !m.weights.is_empty())
+                .map(|m| crate::protocol::describe_buffers(&m.weights)),
+            overridden: m.filter(|m| !m.overridden.is_empty()).map(|m| {
+                m.overridden
+                    .iter()
+                    .map(|(buft, n)| format!("{n} tensors to {buft}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
             feasible: false,
             violations: None,
             cv: None,
@@ -290,6 +306,11 @@ impl TrialRow {
             self.judge(objective);
         }
         *self != before
+    }
+
+    /// Whether the trial left `knob` at llama.cpp's default.
+    pub fn is_defaulted(&self, knob: crate::knobs::KnobId) -> bool {
+        self.defaulted.split(';').any(|name| name == knob.name())
     }
 
     pub fn is_ok(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Integration tests: the real `llama-sweep` binary, on the real demo model
-//! where a model is needed (fetch it with scripts/fetch-demo-model.sh; these
-//! tests fail, not skip, without it).
+//! where a model is needed (fetch it with scripts/fetch-demo-model.sh) and
+//! on a tiny mixture-of-experts model for placement (scripts/make-moe-model.sh);
+//! these tests fail, not skip, without them.
 
 mod backend;
 mod bad_input;
@@ -9,6 +10,7 @@ mod demo_sweep;
 mod doctor;
 mod faults;
 mod measure;
+mod moe;
 mod overnight;
 mod quality;
 mod report;

@@ -18,6 +18,18 @@ pub fn demo_model() -> PathBuf {
     path
 }
 
+/// The tiny random-weight mixture-of-experts model (qwen3moe, 4 layers, 8
+/// experts) that scripts/make-moe-model.sh writes.
+pub fn moe_model() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/test-moe.gguf");
+    assert!(
+        path.is_file(),
+        "the test MoE model is missing: run scripts/make-moe-model.sh (expected {})",
+        path.display()
+    );
+    path
+}
+
 /// Runs `llama-sweep <args>`, returning its output.
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("llama-sweep runs")

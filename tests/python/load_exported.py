@@ -205,7 +205,7 @@ def check_loaded(model: llama_cpp.Llama, llm: dict, source: str) -> list[str]:
     Read back from llama.cpp itself: n_ctx, n_batch, n_ubatch, n_threads,
     n_threads_batch. Only what llama-cpp-python passed to llama.cpp (its
     params structs): n_gpu_layers, flash_attn, type_k, type_v, use_mmap,
-    offload_kqv. (A quantized V cache without flash attention would have
+    use_mlock, offload_kqv, split_mode, main_gpu, op_offload. (A quantized V cache without flash attention would have
     failed to load, so that pair is checked by loading at all.)
     """
     ctx = model.ctx
@@ -247,6 +247,14 @@ def check_loaded(model: llama_cpp.Llama, llm: dict, source: str) -> list[str]:
             got["use_mmap"] = (mp.load_mode in mmap_modes, llm["use_mmap"])
         else:
             got["use_mmap"] = (bool(mp.use_mmap), llm["use_mmap"])
+    if "use_mlock" in llm and "load_mode" in struct_fields(mp):
+        mlock_modes = (llama_cpp.LLAMA_LOAD_MODE_MLOCK, llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK)
+        got["use_mlock"] = (mp.load_mode in mlock_modes, llm["use_mlock"])
+    for key in ("split_mode", "main_gpu"):
+        if key in llm:
+            got[key] = (getattr(mp, key), llm[key])
+    if "op_offload" in llm:
+        got["op_offload"] = (bool(cp.op_offload), llm["op_offload"])
     if "verbose" in llm:
         got["verbose"] = (model.verbose, llm["verbose"])
     return [

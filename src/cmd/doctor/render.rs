@@ -199,6 +199,19 @@ fn backend(out: &mut String, f: &Findings) {
             line(out, &format!("  {name}"), describe_attempt(attempt, probe));
         }
     }
+    if !f.fits.is_empty() {
+        section(
+            out,
+            "llama.cpp's --fit (what llama-server changes to fit free memory)",
+        );
+        for (label, fit) in &f.fits {
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap(&format!("{label}: {}", fit.note), "  ", "    ", WIDTH)
+            );
+        }
+    }
 }
 
 /// `works: pp 410 t/s, tg 150 t/s; weights in CPU_REPACK 10.2 MiB, ...`
@@ -206,11 +219,6 @@ fn describe_attempt(a: &crate::selftest::Attempt, probe: &crate::protocol::Probe
     let buffers = if a.buffers.is_empty() {
         String::new()
     } else {
-        let list: Vec<String> = a
-            .buffers
-            .iter()
-            .map(|b| format!("{} {:.1} MiB", b.name, b.mib))
-            .collect();
         let extra_used = a
             .buffers
             .iter()
@@ -220,7 +228,10 @@ fn describe_attempt(a: &crate::selftest::Attempt, probe: &crate::protocol::Probe
         } else {
             ""
         };
-        format!("; weights in {}{unused}", list.join(", "))
+        format!(
+            "; weights in {}{unused}",
+            crate::protocol::describe_buffers(&a.buffers)
+        )
     };
     match (a.is_ok(), a.pp_tps, a.tg_tps) {
         (true, Some(pp), Some(tg)) => format!("works: pp {pp:.0} t/s, tg {tg:.0} t/s{buffers}"),
@@ -317,6 +328,7 @@ fn model(out: &mut String, f: &Findings, model: &ModelCheck) {
         facts.n_ctx_train.map_or("?".into(), |n| n.to_string()),
     );
     memory(out, f, facts);
+    memory_plan(out, f, facts);
     let ceiling = match facts.bytes_per_token {
         Some(bytes) if bytes > 0 => format!(
             "{} t/s ({:.1} GB/s / {:.1} MB read per token)",
@@ -358,6 +370,62 @@ fn memory(out: &mut String, f: &Findings, facts: &ModelFacts) {
                 fits(need, d.memory_free_bytes, "free"),
             );
         }
+    }
+}
+
+/// Each of the sweep's placements: what goes to the host and to each GPU,
+/// and whether it fits.
+fn memory_plan(out: &mut String, f: &Findings, facts: &ModelFacts) {
+    let gpus: Vec<&crate::protocol::DeviceInfo> = match &f.llama {
+        Ok(probe) => probe.devices.iter().filter(|d| d.kind != "cpu").collect(),
+        Err(_) => Vec::new(),
+    };
+    let multiple = facts.plans.len() > 1 || !gpus.is_empty();
+    if !multiple {
+        return;
+    }
+    line(
+        out,
+        "memory plan",
+        "per placement of the sweep (from the header; compute buffers not included)",
+    );
+    for (placement, plan) in &facts.plans {
+        let key = format!(
+            "  ngl {} ncmoe {}{}{}",
+            placement.n_gpu_layers,
+            placement.n_cpu_moe,
+            if placement.tensor_split.is_empty() {
+                String::new()
+            } else {
+                let split: Vec<String> = placement
+                    .tensor_split
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect();
+                format!(" ts {}", split.join(","))
+            },
+            if placement.offload_kqv { "" } else { " no-kvo" }
+        );
+        let share = |s: &crate::models::placement::Share| {
+            format!("{} weights + {} KV", fmt_bytes(s.weights), fmt_bytes(s.kv))
+        };
+        let mut parts = vec![format!(
+            "host {}{}",
+            share(&plan.cpu),
+            f.ram_available.map_or(String::new(), |a| format!(
+                " ({})",
+                fits(plan.cpu.total(), a, "available")
+            ))
+        )];
+        for (gpu, device) in plan.gpus.iter().zip(&gpus) {
+            parts.push(format!(
+                "{} {} ({})",
+                device.name,
+                share(gpu),
+                fits(gpu.total(), device.memory_free_bytes, "free")
+            ));
+        }
+        line(out, &key, parts.join("; "));
     }
 }
 

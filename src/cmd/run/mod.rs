@@ -36,6 +36,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     models::machine_facts(&mut sweep)?;
     models::check_backend(&mut sweep, &mut children)?;
     models::quality(&mut sweep, &mut children)?;
+    trials::fit_reference(&mut sweep, &mut children)?;
     trials::references(&mut sweep, &mut children, args)?;
     trials::search(&mut sweep, &mut children, args)?;
     confirmation::confirm(&mut sweep, &mut children)?;

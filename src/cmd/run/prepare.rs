@@ -66,16 +66,7 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
     );
     manifest::write(&folder.join(store::MANIFEST), &manifest)?;
     store::write_atomically(&folder.join(store::SWEEP_COPY), config.source.as_bytes())?;
-    plan_file::write(
-        &folder,
-        &PlanFile {
-            sweep: config.sweep.name.clone(),
-            trial_ids: plan.trials.iter().map(|t| t.trial_id.clone()).collect(),
-            strategy: Some(config.sweep.strategy.name().into()),
-            max_trials: config.sweep.max_trials,
-            references: references.iter().map(PlannedReference::from).collect(),
-        },
-    )?;
+    plan_file::write(&folder, &plan_file_of(&config, &plan, &references))?;
 
     let mut build = format!(
         "llama-sweep {}, {}",
@@ -120,6 +111,21 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
     Ok(sweep)
 }
 
+/// What plan.json says of the plan and its references.
+pub(super) fn plan_file_of(
+    config: &SweepConfig,
+    plan: &plan::Plan,
+    references: &[references::Reference],
+) -> PlanFile {
+    PlanFile {
+        sweep: config.sweep.name.clone(),
+        trial_ids: plan.trials.iter().map(|t| t.trial_id.clone()).collect(),
+        strategy: Some(config.sweep.strategy.name().into()),
+        max_trials: config.sweep.max_trials,
+        references: references.iter().map(PlannedReference::from).collect(),
+    }
+}
+
 /// The first lines of the run: the plan, the build, the references.
 fn announce(sweep: &mut Sweep, children: &dyn Children) {
     let recorded = sweep.store.recorded_ids();
@@ -154,6 +160,9 @@ fn announce(sweep: &mut Sweep, children: &dyn Children) {
             "warning: --test-fault {fault}: children misbehave on purpose; rows are marked and are \
              not measurements"
         ));
+    }
+    for line in run_setup::knobs_without_effect(&sweep.config, &sweep.probe) {
+        sweep.progress.line(&format!("warning: {line}"));
     }
     sweep
         .progress

@@ -5,9 +5,12 @@
 use super::Sweep;
 use crate::cli::RunArgs;
 use crate::config::DriftSettings;
+use crate::fit;
+use crate::plan::references::{self, Role};
 use crate::protocol::TrialSpec;
 use crate::runner::{Children, ProcessExecutor};
 use crate::search::{self, GridStrategy};
+use crate::store::{self, manifest, plan_file};
 use crate::sweep::{self, SweepContext, SweepOptions};
 use std::collections::HashSet;
 
@@ -19,6 +22,53 @@ fn options(sweep: &Sweep, args: &RunArgs) -> SweepOptions {
         drift: sweep.config.drift.clone(),
         noise_cv_max: sweep.config.noise_cv_max,
     }
+}
+
+/// Asks llama.cpp's `--fit` what it would change of llama-server's
+/// defaults; where it changes something, that is one more reference.
+pub(super) fn fit_reference(sweep: &mut Sweep, children: &mut dyn Children) -> anyhow::Result<()> {
+    if !sweep.going() {
+        return Ok(());
+    }
+    let Some(defaults) = sweep
+        .references
+        .iter()
+        .find(|r| r.role == Role::Defaults)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    if sweep
+        .unavailable
+        .contains_key(&defaults.spec.model.identity)
+    {
+        return Ok(());
+    }
+    let params = defaults.spec.params.overlaid(&defaults.spec.forced);
+    let Some(summary) = fit::ask(children, &defaults.spec.model, &params, &sweep.folder)? else {
+        sweep.end = crate::sweep::SweepEnd::Interrupted;
+        return Ok(());
+    };
+    sweep
+        .progress
+        .line(&format!("llama.cpp's --fit: {}", summary.in_sweep()));
+    if summary.measured() {
+        let reference = references::fit_reference(
+            &sweep.config,
+            &defaults,
+            &summary.changed,
+            format!("what llama.cpp's --fit picks: {}", summary.note),
+        );
+        sweep.references.retain(|r| r.role != Role::Fit);
+        sweep.references.push(reference);
+        plan_file::write(
+            &sweep.folder,
+            &super::prepare::plan_file_of(&sweep.config, &sweep.plan, &sweep.references),
+        )?;
+    }
+    sweep.manifest.fit = Some(summary);
+    manifest::write(&sweep.folder.join(store::MANIFEST), &sweep.manifest)?;
+    Ok(())
 }
 
 /// Measures the reference trials not recorded yet, each once.
