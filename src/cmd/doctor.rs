@@ -81,6 +81,18 @@ pub struct ModelCheck {
     pub state: ModelState,
 }
 
+impl ModelCheck {
+    /// The model as a child job loads it, when its file is there to load.
+    fn variant(&self) -> Option<ModelVariant> {
+        matches!(self.state, ModelState::Ready(_)).then(|| ModelVariant {
+            name: self.label.clone(),
+            variant: String::new(),
+            path: self.path.clone(),
+            identity: String::new(),
+        })
+    }
+}
+
 pub enum ModelState {
     Ready(Box<ModelFacts>),
     /// A derived quantization `run` has not made yet.
@@ -209,14 +221,8 @@ fn backend_tests(args: &DoctorArgs, models: &[ModelCheck]) -> anyhow::Result<Vec
     let mut tests = Vec::new();
     let mut failed = false;
     for (i, model) in models.iter().enumerate() {
-        if !matches!(model.state, ModelState::Ready(_)) {
+        let Some(variant) = model.variant() else {
             continue;
-        }
-        let variant = ModelVariant {
-            name: model.label.clone(),
-            variant: String::new(),
-            path: model.path.clone(),
-            identity: String::new(),
         };
         let mut run = |repack: bool| -> anyhow::Result<Option<Attempt>> {
             let params = knobs::Params::default().with(knobs::REPACK, repack.into());
@@ -259,14 +265,8 @@ fn fits(
     std::fs::create_dir_all(logs.path().join("logs"))?;
     let mut out = Vec::new();
     for model in models {
-        if !matches!(model.state, ModelState::Ready(_)) {
+        let Some(variant) = model.variant() else {
             continue;
-        }
-        let variant = ModelVariant {
-            name: model.label.clone(),
-            variant: String::new(),
-            path: model.path.clone(),
-            identity: String::new(),
         };
         let params =
             knobs::Params::default().with(knobs::N_CTX, knobs::Value::Int(estimate.n_ctx.into()));

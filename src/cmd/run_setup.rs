@@ -171,29 +171,38 @@ pub fn manifest(
 /// The knobs the sweep sweeps that cannot change anything with this build
 /// and these models, one warning each (see `knobs::effect`).
 pub fn knobs_without_effect(config: &SweepConfig, probe: &ProbeReport) -> Vec<String> {
-    let dense_models = config
-        .models
+    // A single value that cannot act changes nothing; a swept one makes
+    // trials that differ only by noise.
+    let turned: Vec<knobs::KnobId> = config
+        .space
         .iter()
-        .filter(|m| {
-            crate::models::gguf::GgufHeader::read(&m.path)
-                .ok()
-                .is_some_and(|h| h.n_expert().is_none())
-        })
-        .map(|m| m.name.clone())
+        .filter(|(_, values)| values.len() > 1)
+        .map(|(knob, _)| knob)
         .collect();
+    // The GGUF headers are read only when a swept knob needs experts.
+    let needs_experts = turned
+        .iter()
+        .any(|k| k.knob().needs == knobs::Needs::Experts);
+    let dense_models = if needs_experts {
+        config
+            .models
+            .iter()
+            .filter(|m| {
+                crate::models::gguf::GgufHeader::read(&m.path)
+                    .ok()
+                    .is_some_and(|h| h.n_expert().is_none())
+            })
+            .map(|m| m.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let facts = knobs::effect::Facts {
         gpu: probe.devices.iter().any(|d| d.kind != "cpu"),
         openmp: knobs::effect::Facts::openmp_in(&probe.system_info),
         dense_models,
         models: config.models.len(),
     };
-    // A single value that cannot act changes nothing; a swept one makes
-    // trials that differ only by noise.
-    let turned = config
-        .space
-        .iter()
-        .filter(|(_, values)| values.len() > 1)
-        .map(|(knob, _)| knob);
     knobs::effect::without_effect(turned, &facts)
 }
 

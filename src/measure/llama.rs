@@ -214,6 +214,10 @@ impl ModelParams {
 fn resolve_overrides(
     overrides: &[(String, String)],
 ) -> Result<(Vec<CString>, Vec<sys::llama_model_tensor_buft_override>), String> {
+    if overrides.is_empty() {
+        // Nothing to resolve: llama.cpp gets no list (see `resolved`).
+        return Ok((Vec::new(), Vec::new()));
+    }
     let available = buffer_types();
     let mut patterns = Vec::with_capacity(overrides.len());
     let mut bufts = Vec::with_capacity(overrides.len());

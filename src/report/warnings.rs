@@ -49,8 +49,6 @@ pub fn ceiling_warning(winner: &TrialRow, manifest: &Manifest) -> Option<String>
     ))
 }
 
-/// When at least half the trials failed, that comes first: how many, and
-/// how the most common failure ended (with the log of its first trial).
 /// The recommendation depends on settings llama-cpp-python's `Llama()`
 /// cannot be given: config.yaml alone does not reproduce it.
 pub fn inexpressible_warning(winner: &TrialRow) -> Option<String> {
@@ -65,6 +63,8 @@ pub fn inexpressible_warning(winner: &TrialRow) -> Option<String> {
     })
 }
 
+/// When at least half the trials failed, that comes first: how many, and
+/// how the most common failure ended (with the log of its first trial).
 pub fn failure_warning(rows: &[TrialRow]) -> Option<String> {
     let failed: Vec<&TrialRow> = rows.iter().filter(|r| !r.is_ok()).collect();
     if failed.is_empty() || failed.len() * 2 < rows.len() {

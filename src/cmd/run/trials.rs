@@ -59,7 +59,6 @@ pub(super) fn fit_reference(sweep: &mut Sweep, children: &mut dyn Children) -> a
             &summary.changed,
             format!("what llama.cpp's --fit picks: {}", summary.note),
         );
-        sweep.references.retain(|r| r.role != Role::Fit);
         sweep.references.push(reference);
         plan_file::write(
             &sweep.folder,
