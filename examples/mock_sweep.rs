@@ -70,6 +70,8 @@ fn main() {
                 warmup: 1,
                 request_prompt_tokens: 512,
                 request_max_tokens: 128,
+                n_depth: Vec::new(),
+                request_history_tokens: 0,
             },
             seed: 0,
             sampling: Default::default(),

@@ -159,6 +159,8 @@ fn workload(request_prompt_tokens: u32) -> Workload {
         warmup: 1,
         request_prompt_tokens,
         request_max_tokens: 128,
+        n_depth: Vec::new(),
+        request_history_tokens: 0,
     }
 }
 

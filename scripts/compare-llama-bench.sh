@@ -2,11 +2,12 @@
 # Parity benchmark: llama-sweep against llama.cpp's own llama-bench, on the same
 # model, parameters and llama.cpp source, measured alternately in one run.
 #
-# 1. Builds llama-bench: the llama.cpp tree vendored by the llama-cpp-sys-2
-#    crate that llama-sweep links (so both measure the same llama.cpp), plus
-#    llama-bench's source, which that crate does not ship, taken from PyPI's
-#    llama-cpp-python source distribution (vendor/llama.cpp/tools/llama-bench).
-#    Falls back to the whole PyPI tree if the two do not compile together.
+# 1. Builds llama-bench (scripts/build-llama-tools.sh, once): the llama.cpp
+#    tree vendored by the llama-cpp-sys-2 crate that llama-sweep links (so both
+#    measure the same llama.cpp), plus llama-bench's source, which that crate
+#    does not ship, taken from PyPI's llama-cpp-python source distribution
+#    (vendor/llama.cpp/tools/llama-bench). Falls back to the whole PyPI tree
+#    if the two do not compile together.
 # 2. For 1 and 2 threads, ROUNDS times alternately: llama-bench -p 256 -n 64
 #    -r 5, and a one-trial llama-sweep with the same settings. Prints the ratio
 #    llama-sweep / llama-bench for pp and tg, as the median over rounds with
@@ -33,44 +34,12 @@ rounds="${ROUNDS:-5}"
 thread_counts="${THREADS:-1 2}"
 grid_rounds="${GRID_ROUNDS:-$rounds}"
 tolerance="${TOLERANCE:-}"
-work="$root/target/llama-bench"
 sweep_bin="$root/target/release/llama-sweep"
-lcp_version="0.3.36"
-mkdir -p "$work"
 
 [ -x "$sweep_bin" ] || (cd "$root" && cargo build --release --locked)
 
 # --- 1. build llama-bench -----------------------------------------------------
-bench_bin="$work/build/bin/llama-bench"
-if [ ! -x "$bench_bin" ]; then
-  sys_dir="$(cd "$root" && cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
-import json, os, sys
-meta = json.load(sys.stdin)
-pkg = next(p for p in meta["packages"] if p["name"] == "llama-cpp-sys-2")
-print(os.path.join(os.path.dirname(pkg["manifest_path"]), "llama.cpp"))')"
-  if [ ! -d "$work/sdist" ]; then
-    python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$work/dl" "llama-cpp-python==$lcp_version"
-    mkdir -p "$work/sdist" && tar -xzf "$work"/dl/llama_cpp_python-*.tar.gz -C "$work/sdist" --strip-components=1
-  fi
-  rm -rf "$work/src" && cp -r "$sys_dir" "$work/src"
-  cp "$work"/sdist/vendor/llama.cpp/tools/llama-bench/{llama-bench.cpp,main.cpp,CMakeLists.txt} "$work/src/tools/llama-bench/"
-  printf 'find_package(Threads REQUIRED)\nllama_add_compile_flags()\nadd_subdirectory(llama-bench)\n' > "$work/src/tools/CMakeLists.txt"
-  flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF
-         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
-         -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF)
-  if cmake -S "$work/src" -B "$work/build" "${flags[@]}" >"$work/cmake.log" 2>&1 &&
-     cmake --build "$work/build" --target llama-bench -j "$(nproc)" >>"$work/cmake.log" 2>&1; then
-    echo "llama-bench built from llama-cpp-sys-2's llama.cpp ($sys_dir)" | tee "$work/source.txt"
-  else
-    echo "llama-bench did not build against llama-cpp-sys-2's llama.cpp (see $work/cmake.log);"
-    echo "building PyPI llama-cpp-python $lcp_version's own llama.cpp instead (versions may differ)"
-    rm -rf "$work/build"
-    cmake -S "$work/sdist/vendor/llama.cpp" -B "$work/build" "${flags[@]}" >>"$work/cmake.log" 2>&1
-    cmake --build "$work/build" --target llama-bench -j "$(nproc)" >>"$work/cmake.log" 2>&1
-    echo "llama-bench built from llama-cpp-python $lcp_version's vendored llama.cpp" > "$work/source.txt"
-  fi
-fi
-echo "$(cat "$work/source.txt")"
+bench_bin="$("$root/scripts/build-llama-tools.sh" llama-bench)"
 
 # --- helpers --------------------------------------------------------------------
 # sweep_toml DIR THREADS_AXIS BATCH_AXIS REQUEST_PROMPT REQUEST_MAX

@@ -9,10 +9,11 @@
 # log-probabilities stored as uint16 like --kl-divergence-base. This script
 # shows that both give the same figures.
 #
-# 1. Builds llama-perplexity (if missing) the way compare-llama-bench.sh builds
-#    llama-bench: the llama.cpp tree vendored by the llama-cpp-sys-2 crate that
-#    llama-sweep links, plus the tool's source, which that crate does not ship,
-#    from PyPI's llama-cpp-python sdist (vendor/llama.cpp/tools/perplexity),
+# 1. Builds llama-perplexity and llama-quantize (if missing) with
+#    scripts/build-llama-tools.sh, as compare-llama-bench.sh builds llama-bench:
+#    the llama.cpp tree vendored by the llama-cpp-sys-2 crate that llama-sweep
+#    links, plus the tools' sources, which that crate does not ship, from PyPI's
+#    llama-cpp-python sdist (vendor/llama.cpp/tools/perplexity, .../quantize),
 #    in the same build dir (target/llama-bench/build). Falls back to the whole
 #    PyPI tree (in target/llama-bench/build-pypi) if they do not compile together.
 # 2. llama.cpp: llama-perplexity on the reference with --kl-divergence-base
@@ -48,55 +49,13 @@ chunks="${CHUNKS:-8}"
 threads="${THREADS:-$(nproc)}"
 work="$root/target/llama-bench"
 sweep_bin="$root/target/release/llama-sweep"
-lcp_version="0.3.36"
 mkdir -p "$work"
 
 [ -x "$sweep_bin" ] || (cd "$root" && cargo build --release --locked)
 
 # --- 1. build llama-perplexity ------------------------------------------------
-ppl_bin="$work/build/bin/llama-perplexity"
-[ -x "$ppl_bin" ] || ppl_bin="$work/build-pypi/bin/llama-perplexity"
-quantize_bin="$(dirname "$ppl_bin")/llama-quantize"
-if [ ! -x "$ppl_bin" ] || [ ! -x "$quantize_bin" ]; then
-  ppl_bin="$work/build/bin/llama-perplexity"
-  if [ ! -d "$work/sdist" ]; then
-    python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$work/dl" "llama-cpp-python==$lcp_version"
-    mkdir -p "$work/sdist" && tar -xzf "$work"/dl/llama_cpp_python-*.tar.gz -C "$work/sdist" --strip-components=1
-  fi
-  if [ ! -d "$work/src" ]; then
-    sys_dir="$(cd "$root" && cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
-import json, os, sys
-meta = json.load(sys.stdin)
-pkg = next(p for p in meta["packages"] if p["name"] == "llama-cpp-sys-2")
-print(os.path.join(os.path.dirname(pkg["manifest_path"]), "llama.cpp"))')"
-    cp -r "$sys_dir" "$work/src"
-  fi
-  # Both tools, so that the shared tools/CMakeLists.txt keeps llama-bench
-  # building for compare-llama-bench.sh (this copies the same files it does).
-  tools="$work/sdist/vendor/llama.cpp/tools"
-  mkdir -p "$work/src/tools/llama-bench" "$work/src/tools/perplexity"
-  cp "$tools"/llama-bench/{llama-bench.cpp,main.cpp,CMakeLists.txt} "$work/src/tools/llama-bench/"
-  cp "$tools"/perplexity/{perplexity.cpp,main.cpp,CMakeLists.txt} "$work/src/tools/perplexity/"
-  mkdir -p "$work/src/tools/quantize"
-  cp "$tools"/quantize/{quantize.cpp,main.cpp,CMakeLists.txt} "$work/src/tools/quantize/"
-  printf 'find_package(Threads REQUIRED)\nllama_add_compile_flags()\nadd_subdirectory(llama-bench)\nadd_subdirectory(perplexity)\nadd_subdirectory(quantize)\n' > "$work/src/tools/CMakeLists.txt"
-  flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF
-         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
-         -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF)
-  if cmake -S "$work/src" -B "$work/build" "${flags[@]}" >"$work/perplexity-build.log" 2>&1 &&
-     cmake --build "$work/build" --target llama-perplexity llama-quantize -j "$(nproc)" >>"$work/perplexity-build.log" 2>&1; then
-    echo "llama-perplexity and llama-quantize built from llama-cpp-sys-2's llama.cpp ($(cat "$work/source.txt" 2>/dev/null || echo "$work/src"))" > "$work/perplexity-source.txt"
-  else
-    echo "llama-perplexity did not build against llama-cpp-sys-2's llama.cpp (see $work/perplexity-build.log);"
-    echo "building PyPI llama-cpp-python $lcp_version's own llama.cpp instead (versions may differ)"
-    ppl_bin="$work/build-pypi/bin/llama-perplexity"
-    cmake -S "$work/sdist/vendor/llama.cpp" -B "$work/build-pypi" "${flags[@]}" >>"$work/perplexity-build.log" 2>&1
-    cmake --build "$work/build-pypi" --target llama-perplexity llama-quantize -j "$(nproc)" >>"$work/perplexity-build.log" 2>&1
-    echo "llama-perplexity built from llama-cpp-python $lcp_version's vendored llama.cpp" > "$work/perplexity-source.txt"
-  fi
-fi
-[ -f "$work/perplexity-source.txt" ] && cat "$work/perplexity-source.txt"
-quantize_bin="$(dirname "$ppl_bin")/llama-quantize"
+{ read -r ppl_bin; read -r quantize_bin; } < <("$root/scripts/build-llama-tools.sh" llama-perplexity llama-quantize) || true
+[ -x "${ppl_bin:-}" ] && [ -x "${quantize_bin:-}" ] || { echo "llama-perplexity / llama-quantize did not build" >&2; exit 1; }
 
 # --- the models ---------------------------------------------------------------
 # The demo sweep's derived quantizations when it has run; otherwise derived

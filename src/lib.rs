@@ -92,6 +92,8 @@ pub(crate) mod test_support {
                 warmup: 1,
                 request_prompt_tokens: 64,
                 request_max_tokens: 16,
+                n_depth: Vec::new(),
+                request_history_tokens: 0,
             },
             seed: 0,
             sampling: Default::default(),

@@ -3,19 +3,28 @@
 //! terminal summary, the exporter and later the search all agree.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
 /// A measured quantity a sweep can optimize or constrain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "String", try_from = "String")]
 pub enum Metric {
-    /// Generation speed, tokens/s (llama-bench `tg`).
+    /// Generation speed of one sequence, tokens/s (llama-bench `tg`).
     TgTps,
-    /// Prompt processing speed, tokens/s (llama-bench `pp`).
+    /// Prompt processing speed, tokens/s (llama-bench `pp`); with
+    /// n_parallel sequences, all of their prompts together.
     PpTps,
+    /// Generation speed of all n_parallel sequences together, tokens/s
+    /// (llama-batched-bench's S_TG).
+    AggregateTps,
     /// Time to first token of the app's request, ms.
     TtftMs,
+    /// Its 95th percentile over every request (n_parallel at once), ms.
+    TtftMsP95,
+    /// 95th percentile of the time between two tokens of a request, ms.
+    ItlMsP95,
     /// End-to-end latency of the app's request, ms.
     E2eMs,
     /// Peak resident memory of the trial process, MiB.
@@ -29,13 +38,41 @@ pub enum Metric {
     PplIncreasePct,
     /// Top-1 token agreement with the most precise variant, percent.
     Top1Pct,
+    /// A speed with every sequence's cache first filled with this many
+    /// tokens (workload.n_depth): `tg_tps@4096`.
+    AtDepth(Speed, u32),
+}
+
+/// The speeds measured at each depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Speed {
+    Pp,
+    Tg,
+    Aggregate,
+}
+
+impl Speed {
+    pub const ALL: [Speed; 3] = [Speed::Pp, Speed::Tg, Speed::Aggregate];
+
+    /// The metric this speed is at depth 0.
+    pub fn metric(self) -> Metric {
+        match self {
+            Speed::Pp => Metric::PpTps,
+            Speed::Tg => Metric::TgTps,
+            Speed::Aggregate => Metric::AggregateTps,
+        }
+    }
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    /// Every metric measured on an empty cache.
+    pub const ALL: [Metric; 12] = [
         Metric::TgTps,
         Metric::PpTps,
+        Metric::AggregateTps,
         Metric::TtftMs,
+        Metric::TtftMsP95,
+        Metric::ItlMsP95,
         Metric::E2eMs,
         Metric::PeakRssMib,
         Metric::DeviceMemoryMib,
@@ -50,28 +87,53 @@ impl Metric {
         matches!(self, Metric::Kld | Metric::PplIncreasePct | Metric::Top1Pct)
     }
 
-    pub fn name(self) -> &'static str {
+    /// The depth of the cache this metric is read at (0: empty).
+    pub fn depth(self) -> u32 {
         match self {
+            Metric::AtDepth(_, d) => d,
+            _ => 0,
+        }
+    }
+
+    pub fn name(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             Metric::TgTps => "tg_tps",
             Metric::PpTps => "pp_tps",
+            Metric::AggregateTps => "aggregate_tps",
             Metric::TtftMs => "ttft_ms",
+            Metric::TtftMsP95 => "ttft_ms_p95",
+            Metric::ItlMsP95 => "itl_ms_p95",
             Metric::E2eMs => "e2e_ms",
             Metric::PeakRssMib => "peak_rss_mib",
             Metric::DeviceMemoryMib => "device_memory_mib",
             Metric::Kld => "kld",
             Metric::PplIncreasePct => "ppl_increase_pct",
             Metric::Top1Pct => "top1_pct",
-        }
+            Metric::AtDepth(speed, d) => {
+                return Cow::Owned(format!("{}@{d}", speed.metric().name()));
+            }
+        })
     }
 
+    /// `tg_tps`, or a speed at a depth: `tg_tps@4096`.
     pub fn from_name(name: &str) -> Option<Metric> {
+        if let Some((speed, depth)) = name.split_once('@') {
+            let speed = Speed::ALL
+                .into_iter()
+                .find(|s| s.metric().name() == speed.trim())?;
+            let depth: u32 = depth.trim().parse().ok()?;
+            return Some(match depth {
+                0 => speed.metric(),
+                d => Metric::AtDepth(speed, d),
+            });
+        }
         Metric::ALL.into_iter().find(|m| m.name() == name)
     }
 
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::TgTps | Metric::PpTps => "t/s",
-            Metric::TtftMs | Metric::E2eMs => "ms",
+            Metric::TgTps | Metric::PpTps | Metric::AggregateTps | Metric::AtDepth(..) => "t/s",
+            Metric::TtftMs | Metric::TtftMsP95 | Metric::ItlMsP95 | Metric::E2eMs => "ms",
             Metric::PeakRssMib | Metric::DeviceMemoryMib => "MiB",
             Metric::Kld => "nats",
             Metric::PplIncreasePct | Metric::Top1Pct => "%",
@@ -81,15 +143,32 @@ impl Metric {
     /// Speeds are maximized, latencies and memory minimized.
     pub fn natural_direction(self) -> Direction {
         match self {
-            Metric::TgTps | Metric::PpTps | Metric::Top1Pct => Direction::Maximize,
+            Metric::TgTps
+            | Metric::PpTps
+            | Metric::AggregateTps
+            | Metric::AtDepth(..)
+            | Metric::Top1Pct => Direction::Maximize,
             _ => Direction::Minimize,
         }
     }
 }
 
+impl From<Metric> for String {
+    fn from(m: Metric) -> String {
+        m.name().into_owned()
+    }
+}
+
+impl TryFrom<String> for Metric {
+    type Error = String;
+    fn try_from(s: String) -> Result<Metric, String> {
+        Metric::from_name(&s).ok_or_else(|| format!("unknown metric {s:?}"))
+    }
+}
+
 impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -299,7 +378,16 @@ mod tests {
     #[test]
     fn metric_names_round_trip() {
         for m in Metric::ALL {
-            assert_eq!(Metric::from_name(m.name()), Some(m));
+            assert_eq!(Metric::from_name(&m.name()), Some(m));
         }
+        let deep = Metric::AtDepth(Speed::Tg, 4096);
+        assert_eq!(Metric::from_name("tg_tps@4096"), Some(deep));
+        assert_eq!(deep.name(), "tg_tps@4096");
+        assert_eq!(Metric::from_name("pp_tps@0"), Some(Metric::PpTps));
+        assert_eq!(Metric::from_name("ttft_ms@4096"), None);
+        assert_eq!(Metric::from_name("tg_tps@deep"), None);
+        let json = serde_json::to_string(&deep).unwrap();
+        assert_eq!(json, r#""tg_tps@4096""#);
+        assert_eq!(serde_json::from_str::<Metric>(&json).unwrap(), deep);
     }
 }

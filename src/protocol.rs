@@ -28,15 +28,35 @@ pub struct Workload {
     pub request_prompt_tokens: u32,
     /// Tokens the app generates per request (for end-to-end latency).
     pub request_max_tokens: u32,
+    /// Depths beyond 0 at which pp and tg are measured again (llama-bench
+    /// `-d`): the KV cache first holds that many tokens. Sorted, no 0;
+    /// empty for the tests on an empty cache only (and then absent from the
+    /// JSON, so the trial ids of sweeps without depths do not change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub n_depth: Vec<u32>,
+    /// Tokens of earlier conversation already in the cache when the app's
+    /// request arrives (llama-server's prompt cache keeps them): time to
+    /// first token is then the new part only, at that depth.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub request_history_tokens: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Workload {
-    /// The context size one trial needs: the KV cache is cleared between the
-    /// tests, so the largest single test decides.
+    /// The context one sequence needs: the KV cache is cleared between the
+    /// tests, so the largest single test, on top of its depth, decides.
     pub fn context_needed(&self) -> u32 {
-        self.prompt_tokens
-            .max(self.gen_tokens)
-            .max(self.request_prompt_tokens + self.request_max_tokens)
+        let deepest = self.n_depth.iter().copied().max().unwrap_or(0);
+        (deepest + self.prompt_tokens.max(self.gen_tokens))
+            .max(self.request_history_tokens + self.request_prompt_tokens + self.request_max_tokens)
+    }
+
+    /// The depths a trial measures pp and tg at, 0 first.
+    pub fn depths(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(0).chain(self.n_depth.iter().copied())
     }
 }
 
@@ -476,6 +496,31 @@ pub struct TrialMetrics {
     /// placed in each buffer type; the trial's log names every one.
     #[serde(default)]
     pub overridden: Vec<(String, u32)>,
+    /// pp and tg on a filled cache, one entry per depth of the workload's
+    /// `n_depth` (the fields above are depth 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_depth: Vec<DepthSamples>,
+    /// Sequences decoded together (n_parallel): pp_tps is all of their
+    /// prompt tokens per second, tg_tps one sequence's tokens per second.
+    #[serde(default = "one")]
+    pub n_sequences: u32,
+    /// The gap between one generated token and the next of the app's
+    /// request, ms: one sample per decode step of every repetition.
+    #[serde(default)]
+    pub itl_ms: Vec<f64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// pp and tg measured with the KV cache holding `depth` tokens in every
+/// sequence; one sample per repetition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepthSamples {
+    pub depth: u32,
+    pub pp_tps: Vec<f64>,
+    pub tg_tps: Vec<f64>,
 }
 
 /// Buffers as one line: `CUDA0 10.2 GiB, CPU_Mapped 3.1 GiB`.

@@ -73,7 +73,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|name| {
             Metric::from_name(name).ok_or_else(|| {
-                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                let known: Vec<String> =
+                    Metric::ALL.iter().map(|m| m.name().into_owned()).collect();
                 anyhow!("unknown metric {name:?}: one of {}", known.join(", "))
             })
         })

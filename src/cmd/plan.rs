@@ -104,6 +104,9 @@ pub fn render(
         w.request_prompt_tokens,
         w.request_max_tokens
     );
+    if let Some(line) = shapes_cost(config) {
+        let _ = writeln!(out, "{line}");
+    }
     let q = &config.quality;
     let _ = if q.measure {
         let bounds: Vec<String> = config
@@ -219,4 +222,40 @@ pub fn render(
         );
     }
     out
+}
+
+/// What the depths, the follow-up request and n_parallel add to each
+/// trial, in tokens decoded (the time follows from the speeds, unknown
+/// before a trial has run), or `None` when the workload has none of them.
+fn shapes_cost(config: &SweepConfig) -> Option<String> {
+    let w = &config.workload;
+    let parallel: Vec<i64> = config
+        .space
+        .get(crate::knobs::N_PARALLEL)
+        .map(|values| values.iter().filter_map(|v| v.as_int()).collect())
+        .unwrap_or_default();
+    let mut parts = Vec::new();
+    if !w.n_depth.is_empty() {
+        let fill: u32 = w.n_depth.iter().sum();
+        let tests = w.n_depth.len() + 1;
+        parts.push(format!(
+            "n_depth {:?}: pp and tg are measured {tests} times per trial instead of once, \
+             after filling each sequence's cache once per depth ({fill} prompt tokens per \
+             sequence, reused across the {} repetitions as llama-bench does)",
+            w.n_depth, w.repetitions
+        ));
+    }
+    if w.request_history_tokens > 0 {
+        parts.push(format!(
+            "the request follows {} tokens of conversation, filled once per trial",
+            w.request_history_tokens
+        ));
+    }
+    if parallel.iter().any(|&n| n > 1) {
+        parts.push(format!(
+            "n_parallel {parallel:?}: a trial with N sequences decodes N prompts and N tokens \
+             per step, so its prompt tests take about N times as long"
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("Shapes: {}.", parts.join("; ")))
 }

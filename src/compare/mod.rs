@@ -27,7 +27,7 @@ pub mod render;
 
 use crate::objective::{Direction, Measured, Metric, Objective};
 use crate::stats::{self, RatioInterval, Summary, t_quantile_975};
-use crate::store::row::{TrialRow, split_samples};
+use crate::store::row::TrialRow;
 use anyhow::bail;
 use std::collections::{BTreeSet, HashMap};
 
@@ -151,7 +151,7 @@ pub struct Failure {
 }
 
 fn samples_of(row: &TrialRow, metric: Metric) -> Vec<f64> {
-    split_samples(row.samples_cell(metric))
+    row.samples_of(metric)
 }
 
 fn measure(row: &TrialRow, metric: Metric, extra: &[f64]) -> Result<Measurement, Failure> {

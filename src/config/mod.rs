@@ -231,6 +231,52 @@ mod tests {
     }
 
     #[test]
+    fn depths_concurrency_and_their_objectives_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{MINIMAL}[workload]\nprompt_tokens = 64\ngen_tokens = 16\nn_depth = [2048, 0, 512, 512]\n\
+             request_history_tokens = 1000\n[space]\nn_parallel = [1, 2, 4]\nkv_unified = true\n\
+             n_ctx = 16384\n[objective]\nmetric = \"tg_tps@2048\"\nttft_ms_p95_max = 800\nitl_ms_p95_max = 50\n"
+        );
+        let c = parse_in(dir.path(), &text).unwrap();
+        assert_eq!(
+            c.workload.n_depth,
+            vec![512, 2048],
+            "sorted, once each, 0 implied"
+        );
+        assert_eq!(c.workload.request_history_tokens, 1000);
+        assert_eq!(c.workload.context_needed(), 2048 + 64);
+        assert_eq!(
+            c.objective.metric,
+            Metric::AtDepth(crate::objective::Speed::Tg, 2048)
+        );
+        let bounded: Vec<Metric> = c.objective.constraints.iter().map(|c| c.metric).collect();
+        assert_eq!(bounded, vec![Metric::TtftMsP95, Metric::ItlMsP95]);
+        assert_eq!(c.space.swept_axes(), vec!["n_parallel"]);
+
+        let err = |text: &str| parse_in(dir.path(), text).unwrap_err().to_string();
+        let small = err(&text.replace("n_ctx = 16384", "n_ctx = 4096"));
+        assert!(
+            small.contains("n_ctx 4096")
+                && small.contains("n_parallel 4")
+                && small.contains("8448"),
+            "four sequences of 2112 tokens: {small}"
+        );
+        let shallow = err(&text.replace("tg_tps@2048", "tg_tps@4096"));
+        assert!(
+            shallow.contains("add 4096 to workload.n_depth"),
+            "{shallow}"
+        );
+        let unknown = err(&text.replace("tg_tps@2048", "ttft_ms@2048"));
+        assert!(unknown.contains("tg_tps@<depth>"), "{unknown}");
+        let batch = err(&text.replace("n_ctx = 16384", "n_ctx = 16384\nn_batch = 2"));
+        assert!(
+            batch.contains("n_parallel 4 is larger than n_batch 2"),
+            "{batch}"
+        );
+    }
+
+    #[test]
     fn quality_settings_and_bounds_are_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let c = parse_in(dir.path(), MINIMAL).unwrap();

@@ -81,6 +81,8 @@ pub struct RawWorkload {
     pub warmup: Option<u32>,
     pub request_prompt_tokens: Option<u32>,
     pub request_max_tokens: Option<u32>,
+    pub n_depth: Option<Spanned<Vec<u32>>>,
+    pub request_history_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +91,8 @@ pub struct RawObjective {
     pub metric: Option<Spanned<String>>,
     pub direction: Option<Spanned<String>>,
     pub ttft_ms_max: Option<Spanned<Number>>,
+    pub ttft_ms_p95_max: Option<Spanned<Number>>,
+    pub itl_ms_p95_max: Option<Spanned<Number>>,
     pub e2e_s_max: Option<Spanned<Number>>,
     pub peak_rss_mib_max: Option<Spanned<Number>>,
     pub device_memory_mib_max: Option<Spanned<Number>>,

@@ -76,6 +76,18 @@ pub fn validate(
     let workload = workload(&ctx, &raw)?;
     let space = space(&ctx, &raw.space, &workload)?;
     let objective = objective(&ctx, &raw)?;
+    let depth = objective.metric.depth();
+    if depth > 0 && !workload.n_depth.contains(&depth) {
+        return ctx.err(
+            "objective.metric",
+            raw.objective.metric.as_ref().map(|m| m.span()),
+            format!(
+                "{} reads a depth the workload does not measure: add {depth} to \
+                 workload.n_depth (now {:?})",
+                objective.metric, workload.n_depth
+            ),
+        );
+    }
 
     let trial_timeout = match &raw.trial.timeout_s {
         None => Duration::from_secs(300),
@@ -502,6 +514,8 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
         warmup: get(|w| w.warmup, 1),
         request_prompt_tokens: get(|w| w.request_prompt_tokens, prompt_tokens),
         request_max_tokens: get(|w| w.request_max_tokens, gen_tokens),
+        n_depth: depths(ctx, w, span.clone())?,
+        request_history_tokens: get(|w| w.request_history_tokens, 0),
     };
     for (key, value) in [
         ("workload.prompt_tokens", workload.prompt_tokens),
@@ -524,7 +538,41 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
             );
         }
     }
+    if workload.request_history_tokens > MAX_TOKENS {
+        return ctx.err(
+            "workload.request_history_tokens",
+            span,
+            format!(
+                "{} is more than {MAX_TOKENS}",
+                workload.request_history_tokens
+            ),
+        );
+    }
     Ok(workload)
+}
+
+/// `n_depth`: the depths beyond 0, sorted, each once (0 is always
+/// measured: it is the plain pp and tg).
+fn depths(
+    ctx: &Ctx,
+    w: Option<&super::raw::RawWorkload>,
+    span: Option<std::ops::Range<usize>>,
+) -> Result<Vec<u32>, ConfigError> {
+    let Some(raw) = w.and_then(|w| w.n_depth.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let span = Some(raw.span()).or(span);
+    let mut depths: Vec<u32> = raw.get_ref().iter().copied().filter(|&d| d > 0).collect();
+    depths.sort_unstable();
+    depths.dedup();
+    if let Some(&deep) = depths.iter().find(|&&d| d > MAX_TOKENS) {
+        return ctx.err(
+            "workload.n_depth",
+            span,
+            format!("depth {deep} is more than {MAX_TOKENS}"),
+        );
+    }
+    Ok(depths)
 }
 
 fn space(ctx: &Ctx, raw: &RawKnobs, workload: &Workload) -> Result<Space, ConfigError> {
@@ -626,16 +674,46 @@ pub(super) fn check_space(
     }
     if let Some(n_ctx) = ints(knobs::N_CTX) {
         let needed = i64::from(workload.context_needed());
-        if let Some(small) = n_ctx.iter().find(|&&c| c < needed) {
+        // Every sequence holds its tests: n_parallel of them share n_ctx.
+        let most_parallel = ints(knobs::N_PARALLEL)
+            .and_then(|p| p.into_iter().max())
+            .unwrap_or(1);
+        if let Some(small) = n_ctx.iter().find(|&&c| c < needed * most_parallel) {
+            let deepest = workload.n_depth.iter().max().copied().unwrap_or(0);
+            let parallel = if most_parallel > 1 {
+                format!(
+                    ", for each of n_parallel {most_parallel} sequences: {} in all",
+                    needed * most_parallel
+                )
+            } else {
+                String::new()
+            };
             return ctx.err(
                 &format!("{table}.n_ctx"),
                 span_of(raw, "n_ctx"),
                 format!(
-                    "n_ctx {small} is smaller than the workload needs ({needed} tokens: the largest of \
-                     prompt_tokens {}, gen_tokens {}, and request_prompt_tokens + request_max_tokens {})",
+                    "n_ctx {small} is smaller than the workload needs ({needed} tokens{parallel}: \
+                     the largest of n_depth {deepest} + the larger of prompt_tokens {} and \
+                     gen_tokens {}, and request_history_tokens + request_prompt_tokens + \
+                     request_max_tokens {})",
                     workload.prompt_tokens,
                     workload.gen_tokens,
-                    workload.request_prompt_tokens + workload.request_max_tokens
+                    workload.request_history_tokens
+                        + workload.request_prompt_tokens
+                        + workload.request_max_tokens
+                ),
+            );
+        }
+    }
+    if let (Some(parallel), Some(batch)) = (ints(knobs::N_PARALLEL), ints(knobs::N_BATCH)) {
+        let (most, least) = (parallel.iter().max().unwrap(), batch.iter().min().unwrap());
+        if most > least {
+            return ctx.err(
+                &format!("{table}.n_parallel"),
+                span_of(raw, "n_parallel"),
+                format!(
+                    "n_parallel {most} is larger than n_batch {least}: one decode step holds a \
+                     token of every sequence"
                 ),
             );
         }
@@ -659,8 +737,12 @@ fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
         None => Metric::TgTps,
         Some(m) => Metric::from_name(m.get_ref()).map_or_else(
             || {
-                let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-                let hint = did_you_mean(m.get_ref(), names.iter().copied())
+                let names: Vec<String> = Metric::ALL
+                    .iter()
+                    .map(|m| m.name().into_owned())
+                    .chain(["tg_tps@<depth>".to_string(), "pp_tps@<depth>".into()])
+                    .collect();
+                let hint = did_you_mean(m.get_ref(), names.iter().map(String::as_str))
                     .map(|s| format!("did you mean {s:?}? "))
                     .unwrap_or_default();
                 ctx.err(
@@ -703,11 +785,25 @@ fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
             ),
         );
     }
-    let bounds: [ConstraintKey; 9] = [
+    let bounds: [ConstraintKey; 11] = [
         (
             "ttft_ms_max",
             &o.ttft_ms_max,
             Metric::TtftMs,
+            Bound::AtMost,
+            1.0,
+        ),
+        (
+            "ttft_ms_p95_max",
+            &o.ttft_ms_p95_max,
+            Metric::TtftMsP95,
+            Bound::AtMost,
+            1.0,
+        ),
+        (
+            "itl_ms_p95_max",
+            &o.itl_ms_p95_max,
+            Metric::ItlMsP95,
             Bound::AtMost,
             1.0,
         ),

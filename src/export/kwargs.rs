@@ -154,6 +154,12 @@ pub fn llama_kwargs(row: &TrialRow) -> Vec<Kwarg> {
             }
             KwargSpelling::LoadMode => kwargs.extend(load_mode(row)),
             KwargSpelling::Unavailable(why) => kwargs.extend(unavailable(row, knob, why)),
+            KwargSpelling::OneSequence if row.n_parallel() > 1.0 => kwargs.extend(unavailable(
+                row,
+                knob,
+                "llama-cpp-python's Llama() decodes one sequence at a time",
+            )),
+            KwargSpelling::OneSequence => {}
         }
     }
     kwargs.push(kwarg("verbose", json!(false)));
@@ -191,6 +197,21 @@ mod tests {
             note.contains("false was measured") && note.contains("--no-repack"),
             "{note}"
         );
+    }
+
+    #[test]
+    fn concurrency_is_a_warning_only_for_more_than_one_sequence() {
+        let mut r = crate::test_support::row("abc", &mock::measured(100.0, 400.0));
+        set(&mut r, knobs::N_PARALLEL, 1.into());
+        set(&mut r, knobs::KV_UNIFIED, true.into());
+        assert!(inexpressible(&r).is_empty(), "Llama() runs one sequence");
+        set(&mut r, knobs::N_PARALLEL, 4.into());
+        let warnings = inexpressible(&r);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("n_parallel: 4 was measured") && warnings[0].contains("-np 4")
+        );
+        assert!(warnings[1].contains("--kv-unified"), "{warnings:?}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! comment marker, so every format writes them its own way.
 
 use super::ExportContext;
-use crate::objective::{Measured, Metric};
+use crate::knobs;
+use crate::objective::{Measured, Metric, Speed};
 use crate::store::row::TrialRow;
 
 fn mean_sd(row: &TrialRow, metric: Metric) -> String {
@@ -55,6 +56,34 @@ fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         ),
         format!("objective: {}", ctx.objective),
     ];
+    if let Some(h) = row.request_history_tokens.filter(|&h| h > 0) {
+        lines.push(format!(
+            "the request is a follow-up: {h} tokens of conversation already in the cache"
+        ));
+    }
+    for at in &row.at_depth.0 {
+        let d = at.depth;
+        lines.push(format!(
+            "with {d} tokens in the cache: generation {}, prompt processing {}",
+            mean_sd(row, Metric::AtDepth(Speed::Tg, d)),
+            mean_sd(row, Metric::AtDepth(Speed::Pp, d))
+        ));
+    }
+    let n_parallel = row.params.int(knobs::N_PARALLEL);
+    if n_parallel > 1 {
+        let ms = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.1}"));
+        lines.push(format!(
+            "measured with {n_parallel} sequences decoding together (llama-server -np \
+             {n_parallel}, kv_unified {}): {} in all; first token p50 {} / p95 {} ms, between \
+             tokens p50 {} / p95 {} ms",
+            row.params.flag(knobs::KV_UNIFIED),
+            mean_sd(row, Metric::AggregateTps),
+            ms(row.ttft_ms_p50),
+            ms(row.ttft_ms_p95),
+            ms(row.itl_ms_p50),
+            ms(row.itl_ms_p95),
+        ));
+    }
     if let (Some(kld), Some(top1), Some(ppl), Some(inc)) =
         (row.kld, row.top1_pct, row.ppl, row.ppl_increase_pct)
     {

@@ -85,7 +85,7 @@ mod tests {
 # reproduce: llama-sweep run sweep.toml (trial abc123def456)
 # -fa off: measured with "auto", which llama.cpp resolved to off
 # arguments of the llama.cpp that measured it (test build); older builds differ (--no-mmap before --load-mode)
-llama-server -m models/m.gguf -ngl all -c 512 -b 512 -ub 512 -t 4 -tb 4 -fa off -ctk q8_0 -ctv f16 --load-mode auto --no-kv-offload --fit off
+llama-server -m models/m.gguf -ngl all -c 512 -b 512 -ub 512 -t 4 -tb 4 -fa off -ctk q8_0 -ctv f16 --load-mode auto --no-kv-offload -np 1 --no-kv-unified --fit off
 "#;
         assert_eq!(render_default(&r), expected);
     }

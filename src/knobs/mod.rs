@@ -114,6 +114,9 @@ pub enum KwargSpelling {
     LoadMode,
     /// `Llama()` has no argument for it; why, and what it runs instead.
     Unavailable(&'static str),
+    /// `Llama()` decodes one sequence: it runs what a trial with
+    /// n_parallel 1 ran (whatever this knob), and cannot be told more.
+    OneSequence,
 }
 
 /// How llama.cpp's common arguments (llama-server's command line and its
@@ -180,6 +183,9 @@ pub struct Knob {
     pub server: ServerSpelling,
     /// What the knob needs to make any difference.
     pub needs: Needs,
+    /// llama-server's default is not llama.cpp's (it picks its own number
+    /// of slots), so the server args write the knob whatever its value.
+    pub server_default_differs: bool,
 }
 
 /// What a knob needs to change anything; without it the knob is measured
@@ -202,7 +208,7 @@ impl Knob {
     /// later ones (repacking, placement, threadpool) have llama.cpp's
     /// default in every tool and are written only when a trial set them.
     pub fn written_at_default(&self) -> bool {
-        self.before.is_none()
+        self.before.is_none() || self.server_default_differs
     }
 }
 

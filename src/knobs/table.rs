@@ -56,6 +56,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::GpuLayers { flag: "-ngl", env: "LLAMA_ARG_N_GPU_LAYERS" },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     N_CTX = Knob {
         id: N_CTX,
@@ -71,6 +72,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-c", env: Some("LLAMA_ARG_CTX_SIZE") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     N_BATCH = Knob {
         id: N_BATCH,
@@ -86,6 +88,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-b", env: Some("LLAMA_ARG_BATCH") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     N_UBATCH = Knob {
         id: N_UBATCH,
@@ -101,6 +104,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-ub", env: Some("LLAMA_ARG_UBATCH") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     N_THREADS = Knob {
         id: N_THREADS,
@@ -116,6 +120,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-t", env: Some("LLAMA_ARG_THREADS") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     N_THREADS_BATCH = Knob {
         id: N_THREADS_BATCH,
@@ -131,6 +136,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-tb", env: None },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     FLASH_ATTN = Knob {
         id: FLASH_ATTN,
@@ -146,6 +152,7 @@ knobs! {
         kwarg: KwargSpelling::FlashAttn,
         server: ServerSpelling::FlashAttn { flag: "-fa", env: "LLAMA_ARG_FLASH_ATTN" },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     TYPE_K = Knob {
         id: TYPE_K,
@@ -161,6 +168,7 @@ knobs! {
         kwarg: KwargSpelling::GgmlType,
         server: ServerSpelling::Value { flag: "-ctk", env: Some("LLAMA_ARG_CACHE_TYPE_K") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     TYPE_V = Knob {
         id: TYPE_V,
@@ -176,6 +184,7 @@ knobs! {
         kwarg: KwargSpelling::GgmlType,
         server: ServerSpelling::Value { flag: "-ctv", env: Some("LLAMA_ARG_CACHE_TYPE_V") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     LOAD_MODE = Knob {
         id: LOAD_MODE,
@@ -193,6 +202,7 @@ knobs! {
         kwarg: KwargSpelling::LoadMode,
         server: ServerSpelling::Value { flag: "--load-mode", env: Some("LLAMA_ARG_LOAD_MODE") },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     OFFLOAD_KQV = Knob {
         id: OFFLOAD_KQV,
@@ -212,6 +222,7 @@ knobs! {
             env: Some("LLAMA_ARG_KV_OFFLOAD"),
         },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     REPACK = Knob {
         id: REPACK,
@@ -234,6 +245,7 @@ knobs! {
             env: Some("LLAMA_ARG_REPACK"),
         },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     NO_HOST = Knob {
         id: NO_HOST,
@@ -252,6 +264,7 @@ knobs! {
         ),
         server: ServerSpelling::OnlyOn { on: "--no-host", env: "LLAMA_ARG_NO_HOST" },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     OVERRIDE_TENSOR = Knob {
         id: OVERRIDE_TENSOR,
@@ -275,6 +288,7 @@ knobs! {
             default: lists::NO_OVERRIDES,
         },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     N_CPU_MOE = Knob {
         id: N_CPU_MOE,
@@ -291,6 +305,7 @@ knobs! {
         kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
         server: ServerSpelling::Value { flag: "--n-cpu-moe", env: Some("LLAMA_ARG_N_CPU_MOE") },
         needs: Needs::Experts,
+        server_default_differs: false,
     };
     SPLIT_MODE = Knob {
         id: SPLIT_MODE,
@@ -307,6 +322,7 @@ knobs! {
         kwarg: KwargSpelling::EnumIndex,
         server: ServerSpelling::Value { flag: "-sm", env: Some("LLAMA_ARG_SPLIT_MODE") },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     TENSOR_SPLIT = Knob {
         id: TENSOR_SPLIT,
@@ -330,6 +346,7 @@ knobs! {
             default: lists::AUTO_SPLIT,
         },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     MAIN_GPU = Knob {
         id: MAIN_GPU,
@@ -346,6 +363,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Value { flag: "-mg", env: Some("LLAMA_ARG_MAIN_GPU") },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     DEVICES = Knob {
         id: DEVICES,
@@ -369,6 +387,7 @@ knobs! {
             default: lists::ALL_DEVICES,
         },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     OP_OFFLOAD = Knob {
         id: OP_OFFLOAD,
@@ -385,6 +404,7 @@ knobs! {
         kwarg: KwargSpelling::Same,
         server: ServerSpelling::Switch { on: "--op-offload", off: "--no-op-offload", env: None },
         needs: Needs::Gpu,
+        server_default_differs: false,
     };
     POLL = Knob {
         id: POLL,
@@ -401,6 +421,7 @@ knobs! {
         kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
         server: ServerSpelling::Value { flag: "--poll", env: None },
         needs: Needs::ThreadPolling,
+        server_default_differs: false,
     };
     PRIO = Knob {
         id: PRIO,
@@ -417,6 +438,7 @@ knobs! {
         kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
         server: ServerSpelling::Value { flag: "--prio", env: None },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     CPU_MASK = Knob {
         id: CPU_MASK,
@@ -436,6 +458,7 @@ knobs! {
         kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
         server: ServerSpelling::Unless { flag: "-C", env: None, default: lists::NO_CPU_MASK },
         needs: Needs::Anything,
+        server_default_differs: false,
     };
     CPU_STRICT = Knob {
         id: CPU_STRICT,
@@ -451,5 +474,50 @@ knobs! {
         kwarg: KwargSpelling::Unavailable(NOT_FOR_LLAMA_CPP_PYTHON),
         server: ServerSpelling::Value { flag: "--cpu-strict", env: None },
         needs: Needs::Anything,
+        server_default_differs: false,
+    };
+    N_PARALLEL = Knob {
+        id: N_PARALLEL,
+        name: "n_parallel",
+        about: "sequences decoded together, as llama-server's slots (-np): more users at once, \
+                each a little slower; n_ctx is shared among them",
+        level: Level::Context,
+        domain: Domain::Int {
+            min: 1,
+            max: 256,
+            meaning: "must be 1 to 256 (llama.cpp's LLAMA_MAX_SEQ)",
+        },
+        scale: Scale::Log2,
+        receiver: Receiver::ContextParams,
+        follows: None,
+        at_most: None,
+        before: Some("1"),
+        kwarg: KwargSpelling::OneSequence,
+        server: ServerSpelling::Value { flag: "-np", env: Some("LLAMA_ARG_N_PARALLEL") },
+        needs: Needs::Anything,
+        // llama-server picks its own number of slots when -np is left out.
+        server_default_differs: true,
+    };
+    KV_UNIFIED = Knob {
+        id: KV_UNIFIED,
+        name: "kv_unified",
+        about: "one KV cache shared by all n_parallel sequences (each may use all of n_ctx) \
+                instead of n_ctx / n_parallel each (llama-server --kv-unified)",
+        level: Level::Context,
+        domain: Domain::Bool,
+        scale: Scale::Linear,
+        receiver: Receiver::ContextParams,
+        follows: None,
+        at_most: None,
+        before: Some("false"),
+        kwarg: KwargSpelling::OneSequence,
+        server: ServerSpelling::Switch {
+            on: "--kv-unified",
+            off: "--no-kv-unified",
+            env: Some("LLAMA_ARG_KV_UNIFIED"),
+        },
+        needs: Needs::Anything,
+        // llama-server unifies the cache when it picks the slots itself.
+        server_default_differs: true,
     };
 }

@@ -176,6 +176,8 @@ fn receive(s: &mut Settings, knob: KnobId, value: &Value) -> bool {
         knobs::OFFLOAD_KQV => cp.offload_kqv = flag,
         knobs::REPACK => mp.use_extra_bufts = flag,
         knobs::NO_HOST => mp.no_host = flag,
+        knobs::N_PARALLEL => cp.n_seq_max = int.clamp(1, 256) as u32,
+        knobs::KV_UNIFIED => cp.kv_unified = flag,
         _ => return false,
     }
     true
@@ -239,6 +241,8 @@ fn default_of(
         knobs::OFFLOAD_KQV => cp.offload_kqv.into(),
         knobs::REPACK => mp.use_extra_bufts.into(),
         knobs::NO_HOST => mp.no_host.into(),
+        knobs::N_PARALLEL => cp.n_seq_max.into(),
+        knobs::KV_UNIFIED => cp.kv_unified.into(),
         _ => return None,
     })
 }

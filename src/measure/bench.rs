@@ -9,13 +9,25 @@
 //!   clearing the KV cache; rate = tokens / time, one sample per repetition.
 //! - tg: `gen_tokens` single-token decodes from an empty cache, each
 //!   synchronized, the next token random.
+//! - depth (workload `n_depth`, llama-bench `-d`): pp and tg again with the
+//!   cache first filled with that many tokens; the filled cache is saved
+//!   once per depth and put back before each repetition, outside the
+//!   timed part, as llama-bench keeps its depth.
+//! - n_parallel sequences (llama-batched-bench's `-npl`, llama-server's
+//!   slots): pp decodes every sequence's prompt, packed one after another
+//!   in the same `n_batch` chunks (the rate counts all their tokens); tg
+//!   decodes one token of each sequence per step (the rate is one
+//!   sequence's).
 //! - warmup: `warmup` unmeasured rounds of one full pp run, one tg token and
 //!   one request, as llama-bench warms up its tests.
-//! - request: the app's request — `request_prompt_tokens` of prompt, then
+//! - request: the app's request in every sequence at once, on top of
+//!   `request_history_tokens` of earlier conversation (filled once, put back
+//!   each time) — `request_prompt_tokens` of prompt, then
 //!   `request_max_tokens` tokens sampled with the app's sampler chain
 //!   (end-of-text ignored so every repetition has the same shape). Time to
-//!   first token is prompt processing plus the first token's sampling;
-//!   end-to-end is the whole request.
+//!   first token is a request's prompt processing plus its first token's
+//!   sampling; the gap between two tokens is one decode step of all
+//!   sequences with their sampling; end-to-end is the whole round.
 //!
 //! Every logit a test reads is checked: a kernel that returns NaN or Inf
 //! fails the trial instead of passing for fast.
@@ -24,7 +36,7 @@ use super::llama::{self, Batch, Context, Model, Sampler, Threadpool, Token};
 use super::tokens::{Run, TokenSource};
 use super::{apply, fault, log_capture};
 use crate::knobs::{self, FlashAttn};
-use crate::protocol::{ModelFacts, TrialMetrics, TrialSpec};
+use crate::protocol::{DepthSamples, ModelFacts, TrialMetrics, TrialSpec};
 use std::time::Instant;
 
 /// Why a trial could not be measured, with llama.cpp's own error lines.
@@ -128,17 +140,8 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
     let mut ctx = load(&model, &settings)?;
     let (n_ctx_actual, n_batch_actual, n_ubatch_actual) =
         (ctx.n_ctx(), ctx.n_batch(), ctx.n_ubatch());
-    let needed = spec.workload.context_needed();
-    if n_ctx_actual < needed {
-        let source = if !params.is_set(knobs::N_CTX) {
-            " (llama.cpp's default)"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "the context holds {n_ctx_actual} tokens{source} but the workload needs {needed}: set n_ctx in [space]"
-        ));
-    }
+    let n_seq = settings.context.n_seq_max.max(1);
+    check_room(&ctx, &params, &spec.workload, n_seq)?;
     let device_memory_used_bytes = gpu_free_before
         .and_then(|before| gpu_free_bytes().map(|after| before.saturating_sub(after)));
 
@@ -148,55 +151,54 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         spec.seed,
         fault::garbles_logits(&settings),
     );
+    bench.sequences(n_seq);
     let w = &spec.workload;
-    let mut sampler = Sampler::chain(bench.n_vocab as i32, &spec.sampling, spec.seed as u32);
+    let mut samplers: Vec<Sampler> = (0..n_seq)
+        .map(|j| {
+            Sampler::chain(
+                bench.n_vocab as i32,
+                &spec.sampling,
+                (spec.seed as u32).wrapping_add(j),
+            )
+        })
+        .collect();
+    // The follow-up request's earlier conversation, filled once.
+    let history = bench.fill(Run::History, w.request_history_tokens)?;
     for i in 0..w.warmup {
         bench.clear();
-        bench.prompt(
-            &bench
-                .tokens
-                .prompt(Run::Warmup(i), w.prompt_tokens as usize),
-        )?;
+        bench.prompts(Run::Warmup(i), w.prompt_tokens, 0)?;
         bench.check_last("after the warmup prompt")?;
         bench.clear();
-        bench.generate_random(1)?;
-        bench.clear();
-        let prompt = bench
-            .tokens
-            .prompt(Run::Warmup(i), w.request_prompt_tokens as usize);
-        bench.request(&prompt, w.request_max_tokens.min(2), &mut sampler)?;
+        bench.generate_random(1, 0)?;
+        bench.reset_to(history.as_deref())?;
+        bench.requests(
+            Run::Warmup(i),
+            w,
+            w.request_max_tokens.min(2),
+            &mut samplers,
+        )?;
     }
-    // The cache is cleared before each run, outside the timed part, and
-    // the logits are checked after the clock stops, as llama-bench times.
-    let mut pp_tps = Vec::new();
+    // The cache is cleared (or put back at its depth) before each run,
+    // outside the timed part, and the logits are checked after the clock
+    // stops, as llama-bench times.
+    let (pp_tps, tg_tps) = bench.pp_and_tg(w, None)?;
+    let mut at_depth = Vec::new();
+    for &depth in &w.n_depth {
+        let (pp_tps, tg_tps) = bench.pp_and_tg(w, Some(depth))?;
+        at_depth.push(DepthSamples {
+            depth,
+            pp_tps,
+            tg_tps,
+        });
+    }
+    let (mut ttft_ms, mut e2e_ms, mut itl_ms) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..w.repetitions {
-        let prompt = bench
-            .tokens
-            .prompt(Run::Prompt(rep), w.prompt_tokens as usize);
-        bench.clear();
-        let t = Instant::now();
-        bench.prompt(&prompt)?;
-        pp_tps.push(w.prompt_tokens as f64 / t.elapsed().as_secs_f64());
-        bench.check_last("at the end of the prompt test")?;
-    }
-    let mut tg_tps = Vec::new();
-    for _ in 0..w.repetitions {
-        bench.clear();
-        let t = Instant::now();
-        bench.generate_random(w.gen_tokens)?;
-        tg_tps.push(w.gen_tokens as f64 / t.elapsed().as_secs_f64());
-        bench.check_last("at the end of the generation test")?;
-    }
-    let (mut ttft_ms, mut e2e_ms) = (Vec::new(), Vec::new());
-    for rep in 0..w.repetitions {
-        let prompt = bench
-            .tokens
-            .prompt(Run::Request(rep), w.request_prompt_tokens as usize);
-        bench.clear();
-        sampler.reset();
-        let (ttft, e2e) = bench.request(&prompt, w.request_max_tokens, &mut sampler)?;
-        ttft_ms.push(ttft);
-        e2e_ms.push(e2e);
+        bench.reset_to(history.as_deref())?;
+        samplers.iter_mut().for_each(Sampler::reset);
+        let timings = bench.requests(Run::Request(rep), w, w.request_max_tokens, &mut samplers)?;
+        ttft_ms.extend(timings.ttft_ms);
+        e2e_ms.push(timings.e2e_ms);
+        itl_ms.extend(timings.itl_ms);
     }
 
     let (offloaded, flash_auto) = log_capture::with(|c| (c.offloaded, c.flash_attn_auto));
@@ -221,18 +223,75 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         weights: log_capture::with(|c| c.model_buffers.clone()),
         overridden: log_capture::with(|c| count_by_buffer(&c.overridden)),
         model: facts,
+        at_depth,
+        n_sequences: n_seq,
+        itl_ms,
     })
+}
+
+/// Fails unless every sequence has room for the deepest test and the
+/// request, and one batch holds a token of each sequence.
+fn check_room(
+    ctx: &Context,
+    params: &knobs::Params,
+    workload: &crate::protocol::Workload,
+    n_seq: u32,
+) -> Result<(), String> {
+    let needed = workload.context_needed();
+    let source = if params.is_set(knobs::N_CTX) {
+        ""
+    } else {
+        " (llama.cpp's default)"
+    };
+    let (n_ctx, per_seq) = (ctx.n_ctx(), ctx.n_ctx_seq());
+    if n_seq == 1 && n_ctx < needed {
+        return Err(format!(
+            "the context holds {n_ctx} tokens{source} but the workload needs {needed}: set n_ctx in [space]"
+        ));
+    }
+    // A unified cache lets each sequence grow to n_ctx, but all of them
+    // together still fit in n_ctx.
+    if n_seq > 1 && (per_seq < needed || n_ctx < needed * n_seq) {
+        return Err(format!(
+            "the context holds {n_ctx} tokens{source}, {per_seq} per sequence, but {n_seq} \
+             sequences of the workload need {needed} each ({} in all): raise n_ctx in [space] \
+             to at least n_parallel x {needed}",
+            needed * n_seq
+        ));
+    }
+    if n_seq > ctx.n_batch() {
+        return Err(format!(
+            "n_parallel {n_seq} is more than n_batch {}: one decode step holds a token of each \
+             sequence",
+            ctx.n_batch()
+        ));
+    }
+    Ok(())
+}
+
+/// The timings of one round of the app's requests, one per sequence,
+/// arriving together.
+struct RequestTimings {
+    /// Per request.
+    ttft_ms: Vec<f64>,
+    /// Until the last request's last token.
+    e2e_ms: f64,
+    /// Per decode step.
+    itl_ms: Vec<f64>,
 }
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The decode loops, over one context.
+/// The decode loops, over one context, for one sequence or several
+/// decoded together (as llama-batched-bench and llama-server's slots).
 pub(crate) struct Bench<'m, 'c> {
     ctx: &'c mut Context<'m>,
     batch: Batch,
     n_batch: usize,
+    /// Sequences decoded together.
+    n_seq: u32,
     pub n_vocab: usize,
     pub tokens: TokenSource,
     /// The logits are to read as NaN (a test fault).
@@ -249,10 +308,17 @@ impl<'m, 'c> Bench<'m, 'c> {
             ctx,
             batch: Batch::new(n_batch, 1),
             n_batch,
+            n_seq: 1,
             n_vocab: n_vocab as usize,
             tokens,
             garbled,
         }
+    }
+
+    /// Decodes `n_seq` sequences together from now on.
+    pub fn sequences(&mut self, n_seq: u32) {
+        self.n_seq = n_seq.max(1);
+        self.batch = Batch::new(self.n_batch.max(n_seq as usize), n_seq as usize);
     }
 
     /// Empties the KV cache by dropping every cell, without zeroing its
@@ -261,17 +327,105 @@ impl<'m, 'c> Bench<'m, 'c> {
         self.ctx.clear_memory();
     }
 
-    /// Decodes `tokens` in n_batch chunks from position 0.
+    /// Clears the cache and fills every sequence with `depth` tokens of
+    /// `run`; the state to start each test from, `None` for depth 0.
+    fn fill(&mut self, run: Run, depth: u32) -> Result<Option<Vec<u8>>, String> {
+        if depth == 0 {
+            return Ok(None);
+        }
+        self.clear();
+        self.prompts(run, depth, 0)?;
+        self.check_last("after filling the cache")?;
+        Ok(Some(self.ctx.save_state()))
+    }
+
+    /// Clears the cache and puts `state` back, when there is one.
+    fn reset_to(&mut self, state: Option<&[u8]>) -> Result<(), String> {
+        self.clear();
+        state.map_or(Ok(()), |s| self.ctx.restore_state(s))
+    }
+
+    /// pp and tg samples, one per repetition, on an empty cache or with
+    /// every sequence filled to `depth`: the cache is filled once and put
+    /// back before each run, as llama-bench reuses its depth.
+    fn pp_and_tg(
+        &mut self,
+        w: &crate::protocol::Workload,
+        depth: Option<u32>,
+    ) -> Result<(Vec<f64>, Vec<f64>), String> {
+        let depth = depth.unwrap_or(0);
+        let state = self.fill(Run::Depth(depth), depth)?;
+        let at = |what: &str| match depth {
+            0 => format!("at the end of the {what} test"),
+            d => format!("at the end of the {what} test at depth {d}"),
+        };
+        let mut pp_tps = Vec::new();
+        for rep in 0..w.repetitions {
+            self.reset_to(state.as_deref())?;
+            let prompts = self.prompt_tokens(Run::Prompt(rep), w.prompt_tokens);
+            let t = Instant::now();
+            self.decode_prompts(&prompts, depth as i32, |_, _, _| {})?;
+            let tokens = w.prompt_tokens as f64 * self.n_seq as f64;
+            pp_tps.push(tokens / t.elapsed().as_secs_f64());
+            self.check_last(&at("prompt"))?;
+        }
+        let mut tg_tps = Vec::new();
+        for _ in 0..w.repetitions {
+            self.reset_to(state.as_deref())?;
+            let t = Instant::now();
+            self.generate_random(w.gen_tokens, depth as i32)?;
+            tg_tps.push(w.gen_tokens as f64 / t.elapsed().as_secs_f64());
+            self.check_last(&at("generation"))?;
+        }
+        Ok((pp_tps, tg_tps))
+    }
+
+    /// The prompt of each sequence for `run`.
+    fn prompt_tokens(&self, run: Run, n: u32) -> Vec<Vec<Token>> {
+        (0..self.n_seq)
+            .map(|j| self.tokens.prompt_of(run, j, n as usize))
+            .collect()
+    }
+
+    /// Decodes `run`'s prompt of `n` tokens in every sequence, from `start`.
+    fn prompts(&mut self, run: Run, n: u32, start: i32) -> Result<(), String> {
+        let prompts = self.prompt_tokens(run, n);
+        self.decode_prompts(&prompts, start, |_, _, _| {})
+    }
+
+    /// Decodes `tokens` in n_batch chunks from position 0 (sequence 0).
     pub fn prompt(&mut self, tokens: &[Token]) -> Result<(), String> {
-        let mut done = 0;
-        while done < tokens.len() {
-            let chunk = (tokens.len() - done).min(self.n_batch);
+        self.decode_prompts(&[tokens.to_vec()], 0, |_, _, _| {})
+    }
+
+    /// Decodes each sequence's prompt from position `start`, all of them
+    /// packed one after another in n_batch chunks (as llama-batched-bench
+    /// and llama-server fill a batch); `done(ctx, seq, i)` runs as soon as
+    /// sequence `seq`'s last token is decoded, with its output's index.
+    fn decode_prompts(
+        &mut self,
+        prompts: &[Vec<Token>],
+        start: i32,
+        mut done: impl FnMut(&mut Context<'m>, usize, i32),
+    ) -> Result<(), String> {
+        let all: Vec<(usize, usize)> = prompts
+            .iter()
+            .enumerate()
+            .flat_map(|(j, p)| (0..p.len()).map(move |i| (j, i)))
+            .collect();
+        for chunk in all.chunks(self.n_batch) {
             self.batch.clear();
-            for (i, &token) in tokens[done..done + chunk].iter().enumerate() {
+            let mut finished = Vec::new();
+            for (k, &(seq, i)) in chunk.iter().enumerate() {
                 // Like llama-bench's llama_batch_get_one: the last token of
-                // each chunk has output, so the prompt's last token has logits.
-                let last = i + 1 == chunk;
-                self.batch.add(token, (done + i) as i32, 0, last)?;
+                // each chunk has output, and so does each prompt's last.
+                let last_of_prompt = i + 1 == prompts[seq].len();
+                let output = last_of_prompt || k + 1 == chunk.len();
+                self.batch
+                    .add(prompts[seq][i], start + i as i32, seq as i32, output)?;
+                if last_of_prompt {
+                    finished.push((seq, k as i32));
+                }
             }
             self.ctx.decode(&self.batch).map_err(|code| {
                 failure(
@@ -279,38 +433,47 @@ impl<'m, 'c> Bench<'m, 'c> {
                     format!("llama_decode returned {code}"),
                 )
             })?;
-            done += chunk;
+            if !finished.is_empty() {
+                self.ctx.synchronize();
+            }
+            for (seq, i) in finished {
+                done(self.ctx, seq, i);
+            }
         }
         self.ctx.synchronize();
         Ok(())
     }
 
-    /// Decodes `n` single random tokens from position 0, synchronizing after
-    /// each (llama-bench's tg test).
-    pub fn generate_random(&mut self, n: u32) -> Result<(), String> {
-        let mut token = self.tokens.first_token();
-        for pos in 0..n as i32 {
-            self.decode_one(token, pos)?;
-            token = self.tokens.random();
+    /// `n` decode steps of one random token in every sequence from position
+    /// `start`, synchronizing after each (llama-bench's tg test; with
+    /// several sequences, llama-batched-bench's).
+    pub fn generate_random(&mut self, n: u32, start: i32) -> Result<(), String> {
+        let mut tokens = vec![self.tokens.first_token(); self.n_seq as usize];
+        for step in 0..n as i32 {
+            self.decode_step(&tokens, start + step)?;
+            tokens.iter_mut().for_each(|t| *t = self.tokens.random());
         }
         Ok(())
     }
 
-    /// Like [`generate_random`](Self::generate_random), checking every
-    /// token's logits.
+    /// Like [`generate_random`](Self::generate_random) from position 0,
+    /// checking every token's logits.
     pub fn generate_checked(&mut self, n: u32) -> Result<(), String> {
         let mut token = self.tokens.first_token();
         for pos in 0..n as i32 {
-            self.decode_one(token, pos)?;
+            self.decode_step(&[token], pos)?;
             self.check_last(&format!("after single-token decode {}", pos + 1))?;
             token = self.tokens.random();
         }
         Ok(())
     }
 
-    fn decode_one(&mut self, token: Token, pos: i32) -> Result<(), String> {
+    /// One decode of `tokens[j]` at `pos` of sequence j, each with output.
+    fn decode_step(&mut self, tokens: &[Token], pos: i32) -> Result<(), String> {
         self.batch.clear();
-        self.batch.add(token, pos, 0, true)?;
+        for (seq, &token) in tokens.iter().enumerate() {
+            self.batch.add(token, pos, seq as i32, true)?;
+        }
         self.ctx.decode(&self.batch).map_err(|code| {
             failure(
                 "generation decode failed",
@@ -335,24 +498,44 @@ impl<'m, 'c> Bench<'m, 'c> {
         }
     }
 
-    /// One request from an empty cache: (time to first token, end-to-end),
-    /// in ms.
-    fn request(
+    /// The app's request in every sequence at once, on top of whatever the
+    /// cache holds (`w.request_history_tokens` of earlier conversation, or
+    /// nothing): the prompts decoded together, each request's first token
+    /// sampled as soon as its prompt is done (its time to first token),
+    /// then one decode step per further token for all of them (the
+    /// inter-token latency).
+    fn requests(
         &mut self,
-        prompt: &[Token],
+        run: Run,
+        w: &crate::protocol::Workload,
         max_tokens: u32,
-        sampler: &mut Sampler,
-    ) -> Result<(f64, f64), String> {
+        samplers: &mut [Sampler],
+    ) -> Result<RequestTimings, String> {
+        let prompts = self.prompt_tokens(run, w.request_prompt_tokens);
+        let start = w.request_history_tokens as i32;
+        let mut next = vec![0 as Token; self.n_seq as usize];
+        let mut ttft_ms = vec![0.0; self.n_seq as usize];
         let started = Instant::now();
-        self.prompt(prompt)?;
+        self.decode_prompts(&prompts, start, |ctx, seq, i| {
+            next[seq] = samplers[seq].sample(ctx, i);
+            ttft_ms[seq] = ms(started);
+        })?;
         self.check_last("at the end of the request's prompt")?;
-        let last = self.batch.len() as i32 - 1;
-        let mut token = sampler.sample(self.ctx, last);
-        let ttft = ms(started);
-        for i in 1..max_tokens {
-            self.decode_one(token, (prompt.len() as u32 + i - 1) as i32)?;
-            token = sampler.sample(self.ctx, 0);
+        let mut itl_ms = Vec::new();
+        // The first token came with the prompt; each further one is a step.
+        let first = start + w.request_prompt_tokens as i32;
+        for pos in first..first + max_tokens.saturating_sub(1) as i32 {
+            let step = Instant::now();
+            self.decode_step(&next, pos)?;
+            for (seq, token) in next.iter_mut().enumerate() {
+                *token = samplers[seq].sample(self.ctx, seq as i32);
+            }
+            itl_ms.push(ms(step));
         }
-        Ok((ttft, ms(started)))
+        Ok(RequestTimings {
+            ttft_ms,
+            e2e_ms: ms(started),
+            itl_ms,
+        })
     }
 }

@@ -98,6 +98,9 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
         device_memory_used_bytes: None,
         weights: Vec::new(),
         overridden: Vec::new(),
+        at_depth: Vec::new(),
+        n_sequences: 1,
+        itl_ms: Vec::new(),
     });
     let json = serde_json::to_string(&reply).expect("replies serialize");
     let _ = writeln!(reply_out, "{json}").and_then(|_| reply_out.flush());

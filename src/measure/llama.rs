@@ -561,6 +561,39 @@ impl<'m> Context<'m> {
         unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.raw()), false) }
     }
 
+    /// Tokens each sequence can hold: n_ctx, or n_ctx / n_seq_max when the
+    /// sequences do not share one unified cache.
+    pub fn n_ctx_seq(&self) -> u32 {
+        // SAFETY: a plain getter of a live context.
+        unsafe { sys::llama_n_ctx_seq(self.raw()) }
+    }
+
+    /// The context's state, the KV cache of every sequence among it, to
+    /// put back with [`restore_state`](Self::restore_state): how a test
+    /// starts again and again from the same filled cache, as llama-bench
+    /// keeps its depth (it saves one sequence; this saves them all).
+    pub fn save_state(&mut self) -> Vec<u8> {
+        // SAFETY: the buffer holds the size llama.cpp asked for.
+        unsafe {
+            let size = sys::llama_state_get_size(self.raw());
+            let mut state = vec![0u8; size];
+            let written = sys::llama_state_get_data(self.raw(), state.as_mut_ptr(), size);
+            state.truncate(written);
+            state
+        }
+    }
+
+    /// Puts back a state [`save_state`](Self::save_state) took.
+    pub fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+        // SAFETY: llama.cpp reads at most `state.len()` bytes.
+        let read = unsafe { sys::llama_state_set_data(self.raw(), state.as_ptr(), state.len()) };
+        if read == 0 {
+            Err("llama.cpp could not restore the filled KV cache".into())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Removes sequence `seq`'s cells from position `from` on.
     pub fn remove_from(&mut self, seq: i32, from: i32) {
         // SAFETY: the context's memory is live; removing cannot fail for a

@@ -13,6 +13,10 @@ pub enum Run {
     Warmup(u32),
     Prompt(u32),
     Request(u32),
+    /// The tokens that fill the cache to a depth (the depth).
+    Depth(u32),
+    /// The earlier conversation of a follow-up request.
+    History,
 }
 
 pub struct TokenSource {
@@ -53,13 +57,23 @@ impl TokenSource {
     /// The `n` tokens of `run`'s prompt: the same for the same seed and run,
     /// different for different runs.
     pub fn prompt(&self, run: Run, n: usize) -> Vec<Token> {
+        self.prompt_of(run, 0, n)
+    }
+
+    /// The `n` tokens of `run`'s prompt for sequence `seq` of several
+    /// decoded together (sequence 0's is [`prompt`](Self::prompt)'s).
+    pub fn prompt_of(&self, run: Run, seq: u32, n: usize) -> Vec<Token> {
         let (kind, i) = match run {
             Run::Warmup(i) => (1u64, i),
             Run::Prompt(i) => (2, i),
             Run::Request(i) => (3, i),
+            Run::Depth(d) => (4, d),
+            Run::History => (5, 0),
         };
         let mut rng = SplitMix64::new(
-            self.seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul((kind << 32) | (u64::from(i) + 1)),
+            self.seed
+                ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul((kind << 32) | (u64::from(i) + 1))
+                ^ 0xD6E8_FEB8_6659_FD93u64.wrapping_mul(u64::from(seq)),
         );
         (0..n)
             .map(|pos| match (pos, self.bos) {
@@ -91,5 +105,19 @@ mod tests {
             TokenSource::new(8, 100, Some(1)).prompt(Run::Prompt(0), 50)
         );
         assert_eq!(&a.prompt(Run::Prompt(0), 60)[..50], &pa[..], "a prefix");
+    }
+
+    #[test]
+    fn sequences_decoded_together_get_prompts_of_their_own() {
+        let a = TokenSource::new(7, 1000, Some(1));
+        let first = a.prompt_of(Run::Prompt(0), 0, 50);
+        assert_eq!(first, a.prompt(Run::Prompt(0), 50));
+        let second = a.prompt_of(Run::Prompt(0), 1, 50);
+        assert_ne!(first, second);
+        assert_eq!(second[0], 1, "each sequence starts with BOS");
+        assert_ne!(
+            a.prompt_of(Run::Depth(512), 0, 50),
+            a.prompt_of(Run::Depth(1024), 0, 50)
+        );
     }
 }

@@ -46,6 +46,8 @@ mod tests {
             warmup: 1,
             request_prompt_tokens: 256,
             request_max_tokens: 64,
+            n_depth: Vec::new(),
+            request_history_tokens: 0,
         }
     }
 
@@ -57,6 +59,27 @@ mod tests {
             trial_id("m", &p.clone(), &workload(), 0)
         );
         assert_eq!(trial_id("m", &p, &workload(), 0).len(), 12);
+    }
+
+    #[test]
+    fn depths_and_history_count_only_where_a_sweep_has_them() {
+        let json = serde_json::to_string(&workload()).unwrap();
+        assert!(
+            !json.contains("n_depth") && !json.contains("history"),
+            "ids of sweeps without depths stay what they were: {json}"
+        );
+        let base = Params::default();
+        let id = trial_id("m", &base, &workload(), 0);
+        let deep = Workload {
+            n_depth: vec![512],
+            ..workload()
+        };
+        assert_ne!(id, trial_id("m", &base, &deep, 0));
+        let follow_up = Workload {
+            request_history_tokens: 1000,
+            ..workload()
+        };
+        assert_ne!(id, trial_id("m", &base, &follow_up, 0));
     }
 
     #[test]

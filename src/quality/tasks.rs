@@ -155,6 +155,8 @@ mod tests {
                 warmup: 0,
                 request_prompt_tokens: 8,
                 request_max_tokens: 8,
+                n_depth: Vec::new(),
+                request_history_tokens: 0,
             },
             seed: 0,
             sampling: Default::default(),

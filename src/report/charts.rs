@@ -17,6 +17,7 @@ pub fn charts(data: &ReportData, searched: &[TrialRow], effects: &[Effect]) -> V
     let mut out = vec![history(data), pareto_chart(data)];
     out.extend(quality_chart(data));
     out.push(pp_vs_tg(data));
+    out.extend(super::shapes::charts(data));
     if let Some(heatmap) = heatmap(data, searched, effects) {
         out.push(heatmap);
     }

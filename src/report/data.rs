@@ -252,10 +252,19 @@ pub fn oriented_ratio(objective: &Objective, a: &TrialRow, b: &TrialRow) -> Rati
 }
 
 /// What the metric measures, for sentences: "generation speed".
-pub fn metric_noun(metric: Metric) -> &'static str {
-    match metric {
+pub fn metric_noun(metric: Metric) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(match metric {
         Metric::TgTps => "generation speed",
         Metric::PpTps => "prompt processing speed",
+        Metric::AggregateTps => "generation speed of all sequences together",
+        Metric::TtftMsP95 => "95th percentile of time to first token",
+        Metric::ItlMsP95 => "95th percentile of time between tokens",
+        Metric::AtDepth(speed, depth) => {
+            return std::borrow::Cow::Owned(format!(
+                "{} with {depth} tokens in the cache",
+                metric_noun(speed.metric())
+            ));
+        }
         Metric::TtftMs => "time to first token",
         Metric::E2eMs => "end-to-end latency",
         Metric::PeakRssMib => "peak memory",
@@ -263,7 +272,7 @@ pub fn metric_noun(metric: Metric) -> &'static str {
         Metric::Kld => "KL divergence",
         Metric::PplIncreasePct => "perplexity increase",
         Metric::Top1Pct => "top-1 agreement",
-    }
+    })
 }
 
 /// The recorded demo grid (no quality, no bandwidth), for tests to change.

@@ -16,7 +16,7 @@
 use super::summary::param_columns;
 use crate::objective::{Direction, Metric, Objective};
 use crate::stats::{RatioInterval, Summary, ratio_of, ratio_of_logs, t_quantile_975};
-use crate::store::row::{TrialRow, split_samples};
+use crate::store::row::TrialRow;
 use std::collections::HashMap;
 
 /// How an estimate was obtained.
@@ -112,7 +112,7 @@ impl Param {
 
 /// The objective's metric samples of a row (its repetitions), or its mean.
 pub fn samples(row: &TrialRow, metric: Metric) -> Vec<f64> {
-    let parsed = split_samples(row.samples_cell(metric));
+    let parsed = row.samples_of(metric);
     if !parsed.is_empty() {
         return parsed;
     }

@@ -14,6 +14,7 @@ pub mod pareto;
 pub mod plots;
 pub mod progress;
 pub mod quality_page;
+pub mod shapes;
 pub mod summary;
 pub mod warnings;
 
@@ -39,6 +40,9 @@ fn caption(name: &str) -> String {
         "pareto" => "Speed against memory: the front joins the trials that no other trial beats on both.".into(),
         "quality" => "Speed against quality: each point is a trial; further left = closer to the most precise variant in the sweep (the mean KL divergence of the trial's model variant and KV types), higher = faster (lower, for a latency objective); the line joins the trials that nothing beats on both.".into(),
         "pp-vs-tg" => "Prompt processing against generation speed: settings that help one may not help the other.".into(),
+        "depth-tg" => "Generation speed of one sequence with the cache already holding that many tokens (workload.n_depth), for the top configurations: each point is mean ± sd of the repetitions. Flash attention and the KV-cache types show their effect here.".into(),
+        "depth-pp" => "Prompt processing speed with the cache already holding that many tokens, for the top configurations (mean ± sd).".into(),
+        "load" => "Throughput of all sequences together (solid, left axis, mean ± sd) and the 95th percentile of the time to first token of requests arriving together (dashed, right axis), against n_parallel; the vertical line is the knee of the best configuration's curve.".into(),
         "heatmap" => "The best measured value for each combination of the two parameters with the largest effects.".into(),
         other => match other.strip_prefix("effect-") {
             Some(param) => format!("{param}: the objective at each value relative to the recommended value (1 = the same), with 95% intervals. Blue: the trial that differs from the recommended one only here; orange ring: every pair of trials that differ only here (steadier, averaged over the other parameters); red cross: all its trials failed."),

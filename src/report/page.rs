@@ -128,6 +128,7 @@ pub fn render(data: &ReportData, parts: &PageParts) -> String {
     headline(&mut h, data, parts);
     machine(&mut h, data, parts);
     knobs(&mut h, data, parts);
+    shapes(&mut h, data);
     super::quality_page::section(&mut h, data);
     figures_section(&mut h, parts);
     trials_table(&mut h, data);
@@ -146,7 +147,7 @@ pub fn render(data: &ReportData, parts: &PageParts) -> String {
     h
 }
 
-fn mean_sd(row: &TrialRow, metric: Metric) -> String {
+pub(super) fn mean_sd(row: &TrialRow, metric: Metric) -> String {
     match (row.mean_of(metric), row.sd_of(metric)) {
         (Some(m), Some(sd)) => format!(
             "{} ± {} {}",
@@ -187,7 +188,7 @@ fn headline(h: &mut String, data: &ReportData, parts: &PageParts) {
     let _ = write!(
         h,
         "<tr><td>{}</td><td><b>{}</b></td></tr>",
-        esc(metric_noun(objective.metric)),
+        esc(&metric_noun(objective.metric)),
         esc(&mean_sd(winner, objective.metric))
     );
     for metric in [Metric::TgTps, Metric::PpTps, Metric::TtftMs, Metric::E2eMs] {
@@ -527,7 +528,7 @@ fn knobs(h: &mut String, data: &ReportData, parts: &PageParts) {
         "<p>Each parameter moved away from the recommended value with the others held at the recommended values where the data allows \
          ({better}; ratios are {} at that value ÷ at the recommended value, with 95% confidence intervals). Largest effect first.</p>\n\
          <table class=\"data\"><tr><th>parameter</th><th>recommended</th><th>other values measured</th><th>largest effect</th></tr>\n",
-        esc(objective.metric.name())
+        esc(&objective.metric.name())
     );
     for effect in parts.effects {
         let winner_value = effect
@@ -592,6 +593,35 @@ fn knobs(h: &mut String, data: &ReportData, parts: &PageParts) {
             );
         }
         h.push_str("</ul>\n");
+    }
+}
+
+/// The best configuration per depth and per number of users, when the
+/// sweep measured more than one shape.
+fn shapes(h: &mut String, data: &ReportData) {
+    let best = super::shapes::best_by_shape(data);
+    let load = super::shapes::load_statement(data);
+    if best.is_empty() && load.is_none() {
+        return;
+    }
+    h.push_str("<h2 id=\"shapes\">Deep into a conversation, several users at once</h2>\n");
+    if !best.is_empty() {
+        h.push_str(
+            "<table class=\"data\"><tr><th>shape</th><th>best trial</th><th>measured</th></tr>\n",
+        );
+        for b in &best {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+                esc(&b.shape),
+                esc(&b.trial_id),
+                esc(&b.figure)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    if let Some(load) = load {
+        let _ = writeln!(h, "<p>{}</p>", esc(&load));
     }
 }
 

@@ -107,6 +107,16 @@ pub enum ChartKind {
     },
     /// Ratio to the winner for each value of a parameter.
     Effect { bars: Vec<Bar> },
+    /// One line per configuration through (x, mean ± sd) points; with
+    /// `right`, more lines (dashed) against a second y axis.
+    Lines {
+        lines: Vec<Line>,
+        right: Option<(String, Vec<Line>)>,
+        /// x values on a log2 scale (n_parallel 1, 2, 4, 8).
+        log2_x: bool,
+        /// A vertical marker at this x, with its label (the knee).
+        marker: Option<(f64, String)>,
+    },
     /// The best objective for each pair of values of two parameters.
     Heatmap {
         x_values: Vec<String>,
@@ -116,6 +126,13 @@ pub enum ChartKind {
         /// Whether larger values are better (colour scale direction).
         higher_is_better: bool,
     },
+}
+
+/// A line of a line chart: its legend label and (x, mean, sd) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +193,20 @@ pub fn render<DB: DrawingBackend>(
             draw_scatter(&root, chart, points, line).map_err(err)
         }
         ChartKind::Effect { bars } => draw_effect(&root, chart, bars).map_err(err),
+        ChartKind::Lines {
+            lines,
+            right,
+            log2_x,
+            marker,
+        } => draw_lines(
+            &root,
+            chart,
+            lines,
+            right.as_ref(),
+            *log2_x,
+            marker.as_ref(),
+        )
+        .map_err(err),
         ChartKind::Heatmap {
             x_values,
             y_values,
@@ -349,6 +380,135 @@ fn draw_scatter<DB: DrawingBackend>(
     }
     draw_points(&mut chart, points)?;
     legend(&mut chart, SeriesLabelPosition::LowerRight)
+}
+
+/// The colours of a line chart's lines, in order.
+const LINE_COLORS: [RGBColor; 6] = [BLUE_, ORANGE, GREEN_, RED_, PURPLE, GREY];
+
+fn draw_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &Chart,
+    lines: &[Line],
+    right: Option<&(String, Vec<Line>)>,
+    log2_x: bool,
+    marker: Option<&(f64, String)>,
+) -> DrawResult<DB> {
+    let x_of = |x: f64| if log2_x { x.max(1e-9).log2() } else { x };
+    let all = |ls: &[Line]| -> Vec<(f64, f64, f64)> {
+        ls.iter().flat_map(|l| l.points.iter().copied()).collect()
+    };
+    let left_points = all(lines);
+    let (x0, x1) = span(left_points.iter().map(|p| x_of(p.0)), false);
+    let (y0, y1) = span(
+        left_points.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2]),
+        true,
+    );
+    let base = ChartBuilder::on(root)
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(64)
+        .right_y_label_area_size(if right.is_some() { 64 } else { 0 })
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    // On a log2 axis only the powers of two are labelled.
+    let x_tick = |x: &f64| {
+        if !log2_x {
+            tick(*x)
+        } else if (x - x.round()).abs() < 0.02 {
+            tick(x.round().exp2())
+        } else {
+            String::new()
+        }
+    };
+    let mesh = |chart: &mut ChartContext<'_, DB, XY>| {
+        chart
+            .configure_mesh()
+            .x_desc(&c.x_label)
+            .y_desc(&c.y_label)
+            .x_labels(if log2_x { 64 } else { 10 })
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&|y| tick(*y))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+    };
+    let left = |chart: &mut ChartContext<'_, DB, XY>| -> DrawResult<DB> {
+        for (i, line) in lines.iter().enumerate() {
+            let color = LINE_COLORS[i % LINE_COLORS.len()];
+            let xy: Vec<(f64, f64)> = line.points.iter().map(|p| (x_of(p.0), p.1)).collect();
+            chart
+                .draw_series(LineSeries::new(xy.clone(), color.stroke_width(2)))?
+                .label(line.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            // The spread: mean ± sd.
+            chart.draw_series(line.points.iter().filter(|p| p.2 > 0.0).map(|p| {
+                PathElement::new(
+                    vec![(x_of(p.0), p.1 - p.2), (x_of(p.0), p.1 + p.2)],
+                    color.stroke_width(1),
+                )
+            }))?;
+        }
+        if let Some((x, label)) = marker {
+            let x = x_of(*x);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, y0), (x, y1)],
+                    BLACK.mix(0.5).stroke_width(1),
+                )))?
+                .label(label.clone())
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+        }
+        Ok(())
+    };
+    let Some((label, right_lines)) = right else {
+        let mut chart = base;
+        mesh(&mut chart)?;
+        left(&mut chart)?;
+        return legend(&mut chart, SeriesLabelPosition::UpperRight);
+    };
+    let right_points = all(right_lines);
+    let (z0, z1) = span(right_points.iter().map(|p| p.1), true);
+    // The secondary axis takes the right label area, so the primary
+    // mesh labels only the left one.
+    let mut chart = base.set_secondary_coord(x0..x1, z0..z1);
+    mesh(&mut chart)?;
+    left(&mut chart)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc(label)
+        .y_label_formatter(&|y| tick(*y))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()?;
+    for (i, line) in right_lines.iter().enumerate() {
+        let color = LINE_COLORS[i % LINE_COLORS.len()];
+        let xy: Vec<(f64, f64)> = line.points.iter().map(|p| (x_of(p.0), p.1)).collect();
+        chart
+            .draw_secondary_series(DashedLineSeries::new(
+                xy.clone(),
+                6,
+                4,
+                color.stroke_width(1),
+            ))?
+            .label(line.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(1))
+            });
+        chart.draw_secondary_series(
+            xy.iter()
+                .map(|&p| TriangleMarker::new(p, 4, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
 }
 
 fn draw_effect<DB: DrawingBackend>(

@@ -141,10 +141,19 @@ pub fn trial_line(event: &TrialEvent, swept: &[&str], elapsed: Duration) -> Stri
     let r = event.row;
     let result = match (r.tg_tps_mean, r.pp_tps_mean) {
         (Some(tg), Some(pp)) => format!(
-            "ok  tg {tg:.1} ± {:.1} t/s  pp {pp:.0} ± {:.0} t/s  ttft {:.0} ms{}",
+            "ok  tg {tg:.1} ± {:.1} t/s{}  pp {pp:.0} ± {:.0} t/s  ttft {:.0} ms{}{}",
             r.tg_tps_sd.unwrap_or(0.0),
+            match r.aggregate_tps_mean {
+                Some(all) if r.n_parallel() > 1.0 => format!(" ({all:.1} t/s in all)"),
+                _ => String::new(),
+            },
             r.pp_tps_sd.unwrap_or(0.0),
             r.ttft_ms_mean.unwrap_or(0.0),
+            r.at_depth
+                .0
+                .iter()
+                .filter_map(|d| Some(format!("  @{}: tg {:.1}", d.depth, d.tg_tps_mean?)))
+                .collect::<String>(),
             if r.noisy { "  (noisy)" } else { "" }
         ),
         _ => format!(

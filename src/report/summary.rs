@@ -105,8 +105,13 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
         out.push_str("No trial is both measured and within the constraints.\n");
     } else {
         let _ = writeln!(out, "Best trials ({objective}):");
+        // The objective's own column first when it is none of the usual
+        // ones (aggregate_tps, tg_tps@4096 ...).
+        let usual = [Metric::TgTps, Metric::PpTps, Metric::TtftMs, Metric::E2eMs];
+        let own = (!usual.contains(&objective.metric)).then_some(objective.metric);
         let mut header: Vec<String> = vec!["#".into(), "trial".into()];
         header.extend(columns.iter().map(|c| c.name.to_string()));
+        header.extend(own.map(|m| format!("{m} {}", m.unit())));
         header.extend(["tg t/s", "pp t/s", "ttft ms", "e2e ms", "RSS MiB"].map(String::from));
         let body: Vec<Vec<String>> = ranked
             .iter()
@@ -116,6 +121,7 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
                 let r = &rows[i];
                 let mut cells = vec![(rank + 1).to_string(), r.trial_id.clone()];
                 cells.extend(columns.iter().map(|c| c.value(r)));
+                cells.extend(own.map(|m| cell(r, m)));
                 cells.extend([
                     cell(r, Metric::TgTps),
                     cell(r, Metric::PpTps),

@@ -239,6 +239,9 @@ mod tests {
             device_memory_used_bytes: None,
             weights: Vec::new(),
             overridden: Vec::new(),
+            at_depth: Vec::new(),
+            n_sequences: 1,
+            itl_ms: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! so a file written before a column existed reads with that column empty
 //! (or, for a knob, with the value trials ran with then).
 
+use super::depths::DepthStats;
 use super::row::TrialRow;
 use crate::knobs::{self, Domain, Knob, Value};
 use crate::runner::TrialStatus;
@@ -160,6 +161,17 @@ impl Field for TrialStatus {
     }
 }
 
+impl Field for DepthStats {
+    const KIND: Kind = Kind::Text;
+    fn cell(&self) -> Cell<'_> {
+        let text = self.to_cell();
+        Cell::Text((!text.is_empty()).then_some(Cow::Owned(text)))
+    }
+    fn from_text(text: Option<&str>) -> Result<Self, String> {
+        DepthStats::from_cell(text.unwrap_or_default())
+    }
+}
+
 /// A column holding one field of the row.
 pub struct FieldColumn {
     pub name: &'static str,
@@ -291,6 +303,8 @@ pub fn columns() -> &'static [Column] {
             warmup,
             request_prompt_tokens,
             request_max_tokens,
+            n_depth,
+            request_history_tokens,
             pp_tps_mean,
             pp_tps_sd,
             tg_tps_mean,
@@ -299,6 +313,12 @@ pub fn columns() -> &'static [Column] {
             ttft_ms_sd,
             e2e_ms_mean,
             e2e_ms_sd,
+            aggregate_tps_mean,
+            aggregate_tps_sd,
+            ttft_ms_p50,
+            ttft_ms_p95,
+            itl_ms_p50,
+            itl_ms_p95,
             n_samples,
             load_ms,
             peak_rss_mib,
@@ -319,6 +339,7 @@ pub fn columns() -> &'static [Column] {
             tg_tps_samples,
             ttft_ms_samples,
             e2e_ms_samples,
+            at_depth,
             wall_s,
             started_at,
             finished_at,

@@ -8,6 +8,7 @@ pub mod anchors;
 pub mod columns;
 pub mod csv_file;
 pub mod csv_log;
+pub mod depths;
 pub mod lock;
 pub mod manifest;
 pub mod parquet_file;

@@ -1,11 +1,12 @@
 //! One row of results: a trial, whatever its ending, flattened into the
 //! columns of results.csv and results.parquet.
 
+use super::depths::{DepthStat, DepthStats};
 use crate::knobs::{self, EffectiveParams, Value};
-use crate::objective::{Measured, Metric, Objective};
+use crate::objective::{Measured, Metric, Objective, Speed};
 use crate::protocol::TrialSpec;
 use crate::runner::{TrialOutcome, TrialStatus};
-use crate::stats::Summary;
+use crate::stats::{Summary, quantile};
 
 /// A stored trial. Metric columns are empty when the trial was not measured;
 /// `*_samples` hold the raw per-repetition values separated by `;`.
@@ -47,6 +48,11 @@ pub struct TrialRow {
     pub warmup: u32,
     pub request_prompt_tokens: u32,
     pub request_max_tokens: u32,
+    /// The depths beyond 0 pp and tg were also measured at, `;`-separated.
+    pub n_depth: String,
+    /// Tokens of earlier conversation in the cache when the request came
+    /// (empty: none).
+    pub request_history_tokens: Option<u32>,
 
     pub pp_tps_mean: Option<f64>,
     pub pp_tps_sd: Option<f64>,
@@ -56,6 +62,16 @@ pub struct TrialRow {
     pub ttft_ms_sd: Option<f64>,
     pub e2e_ms_mean: Option<f64>,
     pub e2e_ms_sd: Option<f64>,
+    /// tg of all n_parallel sequences together (n_parallel × tg_tps).
+    pub aggregate_tps_mean: Option<f64>,
+    pub aggregate_tps_sd: Option<f64>,
+    /// Percentiles of time to first token over every request (n_parallel
+    /// arriving together, each repetition), and of the time between two
+    /// tokens of a request over every decode step.
+    pub ttft_ms_p50: Option<f64>,
+    pub ttft_ms_p95: Option<f64>,
+    pub itl_ms_p50: Option<f64>,
+    pub itl_ms_p95: Option<f64>,
     /// Number of measured repetitions behind each mean.
     pub n_samples: Option<u32>,
     pub load_ms: Option<f64>,
@@ -92,6 +108,8 @@ pub struct TrialRow {
     pub tg_tps_samples: String,
     pub ttft_ms_samples: String,
     pub e2e_ms_samples: String,
+    /// pp and tg at each depth of n_depth (see `store::depths`).
+    pub at_depth: DepthStats,
 
     pub wall_s: f64,
     pub started_at: String,
@@ -116,12 +134,21 @@ pub struct TrialRow {
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
-pub const LATER_COLUMNS: [&str; 5] = [
+pub const LATER_COLUMNS: [&str; 14] = [
     "ppl",
     "ppl_increase_pct",
     "kld",
     "top1_pct",
     "bytes_per_token",
+    "n_depth",
+    "request_history_tokens",
+    "aggregate_tps_mean",
+    "aggregate_tps_sd",
+    "ttft_ms_p50",
+    "ttft_ms_p95",
+    "itl_ms_p50",
+    "itl_ms_p95",
+    "at_depth",
 ];
 
 /// Where and when a trial ran, for its row.
@@ -179,6 +206,11 @@ impl TrialRow {
             m.map(|m| join(f(m))).unwrap_or_default()
         };
         let w = &spec.workload;
+        let n_seq = m.map_or(1.0, |m| f64::from(m.n_sequences.max(1)));
+        let aggregate = tg.map(|s| (s.mean * n_seq, s.stddev * n_seq));
+        let percentile = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>, q: f64| {
+            m.and_then(|m| quantile(f(m), q))
+        };
         let mut row = TrialRow {
             trial_id: spec.trial_id.clone(),
             sweep: ctx.sweep.to_string(),
@@ -203,6 +235,14 @@ impl TrialRow {
             warmup: w.warmup,
             request_prompt_tokens: w.request_prompt_tokens,
             request_max_tokens: w.request_max_tokens,
+            n_depth: w
+                .n_depth
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(";"),
+            request_history_tokens: (w.request_history_tokens > 0)
+                .then_some(w.request_history_tokens),
             pp_tps_mean: pp.map(|s| s.mean),
             pp_tps_sd: pp.map(|s| s.stddev),
             tg_tps_mean: tg.map(|s| s.mean),
@@ -211,6 +251,12 @@ impl TrialRow {
             ttft_ms_sd: ttft.map(|s| s.stddev),
             e2e_ms_mean: e2e.map(|s| s.mean),
             e2e_ms_sd: e2e.map(|s| s.stddev),
+            aggregate_tps_mean: aggregate.map(|a| a.0),
+            aggregate_tps_sd: aggregate.map(|a| a.1),
+            ttft_ms_p50: percentile(|m| &m.ttft_ms, 0.5),
+            ttft_ms_p95: percentile(|m| &m.ttft_ms, 0.95),
+            itl_ms_p50: percentile(|m| &m.itl_ms, 0.5),
+            itl_ms_p95: percentile(|m| &m.itl_ms, 0.95),
             n_samples: tg.map(|s| s.n as u32),
             load_ms: m.map(|m| m.load_ms),
             peak_rss_mib: outcome.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
@@ -241,6 +287,10 @@ impl TrialRow {
             tg_tps_samples: samples(|m| &m.tg_tps),
             ttft_ms_samples: samples(|m| &m.ttft_ms),
             e2e_ms_samples: samples(|m| &m.e2e_ms),
+            at_depth: DepthStats(
+                m.map(|m| m.at_depth.iter().map(DepthStat::of).collect())
+                    .unwrap_or_default(),
+            ),
             wall_s: outcome.wall.as_secs_f64(),
             started_at: ctx.started_at,
             finished_at: ctx.finished_at,
@@ -331,6 +381,17 @@ impl Measured for TrialRow {
         match metric {
             Metric::TgTps => self.tg_tps_mean,
             Metric::PpTps => self.pp_tps_mean,
+            Metric::AggregateTps => self.aggregate_tps_mean,
+            Metric::TtftMsP95 => self.ttft_ms_p95,
+            Metric::ItlMsP95 => self.itl_ms_p95,
+            Metric::AtDepth(speed, depth) => {
+                let at = self.at_depth.at(depth)?;
+                match speed {
+                    Speed::Pp => at.pp_tps_mean,
+                    Speed::Tg => at.tg_tps_mean,
+                    Speed::Aggregate => at.tg_tps_mean.map(|v| v * self.n_parallel()),
+                }
+            }
             Metric::TtftMs => self.ttft_ms_mean,
             Metric::E2eMs => self.e2e_ms_mean,
             Metric::PeakRssMib => self.peak_rss_mib,
@@ -343,15 +404,29 @@ impl Measured for TrialRow {
 }
 
 impl TrialRow {
-    /// The `;`-separated per-repetition samples of `metric` (empty for the
-    /// metrics measured once: memory, quality).
-    pub fn samples_cell(&self, metric: Metric) -> &str {
+    /// Sequences decoded together in this trial (n_parallel).
+    pub fn n_parallel(&self) -> f64 {
+        self.params.int(knobs::N_PARALLEL).max(1) as f64
+    }
+
+    /// The per-repetition samples of `metric` (none for the metrics
+    /// measured once: memory, quality, percentiles).
+    pub fn samples_of(&self, metric: Metric) -> Vec<f64> {
+        let n = self.n_parallel();
+        let times = |xs: Vec<f64>| xs.into_iter().map(|x| x * n).collect();
         match metric {
-            Metric::TgTps => &self.tg_tps_samples,
-            Metric::PpTps => &self.pp_tps_samples,
-            Metric::TtftMs => &self.ttft_ms_samples,
-            Metric::E2eMs => &self.e2e_ms_samples,
-            _ => "",
+            Metric::TgTps => split_samples(&self.tg_tps_samples),
+            Metric::PpTps => split_samples(&self.pp_tps_samples),
+            Metric::AggregateTps => times(split_samples(&self.tg_tps_samples)),
+            Metric::TtftMs => split_samples(&self.ttft_ms_samples),
+            Metric::E2eMs => split_samples(&self.e2e_ms_samples),
+            Metric::AtDepth(speed, depth) => match (self.at_depth.at(depth), speed) {
+                (Some(at), Speed::Pp) => at.pp_tps.clone(),
+                (Some(at), Speed::Tg) => at.tg_tps.clone(),
+                (Some(at), Speed::Aggregate) => times(at.tg_tps.clone()),
+                (None, _) => Vec::new(),
+            },
+            _ => Vec::new(),
         }
     }
 
@@ -362,7 +437,18 @@ impl TrialRow {
             Metric::PpTps => self.pp_tps_sd,
             Metric::TtftMs => self.ttft_ms_sd,
             Metric::E2eMs => self.e2e_ms_sd,
-            Metric::PeakRssMib
+            Metric::AggregateTps => self.aggregate_tps_sd,
+            Metric::AtDepth(speed, depth) => {
+                let at = self.at_depth.at(depth)?;
+                match speed {
+                    Speed::Pp => at.pp_tps_sd,
+                    Speed::Tg => at.tg_tps_sd,
+                    Speed::Aggregate => at.tg_tps_sd.map(|v| v * self.n_parallel()),
+                }
+            }
+            Metric::TtftMsP95
+            | Metric::ItlMsP95
+            | Metric::PeakRssMib
             | Metric::DeviceMemoryMib
             | Metric::Kld
             | Metric::PplIncreasePct

@@ -16,4 +16,5 @@ mod quality;
 mod report;
 mod report_quality;
 mod search;
+mod shapes;
 mod support;

@@ -29,6 +29,8 @@ fn spec(params: Params) -> TrialSpec {
             warmup: 1,
             request_prompt_tokens: 48,
             request_max_tokens: 12,
+            n_depth: Vec::new(),
+            request_history_tokens: 0,
         },
         seed: 7,
         sampling: Sampling::default(),

@@ -26,21 +26,6 @@ fn overridden_in_log(folder: &Path, row: &TrialRow) -> Vec<String> {
         .collect()
 }
 
-fn export(folder: &Path, trial: &str, format: &str) -> String {
-    let out = run(&[
-        "export",
-        folder.to_str().unwrap(),
-        "--trial",
-        trial,
-        "--format",
-        format,
-        "-o",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-}
-
 #[test]
 fn a_sweep_over_moe_placement_runs_on_cpu_and_its_exports_carry_every_knob() {
     let dir = tempfile::tempdir().unwrap();

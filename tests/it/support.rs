@@ -136,3 +136,19 @@ pub fn wait_exit(child: &mut std::process::Child, seconds: f64) -> Option<i32> {
     }
     child.wait().ok().and_then(|s| s.code())
 }
+
+/// `llama-sweep export` of one trial in one format, to stdout.
+pub fn export(folder: &Path, trial: &str, format: &str) -> String {
+    let out = run(&[
+        "export",
+        folder.to_str().unwrap(),
+        "--trial",
+        trial,
+        "--format",
+        format,
+        "-o",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
