@@ -302,6 +302,18 @@ run_sweep() { # DIR LOG
   fi
 }
 
+# One round of PART: llama.cpp's tool (the function TOOL) and llama-sweep on
+# DIR's sweep, the order swapped every round; the sweep's results are kept
+# beside the tool's output.
+alternate() { # ROUND TOOL DIR PART
+  if (( $1 % 2 )); then
+    "$2"; run_sweep "$3" "$out/$4.sweep.$1.log"
+  else
+    run_sweep "$3" "$out/$4.sweep.$1.log"; "$2"
+  fi
+  [ "$out" = "$tmp" ] || cp "$3/out/parity/results.csv" "$out/$4.results.$1.csv"
+}
+
 echo
 echo "model: $model"
 echo "llama-sweep: $("$sweep_bin" --version 2>/dev/null || echo "$sweep_bin")"
@@ -323,12 +335,7 @@ if [[ " $parts " == *" depth "* ]]; then
       tail -20 "$out/depth.bench.$round.log" >&2; die "llama-bench failed: ${bench_cmd[*]}"; }
   }
   for round in $(seq "$rounds"); do
-    if (( round % 2 )); then
-      run_bench; run_sweep "$tmp/depth" "$out/depth.sweep.$round.log"
-    else
-      run_sweep "$tmp/depth" "$out/depth.sweep.$round.log"; run_bench
-    fi
-    [ "$out" = "$tmp" ] || cp "$tmp/depth/out/parity/results.csv" "$out/depth.results.$round.csv"
+    alternate "$round" run_bench "$tmp/depth" depth
     parity depth-round "$round" "$out/depth.bench.$round.json" "$tmp/depth/out" "$depth" "$prompt" "$gen" "$records"
   done
 fi
@@ -359,12 +366,7 @@ kv_unified = [true]"
       tail -20 "$out/parallel.batched.$round.log" >&2; die "llama-batched-bench failed: ${batched_cmd[*]}"; }
   }
   for round in $(seq "$rounds"); do
-    if (( round % 2 )); then
-      run_batched; run_sweep "$tmp/parallel" "$out/parallel.sweep.$round.log"
-    else
-      run_sweep "$tmp/parallel" "$out/parallel.sweep.$round.log"; run_batched
-    fi
-    [ "$out" = "$tmp" ] || cp "$tmp/parallel/out/parity/results.csv" "$out/parallel.results.$round.csv"
+    alternate "$round" run_batched "$tmp/parallel" parallel
     parity parallel-round "$round" "$out/parallel.batched.$round.jsonl" "$tmp/parallel/out" "$prompt" "$npl" "$records"
   done
 fi

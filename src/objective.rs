@@ -220,6 +220,12 @@ pub trait Measured {
     fn mean_of(&self, metric: Metric) -> Option<f64>;
 }
 
+impl<T: Measured> Measured for &T {
+    fn mean_of(&self, metric: Metric) -> Option<f64> {
+        (*self).mean_of(metric)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     pub metric: Metric,

@@ -53,11 +53,6 @@ impl Workload {
         (deepest + self.prompt_tokens.max(self.gen_tokens))
             .max(self.request_history_tokens + self.request_prompt_tokens + self.request_max_tokens)
     }
-
-    /// The depths a trial measures pp and tg at, 0 first.
-    pub fn depths(&self) -> impl Iterator<Item = u32> + '_ {
-        std::iter::once(0).chain(self.n_depth.iter().copied())
-    }
 }
 
 /// One model variant of the quantization axis: the source file or a derived
@@ -497,21 +492,14 @@ pub struct TrialMetrics {
     #[serde(default)]
     pub overridden: Vec<(String, u32)>,
     /// pp and tg on a filled cache, one entry per depth of the workload's
-    /// `n_depth` (the fields above are depth 0).
+    /// `n_depth` (the fields above are depth 0). With n_parallel sequences,
+    /// pp_tps counts all of their prompt tokens, tg_tps one sequence's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub at_depth: Vec<DepthSamples>,
-    /// Sequences decoded together (n_parallel): pp_tps is all of their
-    /// prompt tokens per second, tg_tps one sequence's tokens per second.
-    #[serde(default = "one")]
-    pub n_sequences: u32,
     /// The gap between one generated token and the next of the app's
     /// request, ms: one sample per decode step of every repetition.
     #[serde(default)]
     pub itl_ms: Vec<f64>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// pp and tg measured with the KV cache holding `depth` tokens in every

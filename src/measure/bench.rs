@@ -224,7 +224,6 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         overridden: log_capture::with(|c| count_by_buffer(&c.overridden)),
         model: facts,
         at_depth,
-        n_sequences: n_seq,
         itl_ms,
     })
 }

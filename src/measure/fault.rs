@@ -99,7 +99,6 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
         weights: Vec::new(),
         overridden: Vec::new(),
         at_depth: Vec::new(),
-        n_sequences: 1,
         itl_ms: Vec::new(),
     });
     let json = serde_json::to_string(&reply).expect("replies serialize");

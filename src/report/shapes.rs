@@ -6,7 +6,7 @@
 use super::data::ReportData;
 use super::plots::{Chart, ChartKind, Line, format_value};
 use crate::knobs;
-use crate::objective::{Bound, Measured, Metric, Speed};
+use crate::objective::{Bound, Measured, Metric, Objective, Speed};
 use crate::store::row::TrialRow;
 use std::collections::BTreeMap;
 
@@ -213,26 +213,20 @@ fn load_chart(data: &ReportData) -> Option<Chart> {
     })
 }
 
-/// The best feasible row by `metric` among `rows`.
+/// The best row by `metric` (in its natural direction) among `rows`, of
+/// those within the objective's constraints.
 fn best_by<'a>(
     data: &ReportData,
     rows: impl Iterator<Item = &'a TrialRow>,
     metric: Metric,
 ) -> Option<&'a TrialRow> {
-    let objective = data.objective();
-    let better = |a: f64, b: f64| match metric.natural_direction() {
-        crate::objective::Direction::Maximize => a > b,
-        crate::objective::Direction::Minimize => a < b,
+    let by_metric = Objective {
+        metric,
+        direction: metric.natural_direction(),
+        constraints: data.objective().constraints.clone(),
     };
-    let mut best: Option<(&TrialRow, f64)> = None;
-    for row in rows.filter(|r| objective.violations(*r).is_empty()) {
-        if let Some(v) = row.mean_of(metric).filter(|v| v.is_finite())
-            && best.is_none_or(|(_, b)| better(v, b))
-        {
-            best = Some((row, v));
-        }
-    }
-    best.map(|(r, _)| r)
+    let rows: Vec<&TrialRow> = rows.collect();
+    by_metric.rank(&rows).first().map(|&i| rows[i])
 }
 
 /// One line of the best-by-shape list.
@@ -295,19 +289,17 @@ pub fn best_by_shape(data: &ReportData) -> Vec<ShapeBest> {
                 });
                 continue;
             };
-            {
-                out.push(ShapeBest {
-                    shape: format!("{users} (n_parallel {n}), by {metric}"),
-                    trial_id: row.trial_id.clone(),
-                    figure: [metric, Metric::AggregateTps, Metric::TtftMsP95]
-                        .iter()
-                        .enumerate()
-                        .filter(|&(i, m)| i == 0 || *m != metric)
-                        .map(|(_, m)| figure(row, *m))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                });
-            }
+            out.push(ShapeBest {
+                shape: format!("{users} (n_parallel {n}), by {metric}"),
+                trial_id: row.trial_id.clone(),
+                figure: [metric, Metric::AggregateTps, Metric::TtftMsP95]
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, m)| i == 0 || *m != metric)
+                    .map(|(_, m)| figure(row, *m))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
         }
     }
     out

@@ -119,7 +119,6 @@ pub fn measured(tg: f64, pp: f64) -> TrialOutcome {
             weights: Vec::new(),
             overridden: Vec::new(),
             at_depth: Vec::new(),
-            n_sequences: 1,
             itl_ms: Vec::new(),
         }),
         exit: Some("exit code 0".into()),

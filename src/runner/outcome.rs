@@ -240,7 +240,6 @@ mod tests {
             weights: Vec::new(),
             overridden: Vec::new(),
             at_depth: Vec::new(),
-            n_sequences: 1,
             itl_ms: Vec::new(),
         }
     }

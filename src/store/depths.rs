@@ -3,6 +3,7 @@
 //! of `{"depth", "pp_tps_mean", "pp_tps_sd", "tg_tps_mean", "tg_tps_sd",
 //! "pp_tps", "tg_tps"}` objects, the last two the raw samples.
 
+use crate::objective::Speed;
 use crate::protocol::DepthSamples;
 use crate::stats::Summary;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,23 @@ impl DepthStat {
             tg_tps_sd: tg.map(|s| s.stddev),
             pp_tps: samples.pp_tps.clone(),
             tg_tps: samples.tg_tps.clone(),
+        }
+    }
+}
+
+impl DepthStat {
+    /// The mean, sd and samples of `speed` at this depth; with n_parallel
+    /// sequences the aggregate is n_parallel × one sequence's tg.
+    pub fn speed(&self, speed: Speed, n_parallel: f64) -> (Option<f64>, Option<f64>, Vec<f64>) {
+        let scaled = |v: Option<f64>| v.map(|v| v * n_parallel);
+        match speed {
+            Speed::Pp => (self.pp_tps_mean, self.pp_tps_sd, self.pp_tps.clone()),
+            Speed::Tg => (self.tg_tps_mean, self.tg_tps_sd, self.tg_tps.clone()),
+            Speed::Aggregate => (
+                scaled(self.tg_tps_mean),
+                scaled(self.tg_tps_sd),
+                self.tg_tps.iter().map(|v| v * n_parallel).collect(),
+            ),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::depths::{DepthStat, DepthStats};
 use crate::knobs::{self, EffectiveParams, Value};
-use crate::objective::{Measured, Metric, Objective, Speed};
+use crate::objective::{Measured, Metric, Objective};
 use crate::protocol::TrialSpec;
 use crate::runner::{TrialOutcome, TrialStatus};
 use crate::stats::{Summary, quantile};
@@ -206,7 +206,7 @@ impl TrialRow {
             m.map(|m| join(f(m))).unwrap_or_default()
         };
         let w = &spec.workload;
-        let n_seq = m.map_or(1.0, |m| f64::from(m.n_sequences.max(1)));
+        let n_seq = p.int(knobs::N_PARALLEL).max(1) as f64;
         let aggregate = tg.map(|s| (s.mean * n_seq, s.stddev * n_seq));
         let percentile = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>, q: f64| {
             m.and_then(|m| quantile(f(m), q))
@@ -385,12 +385,7 @@ impl Measured for TrialRow {
             Metric::TtftMsP95 => self.ttft_ms_p95,
             Metric::ItlMsP95 => self.itl_ms_p95,
             Metric::AtDepth(speed, depth) => {
-                let at = self.at_depth.at(depth)?;
-                match speed {
-                    Speed::Pp => at.pp_tps_mean,
-                    Speed::Tg => at.tg_tps_mean,
-                    Speed::Aggregate => at.tg_tps_mean.map(|v| v * self.n_parallel()),
-                }
+                self.at_depth.at(depth)?.speed(speed, self.n_parallel()).0
             }
             Metric::TtftMs => self.ttft_ms_mean,
             Metric::E2eMs => self.e2e_ms_mean,
@@ -420,12 +415,10 @@ impl TrialRow {
             Metric::AggregateTps => times(split_samples(&self.tg_tps_samples)),
             Metric::TtftMs => split_samples(&self.ttft_ms_samples),
             Metric::E2eMs => split_samples(&self.e2e_ms_samples),
-            Metric::AtDepth(speed, depth) => match (self.at_depth.at(depth), speed) {
-                (Some(at), Speed::Pp) => at.pp_tps.clone(),
-                (Some(at), Speed::Tg) => at.tg_tps.clone(),
-                (Some(at), Speed::Aggregate) => times(at.tg_tps.clone()),
-                (None, _) => Vec::new(),
-            },
+            Metric::AtDepth(speed, depth) => self
+                .at_depth
+                .at(depth)
+                .map_or_else(Vec::new, |at| at.speed(speed, n).2),
             _ => Vec::new(),
         }
     }
@@ -439,12 +432,7 @@ impl TrialRow {
             Metric::E2eMs => self.e2e_ms_sd,
             Metric::AggregateTps => self.aggregate_tps_sd,
             Metric::AtDepth(speed, depth) => {
-                let at = self.at_depth.at(depth)?;
-                match speed {
-                    Speed::Pp => at.pp_tps_sd,
-                    Speed::Tg => at.tg_tps_sd,
-                    Speed::Aggregate => at.tg_tps_sd.map(|v| v * self.n_parallel()),
-                }
+                self.at_depth.at(depth)?.speed(speed, self.n_parallel()).1
             }
             Metric::TtftMsP95
             | Metric::ItlMsP95
