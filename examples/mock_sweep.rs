@@ -94,6 +94,14 @@ fn main() {
         plan: &trials,
         unavailable: Default::default(),
         facts: None,
+        origin: &Default::default(),
+        claims: &llama_sweep::workers::claims::Claims::new(
+            dir.path(),
+            "mock",
+            "host",
+            llama_sweep::workers::claims::DEFAULT_LEASE,
+        )
+        .expect("claims"),
     };
     let mut store = Store::open(dir.path()).expect("store");
     let mut strategy = GridStrategy::new(&trials, &HashSet::new());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building llama-sweep needs and is missing (cmake, clang and
-# libclang for llama.cpp's build, on Debian/Ubuntu via apt-get), then fetches
-# the demo model into models/. Safe to run again.
+# libclang for llama.cpp's build, on Debian/Ubuntu via apt-get) and what the
+# tests need (slurm-wlm and munge: the cluster test starts a real one-node
+# SLURM), then fetches the demo model into models/. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+if ! command -v slurmctld >/dev/null && command -v apt-get >/dev/null; then
+  echo "installing slurm-wlm and munge with apt-get (for the cluster test)"
+  if [ "$(id -u)" -eq 0 ]; then scripts/slurm-local.sh install; else sudo scripts/slurm-local.sh install; fi
 fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
 

@@ -61,6 +61,45 @@ first trials all failed the same way (stopped early; run again once the cause is
     )]
     Run(RunArgs),
 
+    /// Measure trials of a sweep as one of several workers sharing its folder
+    #[command(
+        long_about = "Work on a sweep together with other workers (on this machine, other GPUs or \
+other nodes) that share its output folder, e.g. on a network filesystem. Each worker claims the \
+next unmeasured trial of the plan (an exclusive file create under reports/<name>/claims/, safe \
+on NFS; the claim's lease is renewed while the trial runs and taken over when it runs out, or \
+at once when its process on this host is gone), measures it, appends the row to its own \
+reports/<name>/workers/<worker>.csv, and goes on until no trial is left unclaimed. Every \
+reader (status, report, export, a resumed run) merges the workers' rows. A worker runs no \
+confirmation round and writes no report: `llama-sweep run` on the same sweep file, once the \
+workers are done, measures anything they left, confirms the finalists on one device and writes \
+report.html and config.yaml. Every row records host, worker and machine fingerprint.\n\n\
+The worker's name is --name, else SLURM's <array job>_<task>, else <host>-<pid>.",
+        after_help = "Examples:\n  \
+CUDA_VISIBLE_DEVICES=0 llama-sweep worker big.toml --name gpu0 &\n  \
+CUDA_VISIBLE_DEVICES=1 llama-sweep worker big.toml --name gpu1 &\n  \
+wait; llama-sweep run big.toml        # leftovers, confirmation, report, config.yaml\n\n\
+Exit status: as for run (0 when no trial is left for this worker)."
+    )]
+    Worker(WorkerArgs),
+
+    /// Write (and submit) a SLURM job array of workers for a sweep
+    #[command(
+        long_about = "Write reports/<name>/slurm/worker.sbatch, a job array whose tasks each run \
+`llama-sweep worker <sweep.toml>`, and reports/<name>/slurm/finish.sbatch, which runs \
+`llama-sweep run <sweep.toml>` on one node after the array ends however it ended (afterany): it \
+measures what the workers left, runs the confirmation round and writes the report and \
+config.yaml. With --submit both are submitted with sbatch and the array's job id is printed. \
+The output folder must be on a filesystem every node sees, and the nodes' clocks must agree \
+(NTP) to well within the claims' lease (120 s). A task that SLURM stops (scancel, time limit, \
+preemption) loses at most its trial in flight, which another task or the finishing job \
+measures. `llama-sweep status` shows each worker and the jobs' state.",
+        after_help = "Examples:\n  \
+llama-sweep slurm big.toml --tasks 16 --throttle 4 --partition gpu --gres gpu:1 --time 12:00:00 --submit\n  \
+llama-sweep slurm big.toml --tasks 2 --exclusive     # only write the scripts, to read them first\n  \
+llama-sweep status reports/big"
+    )]
+    Slurm(SlurmArgs),
+
     /// Show the trials a sweep would run, in order, without running anything
     #[command(
         long_about = "Print the trials of a sweep.toml: how many, in which order (model-level \
@@ -229,6 +268,80 @@ pub struct RunArgs {
     /// marked as made under a test fault
     #[arg(long, value_name = "FAULT", hide = true)]
     pub test_fault: Option<crate::protocol::TestFault>,
+    /// Start workers first, then finish: per-gpu (one per GPU, each pinned to its device) or a
+    /// number; on a CPU-only machine more than one needs --cpus
+    #[arg(long, value_name = "per-gpu|N")]
+    pub workers: Option<String>,
+    /// With --workers: one disjoint CPU set per worker, separated by / (e.g. 0-7/8-15)
+    #[arg(long, value_name = "SETS", requires = "workers")]
+    pub cpus: Option<String>,
+    /// Set by `llama-sweep worker`: measure as one of several workers.
+    #[arg(skip)]
+    pub worker: Option<WorkerMode>,
+}
+
+/// How a worker shares its sweep folder.
+#[derive(Debug, Clone)]
+pub struct WorkerMode {
+    pub name: String,
+    /// How long a claim holds without renewal.
+    pub lease: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The sweep description
+    #[arg(default_value = "sweep.toml")]
+    pub sweep: PathBuf,
+    /// This worker's name (letters, digits, - _ .) [default: SLURM's job_task, else host-pid]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds a claim holds without renewal; it is renewed four times as often
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    pub lease_s: f64,
+    /// Extra tries for a trial that crashed or timed out
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Stop once this many trials of the plan are recorded by all workers together
+    #[arg(long, value_name = "N")]
+    pub max_trials: Option<usize>,
+    /// Stop before a trial that would end after this many hours of this worker
+    #[arg(long, value_name = "HOURS")]
+    pub max_hours: Option<f64>,
+    /// For tests only (see `run --test-fault`)
+    #[arg(long, value_name = "FAULT", hide = true)]
+    pub test_fault: Option<crate::protocol::TestFault>,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The sweep description
+    #[arg(default_value = "sweep.toml")]
+    pub sweep: PathBuf,
+    /// Tasks in the array: one worker each
+    #[arg(long, value_name = "N")]
+    pub tasks: u32,
+    /// At most this many tasks at once (the array's %K)
+    #[arg(long, value_name = "K")]
+    pub throttle: Option<u32>,
+    /// SLURM partition
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Generic resources per task, e.g. gpu:1
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// Time limit per task (SLURM's format, e.g. 12:00:00)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// A node to itself per task (CPU trials: nothing else shares its cores)
+    #[arg(long)]
+    pub exclusive: bool,
+    /// CPUs per task
+    #[arg(long, value_name = "N")]
+    pub cpus_per_task: Option<u32>,
+    /// Submit with sbatch and print the array's job id
+    #[arg(long)]
+    pub submit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -420,6 +420,13 @@ mod tests {
     use crate::sweep::Silent;
     use crate::test_support::{defaults, row, spec};
 
+    static DEFAULT_ORIGIN: crate::workers::Origin = crate::workers::Origin {
+        host: String::new(),
+        worker: String::new(),
+        machine_id: String::new(),
+        machine: String::new(),
+    };
+
     /// What the rows of a round in a test record.
     fn facts<'a>(
         objective: &'a Objective,
@@ -432,6 +439,7 @@ mod tests {
             objective,
             noise_cv_max: f64::INFINITY,
             facts: None,
+            origin: &DEFAULT_ORIGIN,
         }
     }
     use std::cell::Cell;

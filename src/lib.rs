@@ -39,6 +39,7 @@ pub mod selftest;
 pub mod stats;
 pub mod store;
 pub mod sweep;
+pub mod workers;
 
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -116,6 +117,7 @@ pub(crate) mod test_support {
                 attempts: 1,
                 noise_cv_max: 0.05,
                 facts: None,
+                origin: &Default::default(),
                 log_file: crate::store::Store::log_file(id),
             },
         )

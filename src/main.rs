@@ -13,6 +13,8 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&args),
         Command::Plan(args) => cmd::plan::run(&args).map(|()| exit::OK),
         Command::Export(args) => cmd::export::run(&args).map(|()| exit::OK),
+        Command::Worker(args) => cmd::worker::run(&args),
+        Command::Slurm(args) => cmd::slurm::run(&args).map(|()| exit::OK),
         Command::Status(args) => cmd::status::run(&args).map(|()| exit::OK),
         Command::Replay(args) => cmd::replay::run(&args).map(|()| exit::OK),
         Command::Compare(args) => cmd::compare::run(&args).map(|()| exit::OK),

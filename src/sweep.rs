@@ -17,8 +17,12 @@ use crate::search::Strategy;
 use crate::store::Store;
 use crate::store::anchors::{self, AnchorCheck};
 use crate::store::row::{RowContext, TrialRow};
-use std::collections::HashMap;
+use crate::workers::claims::{Claim, Holder};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+/// How often a run waiting for other workers' trials looks again.
+const CLAIM_POLL: Duration = Duration::from_millis(500);
 
 /// What the loop needs besides the strategy, executor and store.
 pub struct SweepContext<'a> {
@@ -35,6 +39,10 @@ pub struct SweepContext<'a> {
     pub unavailable: HashMap<String, String>,
     /// Quality and bytes per token of the variants, copied into the rows.
     pub facts: Option<&'a crate::quality::VariantFacts>,
+    /// Where the trials run, for the rows.
+    pub origin: &'a crate::workers::Origin,
+    /// Who measures what, when several workers share the folder.
+    pub claims: &'a crate::workers::claims::Claims,
 }
 
 impl<'a> SweepContext<'a> {
@@ -47,6 +55,7 @@ impl<'a> SweepContext<'a> {
             objective: self.objective,
             noise_cv_max,
             facts: self.facts,
+            origin: self.origin,
         }
     }
 }
@@ -61,6 +70,7 @@ pub struct RowFacts<'a> {
     /// Coefficient of variation above which a row is flagged noisy.
     pub noise_cv_max: f64,
     pub facts: Option<&'a crate::quality::VariantFacts>,
+    pub origin: &'a crate::workers::Origin,
 }
 
 /// One measurement of `spec` and its row: the one way the sweep loop, the
@@ -108,6 +118,7 @@ fn row_of(
             attempts: 1,
             noise_cv_max: facts.noise_cv_max,
             facts: facts.facts,
+            origin: facts.origin,
         },
     )
 }
@@ -125,6 +136,11 @@ pub struct SweepOptions {
     pub drift: DriftSettings,
     /// Coefficient of variation above which a trial is flagged noisy.
     pub noise_cv_max: f64,
+    /// When the strategy is done but trials it proposed are being measured
+    /// by other workers: wait for them (taking over those whose worker
+    /// died) rather than end. A plain `run` waits; a worker ends, and a
+    /// later worker or the finishing run picks up what a dead one left.
+    pub wait_for_others: bool,
 }
 
 impl Default for SweepOptions {
@@ -138,6 +154,7 @@ impl Default for SweepOptions {
                 ..DriftSettings::default()
             },
             noise_cv_max: 0.05,
+            wait_for_others: true,
         }
     }
 }
@@ -176,6 +193,8 @@ pub trait SweepObserver {
     fn trial_finished(&mut self, _event: TrialEvent) {}
     /// Something worth a line: a retry, an anchor check, drift.
     fn note(&mut self, _text: &str) {}
+    /// A trial another worker holds, skipped for now.
+    fn claimed_elsewhere(&mut self, _spec: &TrialSpec, _holder: &Holder) {}
 }
 
 /// An observer that shows nothing.
@@ -201,6 +220,8 @@ struct Loop<'a, 'b> {
     /// Wall times of the trials run so far in this run.
     walls: Vec<Duration>,
     anchor_checks: usize,
+    /// Trials the strategy proposed that another worker held.
+    elsewhere: Vec<TrialSpec>,
 }
 
 /// Runs trials until the strategy has none left, the budget is spent, a
@@ -242,6 +263,7 @@ pub fn run(
         drift,
         walls: Vec::new(),
         anchor_checks: 0,
+        elsewhere: Vec::new(),
     };
     state.run(strategy)
 }
@@ -250,20 +272,21 @@ impl Loop<'_, '_> {
     fn run(&mut self, strategy: &mut dyn Strategy) -> anyhow::Result<SweepEnd> {
         let started = Instant::now();
         let total = strategy.remaining().unwrap_or(0);
-        let recorded = self.store.recorded_ids();
-        let recorded_before = self
-            .plan
-            .keys()
-            .filter(|id| recorded.contains(**id))
-            .count();
         let mut done = 0;
         loop {
+            self.learn_from_others(strategy)?;
             if crate::interrupt::requested() {
                 return Ok(SweepEnd::Interrupted);
             }
             let left = strategy.remaining().unwrap_or(0);
             if let Some(max) = self.options.max_trials {
-                if recorded_before + done >= max && left > 0 {
+                let recorded = self.store.recorded_ids();
+                let in_plan = self
+                    .plan
+                    .keys()
+                    .filter(|id| recorded.contains(**id))
+                    .count();
+                if in_plan >= max && left > 0 {
                     return Ok(SweepEnd::BudgetReached {
                         reason: format!("max_trials = {max} reached"),
                         left,
@@ -284,12 +307,33 @@ impl Loop<'_, '_> {
                     });
                 }
             }
-            let Some(spec) = strategy.propose() else {
+            let Some(spec) = strategy.propose().or_else(|| self.next_left_by_others()) else {
+                if self.options.wait_for_others && !self.elsewhere.is_empty() {
+                    if !interruptible_sleep(CLAIM_POLL) {
+                        return Ok(SweepEnd::Interrupted);
+                    }
+                    continue;
+                }
                 return Ok(SweepEnd::Completed);
             };
+            let guard = match self.ctx.claims.claim(&spec.trial_id)? {
+                Claim::Taken(guard) => guard,
+                Claim::Busy(holder) => {
+                    self.observer.claimed_elsewhere(&spec, &holder);
+                    self.elsewhere.push(spec);
+                    continue;
+                }
+            };
+            // Claimed: a trial another worker recorded meanwhile is done.
+            self.learn_from_others(strategy)?;
+            if self.store.recorded_ids().contains(&spec.trial_id) {
+                guard.release();
+                continue;
+            }
             self.observer
                 .trial_started(&spec, done, total.max(done + 1));
             let Some(row) = self.measure(&spec)? else {
+                guard.release();
                 self.observer.note(&format!(
                     "stop requested: trial {} was stopped and is not recorded; everything recorded is kept",
                     spec.trial_id
@@ -297,6 +341,7 @@ impl Loop<'_, '_> {
                 return Ok(SweepEnd::Interrupted);
             };
             self.store.append(row.clone())?;
+            guard.release();
             strategy.observe(&spec, &row);
             done += 1;
             let ran = !self.ctx.unavailable.contains_key(&spec.model.identity);
@@ -342,6 +387,36 @@ impl Loop<'_, '_> {
                 }
             }
         }
+    }
+
+    /// Tells the strategy what other workers recorded since the last look
+    /// (their trials were pending for it until now).
+    fn learn_from_others(&mut self, strategy: &mut dyn Strategy) -> anyhow::Result<()> {
+        for row in self.store.refresh()? {
+            if let Some((_, spec)) = self.plan.get(row.trial_id.as_str()) {
+                strategy.observe(spec, &row);
+            }
+        }
+        let recorded = self.store.recorded_ids();
+        self.elsewhere.retain(|s| !recorded.contains(&s.trial_id));
+        Ok(())
+    }
+
+    /// A trial held by another worker earlier whose claim has lapsed since
+    /// (its worker died): it is this worker's to measure now.
+    fn next_left_by_others(&mut self) -> Option<TrialSpec> {
+        let live: HashSet<String> = self
+            .ctx
+            .claims
+            .live()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let i = self
+            .elsewhere
+            .iter()
+            .position(|s| !live.contains(&s.trial_id))?;
+        Some(self.elsewhere.remove(i))
     }
 
     /// Marks rows measured while the anchor had drifted.
@@ -402,6 +477,11 @@ impl Loop<'_, '_> {
                 return Ok(None);
             };
             self.walls.push(Duration::from_secs_f64(row.wall_s));
+            // A stop asked for while it ran (SLURM's SIGTERM reaches the
+            // child too): its ending says nothing about the trial.
+            if crate::interrupt::requested() {
+                return Ok(None);
+            }
             if !is_retryable(row.status) || attempts > self.options.retries {
                 break row;
             }
@@ -585,8 +665,9 @@ mod tests {
     use crate::runner::mock::{self, MockExecutor};
     use crate::search::GridStrategy;
     use crate::test_support::defaults;
+    use crate::workers::Origin;
+    use crate::workers::claims::Claims;
     use std::cell::Cell;
-    use std::collections::HashSet;
 
     fn specs(n: usize) -> Vec<TrialSpec> {
         (0..n)
@@ -630,6 +711,7 @@ mod tests {
     ) -> (SweepEnd, Vec<String>, Store) {
         let defaults = defaults();
         let objective = Objective::default();
+        let claims = Claims::new(dir, "test", "host", Duration::from_secs(60)).unwrap();
         let ctx = SweepContext {
             sweep_name: "s",
             build: "test build",
@@ -638,6 +720,8 @@ mod tests {
             plan: trials,
             unavailable: [("derived".to_string(), "could not derive Q8_0".to_string())].into(),
             facts: None,
+            origin: &Origin::default(),
+            claims: &claims,
         };
         let mut store = Store::open(dir).unwrap();
         let mut strategy = GridStrategy::new(trials, &store.recorded_ids());

@@ -10,4 +10,6 @@ pub mod replay;
 pub mod report;
 pub mod run;
 mod run_setup;
+pub mod slurm;
 pub mod status;
+pub mod worker;

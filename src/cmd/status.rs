@@ -33,7 +33,78 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
             running
         )
     );
+    print!("{}", workers(&args.folder, &rows));
     Ok(())
+}
+
+/// Per worker: its machine, what it recorded, what it measures now; and
+/// the SLURM jobs' state where squeue answers.
+fn workers(folder: &Path, rows: &[TrialRow]) -> String {
+    let mut out = String::new();
+    let states = crate::workers::read_states(folder);
+    let claims = crate::workers::claims::Claims::new(folder, "status", "", Duration::ZERO)
+        .map(|c| c.live())
+        .unwrap_or_default();
+    let mut names: Vec<String> = rows.iter().filter_map(|r| r.worker.clone()).collect();
+    names.extend(states.iter().map(|s| s.worker.clone()));
+    names.extend(claims.iter().map(|(_, h)| h.worker.clone()));
+    names.sort();
+    names.dedup();
+    names.retain(|n| !n.contains("-run-"));
+    let machines: HashSet<&str> = rows
+        .iter()
+        .filter_map(|r| r.machine_id.as_deref())
+        .collect();
+    if machines.len() > 1 {
+        let _ = writeln!(
+            out,
+            "Machines: {} fingerprints in these rows; they are ranked per machine, never against each other",
+            machines.len()
+        );
+    }
+    if !names.is_empty() {
+        let _ = writeln!(out, "Workers:");
+    }
+    for name in names {
+        let recorded = rows
+            .iter()
+            .filter(|r| r.worker.as_deref() == Some(&name))
+            .count();
+        let state = states.iter().find(|s| s.worker == name);
+        let now: Vec<&str> = claims
+            .iter()
+            .filter(|(_, h)| h.worker == name)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let doing = if now.is_empty() {
+            state.map_or("idle".to_string(), |s| s.state.clone())
+        } else {
+            format!("measuring {}", now.join(", "))
+        };
+        let host = state.map(|s| format!(" on {}", s.host)).unwrap_or_default();
+        let _ = writeln!(out, "  {name}{host}: {recorded} recorded, {doing}");
+    }
+    if let Some(jobs) = crate::workers::slurm::read_jobs(folder) {
+        let _ = writeln!(
+            out,
+            "SLURM: array job {} ({} tasks), finishing job {}",
+            jobs.array_job, jobs.tasks, jobs.finish_job
+        );
+        match crate::workers::slurm::queue_state(&jobs) {
+            Some(lines) if lines.is_empty() => {
+                let _ = writeln!(out, "  squeue: none of them is queued or running any more");
+            }
+            Some(lines) => {
+                for line in lines {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "  (squeue cannot be run here)");
+            }
+        }
+    }
+    out
 }
 
 pub fn render(

@@ -351,6 +351,10 @@ pub fn columns() -> &'static [Column] {
             kld,
             top1_pct,
             bytes_per_token,
+            host,
+            worker,
+            machine_id,
+            machine,
         ];
         before
             .into_iter()

@@ -209,6 +209,27 @@ impl<C: Codec> CsvLog<C> {
         }
     }
 
+    /// The complete records after byte `from` (the end of a record an
+    /// earlier call returned; 0 for the whole file), and where the last of
+    /// them ends: how a reader follows a file another process appends to.
+    pub fn read_from(&self, from: u64) -> anyhow::Result<(Vec<C::Row>, u64)> {
+        let Some(bytes) = self.bytes()? else {
+            return Ok((Vec::new(), 0));
+        };
+        if from == 0 || from > bytes.len() as u64 {
+            let parsed = self.parse(&bytes)?;
+            return Ok((parsed.rows, parsed.good_end));
+        }
+        let header_end = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        let mut tail = bytes[..header_end].to_vec();
+        tail.extend_from_slice(&bytes[from as usize..]);
+        let parsed = self.parse(&tail)?;
+        Ok((parsed.rows, from + parsed.good_end - header_end as u64))
+    }
+
     /// Like [`read`](Self::read), but leaves the file ready for appending:
     /// an incomplete last record is cut off, a file of an older layout is
     /// rewritten with today's columns. Returns the records and, when the

@@ -26,13 +26,18 @@ fn try_flock(file: &File, kind: libc::c_int) -> bool {
 impl FolderLock {
     /// Takes the folder's lock, or says who has it.
     pub fn acquire(folder: &Path) -> anyhow::Result<FolderLock> {
-        let path = folder.join(LOCK_FILE);
+        Self::acquire_file(&folder.join(LOCK_FILE))
+    }
+
+    /// Takes the lock of the file `path` (a worker's rows file's).
+    pub fn acquire_file(path: &Path) -> anyhow::Result<FolderLock> {
+        let folder = path.parent().unwrap_or(Path::new("."));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
+            .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         if !try_flock(&file, libc::LOCK_EX) {
             let mut holder = String::new();

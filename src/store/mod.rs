@@ -2,7 +2,9 @@
 //! and synced per trial), results.parquet (rewritten atomically per trial),
 //! manifest.json, plan.json, anchors.csv, a copy of the sweep.toml, and
 //! `logs/<trial_id>.log`. While a run has the folder open it holds the
-//! folder's lock.
+//! folder's lock. A worker (`llama-sweep worker`) appends to its own
+//! `workers/<name>.csv` instead, holding that file's lock; every reader
+//! merges results.csv with the workers' files.
 
 pub mod anchors;
 pub mod columns;
@@ -32,10 +34,90 @@ pub const LOGS: &str = "logs";
 /// The output folder of one sweep, open for recording rows.
 pub struct Store {
     folder: PathBuf,
+    /// Every row: this process's and the other writers' (merged).
     rows: Vec<TrialRow>,
+    /// The rows this process's file holds.
+    own: Vec<TrialRow>,
+    /// The other writers' files, followed as they grow.
+    others: Vec<Follower>,
     csv: csv_log::CsvLog<csv_file::ResultsCodec>,
+    /// A worker writes no results.parquet: `run` and `report` write it
+    /// from every row.
+    writes_parquet: bool,
     repair_note: Option<String>,
     _lock: lock::FolderLock,
+}
+
+/// Another writer's rows file, read as far as its last complete record.
+struct Follower {
+    log: csv_log::CsvLog<csv_file::ResultsCodec>,
+    /// The file's inode: a rewrite (rename over it) is read again whole.
+    inode: u64,
+    end: u64,
+    rows: Vec<TrialRow>,
+}
+
+impl Follower {
+    fn new(path: PathBuf) -> Follower {
+        Follower {
+            log: csv_file::log(&path),
+            inode: 0,
+            end: 0,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Reads what was added since the last call; true if anything was.
+    fn follow(&mut self) -> anyhow::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(self.log.path()) else {
+            return Ok(false);
+        };
+        if meta.ino() != self.inode || meta.len() < self.end {
+            self.inode = meta.ino();
+            self.end = 0;
+            self.rows.clear();
+        }
+        if meta.len() == self.end {
+            return Ok(false);
+        }
+        let (rows, end) = self.log.read_from(self.end)?;
+        self.end = end;
+        let grew = !rows.is_empty();
+        self.rows.extend(rows);
+        Ok(grew)
+    }
+}
+
+/// The rows files of a folder other than `own`: results.csv and every
+/// worker's.
+fn other_files(folder: &Path, own: &Path) -> Vec<PathBuf> {
+    std::iter::once(folder.join(RESULTS_CSV))
+        .chain(crate::workers::rows_files(folder))
+        .filter(|p| p != own)
+        .collect()
+}
+
+/// One row per trial from several files: where a trial is in more than
+/// one (measured again by another writer), the one finished last. In
+/// recording order when there is one file, else by finishing time.
+pub fn merge(lists: Vec<&[TrialRow]>) -> Vec<TrialRow> {
+    let several = lists.iter().filter(|l| !l.is_empty()).count() > 1;
+    let mut rows: Vec<TrialRow> = lists.into_iter().flatten().cloned().collect();
+    if !several {
+        return rows;
+    }
+    rows.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    let mut last: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, r) in rows.iter().enumerate() {
+        last.insert(r.trial_id.as_str(), i);
+    }
+    let keep: HashSet<usize> = last.into_values().collect();
+    rows.into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// A failure to write results, which ends the sweep with exit status 4.
@@ -47,39 +129,89 @@ impl Store {
     /// Opens (creating) the folder, takes its lock, and reads the rows
     /// already recorded there, cutting off an incomplete last one.
     pub fn open(folder: &Path) -> anyhow::Result<Store> {
+        Store::open_as(folder, None)
+    }
+
+    /// Opens the folder for `worker` (its own rows file and lock), or for a
+    /// plain run (results.csv and the folder's lock) when `None`.
+    pub fn open_as(folder: &Path, worker: Option<&str>) -> anyhow::Result<Store> {
         std::fs::create_dir_all(folder.join(LOGS)).map_err(|e| {
             FolderUnusable(format!(
                 "cannot create the output folder {}: {e}",
                 folder.display()
             ))
         })?;
-        let lock = lock::FolderLock::acquire(folder).map_err(|e| {
+        let (csv_path, lock) = match worker {
+            None => (folder.join(RESULTS_CSV), lock::FolderLock::acquire(folder)),
+            Some(name) => {
+                let path = crate::workers::rows_file(folder, name);
+                let lock = std::fs::create_dir_all(folder.join(crate::workers::WORKERS))
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| lock::FolderLock::acquire_file(&path.with_extension("lock")));
+                (path, lock)
+            }
+        };
+        let lock = lock.map_err(|e| {
             if e.is::<FolderUnusable>() {
                 e
             } else {
                 FolderUnusable(format!("{e:#}")).into()
             }
         })?;
-        let csv_path = folder.join(RESULTS_CSV);
         let csv = csv_file::log(&csv_path);
-        let (rows, repair_note) = csv.read_and_repair()?;
-        if rows.is_empty() && std::fs::metadata(&csv_path).map_or(true, |m| m.len() == 0) {
+        let (own, repair_note) = csv.read_and_repair()?;
+        if own.is_empty() && std::fs::metadata(&csv_path).map_or(true, |m| m.len() == 0) {
             // A new sweep: the header is there from the start.
             csv_file::write_all(&csv_path, &[]).map_err(|e| FolderUnusable(format!("{e:#}")))?;
         }
-        let store = Store {
+        let mut store = Store {
             folder: folder.to_path_buf(),
-            rows,
+            rows: Vec::new(),
+            own,
+            others: Vec::new(),
             csv,
+            writes_parquet: worker.is_none(),
             repair_note,
             _lock: lock,
         };
+        store.refresh()?;
         // A run killed between its CSV append and its Parquet rewrite left
         // the Parquet file one row behind.
         if !store.rows.is_empty() {
             store.write_parquet()?;
         }
         Ok(store)
+    }
+
+    /// Reads what the other writers recorded since the last look, and
+    /// returns those rows.
+    pub fn refresh(&mut self) -> anyhow::Result<Vec<TrialRow>> {
+        for path in other_files(&self.folder, self.csv.path()) {
+            if !self.others.iter().any(|f| f.log.path() == path) {
+                self.others.push(Follower::new(path));
+            }
+        }
+        let mut fresh = Vec::new();
+        let mut changed = self.rows.is_empty() && !self.own.is_empty();
+        for follower in &mut self.others {
+            let before = follower.rows.len();
+            if follower.follow()? {
+                changed = true;
+                let start = before.min(follower.rows.len());
+                fresh.extend(follower.rows[start..].iter().cloned());
+            }
+        }
+        if changed {
+            self.merge();
+        }
+        Ok(fresh)
+    }
+
+    fn merge(&mut self) {
+        let lists: Vec<&[TrialRow]> = std::iter::once(self.own.as_slice())
+            .chain(self.others.iter().map(|f| f.rows.as_slice()))
+            .collect();
+        self.rows = merge(lists);
     }
 
     /// Set when opening cut an incomplete last row off results.csv.
@@ -114,57 +246,81 @@ impl Store {
     /// rewritten. A row of a trial recorded already (one that ran again
     /// after a stop for systematic failure) replaces it.
     pub fn append(&mut self, row: TrialRow) -> anyhow::Result<()> {
-        if self.rows.iter().any(|r| r.trial_id == row.trial_id) {
+        if self.own.iter().any(|r| r.trial_id == row.trial_id) {
             return self.replace(std::slice::from_ref(&row));
         }
         let id = row.trial_id.clone();
-        self.csv
-            .append(&row)
-            .map_err(|e| write_failed(format!("cannot record trial {id} in {RESULTS_CSV}"), e))?;
-        self.rows.push(row);
+        self.csv.append(&row).map_err(|e| {
+            write_failed(
+                format!("cannot record trial {id} in {}", self.csv.path().display()),
+                e,
+            )
+        })?;
+        if self.rows.iter().any(|r| r.trial_id == row.trial_id) {
+            self.own.push(row);
+            self.merge();
+        } else {
+            self.rows.push(row.clone());
+            self.own.push(row);
+        }
         self.write_parquet()
     }
 
     /// Replaces recorded rows by trial id (a re-measurement), rewriting the
     /// CSV atomically.
+    /// Only this writer's rows can be replaced: another worker's are its own.
     pub fn replace(&mut self, updated: &[TrialRow]) -> anyhow::Result<()> {
         for new in updated {
-            if let Some(old) = self.rows.iter_mut().find(|r| r.trial_id == new.trial_id) {
+            if let Some(old) = self.own.iter_mut().find(|r| r.trial_id == new.trial_id) {
                 *old = new.clone();
             }
         }
-        let csv_path = self.folder.join(RESULTS_CSV);
-        csv_file::write_all(&csv_path, &self.rows)
-            .map_err(|e| write_failed(format!("cannot rewrite {RESULTS_CSV}"), e))?;
+        let csv_path = self.csv.path().to_path_buf();
+        csv_file::write_all(&csv_path, &self.own)
+            .map_err(|e| write_failed(format!("cannot rewrite {}", csv_path.display()), e))?;
+        self.merge();
         self.write_parquet()
     }
 
-    /// Rewrites results.parquet from all rows.
+    /// Rewrites results.parquet from all rows (not in a worker).
     pub fn write_parquet(&self) -> anyhow::Result<()> {
+        if !self.writes_parquet {
+            return Ok(());
+        }
         parquet_file::write(&self.folder.join(RESULTS_PARQUET), &self.rows)
             .map_err(|e| write_failed(format!("cannot write {RESULTS_PARQUET}"), e))
     }
 }
 
 /// Reads the rows of a sweep folder (for export and reports).
+/// Reads the rows of a sweep folder (for export and reports): results.csv
+/// and every worker's rows, merged.
 pub fn read_rows(folder: &Path) -> anyhow::Result<Vec<TrialRow>> {
     let csv_path = folder.join(RESULTS_CSV);
-    if !csv_path.exists() {
+    let workers = crate::workers::rows_files(folder);
+    if !csv_path.exists() && workers.is_empty() {
         anyhow::bail!(
             "{} has no {RESULTS_CSV}: is it the output folder of a sweep (reports/<name>)?",
             folder.display()
         );
     }
-    csv_file::read(&csv_path)
+    let lists: Vec<Vec<TrialRow>> = std::iter::once(csv_path)
+        .chain(workers)
+        .map(|p| csv_file::read(&p))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(merge(lists.iter().map(Vec::as_slice).collect()))
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// The temporary file is this process's own, so writers sharing a folder
+/// never write into one another's.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!(
-        "{}.tmp",
+        "{}.{}.tmp",
         path.extension()
             .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        std::process::id()
     ));
     let mut file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;

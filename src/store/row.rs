@@ -130,11 +130,18 @@ pub struct TrialRow {
     /// Bytes of weights one generated token reads (from the GGUF header):
     /// with the machine's memory bandwidth, the ceiling of generation speed.
     pub bytes_per_token: Option<u64>,
+    /// Where it was measured: the host, the worker (empty for a plain
+    /// `run`), the machine's fingerprint and its description (see
+    /// `workers::fingerprint`).
+    pub host: Option<String>,
+    pub worker: Option<String>,
+    pub machine_id: Option<String>,
+    pub machine: Option<String>,
 }
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
-pub const LATER_COLUMNS: [&str; 14] = [
+pub const LATER_COLUMNS: [&str; 18] = [
     "ppl",
     "ppl_increase_pct",
     "kld",
@@ -149,6 +156,10 @@ pub const LATER_COLUMNS: [&str; 14] = [
     "itl_ms_p50",
     "itl_ms_p95",
     "at_depth",
+    "host",
+    "worker",
+    "machine_id",
+    "machine",
 ];
 
 /// Where and when a trial ran, for its row.
@@ -166,6 +177,8 @@ pub struct RowContext<'a> {
     pub noise_cv_max: f64,
     /// Quality and bytes per token of the model variants, where known.
     pub facts: Option<&'a crate::quality::VariantFacts>,
+    /// Where it runs.
+    pub origin: &'a crate::workers::Origin,
 }
 
 fn join(samples: &[f64]) -> String {
@@ -302,6 +315,10 @@ impl TrialRow {
             kld: None,
             top1_pct: None,
             bytes_per_token: None,
+            host: Some(ctx.origin.host.clone()).filter(|h| !h.is_empty()),
+            worker: Some(ctx.origin.worker.clone()).filter(|w| !w.is_empty()),
+            machine_id: Some(ctx.origin.machine_id.clone()).filter(|m| !m.is_empty()),
+            machine: Some(ctx.origin.machine.clone()).filter(|m| !m.is_empty()),
         };
         if let Some(facts) = ctx.facts {
             row.take_facts(facts);

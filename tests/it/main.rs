@@ -17,4 +17,6 @@ mod report;
 mod report_quality;
 mod search;
 mod shapes;
+mod slurm;
 mod support;
+mod workers;

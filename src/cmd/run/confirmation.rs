@@ -23,10 +23,12 @@ pub(super) fn confirm(sweep: &mut Sweep, children: &mut dyn Children) -> anyhow:
                 ..
             }
     );
-    if !confirms || sweep.config.confirm.top == 0 {
+    // The round runs once, on one device: in the finishing run, not in
+    // each worker.
+    if !confirms || sweep.config.confirm.top == 0 || sweep.worker.is_some() {
         return Ok(());
     }
-    let current = sweep.rows_of(&sweep.planned_ids());
+    let current = sweep.on_this_machine(sweep.rows_of(&sweep.planned_ids()));
     let round = Round {
         config: &sweep.config,
         folder: &sweep.folder,
@@ -39,6 +41,7 @@ pub(super) fn confirm(sweep: &mut Sweep, children: &mut dyn Children) -> anyhow:
             objective: &sweep.config.objective,
             noise_cv_max: sweep.config.noise_cv_max,
             facts: Some(&sweep.facts),
+            origin: &sweep.origin,
         },
     };
     let mut executor = ProcessExecutor {

@@ -16,8 +16,11 @@ pub(super) fn finish(mut sweep: Sweep, args: &RunArgs) -> anyhow::Result<u8> {
     sweep.progress.finish();
     sweep.manifest.trials_recorded = sweep.store.rows().len();
     sweep.manifest.updated_at = crate::clock::now_rfc3339();
-    manifest::write(&sweep.folder.join(store::MANIFEST), &sweep.manifest)?;
+    manifest::write(&sweep.manifest_path(), &sweep.manifest)?;
 
+    if let Some(worker) = &sweep.worker {
+        return Ok(worker_end(&sweep, worker));
+    }
     // Rows of this plan only: the folder may also hold rows of an earlier
     // version of the sweep file, measured under other settings.
     let current = sweep.rows_of(&sweep.planned_ids());
@@ -28,6 +31,7 @@ pub(super) fn finish(mut sweep: Sweep, args: &RunArgs) -> anyhow::Result<u8> {
             sweep.folder.display()
         );
     }
+    let current = this_machine(&sweep, current);
     let recommended = recommend(&sweep, &current, args.top)?;
     let recorded_in_plan = sweep.rows_of(&sweep.trial_ids()).len();
     let planned = sweep.plan.trials.len();
@@ -114,9 +118,89 @@ fn recommend(sweep: &Sweep, rows: &[TrialRow], top: usize) -> anyhow::Result<boo
             sweep.folder.display()
         ),
     }
-    println!(
-        "Results: {}",
-        sweep.folder.join(store::RESULTS_CSV).display()
-    );
+    let results = sweep.folder.join(store::RESULTS_CSV);
+    if crate::workers::rows_files(&sweep.folder).is_empty() {
+        println!("Results: {}", results.display());
+    } else {
+        println!(
+            "Results: {} and the workers' {} (all of them in {})",
+            results.display(),
+            sweep.folder.join("workers/*.csv").display(),
+            sweep.folder.join(store::RESULTS_PARQUET).display()
+        );
+    }
     Ok(recommended)
+}
+
+/// How a worker ends: what it recorded and what is left for others. The
+/// summary, config.yaml and report.html come from the finishing run.
+fn worker_end(sweep: &Sweep, worker: &str) -> u8 {
+    let mine = sweep
+        .store
+        .rows()
+        .iter()
+        .filter(|r| r.worker.as_deref() == Some(worker))
+        .count();
+    let recorded_in_plan = sweep.rows_of(&sweep.trial_ids()).len();
+    let planned = sweep.plan.trials.len();
+    let status = match &sweep.end {
+        SweepEnd::Completed => exit::OK,
+        SweepEnd::Interrupted => exit::INTERRUPTED,
+        SweepEnd::BudgetReached { .. } => exit::BUDGET_REACHED,
+        SweepEnd::SystematicFailure(_) => exit::SYSTEMATIC_FAILURE,
+        SweepEnd::BackendBroken => exit::BACKEND_BROKEN,
+    };
+    let _ = crate::workers::write_state(
+        &sweep.folder,
+        &crate::workers::WorkerState {
+            worker: worker.to_string(),
+            host: sweep.origin.host.clone(),
+            pid: std::process::id(),
+            machine_id: sweep.origin.machine_id.clone(),
+            machine: sweep.origin.machine.clone(),
+            started_at: sweep.manifest.started_at.clone(),
+            updated_at: crate::clock::now_rfc3339(),
+            measuring: None,
+            recorded: mine,
+            state: if status == exit::OK {
+                "finished"
+            } else {
+                "stopped"
+            }
+            .into(),
+        },
+    );
+    println!(
+        "Worker {worker}: {mine} trials recorded by this worker in all; {recorded_in_plan} of {planned} \
+         trials of the plan recorded by every worker. The report and config.yaml come from \
+         `llama-sweep run` once the workers are done."
+    );
+    status
+}
+
+/// Rows measured on other hardware (other workers' machines) are not ranked
+/// with this machine's: the summary, the confirmation's winner and
+/// config.yaml are this machine's; `status` and the rows say what else
+/// there is.
+fn this_machine(sweep: &Sweep, rows: Vec<TrialRow>) -> Vec<TrialRow> {
+    let here = sweep.origin.machine_id.as_str();
+    let others: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| r.machine_id.as_deref())
+        .filter(|m| *m != here)
+        .collect();
+    if others.is_empty() {
+        return rows;
+    }
+    let elsewhere = rows
+        .iter()
+        .filter(|r| r.machine_id.as_deref().is_some_and(|m| m != here))
+        .count();
+    eprintln!(
+        "note: {elsewhere} rows were measured on other machines ({}); they are not ranked against \
+         this machine's ({here}): the summary and config.yaml are for this one. Run the finishing \
+         `llama-sweep run` on each kind of machine for its own.",
+        others.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    sweep.on_this_machine(rows)
 }

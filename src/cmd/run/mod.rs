@@ -7,6 +7,7 @@ mod confirmation;
 mod finish;
 mod models;
 mod prepare;
+mod spread;
 mod trials;
 
 use crate::cli::RunArgs;
@@ -24,14 +25,38 @@ use crate::selftest::BackendCheck;
 use crate::store::row::TrialRow;
 use crate::store::{Store, manifest::Manifest};
 use crate::sweep::SweepEnd;
+use crate::workers::Origin;
+use crate::workers::claims::Claims;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     crate::interrupt::install();
+    if let Some(workers) = &args.workers {
+        if let Some(status) = spread::spread(args, workers)? {
+            return Ok(status);
+        }
+    }
     let mut children = ChildRunner::current()?;
     children.test_fault = args.test_fault;
     let mut sweep = prepare::prepare(args, &mut children)?;
+    if let Some(worker) = &sweep.worker {
+        crate::workers::write_state(
+            &sweep.folder,
+            &crate::workers::WorkerState {
+                worker: worker.clone(),
+                host: sweep.origin.host.clone(),
+                pid: std::process::id(),
+                machine_id: sweep.origin.machine_id.clone(),
+                machine: sweep.origin.machine.clone(),
+                started_at: crate::clock::now_rfc3339(),
+                updated_at: crate::clock::now_rfc3339(),
+                measuring: None,
+                recorded: 0,
+                state: "running".into(),
+            },
+        )?;
+    }
     models::derive(&mut sweep, &mut children)?;
     models::machine_facts(&mut sweep)?;
     models::check_backend(&mut sweep, &mut children)?;
@@ -68,11 +93,28 @@ pub(super) struct Sweep {
     pub recommendation: Option<Recommendation>,
     /// Watches the first trials for a failure they all share.
     pub watch: FailureWatch,
+    /// The worker's name when this is `llama-sweep worker`.
+    pub worker: Option<String>,
+    /// Where the trials run, for the rows.
+    pub origin: Origin,
+    /// Who measures what in the folder.
+    pub claims: Claims,
 }
 
 impl Sweep {
     fn going(&self) -> bool {
         self.end == SweepEnd::Completed
+    }
+
+    /// manifest.json, or a worker's own beside its rows.
+    fn manifest_path(&self) -> PathBuf {
+        match &self.worker {
+            None => self.folder.join(crate::store::MANIFEST),
+            Some(name) => self
+                .folder
+                .join(crate::workers::WORKERS)
+                .join(format!("{name}.manifest.json")),
+        }
     }
 
     /// The ids of the plan's trials.
@@ -99,6 +141,15 @@ impl Sweep {
             .iter()
             .filter(|r| ids.contains(r.trial_id.as_str()))
             .cloned()
+            .collect()
+    }
+
+    /// The rows measured on this machine (and old rows that do not say
+    /// where): rows of other hardware are never ranked against them.
+    fn on_this_machine(&self, rows: Vec<TrialRow>) -> Vec<TrialRow> {
+        let here = self.origin.machine_id.as_str();
+        rows.into_iter()
+            .filter(|r| r.machine_id.as_deref().is_none_or(|m| m == here))
             .collect()
     }
 

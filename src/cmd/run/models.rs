@@ -45,7 +45,7 @@ pub(super) fn machine_facts(sweep: &mut Sweep) -> anyhow::Result<()> {
         bandwidth.method()
     ));
     sweep.manifest.memory_bandwidth = Some(bandwidth);
-    manifest::write(&sweep.folder.join(store::MANIFEST), &sweep.manifest)?;
+    manifest::write(&sweep.manifest_path(), &sweep.manifest)?;
     for v in sweep.variants.iter().filter(|v| v.is_ready()) {
         let header = models::gguf::GgufHeader::read(&v.variant.path).ok();
         if let Some(bytes) = header.and_then(|h| h.bytes_read_per_token()) {
@@ -129,7 +129,7 @@ pub(super) fn check_backend(sweep: &mut Sweep, children: &mut dyn Children) -> a
     }
     let all_broken = check.broken().len() == check.variants.len();
     sweep.manifest.backend_check = Some(check.clone());
-    manifest::write(&sweep.folder.join(store::MANIFEST), &sweep.manifest)?;
+    manifest::write(&sweep.manifest_path(), &sweep.manifest)?;
     sweep.backend = Some(check);
     if all_broken {
         sweep.end = SweepEnd::BackendBroken;

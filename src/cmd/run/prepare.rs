@@ -16,6 +16,8 @@ use crate::runner::Children;
 use crate::store::plan_file::{self, PlanFile, PlannedReference};
 use crate::store::{self, Store, manifest};
 use crate::sweep::SweepEnd;
+use crate::workers::Origin;
+use crate::workers::claims::{self, Claims};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -42,7 +44,7 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
             }
         }
         run_setup::check_meaning(&config, &folder, args.allow_changed)?;
-        Store::open(&folder)
+        Store::open_as(&folder, args.worker.as_ref().map(|w| w.name.as_str()))
     });
     let store = match ready {
         Ok(store) => store,
@@ -64,7 +66,39 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
         plan.trials.len(),
         store.rows().len(),
     );
-    manifest::write(&folder.join(store::MANIFEST), &manifest)?;
+    let machine = crate::machine::Machine::detect();
+    let (machine_id, machine_text) = crate::workers::fingerprint::of(&machine, &probe);
+    let origin = Origin {
+        host: machine.hostname.clone(),
+        worker: args
+            .worker
+            .as_ref()
+            .map(|w| w.name.clone())
+            .unwrap_or_default(),
+        machine_id,
+        machine: machine_text,
+    };
+    let lease = args
+        .worker
+        .as_ref()
+        .map_or(claims::DEFAULT_LEASE, |w| w.lease);
+    let claims = Claims::new(&folder, &origin.worker_or_host(), &origin.host, lease)?;
+    match &args.worker {
+        None => manifest::write(&folder.join(store::MANIFEST), &manifest)?,
+        Some(w) => {
+            manifest::write(
+                &folder
+                    .join(crate::workers::WORKERS)
+                    .join(format!("{}.manifest.json", w.name)),
+                &manifest,
+            )?;
+            // The finishing run reads the folder's manifest: the first
+            // worker writes one if no run has.
+            if !folder.join(store::MANIFEST).exists() {
+                manifest::write(&folder.join(store::MANIFEST), &manifest)?;
+            }
+        }
+    }
     store::write_atomically(&folder.join(store::SWEEP_COPY), config.source.as_bytes())?;
     plan_file::write(&folder, &plan_file_of(&config, &plan, &references))?;
 
@@ -106,6 +140,9 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
         end: SweepEnd::Completed,
         recommendation: None,
         watch: FailureWatch::new(worked_before),
+        worker: args.worker.as_ref().map(|w| w.name.clone()),
+        origin,
+        claims,
     };
     announce(&mut sweep, children);
     Ok(sweep)
@@ -142,15 +179,24 @@ fn announce(sweep: &mut Sweep, children: &dyn Children) {
         .filter(|r| !recorded.contains(&r.spec.trial_id))
         .count();
     sweep.progress.set_total(to_run + references_to_run);
+    let as_worker = sweep
+        .worker
+        .as_ref()
+        .map(|w| format!("worker {w} on "))
+        .unwrap_or_default();
     let lines = [
         format!(
-            "llama-sweep: sweep {:?}, {} search: {} trials planned ({in_plan} already recorded, up to {to_run} to run) → {}",
+            "llama-sweep: {as_worker}sweep {:?}, {} search: {} trials planned ({in_plan} already recorded, up to {to_run} to run) → {}",
             sweep.config.sweep.name,
             sweep.config.sweep.strategy.name(),
             sweep.plan.trials.len(),
             sweep.folder.display()
         ),
         format!("  {}", sweep.probe.llama_cpp_build),
+        format!(
+            "  machine {}: {}",
+            sweep.origin.machine_id, sweep.origin.machine
+        ),
     ];
     for line in lines {
         sweep.progress.line(&line);

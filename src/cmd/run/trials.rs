@@ -10,7 +10,7 @@ use crate::plan::references::{self, Role};
 use crate::protocol::TrialSpec;
 use crate::runner::{Children, ProcessExecutor};
 use crate::search::{self, GridStrategy};
-use crate::store::{self, manifest, plan_file};
+use crate::store::{manifest, plan_file};
 use crate::sweep::{self, SweepContext, SweepOptions};
 use std::collections::HashSet;
 
@@ -21,6 +21,7 @@ fn options(sweep: &Sweep, args: &RunArgs) -> SweepOptions {
         max_time: sweep.config.sweep.max_time,
         drift: sweep.config.drift.clone(),
         noise_cv_max: sweep.config.noise_cv_max,
+        wait_for_others: sweep.worker.is_none(),
     }
 }
 
@@ -66,7 +67,7 @@ pub(super) fn fit_reference(sweep: &mut Sweep, children: &mut dyn Children) -> a
         )?;
     }
     sweep.manifest.fit = Some(summary);
-    manifest::write(&sweep.folder.join(store::MANIFEST), &sweep.manifest)?;
+    manifest::write(&sweep.manifest_path(), &sweep.manifest)?;
     Ok(())
 }
 
@@ -99,6 +100,8 @@ pub(super) fn references(
         plan: &every_trial,
         unavailable: sweep.unavailable.clone(),
         facts: Some(&sweep.facts),
+        origin: &sweep.origin,
+        claims: &sweep.claims,
     };
     let base = options(sweep, args);
     let options = SweepOptions {
@@ -158,6 +161,8 @@ pub(super) fn search(
         plan: &sweep.plan.trials,
         unavailable: sweep.unavailable.clone(),
         facts: Some(&sweep.facts),
+        origin: &sweep.origin,
+        claims: &sweep.claims,
     };
     let options = options(sweep, args);
     let mut executor = ProcessExecutor {
