@@ -42,9 +42,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
 fn workers(folder: &Path, rows: &[TrialRow]) -> String {
     let mut out = String::new();
     let states = crate::workers::read_states(folder);
-    let claims = crate::workers::claims::Claims::new(folder, "status", "", Duration::ZERO)
-        .map(|c| c.live())
-        .unwrap_or_default();
+    let claims = crate::workers::claims::Claims::live_in(folder);
     let mut names: Vec<String> = rows.iter().filter_map(|r| r.worker.clone()).collect();
     names.extend(states.iter().map(|s| s.worker.clone()));
     names.extend(claims.iter().map(|(_, h)| h.worker.clone()));

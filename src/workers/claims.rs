@@ -174,6 +174,17 @@ impl Claims {
         }
     }
 
+    /// The live claims of a folder, for a reader: nothing is created.
+    pub fn live_in(folder: &Path) -> Vec<(String, Holder)> {
+        let reader = Claims {
+            dir: folder.join(CLAIMS),
+            worker: String::new(),
+            host: String::new(),
+            lease: Duration::ZERO,
+        };
+        reader.live()
+    }
+
     /// The trials with a live claim now, and who holds each.
     pub fn live(&self) -> Vec<(String, Holder)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {

@@ -94,9 +94,7 @@ pub struct WorkerState {
     pub machine: String,
     pub started_at: String,
     pub updated_at: String,
-    /// The trial being measured now, if any.
-    pub measuring: Option<String>,
-    /// Trials this worker recorded in this run.
+    /// Trials this worker recorded (the live claims say what it measures now).
     pub recorded: usize,
     /// running, finished, stopped, failed
     pub state: String,

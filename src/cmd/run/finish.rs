@@ -150,26 +150,12 @@ fn worker_end(sweep: &Sweep, worker: &str) -> u8 {
         SweepEnd::SystematicFailure(_) => exit::SYSTEMATIC_FAILURE,
         SweepEnd::BackendBroken => exit::BACKEND_BROKEN,
     };
-    let _ = crate::workers::write_state(
-        &sweep.folder,
-        &crate::workers::WorkerState {
-            worker: worker.to_string(),
-            host: sweep.origin.host.clone(),
-            pid: std::process::id(),
-            machine_id: sweep.origin.machine_id.clone(),
-            machine: sweep.origin.machine.clone(),
-            started_at: sweep.manifest.started_at.clone(),
-            updated_at: crate::clock::now_rfc3339(),
-            measuring: None,
-            recorded: mine,
-            state: if status == exit::OK {
-                "finished"
-            } else {
-                "stopped"
-            }
-            .into(),
-        },
-    );
+    let state = if status == exit::OK {
+        "finished"
+    } else {
+        "stopped"
+    };
+    let _ = sweep.write_worker_state(state, mine);
     println!(
         "Worker {worker}: {mine} trials recorded by this worker in all; {recorded_in_plan} of {planned} \
          trials of the plan recorded by every worker. The report and config.yaml come from \

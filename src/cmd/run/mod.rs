@@ -40,22 +40,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let mut children = ChildRunner::current()?;
     children.test_fault = args.test_fault;
     let mut sweep = prepare::prepare(args, &mut children)?;
-    if let Some(worker) = &sweep.worker {
-        crate::workers::write_state(
-            &sweep.folder,
-            &crate::workers::WorkerState {
-                worker: worker.clone(),
-                host: sweep.origin.host.clone(),
-                pid: std::process::id(),
-                machine_id: sweep.origin.machine_id.clone(),
-                machine: sweep.origin.machine.clone(),
-                started_at: crate::clock::now_rfc3339(),
-                updated_at: crate::clock::now_rfc3339(),
-                measuring: None,
-                recorded: 0,
-                state: "running".into(),
-            },
-        )?;
+    if sweep.worker.is_some() {
+        sweep.write_worker_state("running", 0)?;
     }
     models::derive(&mut sweep, &mut children)?;
     models::machine_facts(&mut sweep)?;
@@ -104,6 +90,27 @@ pub(super) struct Sweep {
 impl Sweep {
     fn going(&self) -> bool {
         self.end == SweepEnd::Completed
+    }
+
+    /// Writes `workers/<name>.json` for `status` (a worker only).
+    fn write_worker_state(&self, state: &str, recorded: usize) -> anyhow::Result<()> {
+        let Some(worker) = &self.worker else {
+            return Ok(());
+        };
+        crate::workers::write_state(
+            &self.folder,
+            &crate::workers::WorkerState {
+                worker: worker.clone(),
+                host: self.origin.host.clone(),
+                pid: std::process::id(),
+                machine_id: self.origin.machine_id.clone(),
+                machine: self.origin.machine.clone(),
+                started_at: self.manifest.started_at.clone(),
+                updated_at: crate::clock::now_rfc3339(),
+                recorded,
+                state: state.into(),
+            },
+        )
     }
 
     /// manifest.json, or a worker's own beside its rows.
