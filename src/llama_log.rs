@@ -1,7 +1,8 @@
 //! What a child's log says, read by both sides: the line a child's crash
 //! handler writes before it dies (`measure::crash` writes it,
 //! `runner::crash_site` reads it), and llama.cpp's lines saying where the
-//! weights went.
+//! weights went and how many layers it offloaded (in a trial's log and in
+//! the log of the app's runtime alike), and llama-server's thread count.
 
 use crate::protocol::BufferUse;
 
@@ -39,6 +40,36 @@ pub fn model_buffer(line: &str) -> Option<BufferUse> {
     })
 }
 
+/// `(offloaded, total)` from one log line (`load_tensors: offloaded 31/31
+/// layers to GPU`; llama.cpp writes it only where it can offload).
+pub fn offloaded(line: &str) -> Option<(u32, u32)> {
+    let fraction = line
+        .split("offloaded ")
+        .nth(1)?
+        .trim_end()
+        .strip_suffix(" layers to GPU")?;
+    let (a, b) = fraction.split_once('/')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// The last layer count a log states.
+pub fn offloaded_layers(log: &str) -> Option<(u32, u32)> {
+    log.lines().rev().find_map(offloaded)
+}
+
+/// The generation threads a llama.cpp tool's log states: `system_info:
+/// n_threads = 2 (n_threads_batch = 2) / 2 | ...` or, in llama-server's,
+/// `llama threadpool init, n_threads = 2`.
+pub fn threads_in_log(log: &str) -> Option<i32> {
+    log.lines().rev().find_map(|line| {
+        let rest = line
+            .split("system_info: n_threads = ")
+            .nth(1)
+            .or_else(|| line.split("threadpool init, n_threads = ").nth(1))?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
 /// Every buffer of weights a log names.
 pub fn model_buffers(log: &str) -> Vec<BufferUse> {
     log.lines().filter_map(model_buffer).collect()
@@ -58,5 +89,22 @@ mod tests {
         let buffers = model_buffers(log);
         assert_eq!(buffers.len(), 2);
         assert_eq!((buffers[0].name.as_str(), buffers[0].mib), ("AMX", 51.31));
+        assert_eq!(
+            offloaded_layers("load_tensors: offloaded 20/31 layers to GPU\nx\n"),
+            Some((20, 31))
+        );
+        assert_eq!(offloaded_layers(log), None);
+        assert_eq!(
+            threads_in_log(
+                "main: x\nsystem_info: n_threads = 1 (n_threads_batch = 2) / 2 | CPU : SSE3 = 1 |\n"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            threads_in_log(
+                "0.00.172.214 I cmn          init: llama threadpool init, n_threads = 2\n"
+            ),
+            Some(2)
+        );
     }
 }

@@ -62,16 +62,8 @@ impl Capture {
     }
 
     fn line(&mut self, level: u32, line: &str) {
-        if let Some(fraction) = line
-            .split("offloaded ")
-            .nth(1)
-            .and_then(|rest| rest.strip_suffix(" layers to GPU"))
-        {
-            if let Some((a, b)) = fraction.split_once('/') {
-                if let (Ok(a), Ok(b)) = (a.trim().parse(), b.trim().parse()) {
-                    self.offloaded = Some((a, b));
-                }
-            }
+        if let Some(layers) = crate::llama_log::offloaded(line) {
+            self.offloaded = Some(layers);
         }
         if let Some(buffer) = crate::llama_log::model_buffer(line) {
             self.model_buffers.push(buffer);

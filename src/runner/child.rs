@@ -1,63 +1,15 @@
-//! Runs one child process (`llama-sweep trial`) under the parent's clock.
-//!
-//! The child gets its own process group, so a timeout kills it and anything
-//! it started; it dies with the parent (`PR_SET_PDEATHSIG`), so a killed sweep
-//! leaves no orphan holding the GPU. The job goes in as one JSON line on
-//! stdin; stdout is collected and its last line parsed as the reply; stderr
-//! (llama.cpp's log) goes straight to the trial's log file. Peak RSS comes
-//! from `wait4`'s rusage.
+//! Runs one child process (`llama-sweep trial`) under the parent's clock
+//! ([`super::process`]): the job goes in as one JSON line on stdin; stdout's
+//! last line is parsed as the reply; stderr (llama.cpp's log) goes straight
+//! to the trial's log file.
 
+use super::process;
+pub use super::process::{ExitKind, signal_name};
 use crate::protocol::{ChildJob, ChildReply, ChildRequest, TestFault};
 use anyhow::Context;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// How often the wait for a child looks at the clock and for a stop request.
-const POLL: Duration = Duration::from_millis(100);
-
-/// Replies larger than this are not a reply.
-const MAX_STDOUT: u64 = 16 << 20;
-
-/// How a child process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitKind {
-    Code(i32),
-    Signal(i32),
-}
-
-impl std::fmt::Display for ExitKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            ExitKind::Code(c) => write!(f, "exit code {c}"),
-            ExitKind::Signal(s) => write!(f, "signal {s} ({})", signal_name(s)),
-        }
-    }
-}
-
-pub fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        _ => "unknown signal",
-    }
-}
+use std::process::Command;
+use std::time::Duration;
 
 /// Everything the parent observed about one child run.
 #[derive(Debug, Clone)]
@@ -108,154 +60,23 @@ impl ChildRunner {
         log_path: &Path,
         timeout: Duration,
     ) -> anyhow::Result<ChildEnding> {
-        let log = File::create(log_path)
-            .with_context(|| format!("cannot create log {}", log_path.display()))?;
-        let started = Instant::now();
         let mut command = Command::new(&self.exe);
-        command
-            .arg("trial")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .process_group(0);
-        // SAFETY: getpid, prctl and getppid are async-signal-safe; nothing
-        // else runs between fork and exec.
-        let parent = unsafe { libc::getpid() };
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    // The parent died before prctl took effect.
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {} trial", self.exe.display()))?;
-        let pid = child.id() as libc::pid_t;
-
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let mut stdout = child.stdout.take().expect("stdout is piped");
+        command.arg("trial");
         let request = ChildRequest {
             job: job.clone(),
             test_fault: self.test_fault,
         };
         let job_line = serde_json::to_string(&request).expect("jobs serialize") + "\n";
-        // A child that exits before reading its job gives EPIPE: that is an
-        // ending to classify, not an error of the parent.
-        let _ = stdin.write_all(job_line.as_bytes());
-        drop(stdin);
-
-        let reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = (&mut stdout).take(MAX_STDOUT).read_to_end(&mut out);
-            out
-        });
-        let (exited_tx, exited_rx) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let exited = wait_for_exit_without_reaping(pid);
-            let _ = exited_tx.send(exited);
-        });
-
-        // Wait in short slices, so that a stop request is acted on at once.
-        let deadline = started + timeout;
-        let (mut timed_out, mut interrupted) = (false, false);
-        loop {
-            let slice = deadline.saturating_duration_since(Instant::now()).min(POLL);
-            match exited_rx.recv_timeout(slice) {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => {
-                    kill_group(pid);
-                    return Err(e).context("cannot wait for the trial process");
-                }
-                Err(_) if crate::interrupt::requested() => {
-                    kill_group(pid);
-                    interrupted = true;
-                    let _ = exited_rx.recv();
-                    break;
-                }
-                Err(_) if Instant::now() >= deadline => {
-                    kill_group(pid);
-                    timed_out = true;
-                    let _ = exited_rx.recv();
-                    break;
-                }
-                Err(_) => {}
-            }
-        }
-        waiter.join().expect("waiter thread does not panic");
-        // The child has exited but is not reaped yet, so its pid (and process
-        // group id) cannot be reused: killing leftovers of the group is safe.
-        kill_group(pid);
-        let (exit, peak_rss_kib) =
-            reap(pid).context("cannot collect the trial process's exit status")?;
-        let wall = started.elapsed();
-        let stdout = reader.join().expect("reader thread does not panic");
+        let ended = process::run_to_end(command, job_line.as_bytes(), log_path, timeout)
+            .with_context(|| format!("cannot run {} trial", self.exe.display()))?;
         Ok(ChildEnding {
-            reply: parse_reply(&stdout),
-            exit,
-            timed_out,
-            interrupted,
-            peak_rss_kib,
-            wall,
+            reply: parse_reply(&ended.stdout),
+            exit: ended.exit,
+            timed_out: ended.timed_out,
+            interrupted: ended.interrupted,
+            peak_rss_kib: ended.peak_rss_kib,
+            wall: ended.wall,
         })
-    }
-}
-
-fn kill_group(pid: libc::pid_t) {
-    // SAFETY: plain syscall; ESRCH (group already gone) is fine.
-    unsafe {
-        libc::killpg(pid, libc::SIGKILL);
-    }
-}
-
-/// Blocks until `pid` has exited, leaving it a zombie so its pid stays taken.
-fn wait_for_exit_without_reaping(pid: libc::pid_t) -> std::io::Result<()> {
-    loop {
-        // SAFETY: siginfo is plain data, filled by the kernel.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// Reaps `pid` with `wait4`, returning how it ended and its peak RSS.
-fn reap(pid: libc::pid_t) -> std::io::Result<(ExitKind, Option<u64>)> {
-    loop {
-        let mut status = 0;
-        // SAFETY: rusage is plain data, filled by the kernel.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if rc == pid {
-            let exit = if libc::WIFSIGNALED(status) {
-                ExitKind::Signal(libc::WTERMSIG(status))
-            } else {
-                ExitKind::Code(libc::WEXITSTATUS(status))
-            };
-            let rss = u64::try_from(usage.ru_maxrss).ok().filter(|&kib| kib > 0);
-            return Ok((exit, rss));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
     }
 }
 

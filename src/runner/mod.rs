@@ -6,6 +6,7 @@ pub mod child;
 pub mod crash_site;
 pub mod mock;
 pub mod outcome;
+pub mod process;
 
 use crate::protocol::{ChildJob, TestFault, TrialSpec};
 pub use child::{ChildEnding, ChildRunner};
