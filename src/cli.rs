@@ -216,6 +216,30 @@ llama-sweep doctor --model models/qwen2.5-7b-q4_k_m.gguf --type-k q8_0 --type-v 
     )]
     Doctor(DoctorArgs),
 
+    /// Measure the recommended configuration where the app runs it: llama-cpp-python, llama-server
+    #[command(
+        long_about = "Load a sweep's recommended configuration and its baseline in the runtimes \
+your app really uses, exactly as exported, and measure the app's request shape there (streaming, \
+unique prompts, end of text suppressed): llama-cpp-python's Llama(**llm) in the app's Python \
+interpreter (--python), and llama-server started with the exported arguments on a loopback port \
+(--server). llama-sweep's own runtime measures the same configurations in the same rounds, in a \
+rotating order, so each round gives a paired ratio (app over sweep generation t/s) and the rounds \
+a 95% interval. Where the app differs beyond the noise the likeliest cause is named from the \
+evidence (a runtime built without GPU offload, fewer layers offloaded, fewer CPUs than threads, \
+another llama.cpp, time spent outside llama.cpp) with what to do.\n\n\
+Without flags the sweep file's [app] table names the runtimes. `llama-sweep run` does this by \
+itself at the end when [app] names one. Results go to <folder>/verify.json (every session, raw) \
+and the logs to <folder>/verify/; config.yaml's header and report.html are written again with \
+the verified figures.",
+        after_help = "Examples:\n  \
+llama-sweep verify reports/demo --python ~/app/.venv/bin/python\n  \
+llama-sweep verify reports/demo --server /opt/llama.cpp/build/bin/llama-server --rounds 8\n\n\
+Exit status: 0 verified in every runtime named; 1 unexpected error; 2 bad arguments or nothing \
+to verify; 10 a runtime could not run the configuration (the reason and its log are printed; \
+the sweep's results are untouched)."
+    )]
+    Verify(VerifyArgs),
+
     /// Measure a model's quality: perplexity, and KL divergence from a reference
     #[command(
         long_about = "Measure the quality of one GGUF model the way llama.cpp's perplexity tool does: \
@@ -444,6 +468,9 @@ pub struct DoctorArgs {
     /// KV cache value type for the memory estimate
     #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = kv_type)]
     pub type_v: crate::knobs::KvType,
+    /// The app's runtimes to check beside llama-sweep's build [default: the sweep's [app]]
+    #[command(flatten)]
+    pub app: AppArgs,
     /// For tests only: the self-test children misbehave this way (see `run --test-fault`)
     #[arg(long, value_name = "FAULT", hide = true)]
     pub test_fault: Option<crate::protocol::TestFault>,
@@ -454,6 +481,40 @@ fn kv_type(name: &str) -> Result<crate::knobs::KvType, String> {
         let names: Vec<&str> = crate::knobs::KvType::ALL.iter().map(|t| t.name()).collect();
         format!("unknown KV cache type; one of {}", names.join(", "))
     })
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The sweep's output folder, e.g. reports/demo
+    pub folder: PathBuf,
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// Rounds (each runs every configuration once in every runtime) [default: [app] rounds, else 5]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: Option<u32>,
+    /// Measured requests per session [default: [app] repetitions, else the workload's]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repetitions: Option<u32>,
+}
+
+/// The app's runtimes, named on the command line.
+#[derive(Debug, Clone, Args)]
+pub struct AppArgs {
+    /// The app's Python interpreter, with llama-cpp-python installed (e.g. ~/app/.venv/bin/python)
+    #[arg(long, value_name = "PYTHON")]
+    pub python: Option<PathBuf>,
+    /// The llama-server binary the app runs
+    #[arg(long, value_name = "LLAMA_SERVER")]
+    pub server: Option<PathBuf>,
+}
+
+impl AppArgs {
+    pub fn runtimes(&self) -> crate::config::AppRuntimes {
+        crate::config::AppRuntimes {
+            python: self.python.clone(),
+            server: self.server.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,12 @@ pub const BACKEND_BROKEN: u8 = 8;
 /// the sweep stopped; fix the cause and run again to resume.
 pub const SYSTEMATIC_FAILURE: u8 = 9;
 
+/// `verify`: a runtime the app uses could not run the configuration (a
+/// Python without llama_cpp, a binary that is not a llama-server, a server
+/// that never answers, a crash); the reason and its log are printed. The
+/// sweep's results are untouched.
+pub const RUNTIME_FAILED: u8 = 10;
+
 /// Why the output folder cannot be used (exit status 3).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -6,7 +6,8 @@
 //! Data flow: `config` (sweep.toml) → `models` (variants) → `plan` (trials)
 //! → `search` (which next) → `runner` (child process, timeout, failure
 //! class) → `measure` (the child: llama.cpp) → `store` (CSV, Parquet,
-//! manifest) → `report` (terminal summary) and `export` (config.yaml).
+//! manifest) → `report` (terminal summary) and `export` (config.yaml) →
+//! `verify` (the winner replayed in the app's own `runtime`s).
 
 pub mod bandwidth;
 pub mod cli;
@@ -34,11 +35,13 @@ pub mod quality;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod runtime;
 pub mod search;
 pub mod selftest;
 pub mod stats;
 pub mod store;
 pub mod sweep;
+pub mod verify;
 pub mod workers;
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cmd::report::run(&args).map(|()| exit::OK),
         Command::Quality(args) => cmd::quality::run(&args),
         Command::Doctor(args) => cmd::doctor::run(&args).map(|()| exit::OK),
+        Command::Verify(args) => cmd::verify::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -51,6 +51,16 @@ pub struct Findings {
     pub backend: Vec<BackendTest>,
     /// What llama.cpp's `--fit` would change, per model.
     pub fits: Vec<(String, crate::fit::FitSummary)>,
+    /// The app's runtimes (`--python`, `--server`, the sweep's `[app]`):
+    /// what each is and can do, or why it cannot be used.
+    pub app: Vec<AppRuntimeCheck>,
+}
+
+/// One of the app's runtimes, probed.
+pub struct AppRuntimeCheck {
+    pub kind: crate::runtime::RuntimeKind,
+    pub program: String,
+    pub info: Result<crate::runtime::RuntimeInfo, String>,
 }
 
 /// The backend self-test of one model: llama.cpp's default (weights
@@ -187,7 +197,15 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         .as_ref()
         .ok()
         .map(|p| p.defaults.int(knobs::N_GPU_LAYERS));
+    let mut runtimes = args.app.runtimes();
+    if runtimes.is_empty() {
+        runtimes = config
+            .as_ref()
+            .map(|c| c.app.runtimes.clone())
+            .unwrap_or_default();
+    }
     let findings = Findings {
+        app: app_runtimes(&runtimes),
         gpu_requests: config
             .as_ref()
             .map_or_else(Vec::new, |c| warnings::gpu_requests(c, default_ngl)),
@@ -206,6 +224,31 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     };
     print!("{}", render::render(&findings));
     Ok(())
+}
+
+/// Probes each of the app's runtimes; a log is kept (and named) only where
+/// the probe failed.
+fn app_runtimes(runtimes: &crate::config::AppRuntimes) -> Vec<AppRuntimeCheck> {
+    crate::runtime::named(runtimes)
+        .iter()
+        .map(|runtime| {
+            let log = std::env::temp_dir().join(format!(
+                "llama-sweep-doctor-{}-{}.log",
+                std::process::id(),
+                runtime.kind()
+            ));
+            let info = runtime.probe(&log).map_err(|e| e.to_string());
+            if info.is_ok() {
+                let _ = std::fs::remove_file(&log);
+                let _ = std::fs::remove_file(log.with_extension("devices.log"));
+            }
+            AppRuntimeCheck {
+                kind: runtime.kind(),
+                program: runtime.program(),
+                info,
+            }
+        })
+        .collect()
 }
 
 /// The self-test of every model that can be loaded, with repacking on and
@@ -459,6 +502,7 @@ mod tests {
         }
         Findings {
             sweep: None,
+            app: Vec::new(),
             llama: Ok(ProbeReport {
                 llama_cpp_build: "test".into(),
                 system_info: String::new(),

@@ -22,6 +22,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         .or(recommendation.as_ref().map(|r| r.trial_id.as_str()));
     let row = export::choose(&rows, &manifest.sweep.objective, wanted)?;
     let backend = backend_line(&manifest, row);
+    let app = app_line(&args.folder, row);
     let text = args.format.render(
         row,
         &context(
@@ -29,6 +30,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             recommendation.as_ref(),
             row,
             backend.as_deref(),
+            Some(&app),
         ),
     );
     match args.output.as_deref() {
@@ -50,6 +52,7 @@ fn context<'a>(
     recommendation: Option<&'a Recommendation>,
     row: &store::row::TrialRow,
     backend: Option<&'a str>,
+    app: Option<&'a str>,
 ) -> ExportContext<'a> {
     ExportContext {
         objective: &sweep.objective,
@@ -59,7 +62,13 @@ fn context<'a>(
             .filter(|r| r.trial_id == row.trial_id)
             .map(|r| r.verdict.as_str()),
         backend,
+        app,
     }
+}
+
+/// The line on how `row` fared in the app's runtimes.
+pub fn app_line(folder: &Path, row: &store::row::TrialRow) -> String {
+    crate::verify::render::app_line(folder, &row.trial_id)
 }
 
 /// What the backend self-test said about `row`'s variant.
@@ -70,20 +79,30 @@ fn backend_line(manifest: &manifest::Manifest, row: &store::row::TrialRow) -> Op
         .line_for(&row.model_identity)
 }
 
-/// Renders and writes config.yaml for `row` atomically (what `run` writes
-/// at the end of a sweep).
+/// Renders and writes `folder`/config.yaml for `row` atomically (what `run`
+/// writes at the end of a sweep, and `verify` again).
 pub fn write_config(
     row: &store::row::TrialRow,
     manifest: &manifest::Manifest,
     recommendation: Option<&Recommendation>,
-    output: &Path,
+    folder: &Path,
 ) -> anyhow::Result<()> {
     let backend = backend_line(manifest, row);
+    let app = app_line(folder, row);
     let text = Format::Yaml.render(
         row,
-        &context(&manifest.sweep, recommendation, row, backend.as_deref()),
+        &context(
+            &manifest.sweep,
+            recommendation,
+            row,
+            backend.as_deref(),
+            Some(&app),
+        ),
     );
-    store::write_atomically(output, text.as_bytes())
+    store::write_atomically(
+        &folder.join(Format::Yaml.default_file_name()),
+        text.as_bytes(),
+    )
 }
 
 #[cfg(test)]

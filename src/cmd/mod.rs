@@ -12,4 +12,5 @@ pub mod run;
 mod run_setup;
 pub mod slurm;
 pub mod status;
+pub mod verify;
 pub mod worker;

@@ -165,6 +165,7 @@ pub fn manifest(
         memory_bandwidth: None,
         backend_check: None,
         fit: None,
+        app_verification: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! the file, the key and the line. Relative paths in the file are relative to
 //! the file's own folder.
 
+mod app;
 mod axis;
 mod baseline;
 pub mod error;
@@ -14,13 +15,17 @@ mod raw;
 pub mod settings;
 mod validate;
 
+pub use app::find_program;
 pub use error::ConfigError;
 
 use crate::knobs::{KnobId, Params, Value};
 use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
 use crate::protocol::Workload;
-pub use settings::{BayesSettings, ConfirmSettings, DriftSettings, QualitySettings, StrategyKind};
+pub use settings::{
+    AppRuntimes, AppSettings, BayesSettings, ConfirmSettings, DriftSettings, QualitySettings,
+    StrategyKind,
+};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +58,8 @@ pub struct SweepConfig {
     pub baseline: Option<Baseline>,
     /// `[quality]`: how the quality of each variant is measured.
     pub quality: QualitySettings,
+    /// `[app]`: the app's runtimes, to verify the recommendation in.
+    pub app: AppSettings,
 }
 
 /// The configuration the user runs today: measured early and again in the

@@ -31,6 +31,18 @@ pub struct RawConfig {
     pub baseline: Option<Spanned<RawKnobs>>,
     #[serde(default)]
     pub quality: RawQuality,
+    #[serde(default)]
+    pub app: RawApp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub python: Option<Spanned<String>>,
+    pub server: Option<Spanned<String>>,
+    pub rounds: Option<Spanned<i64>>,
+    pub repetitions: Option<Spanned<i64>>,
+    pub timeout_s: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

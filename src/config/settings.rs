@@ -1,6 +1,6 @@
 //! The settings of sweep.toml's tables besides the space and the workload:
-//! what `[sweep] strategy`, `[search]`, `[confirm]`, `[drift]` and
-//! `[quality]` say, with their defaults. They belong to the sweep file, so
+//! what `[sweep] strategy`, `[search]`, `[confirm]`, `[drift]`,
+//! `[quality]` and `[app]` say, with their defaults. They belong to the sweep file, so
 //! the modules that act on them (search, confirm, drift, quality) read them
 //! from here.
 
@@ -124,6 +124,46 @@ impl Default for QualitySettings {
             n_ctx: 512,
             chunks: 8,
             timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// The runtimes the app uses, as `[app]` or the command line names them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppRuntimes {
+    /// A Python interpreter that imports llama_cpp (the app's venv).
+    pub python: Option<PathBuf>,
+    /// A llama-server binary.
+    pub server: Option<PathBuf>,
+}
+
+impl AppRuntimes {
+    pub fn is_empty(&self) -> bool {
+        self.python.is_none() && self.server.is_none()
+    }
+}
+
+/// `[app]`: the runtimes the user's app runs, where the recommended
+/// configuration and the baseline are verified at the end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSettings {
+    pub runtimes: AppRuntimes,
+    /// Verification rounds.
+    pub rounds: usize,
+    /// Measured requests per session (default: the workload's repetitions).
+    pub repetitions: Option<u32>,
+    /// A session in a runtime, model load included, must end within this
+    /// (default: the trial timeout).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings {
+            runtimes: Default::default(),
+            rounds: 5,
+            repetitions: None,
+            timeout: None,
         }
     }
 }

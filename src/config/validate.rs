@@ -119,6 +119,7 @@ pub fn validate(
     let confirm = confirm(&ctx, &raw)?;
     let baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
     let quality = quality(&ctx, &raw, base_dir, &objective)?;
+    let app = super::app::app(&ctx, &raw, base_dir)?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -136,6 +137,7 @@ pub fn validate(
         confirm,
         baseline,
         quality,
+        app,
     })
 }
 

@@ -83,6 +83,7 @@ mod tests {
                 sweep_file: "s.toml",
                 confirmation: None,
                 backend: None,
+                app: None,
             },
         );
         let llm: Vec<&str> = yaml

@@ -29,6 +29,9 @@ pub struct ExportContext<'a> {
     /// What the backend self-test found for the trial's variant, when it
     /// forced a setting on it.
     pub backend: Option<&'a str>,
+    /// How the trial fared in the app's own runtimes (`verify`), or how to
+    /// find out.
+    pub app: Option<&'a str>,
 }
 
 /// The file formats `llama-sweep export` writes.

@@ -94,6 +94,9 @@ fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
     if let Some(verdict) = ctx.confirmation {
         lines.push(format!("confirmed: {verdict}"));
     }
+    if let Some(app) = ctx.app {
+        lines.push(app.to_string());
+    }
     if !ctx.objective.constraints.is_empty() {
         // Judged by the objective in force now, not when the row was written.
         let status = if ctx.objective.violations(row).is_empty() {
@@ -144,6 +147,7 @@ mod tests {
             sweep_file: "sweep.toml",
             confirmation: None,
             backend: None,
+            app: None,
         };
         let text = lines(&row, &ctx).join("\n");
         assert!(

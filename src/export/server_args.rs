@@ -63,6 +63,7 @@ mod tests {
                 sweep_file: "sweep.toml",
                 confirmation: None,
                 backend: None,
+                app: None,
             },
         )
     }

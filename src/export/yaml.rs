@@ -76,6 +76,7 @@ mod tests {
                 sweep_file: "sweep.toml",
                 confirmation: None,
                 backend: None,
+                app: None,
             },
         );
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
@@ -120,6 +121,7 @@ llm:
                 sweep_file: "s.toml",
                 confirmation: None,
                 backend: None,
+                app: None,
             },
         );
         assert!(
@@ -143,6 +145,7 @@ llm:
                 sweep_file: "s.toml",
                 confirmation: None,
                 backend: None,
+                app: None,
             },
         );
         assert!(
@@ -166,6 +169,7 @@ llm:
                 sweep_file: "s.toml",
                 confirmation: None,
                 backend: None,
+                app: None,
             },
         );
         assert!(
@@ -184,6 +188,7 @@ llm:
             temperature: 0.7,
             confirmation: None,
             backend: None,
+            app: None,
         };
         let yaml = render(&r, &ctx);
         let header: Vec<&str> = yaml.lines().take_while(|l| l.starts_with('#')).collect();

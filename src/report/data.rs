@@ -48,6 +48,8 @@ pub struct ReportData {
     /// quality.csv's rows for the models of `rows`, the last of each
     /// (model file, KV types); none in folders from before quality.
     pub quality: Vec<QualityRow>,
+    /// The recommendation verified in the app's runtimes (verify.json).
+    pub verification: Option<crate::verify::Verification>,
 }
 
 impl ReportData {
@@ -95,6 +97,7 @@ impl ReportData {
             planned,
             winner,
             quality,
+            verification: crate::verify::record::read(folder).ok().flatten(),
         })
     }
 

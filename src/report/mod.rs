@@ -5,6 +5,7 @@
 //! front, comparisons against the user's baseline and llama-server's defaults,
 //! each variant's quality and the ceiling memory bandwidth puts on speed.
 
+pub mod app_page;
 pub mod ceiling;
 pub mod charts;
 pub mod data;
@@ -89,12 +90,14 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
             .backend_check
             .as_ref()
             .and_then(|c| c.line_for(&w.model_identity));
+        let app = crate::verify::render::app_line(&data.folder, &w.trial_id);
         let ctx = crate::export::ExportContext {
             objective,
             temperature: sweep.temperature,
             sweep_file: &sweep.file,
             confirmation: data.recommendation.as_ref().map(|r| r.verdict.as_str()),
             backend: backend.as_deref(),
+            app: Some(&app),
         };
         (
             crate::export::Format::Yaml.render(w, &ctx),

@@ -126,6 +126,7 @@ pub fn render(data: &ReportData, parts: &PageParts) -> String {
         let _ = writeln!(h, "<div class=\"warn lead\">⚠ {}</div>", esc(lead));
     }
     headline(&mut h, data, parts);
+    super::app_page::section(&mut h, data);
     machine(&mut h, data, parts);
     knobs(&mut h, data, parts);
     shapes(&mut h, data);

@@ -30,6 +30,20 @@ pub struct Manifest {
     /// What llama.cpp's `--fit` chose, or why it is not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<crate::fit::FitSummary>,
+    /// The recommendation verified in the app's runtimes (`verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_verification: Option<AppVerification>,
+}
+
+/// What the manifest keeps of a verification in the app's runtimes (the
+/// whole record is verify.json): when, which runtimes, and the account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppVerification {
+    pub verified_at: String,
+    /// Each runtime in one line: version, llama.cpp, what it can offload.
+    pub runtimes: Vec<String>,
+    /// The results, causes and failures, as the terminal showed them.
+    pub lines: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,9 @@
 //! Integration tests: the real `llama-sweep` binary, on the real demo model
 //! where a model is needed (fetch it with scripts/fetch-demo-model.sh) and
 //! on a tiny mixture-of-experts model for placement (scripts/make-moe-model.sh);
-//! these tests fail, not skip, without them.
+//! these tests fail, not skip, without them. The tests of the app's
+//! runtimes need a llama-cpp-python and a llama-server (see
+//! support::app_python); CI builds both and makes their absence a failure.
 
 mod backend;
 mod bad_input;
@@ -19,4 +21,5 @@ mod search;
 mod shapes;
 mod slurm;
 mod support;
+mod verify;
 mod workers;

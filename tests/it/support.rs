@@ -152,3 +152,45 @@ pub fn export(folder: &Path, trial: &str, format: &str) -> String {
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }
+
+/// A runtime the app tests need, or `None` (the test returns early) with a
+/// note on how to get it. CI builds them and sets
+/// LLAMA_SWEEP_TEST_RUNTIMES=required, which makes their absence a failure.
+fn runtime(path: PathBuf, how: &str) -> Option<PathBuf> {
+    if path.is_file() {
+        return Some(path);
+    }
+    let message = format!("{} is missing: {how}", path.display());
+    if std::env::var("LLAMA_SWEEP_TEST_RUNTIMES").as_deref() == Ok("required") {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED (no runtime): {message}");
+    None
+}
+
+/// llama-cpp-python's interpreter, as scripts/check-llama-cpp-python.sh
+/// installs it (LLAMA_SWEEP_PY_VENV, else ~/.cache/llama-sweep/llama-cpp-python-venv).
+pub fn app_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("LLAMA_SWEEP_PY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/llama-sweep/llama-cpp-python-venv")
+        });
+    runtime(
+        venv.join("bin/python"),
+        "run scripts/check-llama-cpp-python.sh",
+    )
+}
+
+/// The llama-server scripts/build-llama-tools.sh builds from llama-sweep's
+/// own llama.cpp source.
+pub fn llama_server() -> Option<PathBuf> {
+    let work = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/llama-bench");
+    let built = ["build", "build-pypi"]
+        .iter()
+        .map(|d| work.join(d).join("bin/llama-server"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| work.join("build/bin/llama-server"));
+    runtime(built, "run scripts/build-llama-tools.sh llama-server")
+}

@@ -30,6 +30,7 @@ pub fn render(f: &Findings) -> String {
         None => {}
     }
     llama_cpp(&mut out, f);
+    app_runtimes(&mut out, f);
     cpu(&mut out, f);
     backend(&mut out, f);
     section(&mut out, "Memory bandwidth");
@@ -130,6 +131,49 @@ fn llama_cpp(out: &mut String, f: &Findings) {
                 fmt_bytes(d.memory_total_bytes)
             ),
         );
+    }
+}
+
+/// The app's runtimes beside llama-sweep's own build.
+fn app_runtimes(out: &mut String, f: &Findings) {
+    section(out, "The app's runtimes");
+    if f.app.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            wrap(
+                "none named: the sweep measures llama.cpp as llama-sweep builds it (above); name the \
+                 ones your app runs (--python PATH, --server PATH, or [app] in the sweep file) to \
+                 check them here and verify the winner in them at the end of `run`",
+                "  ",
+                "  ",
+                WIDTH
+            )
+        );
+        return;
+    }
+    for check in &f.app {
+        match &check.info {
+            Ok(info) => {
+                line(out, check.kind.name(), &check.program);
+                line(out, "  version", &info.version);
+                line(out, "  llama.cpp", &info.llama_cpp);
+                let backends = if info.backends.is_empty() {
+                    "CPU only".to_string()
+                } else {
+                    info.backends.join(", ")
+                };
+                line(out, "  backends", backends);
+                line(out, "  GPU offload", yes_no(info.supports_gpu_offload));
+                for d in &info.devices {
+                    line(out, "  device", d);
+                }
+            }
+            Err(e) => {
+                line(out, check.kind.name(), &check.program);
+                line(out, "  status", format!("cannot be used: {e}"));
+            }
+        }
     }
 }
 
@@ -500,6 +544,7 @@ mod tests {
             sections,
             [
                 "llama.cpp",
+                "The app's runtimes",
                 "CPU and memory",
                 "Backend self-test",
                 "Memory bandwidth",

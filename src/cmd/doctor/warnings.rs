@@ -94,6 +94,7 @@ pub fn warnings(f: &Findings) -> Vec<String> {
         }
         Ok(_) => {}
     }
+    out.extend(app_runtime_warnings(f));
     let gpu_free = match &f.llama {
         Ok(probe) => probe
             .devices
@@ -148,6 +149,69 @@ pub fn warnings(f: &Findings) -> Vec<String> {
                 ));
             }
         }
+    }
+    out
+}
+
+/// The app's runtimes: one that cannot be used, and one that cannot offload
+/// while the sweep asks for GPU layers or llama-sweep's build can offload
+/// (the app would run every layer on the CPU, whatever the sweep finds).
+fn app_runtime_warnings(f: &Findings) -> Vec<String> {
+    let sweep = f
+        .llama
+        .as_ref()
+        .ok()
+        .map(|p| crate::runtime::sweep_child::info_of(p, "llama-sweep"));
+    let mut out = Vec::new();
+    for check in &f.app {
+        let info = match &check.info {
+            Err(e) => {
+                out.push(format!(
+                    "{} ({}) cannot be used: {e}; verifying the winner in it would fail: fix this first",
+                    check.kind, check.program
+                ));
+                continue;
+            }
+            Ok(info) => info,
+        };
+        let Some(sweep) = &sweep else { continue };
+        let missing =
+            crate::verify::diagnose::missing_cpu_features(&info.system_info, &sweep.system_info);
+        if !missing.is_empty() {
+            out.push(format!(
+                "{} ({}) was compiled without instruction sets this CPU has and llama-sweep's \
+                 build uses ({}): its CPU kernels differ from the ones the sweep measures, usually \
+                 slower, sometimes faster (`llama-sweep verify` measures which); {}",
+                info.version,
+                check.program,
+                missing.join(", "),
+                crate::verify::diagnose::native_rebuild_command(info)
+            ));
+        }
+        if info.supports_gpu_offload {
+            continue;
+        }
+        let why = if !f.gpu_requests.is_empty() {
+            format!(
+                "the sweep asks for GPU layers ({})",
+                f.gpu_requests.join("; ")
+            )
+        } else if sweep.supports_gpu_offload {
+            format!(
+                "llama-sweep's build can offload ({})",
+                sweep.backends.join(", ")
+            )
+        } else {
+            continue;
+        };
+        out.push(format!(
+            "{} ({}) was built without a GPU backend and cannot offload, while {why}: the app \
+             would run every layer on the CPU whatever n_gpu_layers says, far slower than the \
+             sweep measures; {}",
+            info.version,
+            check.program,
+            crate::verify::diagnose::rebuild_command(info, sweep)
+        ));
     }
     out
 }
@@ -277,5 +341,54 @@ mod tests {
             "[space]\nn_gpu_layers = 0\n[baseline]\nn_gpu_layers = 20\n",
         );
         assert_eq!(gpu_requests(&c, Some(-1)), ["[baseline] n_gpu_layers = 20"]);
+    }
+
+    #[test]
+    fn an_app_runtime_that_cannot_offload_beside_a_gpu_build_is_a_warning_with_the_fix() {
+        use crate::cmd::doctor::AppRuntimeCheck;
+        use crate::runtime::{RuntimeInfo, RuntimeKind};
+        let python = |gpu: bool| AppRuntimeCheck {
+            kind: RuntimeKind::Python,
+            program: "/app/venv/bin/python".into(),
+            info: Ok(RuntimeInfo {
+                kind: RuntimeKind::Python,
+                program: "/app/venv/bin/python".into(),
+                version: "llama-cpp-python 0.3.36".into(),
+                llama_cpp: "b1".into(),
+                backends: Vec::new(),
+                supports_gpu_offload: gpu,
+                devices: Vec::new(),
+                system_info: String::new(),
+            }),
+        };
+        // A GPU build (a device with 20 GiB free) and a CPU-only app.
+        let mut f = findings(1, Some(20));
+        f.app = vec![python(false)];
+        let w = warnings(&f).join("\n");
+        assert!(
+            w.contains(
+                "llama-cpp-python 0.3.36 (/app/venv/bin/python) was built without a GPU backend"
+            ),
+            "{w}"
+        );
+        assert!(
+            w.contains("--force-reinstall --no-cache-dir llama-cpp-python==0.3.36"),
+            "{w}"
+        );
+        f.app = vec![python(true)];
+        assert!(!warnings(&f).join("\n").contains("without a GPU backend"));
+        // A CPU-only build asked for nothing on a GPU: nothing to say.
+        let mut cpu = findings(1, None);
+        cpu.app = vec![python(false)];
+        assert!(!warnings(&cpu).join("\n").contains("without a GPU backend"));
+        cpu.app = vec![AppRuntimeCheck {
+            info: Err("python3 cannot import llama_cpp".into()),
+            ..python(false)
+        }];
+        assert!(
+            warnings(&cpu)
+                .join("\n")
+                .contains("cannot be used: python3 cannot import llama_cpp")
+        );
     }
 }

@@ -95,13 +95,14 @@ fn recommend(sweep: &Sweep, rows: &[TrialRow], top: usize) -> anyhow::Result<boo
             if let Some(w) = warnings::ceiling_warning(best, &sweep.manifest) {
                 println!("warning: {w}");
             }
-            crate::cmd::export::write_config(best, &sweep.manifest, recommendation, &output)
+            crate::cmd::export::write_config(best, &sweep.manifest, recommendation, &sweep.folder)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             println!(
                 "\nRecommended configuration (trial {}): {}",
                 best.trial_id,
                 output.display()
             );
+            println!("{}", crate::cmd::export::app_line(&sweep.folder, best));
             true
         }
         Err(why) => {

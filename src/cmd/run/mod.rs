@@ -9,6 +9,7 @@ mod models;
 mod prepare;
 mod spread;
 mod trials;
+mod verification;
 
 use crate::cli::RunArgs;
 use crate::config::SweepConfig;
@@ -51,6 +52,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     trials::references(&mut sweep, &mut children, args)?;
     trials::search(&mut sweep, &mut children, args)?;
     confirmation::confirm(&mut sweep, &mut children)?;
+    verification::verify(&mut sweep)?;
     finish::finish(sweep, args)
 }
 

@@ -1,0 +1,426 @@
+//! llama-server as the app runs it: the binary the user names, started with
+//! the exported arguments (the server-args export, the same list) on a free
+//! loopback port, waited for on `/health`, sent the requests on
+//! `/completion` as streaming clients, and stopped. Its version and devices
+//! come from `--version` and `--list-devices`. A server that will not start,
+//! exits, never becomes healthy or stops answering is a one-line
+//! [`RuntimeError`] with its log kept; the process group is killed on every
+//! way out.
+
+use super::{Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Session, SessionJob, http};
+use crate::export::llama_args::llama_args;
+use crate::runner::process;
+use serde_json::json;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one answer may pause before the server counts as hung.
+const STALL: Duration = Duration::from_secs(60);
+
+pub struct ServerRuntime {
+    binary: PathBuf,
+}
+
+impl ServerRuntime {
+    pub fn new(binary: &Path) -> ServerRuntime {
+        ServerRuntime {
+            binary: binary.to_path_buf(),
+        }
+    }
+
+    /// Runs the binary with `args` to its end; its stdout and stderr.
+    fn output_of(&self, args: &[&str], log: &Path) -> Result<String, RuntimeError> {
+        let mut command = Command::new(&self.binary);
+        command.args(args);
+        let ended = process::run_to_end(command, b"", log, PROBE_TIMEOUT).map_err(|e| {
+            RuntimeError::new(
+                format!("cannot run {}: {}", self.binary.display(), e.root_cause()),
+                None,
+            )
+        })?;
+        if ended.timed_out {
+            return Err(RuntimeError::new(
+                format!(
+                    "{} {} did not end within {} s: is it a llama-server?",
+                    self.binary.display(),
+                    args.join(" "),
+                    PROBE_TIMEOUT.as_secs()
+                ),
+                Some(log),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&ended.stdout).into_owned()
+            + &std::fs::read_to_string(log).unwrap_or_default())
+    }
+
+    fn measure(
+        &self,
+        server: &mut Started,
+        job: &SessionJob,
+        log: &Path,
+    ) -> Result<Session, RuntimeError> {
+        server.wait_until_ready(job.timeout, log)?;
+        let cpus_allowed = super::cpus_allowed(server.child.id());
+        let mut session = Session {
+            load_ms: Some(server.started.elapsed().as_secs_f64() * 1000.0),
+            cpus_allowed,
+            ..Session::default()
+        };
+        for (i, prompt) in job.prompts.iter().enumerate() {
+            if crate::interrupt::requested() {
+                return Err(RuntimeError::new("interrupted", Some(log)));
+            }
+            let answer = server.complete(job, prompt, job.seed + i as u64, log)?;
+            if i < job.warmup {
+                continue;
+            }
+            session.ttft_ms.push(answer.ttft_ms);
+            if let Some(tps) = answer.client_gen_tps() {
+                session.gen_tps.push(tps);
+            }
+            session.runtime_gen_tps.extend(answer.predicted_per_second);
+            session
+                .generated
+                .push(answer.predicted_n.unwrap_or(answer.token_events));
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let offloaded = crate::llama_log::offloaded_layers(&text);
+        session.layers_offloaded = Some(offloaded.map_or(0, |(n, _)| n));
+        session.layers_total = offloaded.map(|(_, total)| total);
+        session.n_threads = crate::llama_log::threads_in_log(&text);
+        Ok(session)
+    }
+}
+
+impl Runtime for ServerRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Server
+    }
+
+    fn program(&self) -> String {
+        self.binary.display().to_string()
+    }
+
+    fn probe(&self, log: &Path) -> Result<RuntimeInfo, RuntimeError> {
+        let text = self.output_of(&["--version"], log)?;
+        let Some(version) = version_line(&text) else {
+            let said = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("nothing");
+            return Err(RuntimeError::new(
+                format!(
+                    "{} is not a llama-server: `--version` printed {:?}, not llama.cpp's \"version: N (commit)\"",
+                    self.binary.display(),
+                    said.chars().take(120).collect::<String>()
+                ),
+                Some(log),
+            ));
+        };
+        let devices_log = log.with_extension("devices.log");
+        let devices = devices_of(&self.output_of(&["--list-devices"], &devices_log)?);
+        let mut backends: Vec<String> = devices.iter().map(|d| backend_of_device(d)).collect();
+        backends.dedup();
+        Ok(RuntimeInfo {
+            kind: RuntimeKind::Server,
+            program: self.program(),
+            version: format!("llama-server {version}"),
+            llama_cpp: version,
+            backends,
+            supports_gpu_offload: !devices.is_empty(),
+            devices,
+            system_info: String::new(),
+        })
+    }
+
+    fn session(&self, job: &SessionJob, log: &Path) -> Result<Session, RuntimeError> {
+        let port = free_port()
+            .map_err(|e| RuntimeError::new(format!("no free loopback port: {e}"), None))?;
+        let mut command = Command::new(&self.binary);
+        for arg in llama_args(job.row) {
+            command.arg(arg.flag);
+            command.args(arg.value);
+        }
+        command.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+        let child = process::spawn_logged(command, log, false).map_err(|e| {
+            RuntimeError::new(
+                format!("cannot start {}: {}", self.binary.display(), e.root_cause()),
+                Some(log),
+            )
+        })?;
+        let mut server = Started {
+            child,
+            port,
+            started: Instant::now(),
+        };
+        let measured = self.measure(&mut server, job, log);
+        server.stop();
+        measured
+    }
+}
+
+/// A running server; killed with its process group when dropped.
+struct Started {
+    child: Child,
+    port: u16,
+    started: Instant,
+}
+
+/// One streamed answer, on the client's clock.
+#[derive(Debug, Default)]
+struct Answer {
+    /// Until the first event with content.
+    ttft_ms: f64,
+    /// Events that carried a token, and when the first and last came.
+    token_events: u32,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
+    /// The server's own `timings`.
+    predicted_n: Option<u32>,
+    predicted_per_second: Option<f64>,
+}
+
+impl Answer {
+    /// Tokens after the first over the time from the first to the last.
+    fn client_gen_tps(&self) -> Option<f64> {
+        let n = self.predicted_n.unwrap_or(self.token_events);
+        let span = self
+            .last_token?
+            .duration_since(self.first_token?)
+            .as_secs_f64();
+        (n > 1 && span > 0.0).then(|| f64::from(n - 1) / span)
+    }
+}
+
+impl Started {
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Waits for `/health` to answer 200; fails when the server exits or
+    /// `timeout` passes first.
+    fn wait_until_ready(&mut self, timeout: Duration, log: &Path) -> Result<(), RuntimeError> {
+        let deadline = self.started + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(RuntimeError::new(
+                    format!(
+                        "llama-server exited ({status}) before it was ready: {}",
+                        super::log_tail(log, 3)
+                    ),
+                    Some(log),
+                ));
+            }
+            if crate::interrupt::requested() {
+                return Err(RuntimeError::new("interrupted", Some(log)));
+            }
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::new(
+                    format!(
+                        "llama-server did not become ready on port {} within {} s (no 200 from /health)",
+                        self.port,
+                        timeout.as_secs()
+                    ),
+                    Some(log),
+                ));
+            }
+            if let Ok(r) = http::get(self.port, "/health", Duration::from_secs(2)) {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// One request, streamed: llama-server's native `/completion` with the
+    /// prompt as token ids, no prompt cache, end of text ignored.
+    fn complete(
+        &mut self,
+        job: &SessionJob,
+        prompt: &[i32],
+        seed: u64,
+        log: &Path,
+    ) -> Result<Answer, RuntimeError> {
+        let body = json!({
+            "prompt": prompt,
+            "n_predict": job.max_tokens,
+            "temperature": job.temperature,
+            "seed": seed,
+            "ignore_eos": true,
+            "cache_prompt": false,
+            "stream": true,
+        })
+        .to_string();
+        let mut answer = Answer::default();
+        let mut error = None;
+        let sent = Instant::now();
+        let status = http::post_stream(
+            self.port,
+            "/completion",
+            &body,
+            job.timeout,
+            STALL,
+            |event, at| {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(event) else {
+                    return;
+                };
+                if let Some(e) = value.get("error") {
+                    error = Some(
+                        e.get("message")
+                            .and_then(|m| m.as_str())
+                            .map_or_else(|| e.to_string(), str::to_string),
+                    );
+                    return;
+                }
+                let content = value.get("content").and_then(|c| c.as_str()).unwrap_or("");
+                let stop = value.get("stop").and_then(|s| s.as_bool()).unwrap_or(false);
+                if !stop || !content.is_empty() {
+                    answer.token_events += 1;
+                    answer.first_token.get_or_insert(at);
+                    answer.last_token = Some(at);
+                    if !content.is_empty() && answer.ttft_ms == 0.0 {
+                        answer.ttft_ms = at.duration_since(sent).as_secs_f64() * 1000.0;
+                    }
+                }
+                if let Some(t) = value.get("timings") {
+                    answer.predicted_n = t
+                        .get("predicted_n")
+                        .and_then(|v| v.as_u64())
+                        .map(|v| v as u32);
+                    answer.predicted_per_second =
+                        t.get("predicted_per_second").and_then(|v| v.as_f64());
+                }
+            },
+        )
+        .map_err(|e| {
+            let exited = self
+                .exited()
+                .map(|s| format!(" (it exited: {s})"))
+                .unwrap_or_default();
+            RuntimeError::new(
+                format!("llama-server stopped answering: {e}{exited}"),
+                Some(log),
+            )
+        })?;
+        if status != 200 || error.is_some() {
+            return Err(RuntimeError::new(
+                format!(
+                    "llama-server refused the request ({status}): {}",
+                    error.unwrap_or_else(|| "no reason given".into())
+                ),
+                Some(log),
+            ));
+        }
+        if answer.token_events == 0 {
+            return Err(RuntimeError::new(
+                "llama-server streamed no token",
+                Some(log),
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// SIGTERM, a few seconds to end, then SIGKILL to the whole group.
+    fn stop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        process::signal_group(pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process::kill_group(pid);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// llama.cpp's `version: 6500 (abc1234)`, without its label.
+fn version_line(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("version: "))
+        .map(|v| v.trim().to_string())
+}
+
+/// The devices `--list-devices` names (`  CUDA0: NVIDIA ... (24000 MiB, ...)`).
+fn devices_of(text: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("Available devices:"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "(none)" && l.contains(':'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `CUDA0: NVIDIA ...` → `CUDA`.
+fn backend_of_device(device: &str) -> String {
+    device
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_and_devices_are_read_as_llama_cpp_prints_them() {
+        let text = "version: 6500 (abc1234)\nbuilt with cc for x86_64-linux-gnu\n";
+        assert_eq!(version_line(text).as_deref(), Some("6500 (abc1234)"));
+        assert_eq!(version_line("usage: foo"), None);
+        assert!(devices_of("Available devices:\n  (none)\n").is_empty());
+        let gpus = "load_backend: loaded CUDA backend\nAvailable devices:\n  CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)\n";
+        let devices = devices_of(gpus);
+        assert_eq!(
+            devices,
+            ["CUDA0: NVIDIA GeForce RTX 4090 (24080 MiB, 23500 MiB free)"]
+        );
+        assert_eq!(backend_of_device(&devices[0]), "CUDA");
+    }
+
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("fake-server");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_binary_that_is_not_a_llama_server_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = script(dir.path(), "echo 'Python 3.11.7'");
+        let err = ServerRuntime::new(&fake)
+            .probe(&dir.path().join("probe.log"))
+            .unwrap_err();
+        assert!(err.reason.contains("is not a llama-server"), "{err}");
+        assert!(err.reason.contains("Python 3.11.7"), "{err}");
+    }
+}
