@@ -1,6 +1,7 @@
 //! Facts about the machine a sweep runs on (CPU, cores, memory, OS), read from
-//! /proc and uname, for the manifest. llama.cpp's own view (backends,
-//! devices) comes from a probe child, not from here.
+//! /proc and uname, and the environment variables that change llama.cpp's
+//! speed, for the manifest. llama.cpp's own view (backends, devices) comes
+//! from a probe child, not from here.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,53 @@ pub struct Machine {
     pub logical_cores: usize,
     pub physical_cores: Option<usize>,
     pub memory_total_bytes: Option<u64>,
+    /// The environment variables set for this run that change how
+    /// llama.cpp runs (see [`speed_env`]), as `NAME=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speed_env: Vec<String>,
+}
+
+/// The prefixes of the variables that change llama.cpp's speed: OpenMP's
+/// (ggml takes its thread count from OpenMP: OMP_THREAD_LIMIT=1 makes every
+/// trial single-threaded), ggml's and llama.cpp's own, the BLAS libraries'
+/// thread counts, and which GPUs the backends see.
+const SPEED_ENV_PREFIXES: [&str; 11] = [
+    "OMP_",
+    "GOMP_",
+    "KMP_",
+    "GGML_",
+    "LLAMA_",
+    "OPENBLAS_",
+    "MKL_",
+    "CUDA_",
+    "HIP_",
+    "ROCR_",
+    "ONEAPI_",
+];
+
+/// The variables of `vars` that change llama.cpp's speed, sorted, as
+/// `NAME=value`; llama-sweep's own (`LLAMA_SWEEP_*`) are not llama.cpp's.
+pub fn speed_env(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    let mut found: Vec<String> = vars
+        .filter(|(name, _)| {
+            SPEED_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+                && !name.starts_with("LLAMA_SWEEP_")
+                && name != "CUDA_HOME"
+                && name != "CUDA_PATH"
+        })
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether a `speed_env` entry only picks devices (the device itself is
+/// in the machine's fingerprint): a worker pinned to GPU 1 is the same
+/// machine as one pinned to GPU 0 of the same kind.
+pub fn selects_devices(entry: &str) -> bool {
+    entry
+        .split_once('=')
+        .is_some_and(|(name, _)| name.ends_with("_VISIBLE_DEVICES"))
 }
 
 impl Machine {
@@ -35,6 +83,7 @@ impl Machine {
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             physical_cores: physical_cores(&cpuinfo),
             memory_total_bytes: memory_total(&meminfo),
+            speed_env: speed_env(std::env::vars()),
         }
     }
 }
@@ -126,6 +175,31 @@ mod tests {
             meminfo_bytes("MemTotal: 8 kB\nMemAvailable:   4 kB\n", "MemAvailable"),
             Some(4096)
         );
+    }
+
+    #[test]
+    fn the_variables_that_change_speed_are_picked_and_sorted() {
+        let vars = [
+            ("PATH", "/bin"),
+            ("OMP_THREAD_LIMIT", "1"),
+            ("GGML_CUDA_FORCE_MMQ", "1"),
+            ("LLAMA_SWEEP_TEST_RUNTIMES", "required"),
+            ("LLAMA_ARG_THREADS", "4"),
+            ("CUDA_VISIBLE_DEVICES", "1"),
+            ("CUDA_HOME", "/usr/local/cuda"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let found = speed_env(vars.into_iter());
+        assert_eq!(
+            found,
+            [
+                "CUDA_VISIBLE_DEVICES=1",
+                "GGML_CUDA_FORCE_MMQ=1",
+                "LLAMA_ARG_THREADS=4",
+                "OMP_THREAD_LIMIT=1"
+            ]
+        );
+        assert!(selects_devices(&found[0]) && !selects_devices(&found[3]));
     }
 
     #[test]

@@ -145,6 +145,11 @@ pub struct ChildRequest {
     pub job: ChildJob,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_fault: Option<TestFault>,
+    /// A folder of the child's own for what it keeps on disk while it
+    /// measures (the saved KV caches of the depth tests), removed by the
+    /// parent when the child ends, however it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 /// A job for a child process.
@@ -460,7 +465,10 @@ pub struct ModelFacts {
 }
 
 /// Raw measurements of one trial. Rates in tokens per second, latencies in
-/// milliseconds; one sample per repetition.
+/// milliseconds; one sample per repetition, but `ttft_ms` (one per request:
+/// the n_parallel requests of each repetition, repetition by repetition;
+/// see `store::row::per_repetition_means`) and `itl_ms` (one per gap
+/// between two tokens of a request).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialMetrics {
     pub model: ModelFacts,
@@ -550,11 +558,13 @@ mod tests {
         let plain = ChildRequest {
             job: ChildJob::Probe,
             test_fault: None,
+            scratch: None,
         };
         assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"job":"probe"}"#);
         let faulty = ChildRequest {
             job: ChildJob::Probe,
             test_fault: Some(TestFault::Sleep(1.5)),
+            scratch: None,
         };
         let json = serde_json::to_string(&faulty).unwrap();
         assert_eq!(json, r#"{"job":"probe","test_fault":"sleep:1.5"}"#);

@@ -340,6 +340,19 @@ impl Loop<'_, '_> {
                 ));
                 return Ok(SweepEnd::Interrupted);
             };
+            // A worker whose claim lapsed while it measured (stalled, or cut
+            // off from the shared folder) may have been overtaken: the trial
+            // is another worker's now, and this measurement is discarded.
+            if let Err(why) = guard.still_held() {
+                drop(guard);
+                self.observer.note(&format!(
+                    "trial {} not recorded: this worker lost its claim ({why}); the measurement \
+                     is discarded",
+                    spec.trial_id
+                ));
+                self.elsewhere.push(spec);
+                continue;
+            }
             self.store.append(row.clone())?;
             guard.release();
             strategy.observe(&spec, &row);

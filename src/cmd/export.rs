@@ -9,7 +9,16 @@ use crate::store::{self, manifest};
 use std::path::Path;
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
-    let rows = store::read_rows(&args.folder)?;
+    let all = store::read_rows(&args.folder)?;
+    let faked = all.iter().filter(|r| r.is_test_fault()).count();
+    let rows = store::measurements(all);
+    if rows.is_empty() && faked > 0 {
+        anyhow::bail!(
+            "the {faked} row(s) of {} were made under --test-fault: their figures are not \
+             measurements, and there is nothing to export; run the sweep without it",
+            args.folder.display()
+        );
+    }
     let manifest = manifest::read(&args.folder.join(store::MANIFEST))?;
     // A recommendation whose trial is no longer in the results (an older
     // round) is ignored.

@@ -1,9 +1,12 @@
 //! `llama-sweep status`: how far a sweep has got — also while it runs in
-//! another terminal. Reads only: results.csv, plan.json, manifest.json and
-//! the folder's lock.
+//! another terminal. Reads only: results.csv, plan.json, manifest.json,
+//! recommendation.json, the workers' states and claims, and the folder's
+//! lock.
+
+mod best;
 
 use crate::cli::StatusArgs;
-use crate::objective::{Measured, Objective};
+use crate::objective::Objective;
 use crate::runner::TrialStatus;
 use crate::store::row::TrialRow;
 use crate::store::{self, lock, manifest, plan_file};
@@ -35,6 +38,23 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     );
     print!("{}", workers(&args.folder, &rows));
     Ok(())
+}
+
+/// How many measure now: the workers whose state says running and whoever
+/// holds a live claim (a plain `run` too). A worker killed before it could
+/// write its end still says running.
+fn measuring_now(folder: &Path) -> usize {
+    let mut names: HashSet<String> = crate::workers::read_states(folder)
+        .into_iter()
+        .filter(|s| s.state == "running")
+        .map(|s| s.worker)
+        .collect();
+    names.extend(
+        crate::workers::claims::Claims::live_in(folder)
+            .into_iter()
+            .map(|(_, holder)| holder.worker),
+    );
+    names.len()
 }
 
 /// Per worker: its machine, what it recorded, what it measures now; and
@@ -105,6 +125,8 @@ fn workers(folder: &Path, rows: &[TrialRow]) -> String {
     out
 }
 
+/// What `status` prints of the folder; reads its recommendation.json and
+/// who measures now (workers' states, live claims) itself.
 pub fn render(
     folder: &Path,
     rows: &[TrialRow],
@@ -159,27 +181,15 @@ pub fn render(
         endings.join(", ")
     );
 
+    let measuring = measuring_now(folder);
     let owned: Vec<TrialRow> = current.iter().map(|r| (*r).clone()).collect();
-    match objective.rank(&owned).first() {
-        Some(&i) => {
-            let best = &owned[i];
-            let sd = best
-                .sd_of(objective.metric)
-                .map(|sd| format!(" ± {sd:.1}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "Best so far: {} {} {}: {} {:.1}{sd} {}",
-                best.trial_id,
-                best.model_name,
-                best.model_variant,
-                objective.metric,
-                best.mean_of(objective.metric).unwrap_or(0.0),
-                objective.metric.unit()
-            );
-        }
-        None => out.push_str("Best so far: none feasible yet\n"),
-    }
+    out.push_str(&best::lines(
+        rows,
+        &owned,
+        objective,
+        crate::confirm::read_recommendation(folder).as_ref(),
+        running.is_some() || measuring > 0,
+    ));
 
     let walls: Vec<f64> = current
         .iter()
@@ -189,10 +199,18 @@ pub fn render(
     if !walls.is_empty() {
         let mean = walls.iter().sum::<f64>() / walls.len() as f64;
         let spent = Duration::from_secs(walls.iter().sum::<f64>() as u64);
-        let eta = Duration::from_secs((mean * left as f64) as u64);
+        // The trials left are shared by whoever measures; no more of them
+        // than there are trials count.
+        let sharing = measuring.clamp(1, left.max(1));
+        let eta = Duration::from_secs((mean * left as f64 / sharing as f64) as u64);
+        let with = if measuring > 1 {
+            format!(" with {measuring} workers measuring")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "Time: {} in trials, {mean:.1} s per trial; about {} left",
+            "Time: {} in trials, {mean:.1} s per trial; about {} left{with}",
             humantime::format_duration(spent),
             humantime::format_duration(eta)
         );
@@ -257,5 +275,115 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("about 6s left"), "{text}");
+    }
+
+    /// recommendation.json as the confirmation round writes it.
+    fn recommend(folder: &Path, trial_id: &str) {
+        let json = serde_json::json!({
+            "trial_id": trial_id,
+            "metric": "tg_tps",
+            "value": 99.0,
+            "runs": 3,
+            "runner_up": null,
+            "verdict": "b over a",
+            "candidates": ["a", "b"],
+        });
+        std::fs::write(
+            folder.join(crate::confirm::RECOMMENDATION_JSON),
+            json.to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_finished_sweep_names_its_best_and_the_recommended_trial() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = row("a", &mock::measured(100.0, 400.0));
+        let b = row("b", &mock::measured(98.0, 400.0));
+        recommend(dir.path(), "b");
+        assert!(crate::confirm::read_recommendation(dir.path()).is_some());
+        let text = render(
+            dir.path(),
+            &[a.clone(), b],
+            None,
+            None,
+            &Objective::default(),
+            None,
+        );
+        assert!(
+            text.contains("Best in the sweep: a m Q4_1: tg_tps 100.0 ± 1.0 t/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Recommended (confirmed): b m Q4_1: tg_tps 99.0 t/s over 3 confirmation runs"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("Best so far"), "{text}");
+
+        // Resumed: the recommendation is the last round's.
+        let text = render(
+            dir.path(),
+            std::slice::from_ref(&a),
+            None,
+            None,
+            &Objective::default(),
+            Some("pid 7"),
+        );
+        assert!(text.contains("Best so far: a m Q4_1"), "{text}");
+        assert!(
+            text.contains("Recommended by the last confirmation round: b: tg_tps 99.0"),
+            "{text}"
+        );
+
+        // Confirmed as the sweep's best: one line says so.
+        recommend(dir.path(), "a");
+        let text = render(dir.path(), &[a], None, None, &Objective::default(), None);
+        assert!(
+            text.contains("Recommended (confirmed): a, the sweep's best"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_time_left_is_shared_by_the_workers_measuring() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = row("a", &mock::measured(100.0, 400.0));
+        a.wall_s = 10.0;
+        let mut b = row("b", &mock::measured(90.0, 400.0));
+        b.wall_s = 2.0;
+        let plan = ["a".to_string(), "b".into(), "c".into(), "d".into()];
+        std::fs::create_dir_all(dir.path().join(crate::workers::WORKERS)).unwrap();
+        for (worker, state) in [("w1", "running"), ("w2", "running"), ("w3", "finished")] {
+            crate::workers::write_state(
+                dir.path(),
+                &crate::workers::WorkerState {
+                    worker: worker.into(),
+                    host: "h".into(),
+                    pid: 1,
+                    machine_id: "m".into(),
+                    machine: "cpu".into(),
+                    started_at: "t0".into(),
+                    updated_at: "t1".into(),
+                    recorded: 1,
+                    state: state.into(),
+                },
+            )
+            .unwrap();
+        }
+        let text = render(
+            dir.path(),
+            &[a, b],
+            Some(&plan),
+            None,
+            &Objective::default(),
+            None,
+        );
+        // 2 trials left at 6 s each, measured two at a time.
+        assert!(
+            text.contains("6.0 s per trial; about 6s left with 2 workers measuring"),
+            "{text}"
+        );
     }
 }

@@ -69,7 +69,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
             .unwrap_or(Duration::from_secs(300)),
         seed: 0x5EED,
     };
-    let rows = store::read_rows(folder)?;
+    let rows = store::measurements(store::read_rows(folder)?);
     let recommended = crate::confirm::read_recommendation(folder)
         .filter(|r| rows.iter().any(|row| row.trial_id == r.trial_id))
         .map(|r| r.trial_id);

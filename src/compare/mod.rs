@@ -22,6 +22,12 @@
 //! intervals only show the precision of the repetitions and no change is
 //! called on them. The geometric mean is tested over configurations, each a
 //! run of its own. Pure logic: [`render`] writes it.
+//!
+//! A repetition is one value: for time to first token, the mean of its
+//! n_parallel requests, which arrive together and queue for the same
+//! batches, so that their spread is mostly their place in the queue and
+//! they share the repetition's moment of the machine
+//! ([`crate::store::row::per_repetition_means`]).
 
 pub mod render;
 
@@ -110,9 +116,13 @@ impl<'a> SweepData<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
     pub mean: f64,
+    /// The spread of the repetitions and their number: from `samples` where
+    /// there are two or more, else the row's (a row of an earlier version
+    /// stored TTFT's sd over every request).
     pub sd: Option<f64>,
     pub n: Option<u32>,
-    /// Per-repetition values; empty when the row has none for the metric.
+    /// One value per repetition (see the module's text); empty when the row
+    /// has none for the metric.
     pub samples: Vec<f64>,
     /// The value of every separate run: the row's mean first.
     pub runs: Vec<f64>,
@@ -150,10 +160,6 @@ pub struct Failure {
     pub reason: String,
 }
 
-fn samples_of(row: &TrialRow, metric: Metric) -> Vec<f64> {
-    row.samples_of(metric)
-}
-
 fn measure(row: &TrialRow, metric: Metric, extra: &[f64]) -> Result<Measurement, Failure> {
     if !row.is_ok() {
         return Err(Failure {
@@ -165,15 +171,19 @@ fn measure(row: &TrialRow, metric: Metric, extra: &[f64]) -> Result<Measurement,
         });
     }
     match row.mean_of(metric).filter(|m| m.is_finite()) {
-        Some(mean) => Ok(Measurement {
-            mean,
-            sd: row.sd_of(metric),
-            n: row.n_samples,
-            samples: samples_of(row, metric),
-            runs: std::iter::once(mean)
-                .chain(extra.iter().copied().filter(|v| *v > 0.0 && v.is_finite()))
-                .collect(),
-        }),
+        Some(mean) => {
+            let samples = row.samples_of(metric);
+            let spread = Summary::of(&samples).filter(|s| s.n >= 2);
+            Ok(Measurement {
+                mean,
+                sd: spread.map(|s| s.stddev).or_else(|| row.sd_of(metric)),
+                n: spread.map(|s| s.n as u32).or(row.n_samples),
+                samples,
+                runs: std::iter::once(mean)
+                    .chain(extra.iter().copied().filter(|v| *v > 0.0 && v.is_finite()))
+                    .collect(),
+            })
+        }
         None => Err(Failure {
             status: row.status.name().into(),
             reason: format!("{metric} not measured"),

@@ -188,6 +188,101 @@ fn a_slow_down_of_a_latency_is_worse_and_a_speed_up_better() {
     assert_eq!(c.changes[0].verdict, Verdict::Worse);
 }
 
+fn ttft() -> Objective {
+    Objective {
+        metric: Metric::TtftMs,
+        direction: Direction::Minimize,
+        constraints: vec![],
+    }
+}
+
+/// Four requests arriving together each repetition, repetition by
+/// repetition: request j's time to first token is `queue[j]` × its
+/// repetition's mean.
+fn queued_requests(repetition_means: &[f64], queue: [f64; 4]) -> Vec<f64> {
+    repetition_means
+        .iter()
+        .flat_map(|m| queue.map(|k| m * k))
+        .collect()
+}
+
+/// Where the requests of a repetition wait their turn: the last waits four
+/// times as long as the first.
+const QUEUE: [f64; 4] = [0.4, 0.8, 1.2, 1.6];
+/// Where they do not: the four requests of a repetition take the same time.
+const NO_QUEUE: [f64; 4] = [0.985, 0.995, 1.005, 1.015];
+
+/// A row with n_parallel = 4 whose TTFT repetitions average
+/// `repetition_means`; its mean and sd over every request, as a row of an
+/// earlier version recorded them.
+fn queued(id: &str, repetition_means: &[f64], queue: [f64; 4]) -> TrialRow {
+    let mut row = measured(id, 4, &A_STEADY);
+    crate::test_support::set(&mut row, crate::knobs::N_PARALLEL, 4.into());
+    let requests = queued_requests(repetition_means, queue);
+    let all = Summary::of(&requests).unwrap();
+    row.ttft_ms_samples = join(&requests);
+    (row.ttft_ms_mean, row.ttft_ms_sd) = (Some(all.mean), Some(all.stddev));
+    row
+}
+
+fn close(x: f64, y: f64) -> bool {
+    (x - y).abs() < 1e-9 * y.abs().max(1.0)
+}
+
+#[test]
+fn a_ttft_interval_rests_on_one_value_per_repetition_not_per_request() {
+    // 3 repetitions × 4 requests: 3 values a side, whose spread is the
+    // repetitions' (1%), not the queue's (45%).
+    let (means_a, means_b) = ([250.0, 252.5, 247.5], [275.0, 277.0, 272.5]);
+    let c = compare(
+        &sw(&[queued("a", &means_a, QUEUE)]),
+        &sw(&[queued("b", &means_b, QUEUE)]),
+        &ttft(),
+    )
+    .unwrap();
+    let change = &c.changes[0];
+    assert_eq!(change.basis, Basis::Repetitions);
+    for (side, means) in [(&change.a, &means_a), (&change.b, &means_b)] {
+        assert_eq!(side.samples.len(), 3, "one value per repetition: {side:?}");
+        assert!(
+            side.samples.iter().zip(means).all(|(x, m)| close(*x, *m)),
+            "{side:?}"
+        );
+        assert_eq!(side.n, Some(3), "{side:?}");
+        let spread = Summary::of(means).unwrap().stddev;
+        assert!(close(side.sd.unwrap(), spread), "{side:?}");
+    }
+    let expected = stats::ratio_of(&means_b, &means_a).unwrap();
+    let r = change.ratio;
+    assert!(close(r.ratio, expected.ratio), "{r:?} {expected:?}");
+    assert!(
+        close(r.low.unwrap(), expected.low.unwrap()),
+        "{r:?} {expected:?}"
+    );
+    assert!(
+        close(r.high.unwrap(), expected.high.unwrap()),
+        "{r:?} {expected:?}"
+    );
+    assert!(r.significant(), "steady repetitions 10% apart: {r:?}");
+}
+
+#[test]
+fn requests_of_one_repetition_moving_together_count_once() {
+    // Each repetition's four requests took the same time, and the
+    // repetitions differ by 20%: 20% slower is within the noise of three
+    // repetitions, though twelve independent requests would make it certain.
+    let means = [100.0, 120.0, 85.0];
+    let c = compare(
+        &sw(&[queued("a", &means, NO_QUEUE)]),
+        &sw(&[queued("b", &scaled(&means, 1.2), NO_QUEUE)]),
+        &ttft(),
+    )
+    .unwrap();
+    let r = c.changes[0].ratio;
+    assert!((r.ratio - 1.2).abs() < 1e-6, "{r:?}");
+    assert!(!r.significant(), "{r:?}");
+}
+
 #[test]
 fn rows_match_by_configuration_not_trial_id_or_model_path() {
     let a = [measured("old-id", 4, &A_STEADY)];

@@ -12,7 +12,8 @@
 //! - depth (workload `n_depth`, llama-bench `-d`): pp and tg again with the
 //!   cache first filled with that many tokens; the filled cache is saved
 //!   once per depth and put back before each repetition, outside the
-//!   timed part, as llama-bench keeps its depth.
+//!   timed part, as llama-bench keeps its depth. It is saved to a file, so
+//!   that the child's peak RSS counts the cache once, as a server holds it.
 //! - n_parallel sequences (llama-batched-bench's `-npl`, llama-server's
 //!   slots): pp decodes every sequence's prompt, packed one after another
 //!   in the same `n_batch` chunks (the rate counts all their tokens); tg
@@ -24,15 +25,23 @@
 //!   `request_history_tokens` of earlier conversation (filled once, put back
 //!   each time) — `request_prompt_tokens` of prompt, then
 //!   `request_max_tokens` tokens sampled with the app's sampler chain
-//!   (end-of-text ignored so every repetition has the same shape). Time to
-//!   first token is a request's prompt processing plus its first token's
-//!   sampling; the gap between two tokens is one decode step of all
-//!   sequences with their sampling; end-to-end is the whole round.
+//!   (end-of-text ignored so every repetition has the same shape), in the
+//!   batches llama-server would make (`server_order`: a token of every
+//!   generating request first, then waiting prompt tokens). Time to first
+//!   token is a request's prompt processing plus its first token's
+//!   sampling; the gap between two tokens is, per request, the time from
+//!   one of its tokens to the next (a whole batch of other prompts'
+//!   tokens included, as a server's client waits for it); end-to-end is the
+//!   whole round.
+//! - outputs: logits are asked for as llama-bench (the last token of each
+//!   chunk of one prompt) and llama-batched-bench (each prompt's last token,
+//!   with several sequences) ask for them.
 //!
 //! Every logit a test reads is checked: a kernel that returns NaN or Inf
 //! fails the trial instead of passing for fast.
 
-use super::llama::{self, Batch, Context, Model, Sampler, Threadpool, Token};
+use super::llama::{self, Batch, Context, Model, Sampler, SavedState, Threadpool, Token};
+use super::server_order::ServerOrder;
 use super::tokens::{Run, TokenSource};
 use super::{apply, fault, log_capture};
 use crate::knobs::{self, FlashAttn};
@@ -170,7 +179,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         bench.check_last("after the warmup prompt")?;
         bench.clear();
         bench.generate_random(1, 0)?;
-        bench.reset_to(history.as_deref())?;
+        bench.reset_to(history.as_ref())?;
         bench.requests(
             Run::Warmup(i),
             w,
@@ -193,7 +202,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
     }
     let (mut ttft_ms, mut e2e_ms, mut itl_ms) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..w.repetitions {
-        bench.reset_to(history.as_deref())?;
+        bench.reset_to(history.as_ref())?;
         samplers.iter_mut().for_each(Sampler::reset);
         let timings = bench.requests(Run::Request(rep), w, w.request_max_tokens, &mut samplers)?;
         ttft_ms.extend(timings.ttft_ms);
@@ -275,7 +284,7 @@ struct RequestTimings {
     ttft_ms: Vec<f64>,
     /// Until the last request's last token.
     e2e_ms: f64,
-    /// Per decode step.
+    /// Per request, between two of its tokens.
     itl_ms: Vec<f64>,
 }
 
@@ -328,18 +337,18 @@ impl<'m, 'c> Bench<'m, 'c> {
 
     /// Clears the cache and fills every sequence with `depth` tokens of
     /// `run`; the state to start each test from, `None` for depth 0.
-    fn fill(&mut self, run: Run, depth: u32) -> Result<Option<Vec<u8>>, String> {
+    fn fill(&mut self, run: Run, depth: u32) -> Result<Option<SavedState>, String> {
         if depth == 0 {
             return Ok(None);
         }
         self.clear();
         self.prompts(run, depth, 0)?;
         self.check_last("after filling the cache")?;
-        Ok(Some(self.ctx.save_state()))
+        self.ctx.save_state().map(Some)
     }
 
     /// Clears the cache and puts `state` back, when there is one.
-    fn reset_to(&mut self, state: Option<&[u8]>) -> Result<(), String> {
+    fn reset_to(&mut self, state: Option<&SavedState>) -> Result<(), String> {
         self.clear();
         state.map_or(Ok(()), |s| self.ctx.restore_state(s))
     }
@@ -360,7 +369,7 @@ impl<'m, 'c> Bench<'m, 'c> {
         };
         let mut pp_tps = Vec::new();
         for rep in 0..w.repetitions {
-            self.reset_to(state.as_deref())?;
+            self.reset_to(state.as_ref())?;
             let prompts = self.prompt_tokens(Run::Prompt(rep), w.prompt_tokens);
             let t = Instant::now();
             self.decode_prompts(&prompts, depth as i32, |_, _, _| {})?;
@@ -370,7 +379,7 @@ impl<'m, 'c> Bench<'m, 'c> {
         }
         let mut tg_tps = Vec::new();
         for _ in 0..w.repetitions {
-            self.reset_to(state.as_deref())?;
+            self.reset_to(state.as_ref())?;
             let t = Instant::now();
             self.generate_random(w.gen_tokens, depth as i32)?;
             tg_tps.push(w.gen_tokens as f64 / t.elapsed().as_secs_f64());
@@ -416,10 +425,11 @@ impl<'m, 'c> Bench<'m, 'c> {
             self.batch.clear();
             let mut finished = Vec::new();
             for (k, &(seq, i)) in chunk.iter().enumerate() {
-                // Like llama-bench's llama_batch_get_one: the last token of
-                // each chunk has output, and so does each prompt's last.
+                // One prompt: like llama-bench's llama_batch_get_one, the
+                // last token of each chunk has output. Several: like
+                // llama-batched-bench, each prompt's last token only.
                 let last_of_prompt = i + 1 == prompts[seq].len();
-                let output = last_of_prompt || k + 1 == chunk.len();
+                let output = last_of_prompt || (prompts.len() == 1 && k + 1 == chunk.len());
                 self.batch
                     .add(prompts[seq][i], start + i as i32, seq as i32, output)?;
                 if last_of_prompt {
@@ -483,14 +493,15 @@ impl<'m, 'c> Bench<'m, 'c> {
         Ok(())
     }
 
-    /// The logits of the last batch's last token.
-    pub fn last_logits(&self) -> &[f32] {
-        self.ctx.logits(self.batch.len() as i32 - 1, self.n_vocab)
-    }
-
     /// Fails when the last token's logits are not all finite numbers.
     pub fn check_last(&self, when: &str) -> Result<(), String> {
-        if !self.garbled && llama::finite(self.last_logits()) {
+        self.check_output(self.batch.len() as i32 - 1, when)
+    }
+
+    /// Fails when the logits of the last batch's output `i` are not all
+    /// finite numbers.
+    fn check_output(&self, i: i32, when: &str) -> Result<(), String> {
+        if !self.garbled && llama::finite(self.ctx.logits(i, self.n_vocab)) {
             Ok(())
         } else {
             Err(garbage(when))
@@ -499,10 +510,10 @@ impl<'m, 'c> Bench<'m, 'c> {
 
     /// The app's request in every sequence at once, on top of whatever the
     /// cache holds (`w.request_history_tokens` of earlier conversation, or
-    /// nothing): the prompts decoded together, each request's first token
-    /// sampled as soon as its prompt is done (its time to first token),
-    /// then one decode step per further token for all of them (the
-    /// inter-token latency).
+    /// nothing), in llama-server's batches ([`ServerOrder`]): each
+    /// request's first token sampled as soon as its prompt is done (its
+    /// time to first token), each further one in the next batch, with the
+    /// time since the request's previous token (its inter-token latency).
     fn requests(
         &mut self,
         run: Run,
@@ -512,24 +523,57 @@ impl<'m, 'c> Bench<'m, 'c> {
     ) -> Result<RequestTimings, String> {
         let prompts = self.prompt_tokens(run, w.request_prompt_tokens);
         let start = w.request_history_tokens as i32;
-        let mut next = vec![0 as Token; self.n_seq as usize];
-        let mut ttft_ms = vec![0.0; self.n_seq as usize];
-        let started = Instant::now();
-        self.decode_prompts(&prompts, start, |ctx, seq, i| {
-            next[seq] = samplers[seq].sample(ctx, i);
-            ttft_ms[seq] = ms(started);
-        })?;
-        self.check_last("at the end of the request's prompt")?;
+        let n_seq = self.n_seq as usize;
+        let mut next = vec![0 as Token; n_seq];
+        let mut ttft_ms = vec![0.0; n_seq];
+        let mut previous = vec![0.0; n_seq];
+        // The position of each request's next generated token.
+        let mut pos = vec![start + w.request_prompt_tokens as i32; n_seq];
         let mut itl_ms = Vec::new();
-        // The first token came with the prompt; each further one is a step.
-        let first = start + w.request_prompt_tokens as i32;
-        for pos in first..first + max_tokens.saturating_sub(1) as i32 {
-            let step = Instant::now();
-            self.decode_step(&next, pos)?;
-            for (seq, token) in next.iter_mut().enumerate() {
-                *token = samplers[seq].sample(self.ctx, seq as i32);
+        let lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        let started = Instant::now();
+        for step in ServerOrder::new(&lens, max_tokens, self.n_batch) {
+            self.batch.clear();
+            let mut outputs = Vec::new();
+            for &seq in &step.generating {
+                outputs.push((seq, self.batch.len() as i32, false));
+                self.batch.add(next[seq], pos[seq], seq as i32, true)?;
+                pos[seq] += 1;
             }
-            itl_ms.push(ms(step));
+            for (seq, range) in &step.prompt {
+                for i in range.clone() {
+                    let last_of_prompt = i + 1 == lens[*seq];
+                    if last_of_prompt {
+                        outputs.push((*seq, self.batch.len() as i32, true));
+                    }
+                    self.batch.add(
+                        prompts[*seq][i],
+                        start + i as i32,
+                        *seq as i32,
+                        last_of_prompt,
+                    )?;
+                }
+            }
+            self.ctx.decode(&self.batch).map_err(|code| {
+                failure(
+                    "request decode failed",
+                    format!("llama_decode returned {code}"),
+                )
+            })?;
+            self.ctx.synchronize();
+            for (seq, i, first) in outputs {
+                if first {
+                    self.check_output(i, "at the end of the request's prompt")?;
+                }
+                next[seq] = samplers[seq].sample(self.ctx, i);
+                let now = ms(started);
+                if first {
+                    ttft_ms[seq] = now;
+                } else {
+                    itl_ms.push(now - previous[seq]);
+                }
+                previous[seq] = now;
+            }
         }
         Ok(RequestTimings {
             ttft_ms,

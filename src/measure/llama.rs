@@ -571,26 +571,48 @@ impl<'m> Context<'m> {
     /// The context's state, the KV cache of every sequence among it, to
     /// put back with [`restore_state`](Self::restore_state): how a test
     /// starts again and again from the same filled cache, as llama-bench
-    /// keeps its depth (it saves one sequence; this saves them all).
-    pub fn save_state(&mut self) -> Vec<u8> {
-        // SAFETY: the buffer holds the size llama.cpp asked for.
-        unsafe {
-            let size = sys::llama_state_get_size(self.raw());
-            let mut state = vec![0u8; size];
-            let written = sys::llama_state_get_data(self.raw(), state.as_mut_ptr(), size);
-            state.truncate(written);
-            state
+    /// keeps its depth (it saves one sequence; this saves them all). It
+    /// goes to a file in the child's scratch folder, not to memory: a copy
+    /// of the cache in the child's memory would count in its peak RSS,
+    /// which a served configuration does not hold (llama.cpp writes and
+    /// reads it a tensor at a time).
+    pub fn save_state(&mut self) -> Result<SavedState, String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = super::scratch_dir().join(format!("kv-{}-{n}.state", std::process::id()));
+        let c_path = path_to_c(&path)?;
+        // SAFETY: a live context and a NUL-terminated path; no tokens.
+        let saved =
+            unsafe { sys::llama_state_save_file(self.raw(), c_path.as_ptr(), std::ptr::null(), 0) };
+        if !saved {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!(
+                "llama.cpp could not save the filled KV cache to {} (is the disk full?)",
+                path.display()
+            ));
         }
+        Ok(SavedState { path })
     }
 
     /// Puts back a state [`save_state`](Self::save_state) took.
-    pub fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
-        // SAFETY: llama.cpp reads at most `state.len()` bytes.
-        let read = unsafe { sys::llama_state_set_data(self.raw(), state.as_ptr(), state.len()) };
-        if read == 0 {
-            Err("llama.cpp could not restore the filled KV cache".into())
-        } else {
+    pub fn restore_state(&mut self, state: &SavedState) -> Result<(), String> {
+        let c_path = path_to_c(&state.path)?;
+        let mut tokens = 0usize;
+        // SAFETY: a live context, a NUL-terminated path; the file holds no
+        // tokens, so none are written to the (empty) token buffer.
+        let read = unsafe {
+            sys::llama_state_load_file(
+                self.raw(),
+                c_path.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+                &mut tokens,
+            )
+        };
+        if read {
             Ok(())
+        } else {
+            Err("llama.cpp could not restore the filled KV cache".into())
         }
     }
 
@@ -602,6 +624,24 @@ impl<'m> Context<'m> {
             sys::llama_memory_seq_rm(sys::llama_get_memory(self.raw()), seq, from, -1);
         }
     }
+}
+
+/// A context's state saved on disk ([`Context::save_state`]); the file is
+/// removed when this is dropped.
+pub struct SavedState {
+    path: std::path::PathBuf,
+}
+
+impl Drop for SavedState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn path_to_c(path: &std::path::Path) -> Result<std::ffi::CString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("{} has a NUL byte", path.display()))
 }
 
 impl Drop for Context<'_> {

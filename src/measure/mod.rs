@@ -15,6 +15,7 @@ pub mod log_capture;
 pub mod probe;
 mod quality;
 mod selftest;
+mod server_order;
 mod tokens;
 
 use crate::protocol::{ChildJob, ChildReply, ChildRequest};
@@ -25,6 +26,13 @@ use std::process::ExitCode;
 
 /// Exit status of a child that answered with [`ChildReply::Failed`].
 pub const EXIT_FAILED: u8 = 3;
+
+/// The child's scratch folder (the parent's, else the temporary directory).
+static SCRATCH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+pub(crate) fn scratch_dir() -> std::path::PathBuf {
+    SCRATCH.get().cloned().unwrap_or_else(std::env::temp_dir)
+}
 
 /// Runs the child: `llama-sweep trial`.
 pub fn run_child() -> ExitCode {
@@ -50,6 +58,9 @@ pub fn run_child() -> ExitCode {
     };
     crash::install();
     fault::install(request.test_fault);
+    if let Some(dir) = request.scratch {
+        let _ = SCRATCH.set(dir);
+    }
     let job = request.job;
     if matches!(job, ChildJob::Measure(_)) {
         fault::at_measure_start(&mut reply_out);

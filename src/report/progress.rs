@@ -2,7 +2,11 @@
 //! elapsed time, ETA, the trial running and the best result so far, with a
 //! line per finished trial above it. Elsewhere (nohup, a log file): the same
 //! lines, plain. Every line also goes to `sweep.log` in the output folder,
-//! with a timestamp.
+//! with a timestamp. The count runs over the whole run — the reference
+//! trials and the search under its budget — not each phase's own space
+//! ([`eta`] for the time left).
+
+pub mod eta;
 
 use crate::clock::now_rfc3339;
 use crate::objective::Objective;
@@ -10,6 +14,7 @@ use crate::plan;
 use crate::protocol::TrialSpec;
 use crate::store::row::TrialRow;
 use crate::sweep::{SweepObserver, TrialEvent};
+use eta::{Eta, Schedule};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -21,7 +26,15 @@ pub struct Progress {
     log: Option<File>,
     swept: Vec<&'static str>,
     objective: Objective,
-    started: Instant,
+    created: Instant,
+    /// When the first trial started: the pace and the time budget count
+    /// from it.
+    first_trial: Option<Instant>,
+    /// Trials finished in this run, reference trials and search together.
+    done: usize,
+    /// Trials the run counts to (`set_total`).
+    total: usize,
+    schedule: Schedule,
     /// (trial id, objective value) of the best feasible trial so far.
     best: Option<(String, f64)>,
 }
@@ -44,7 +57,7 @@ impl Progress {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} trials  {elapsed_precise}  ETA {eta}  {prefix}\n  {msg}",
+                    "{bar:30} {pos}/{len} trials  {elapsed_precise}  {prefix}\n  {msg}",
                 )
                 .expect("valid template"),
             );
@@ -56,16 +69,28 @@ impl Progress {
             log,
             swept,
             objective: objective.clone(),
-            started: Instant::now(),
+            created: Instant::now(),
+            first_trial: None,
+            done: 0,
+            total,
+            schedule: Schedule::default(),
             best: None,
         }
     }
 
-    /// How many trials the bar counts to.
+    /// How many trials the run counts to: the reference trials still to
+    /// run and the trials the budget allows. The sweep loop's own totals
+    /// (each phase's, a search's whole space) do not replace it.
     pub fn set_total(&mut self, total: usize) {
+        self.total = total;
         if let Some(bar) = &self.bar {
             bar.set_length(total as u64);
         }
+    }
+
+    /// The time budget and the confirmation round, for the ETA.
+    pub fn set_schedule(&mut self, schedule: Schedule) {
+        self.schedule = schedule;
     }
 
     /// A line for the terminal (above the bar) and the sweep log.
@@ -104,6 +129,7 @@ impl Progress {
 
 impl SweepObserver for Progress {
     fn trial_started(&mut self, spec: &TrialSpec, _done: usize, _total: usize) {
+        self.first_trial.get_or_insert_with(Instant::now);
         if let Some(bar) = &self.bar {
             bar.set_message(format!(
                 "running {} {} {} {}",
@@ -117,17 +143,19 @@ impl SweepObserver for Progress {
 
     fn trial_finished(&mut self, event: TrialEvent) {
         self.update_best(event.row);
-        let line = trial_line(&event, &self.swept, self.started.elapsed());
+        self.done += 1;
+        let total = self.total.max(self.done);
+        let elapsed = self.first_trial.unwrap_or(self.created).elapsed();
+        let eta = eta::eta(&self.schedule, self.done, total, elapsed);
+        let line = trial_line(&event, self.done, total, &self.swept, eta);
         self.line(&line);
         if let Some(bar) = &self.bar {
-            bar.set_length(event.total as u64);
-            bar.set_position(event.done as u64);
-            if let Some((id, value)) = &self.best {
-                bar.set_prefix(format!(
-                    "best {value:.1} {} ({id})",
-                    self.objective.metric.unit()
-                ));
-            }
+            bar.set_length(total as u64);
+            bar.set_position(self.done as u64);
+            let best = self.best.as_ref().map_or(String::new(), |(id, value)| {
+                format!("  best {value:.1} {} ({id})", self.objective.metric.unit())
+            });
+            bar.set_prefix(format!("ETA {eta}{best}"));
         }
     }
 
@@ -136,8 +164,15 @@ impl SweepObserver for Progress {
     }
 }
 
-/// `[3/12] 5f1c2a9e0b7d smollm2 Q4_1 n_batch=512 → ok  tg 182.3 ± 1.2 t/s ...`
-pub fn trial_line(event: &TrialEvent, swept: &[&str], elapsed: Duration) -> String {
+/// `[3/12] 5f1c2a9e0b7d smollm2 Q4_1 n_batch=512 → ok  tg 182.3 ± 1.2 t/s ...`:
+/// the `done`th trial of the run's `total`.
+pub fn trial_line(
+    event: &TrialEvent,
+    done: usize,
+    total: usize,
+    swept: &[&str],
+    eta: Eta,
+) -> String {
     let r = event.row;
     let result = match (r.tg_tps_mean, r.pp_tps_mean) {
         (Some(tg), Some(pp)) => format!(
@@ -162,19 +197,13 @@ pub fn trial_line(event: &TrialEvent, swept: &[&str], elapsed: Duration) -> Stri
             crate::runner::outcome::first_line(r.error.as_deref())
         ),
     };
-    let per_trial = elapsed.as_secs_f64() / event.done.max(1) as f64;
-    let eta =
-        Duration::from_secs((per_trial * event.total.saturating_sub(event.done) as f64) as u64);
     format!(
-        "[{}/{}] {} {} {} {} → {result}  ({:.1} s, ETA {})",
-        event.done,
-        event.total,
+        "[{done}/{total}] {} {} {} {} → {result}  ({:.1} s, ETA {eta})",
         r.trial_id,
         event.spec.model.name,
         event.spec.model.variant,
         plan::describe(&event.spec.params, swept),
-        r.wall_s,
-        humantime::format_duration(eta)
+        r.wall_s
     )
 }
 
@@ -206,5 +235,34 @@ mod tests {
             "{log}"
         );
         assert!(log.lines().last().unwrap().ends_with("anchor check"));
+    }
+
+    #[test]
+    fn the_count_is_the_budget_across_the_references_and_the_search() {
+        // Two reference trials, then a Bayesian search with max_trials = 10
+        // over an 84-trial space: the sweep loop counts each phase against
+        // its own strategy's space (2, then 84).
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Progress::new(dir.path(), 0, vec!["n_batch"], &Objective::default(), false);
+        p.set_total(2 + 10);
+        let r = row("a", &mock::measured(100.0, 400.0));
+        let references = (1..=2).map(|done| (done, 2));
+        let search = (1..=10).map(|done| (done, 84));
+        for (done, total) in references.chain(search) {
+            p.trial_finished(TrialEvent {
+                done,
+                total,
+                row: &r,
+                spec: &spec("a"),
+            });
+        }
+        let log = std::fs::read_to_string(dir.path().join(crate::store::SWEEP_LOG)).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 12, "{log}");
+        assert!(lines[0].contains("[1/12] "), "{log}");
+        assert!(lines[2].contains("[3/12] "), "{log}");
+        assert!(lines[11].contains("[12/12] "), "{log}");
+        assert!(lines[11].ends_with("ETA 0s)"), "nothing left: {log}");
+        assert!(!log.contains("/84]") && !log.contains("/2]"), "{log}");
     }
 }

@@ -113,10 +113,7 @@ pub fn failure_warning(rows: &[TrialRow]) -> Option<String> {
 
 pub fn warnings(rows: &[TrialRow], probe: Option<&ProbeReport>) -> Vec<String> {
     let mut out: Vec<String> = failure_warning(rows).into_iter().collect();
-    let faked = rows
-        .iter()
-        .filter(|r| r.build.contains("[test fault"))
-        .count();
+    let faked = rows.iter().filter(|r| r.is_test_fault()).count();
     if faked > 0 {
         out.push(format!(
             "{faked} row(s) were made under a test fault (llama-sweep run --test-fault): their children \

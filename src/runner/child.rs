@@ -62,13 +62,16 @@ impl ChildRunner {
     ) -> anyhow::Result<ChildEnding> {
         let mut command = Command::new(&self.exe);
         command.arg("trial");
+        let scratch = Scratch::new()?;
         let request = ChildRequest {
             job: job.clone(),
             test_fault: self.test_fault,
+            scratch: Some(scratch.0.clone()),
         };
         let job_line = serde_json::to_string(&request).expect("jobs serialize") + "\n";
         let ended = process::run_to_end(command, job_line.as_bytes(), log_path, timeout)
             .with_context(|| format!("cannot run {} trial", self.exe.display()))?;
+        drop(scratch);
         Ok(ChildEnding {
             reply: parse_reply(&ended.stdout),
             exit: ended.exit,
@@ -77,6 +80,30 @@ impl ChildRunner {
             peak_rss_kib: ended.peak_rss_kib,
             wall: ended.wall,
         })
+    }
+}
+
+/// A child's scratch folder under the temporary directory, removed with
+/// whatever the child left there when dropped (a child killed mid-trial
+/// leaves its saved caches behind).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("llama-sweep-child-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| {
+            format!("cannot create the child's scratch folder {}", dir.display())
+        })?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -157,10 +184,29 @@ mod tests {
                 Duration::from_secs(10),
             )
             .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("t.log")).unwrap(),
-            "{\"job\":\"probe\"}\n"
+        let line = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
+        let request: ChildRequest = serde_json::from_str(&line).unwrap();
+        assert_eq!(request.job, ChildJob::Probe);
+        assert!(request.scratch.is_some(), "{line}");
+    }
+
+    #[test]
+    fn a_killed_childs_scratch_folder_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("t.log");
+        // The child saves a (fake) KV cache in its scratch folder and hangs.
+        let runner = sh(
+            "read line; d=$(echo \"$line\" | sed 's/.*\"scratch\":\"\\([^\"]*\\)\".*/\\1/'); \
+             echo \"$d\" >&2; head -c 4096 /dev/zero > \"$d/kv.state\"; sleep 30",
         );
+        let end = runner
+            .run(&ChildJob::Probe, &log, Duration::from_millis(500))
+            .unwrap();
+        assert!(end.timed_out);
+        let scratch = std::fs::read_to_string(&log).unwrap();
+        let scratch = std::path::Path::new(scratch.trim());
+        assert!(scratch.starts_with(std::env::temp_dir()), "{scratch:?}");
+        assert!(!scratch.exists(), "{scratch:?} was left behind");
     }
 
     #[test]

@@ -135,8 +135,12 @@ impl Runtime for SweepChild {
             }
         };
         let max_tokens = job.row.request_max_tokens;
-        let gen_tps = metrics
-            .ttft_ms
+        // One time to first token per request, n_parallel per repetition;
+        // one end-to-end time per repetition.
+        let n_parallel = job.row.params.int(crate::knobs::N_PARALLEL).max(1) as usize;
+        let ttft_per_repetition =
+            crate::store::row::per_repetition_means(&metrics.ttft_ms, n_parallel);
+        let gen_tps = ttft_per_repetition
             .iter()
             .zip(&metrics.e2e_ms)
             .filter(|(ttft, e2e)| max_tokens > 1 && *e2e > *ttft)

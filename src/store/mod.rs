@@ -16,6 +16,9 @@ pub mod manifest;
 pub mod parquet_file;
 pub mod plan_file;
 pub mod row;
+pub mod writers;
+
+pub use writers::merge;
 
 use crate::exit::{FolderUnusable, WriteFailed};
 use anyhow::Context;
@@ -45,6 +48,15 @@ pub struct Store {
     /// from every row.
     writes_parquet: bool,
     repair_note: Option<String>,
+    /// Whether rows made under `--test-fault` count (only in a run under
+    /// one): otherwise they are left out of `rows` and measured again.
+    test_fault_rows: bool,
+    /// The machine fingerprint whose rows count, once known: rows of other
+    /// hardware are left out of `rows` (never ranked with this machine's,
+    /// and their trials measured here too).
+    machine_id: Option<String>,
+    /// The merged rows left out of `rows` by the two settings above.
+    left_out: Vec<TrialRow>,
     _lock: lock::FolderLock,
 }
 
@@ -93,31 +105,15 @@ impl Follower {
 /// worker's.
 fn other_files(folder: &Path, own: &Path) -> Vec<PathBuf> {
     std::iter::once(folder.join(RESULTS_CSV))
-        .chain(crate::workers::rows_files(folder))
+        .chain(writers::rows_files(folder))
         .filter(|p| p != own)
         .collect()
 }
 
-/// One row per trial from several files: where a trial is in more than
-/// one (measured again by another writer), the one finished last. In
-/// recording order when there is one file, else by finishing time.
-pub fn merge(lists: Vec<&[TrialRow]>) -> Vec<TrialRow> {
-    let several = lists.iter().filter(|l| !l.is_empty()).count() > 1;
-    let mut rows: Vec<TrialRow> = lists.into_iter().flatten().cloned().collect();
-    if !several {
-        return rows;
-    }
-    rows.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
-    let mut last: std::collections::HashMap<&str, usize> = Default::default();
-    for (i, r) in rows.iter().enumerate() {
-        last.insert(r.trial_id.as_str(), i);
-    }
-    let keep: HashSet<usize> = last.into_values().collect();
-    rows.into_iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(_, r)| r)
-        .collect()
+/// Whether two rows measure the same thing: the same trial on the same
+/// hardware (a row of another machine is kept beside it).
+fn same_measurement(a: &TrialRow, b: &TrialRow) -> bool {
+    a.trial_id == b.trial_id && a.machine_id == b.machine_id
 }
 
 /// A failure to write results, which ends the sweep with exit status 4.
@@ -144,8 +140,8 @@ impl Store {
         let (csv_path, lock) = match worker {
             None => (folder.join(RESULTS_CSV), lock::FolderLock::acquire(folder)),
             Some(name) => {
-                let path = crate::workers::rows_file(folder, name);
-                let lock = std::fs::create_dir_all(folder.join(crate::workers::WORKERS))
+                let path = writers::rows_file(folder, name);
+                let lock = std::fs::create_dir_all(folder.join(writers::WORKERS))
                     .map_err(anyhow::Error::from)
                     .and_then(|()| lock::FolderLock::acquire_file(&path.with_extension("lock")));
                 (path, lock)
@@ -172,6 +168,9 @@ impl Store {
             csv,
             writes_parquet: worker.is_none(),
             repair_note,
+            test_fault_rows: true,
+            machine_id: None,
+            left_out: Vec::new(),
             _lock: lock,
         };
         store.refresh()?;
@@ -211,7 +210,39 @@ impl Store {
         let lists: Vec<&[TrialRow]> = std::iter::once(self.own.as_slice())
             .chain(self.others.iter().map(|f| f.rows.as_slice()))
             .collect();
-        self.rows = merge(lists);
+        let (faked_count, here) = (self.test_fault_rows, self.machine_id.as_deref());
+        let (left_out, rows): (Vec<TrialRow>, Vec<TrialRow>) =
+            merge(lists).into_iter().partition(|r| {
+                (r.is_test_fault() && !faked_count)
+                    || here.is_some_and(|m| r.machine_id.as_deref().is_some_and(|id| id != m))
+            });
+        self.left_out = left_out;
+        self.rows = rows;
+    }
+
+    /// For a run without `--test-fault`: rows made under one are not
+    /// measurements, so they are left out (never ranked, confirmed or
+    /// exported) and their trials count as not measured. Returns how many
+    /// were left out.
+    pub fn leave_out_test_fault_rows(&mut self) -> usize {
+        let faked = self.rows.iter().filter(|r| r.is_test_fault()).count();
+        self.test_fault_rows = false;
+        self.merge();
+        faked
+    }
+
+    /// Only rows measured on the machine with fingerprint `machine_id`
+    /// (and old rows that do not say where) count from now on: a trial
+    /// recorded only on other hardware is not measured here yet.
+    pub fn count_only_machine(&mut self, machine_id: &str) {
+        self.machine_id = Some(machine_id.to_string());
+        self.merge();
+    }
+
+    /// The rows left out (other machines', and test-fault rows in a run
+    /// without a test fault): for notes, never for ranking.
+    pub fn left_out(&self) -> &[TrialRow] {
+        &self.left_out
     }
 
     /// Set when opening cut an incomplete last row off results.csv.
@@ -246,7 +277,7 @@ impl Store {
     /// rewritten. A row of a trial recorded already (one that ran again
     /// after a stop for systematic failure) replaces it.
     pub fn append(&mut self, row: TrialRow) -> anyhow::Result<()> {
-        if self.own.iter().any(|r| r.trial_id == row.trial_id) {
+        if self.own.iter().any(|r| same_measurement(r, &row)) {
             return self.replace(std::slice::from_ref(&row));
         }
         let id = row.trial_id.clone();
@@ -256,7 +287,12 @@ impl Store {
                 e,
             )
         })?;
-        if self.rows.iter().any(|r| r.trial_id == row.trial_id) {
+        if self
+            .rows
+            .iter()
+            .chain(&self.left_out)
+            .any(|r| r.trial_id == row.trial_id)
+        {
             self.own.push(row);
             self.merge();
         } else {
@@ -271,7 +307,7 @@ impl Store {
     /// Only this writer's rows can be replaced: another worker's are its own.
     pub fn replace(&mut self, updated: &[TrialRow]) -> anyhow::Result<()> {
         for new in updated {
-            if let Some(old) = self.own.iter_mut().find(|r| r.trial_id == new.trial_id) {
+            if let Some(old) = self.own.iter_mut().find(|r| same_measurement(r, new)) {
                 *old = new.clone();
             }
         }
@@ -297,7 +333,7 @@ impl Store {
 /// and every worker's rows, merged.
 pub fn read_rows(folder: &Path) -> anyhow::Result<Vec<TrialRow>> {
     let csv_path = folder.join(RESULTS_CSV);
-    let workers = crate::workers::rows_files(folder);
+    let workers = writers::rows_files(folder);
     if !csv_path.exists() && workers.is_empty() {
         anyhow::bail!(
             "{} has no {RESULTS_CSV}: is it the output folder of a sweep (reports/<name>)?",
@@ -309,6 +345,13 @@ pub fn read_rows(folder: &Path) -> anyhow::Result<Vec<TrialRow>> {
         .map(|p| csv_file::read(&p))
         .collect::<anyhow::Result<_>>()?;
     Ok(merge(lists.iter().map(Vec::as_slice).collect()))
+}
+
+/// The rows that are measurements: those made under `--test-fault` are
+/// not (for readers that rank or export; `status` counts every row).
+pub fn measurements(mut rows: Vec<TrialRow>) -> Vec<TrialRow> {
+    rows.retain(|r| !r.is_test_fault());
+    rows
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.

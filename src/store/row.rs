@@ -9,7 +9,8 @@ use crate::runner::{TrialOutcome, TrialStatus};
 use crate::stats::{Summary, quantile};
 
 /// A stored trial. Metric columns are empty when the trial was not measured;
-/// `*_samples` hold the raw per-repetition values separated by `;`.
+/// `*_samples` hold the raw per-repetition values separated by `;` (time to
+/// first token: one per request, see [`per_repetition_means`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrialRow {
     pub trial_id: String,
@@ -58,11 +59,16 @@ pub struct TrialRow {
     pub pp_tps_sd: Option<f64>,
     pub tg_tps_mean: Option<f64>,
     pub tg_tps_sd: Option<f64>,
+    /// Mean time to first token over every request, and the spread of the
+    /// repetitions' means (not of the requests: see
+    /// [`per_repetition_means`]).
     pub ttft_ms_mean: Option<f64>,
     pub ttft_ms_sd: Option<f64>,
     pub e2e_ms_mean: Option<f64>,
     pub e2e_ms_sd: Option<f64>,
-    /// tg of all n_parallel sequences together (n_parallel × tg_tps).
+    /// tg of all n_parallel sequences together (n_parallel × tg_tps), on
+    /// an empty cache; at a depth (`at_depth`), on top of that many tokens
+    /// (llama-batched-bench's S_TG is the depth of its prompt).
     pub aggregate_tps_mean: Option<f64>,
     pub aggregate_tps_sd: Option<f64>,
     /// Percentiles of time to first token over every request (n_parallel
@@ -92,7 +98,8 @@ pub struct TrialRow {
     pub feasible: bool,
     /// The constraints it breaks, separated by `; `.
     pub violations: Option<String>,
-    /// Coefficient of variation (sd / mean) of the objective's metric.
+    /// Coefficient of variation (sd / mean) of the objective's metric, over
+    /// repetitions (for TTFT, of the repetitions' means).
     pub cv: Option<f64>,
     /// `cv` above the sweep's noise limit: too noisy to rank against close
     /// neighbours.
@@ -106,6 +113,8 @@ pub struct TrialRow {
 
     pub pp_tps_samples: String,
     pub tg_tps_samples: String,
+    /// Every request's time to first token, repetition by repetition (see
+    /// [`per_repetition_means`]).
     pub ttft_ms_samples: String,
     pub e2e_ms_samples: String,
     /// pp and tg at each depth of n_depth (see `store::depths`).
@@ -138,6 +147,9 @@ pub struct TrialRow {
     pub machine_id: Option<String>,
     pub machine: Option<String>,
 }
+
+/// What `build` says of a row made under `--test-fault`.
+pub const TEST_FAULT_MARK: &str = "[test fault";
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
@@ -178,7 +190,7 @@ pub struct RowContext<'a> {
     /// Quality and bytes per token of the model variants, where known.
     pub facts: Option<&'a crate::quality::VariantFacts>,
     /// Where it runs.
-    pub origin: &'a crate::workers::Origin,
+    pub origin: &'a super::writers::Origin,
 }
 
 fn join(samples: &[f64]) -> String {
@@ -196,6 +208,32 @@ pub fn split_samples(cell: &str) -> Vec<f64> {
         .collect()
 }
 
+/// One time to first token per repetition, from one per request.
+///
+/// `per_request` is laid out as `measure::bench` records it (and
+/// `ttft_ms_samples` stores it): repetition by repetition, the n_parallel
+/// requests of each, sequence 0 first. The requests of a repetition arrive
+/// together and queue for the same batches, so most of their spread is
+/// their place in the queue, and they share the repetition's moment of the
+/// machine: they are not independent measurements. The spread, the noise
+/// flag and the tests of a change use one value per repetition, the mean
+/// of its requests; the mean rather than the median, so that the mean of
+/// these values is the mean over every request (`ttft_ms_mean`). The
+/// percentiles, what clients feel, stay over every request.
+///
+/// Values that do not fill whole repetitions of `requests_per_repetition`
+/// (a row written by hand) are taken as one per repetition.
+pub fn per_repetition_means(per_request: &[f64], requests_per_repetition: usize) -> Vec<f64> {
+    let n = requests_per_repetition.max(1);
+    if per_request.len() % n != 0 {
+        return per_request.to_vec();
+    }
+    per_request
+        .chunks(n)
+        .map(|requests| requests.iter().sum::<f64>() / n as f64)
+        .collect()
+}
+
 const MIB: f64 = 1024.0 * 1024.0;
 
 impl TrialRow {
@@ -207,20 +245,20 @@ impl TrialRow {
             p.set(knobs::N_UBATCH, Value::Int(i64::from(m.n_ubatch_actual)));
         }
         let m = outcome.metrics.as_ref();
+        let n_seq = p.int(knobs::N_PARALLEL).max(1);
         let summary =
             |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>| m.and_then(|m| Summary::of(f(m)));
-        let (pp, tg, ttft, e2e) = (
+        let (pp, tg, e2e) = (
             summary(|m| &m.pp_tps),
             summary(|m| &m.tg_tps),
-            summary(|m| &m.ttft_ms),
             summary(|m| &m.e2e_ms),
         );
+        let ttft = m.and_then(|m| Summary::of(&per_repetition_means(&m.ttft_ms, n_seq as usize)));
         let samples = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>| {
             m.map(|m| join(f(m))).unwrap_or_default()
         };
         let w = &spec.workload;
-        let n_seq = p.int(knobs::N_PARALLEL).max(1) as f64;
-        let aggregate = tg.map(|s| (s.mean * n_seq, s.stddev * n_seq));
+        let aggregate = tg.map(|s| (s.mean * n_seq as f64, s.stddev * n_seq as f64));
         let percentile = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>, q: f64| {
             m.and_then(|m| quantile(f(m), q))
         };
@@ -384,6 +422,13 @@ impl TrialRow {
         self.status == TrialStatus::Ok
     }
 
+    /// Made under `--test-fault`: its children misbehaved on purpose, so its
+    /// figures are not measurements (never ranked, confirmed or exported,
+    /// and measured again by a run without the flag).
+    pub fn is_test_fault(&self) -> bool {
+        self.build.contains(TEST_FAULT_MARK)
+    }
+
     /// The parameters this row ran with.
     pub fn effective_params(&self) -> EffectiveParams {
         self.params.clone()
@@ -422,7 +467,8 @@ impl TrialRow {
     }
 
     /// The per-repetition samples of `metric` (none for the metrics
-    /// measured once: memory, quality, percentiles).
+    /// measured once: memory, quality, percentiles); for time to first
+    /// token, each repetition's mean over its requests.
     pub fn samples_of(&self, metric: Metric) -> Vec<f64> {
         let n = self.n_parallel();
         let times = |xs: Vec<f64>| xs.into_iter().map(|x| x * n).collect();
@@ -430,7 +476,9 @@ impl TrialRow {
             Metric::TgTps => split_samples(&self.tg_tps_samples),
             Metric::PpTps => split_samples(&self.pp_tps_samples),
             Metric::AggregateTps => times(split_samples(&self.tg_tps_samples)),
-            Metric::TtftMs => split_samples(&self.ttft_ms_samples),
+            Metric::TtftMs => {
+                per_repetition_means(&split_samples(&self.ttft_ms_samples), n as usize)
+            }
             Metric::E2eMs => split_samples(&self.e2e_ms_samples),
             Metric::AtDepth(speed, depth) => self
                 .at_depth
@@ -459,5 +507,117 @@ impl TrialRow {
             | Metric::PplIncreasePct
             | Metric::Top1Pct => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::Direction;
+    use crate::test_support;
+
+    /// Three repetitions of four requests arriving together, repetition by
+    /// repetition: within one, time to first token grows with the request's
+    /// place in the queue; the repetitions' means (250, 252.5, 247.5) agree
+    /// within 1%.
+    const QUEUED: [f64; 12] = [
+        100.0, 200.0, 300.0, 400.0, //
+        101.0, 202.0, 303.0, 404.0, //
+        99.0, 198.0, 297.0, 396.0,
+    ];
+
+    fn close(x: f64, y: f64) -> bool {
+        (x - y).abs() < 1e-9
+    }
+
+    /// The row of a trial with `n_parallel` sequences whose requests took
+    /// `ttft` ms to their first token, ranked on TTFT.
+    fn row_with(n_parallel: i64, ttft: &[f64]) -> TrialRow {
+        let mut spec = test_support::spec("t");
+        spec.params.set(knobs::N_PARALLEL, Value::Int(n_parallel));
+        let mut outcome = crate::runner::mock::measured(100.0, 400.0);
+        outcome.metrics.as_mut().expect("measured").ttft_ms = ttft.to_vec();
+        let objective = Objective {
+            metric: Metric::TtftMs,
+            direction: Direction::Minimize,
+            constraints: Vec::new(),
+        };
+        TrialRow::new(
+            &spec,
+            &outcome,
+            RowContext {
+                sweep: "s",
+                seq: 0,
+                defaults: &test_support::defaults(),
+                objective: &objective,
+                started_at: "t0".into(),
+                finished_at: "t1".into(),
+                build: "test build",
+                log_file: "logs/t.log".into(),
+                attempts: 1,
+                noise_cv_max: 0.05,
+                facts: None,
+                origin: &Default::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn queue_position_within_a_repetition_is_not_noise() {
+        let row = row_with(4, &QUEUED);
+        assert!(!row.noisy, "cv {:?}", row.cv);
+        assert!(close(row.ttft_ms_mean.unwrap(), 250.0));
+        assert!(close(row.ttft_ms_sd.unwrap(), 2.5), "{:?}", row.ttft_ms_sd);
+        assert!(close(row.cv.unwrap(), 0.01), "{:?}", row.cv);
+    }
+
+    #[test]
+    fn ttft_samples_are_a_mean_per_repetition_and_the_cell_keeps_every_request() {
+        let row = row_with(4, &QUEUED);
+        let means = row.samples_of(Metric::TtftMs);
+        assert_eq!(means.len(), 3, "{means:?}");
+        assert!(
+            means
+                .iter()
+                .zip([250.0, 252.5, 247.5])
+                .all(|(m, w)| close(*m, w)),
+            "{means:?}"
+        );
+        assert_eq!(split_samples(&row.ttft_ms_samples), QUEUED);
+    }
+
+    #[test]
+    fn the_percentiles_stay_over_every_request() {
+        let row = row_with(4, &QUEUED);
+        assert_eq!(row.ttft_ms_p50, quantile(&QUEUED, 0.5));
+        assert_eq!(row.ttft_ms_p95, quantile(&QUEUED, 0.95));
+        assert!(row.ttft_ms_p95.unwrap() > 390.0, "{:?}", row.ttft_ms_p95);
+    }
+
+    #[test]
+    fn repetitions_that_disagree_are_noisy_whatever_their_queue() {
+        // Repetitions averaging 100, 120 and 80 ms: 20% apart.
+        let ttft: Vec<f64> = [100.0, 120.0, 80.0]
+            .iter()
+            .flat_map(|m| [m - 1.5, m - 0.5, m + 0.5, m + 1.5])
+            .collect();
+        let row = row_with(4, &ttft);
+        assert!(row.noisy);
+        assert!(close(row.cv.unwrap(), 0.2), "{:?}", row.cv);
+    }
+
+    #[test]
+    fn values_that_fill_no_whole_repetitions_are_one_each() {
+        assert_eq!(per_repetition_means(&[1.0, 3.0, 5.0, 7.0], 2), [2.0, 6.0]);
+        assert_eq!(per_repetition_means(&[1.0, 2.0, 3.0], 4), [1.0, 2.0, 3.0]);
+        assert_eq!(per_repetition_means(&[1.0, 2.0], 0), [1.0, 2.0]);
+        assert!(per_repetition_means(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn one_request_per_repetition_is_that_repetitions_value() {
+        let row = row_with(1, &[100.0, 110.0, 90.0]);
+        assert_eq!(row.samples_of(Metric::TtftMs), [100.0, 110.0, 90.0]);
+        assert!(close(row.ttft_ms_sd.unwrap(), 10.0));
     }
 }

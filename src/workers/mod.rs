@@ -13,32 +13,9 @@ mod many_workers;
 pub mod slurm;
 
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub const WORKERS: &str = "workers";
-
-/// Who is measuring: the names every row records.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Origin {
-    pub host: String,
-    /// The worker's name; empty for a plain `llama-sweep run`.
-    pub worker: String,
-    /// A short hash of `machine`.
-    pub machine_id: String,
-    /// CPU model, accelerators and llama.cpp build.
-    pub machine: String,
-}
-
-impl Origin {
-    /// The name claims go under: the worker's, else the host's.
-    pub fn worker_or_host(&self) -> String {
-        if self.worker.is_empty() {
-            format!("{}-run-{}", self.host, std::process::id())
-        } else {
-            self.worker.clone()
-        }
-    }
-}
+pub use crate::store::writers::{Origin, WORKERS, rows_file, rows_files};
 
 /// A worker's name: the one given, else SLURM's array task, else host and
 /// process id. Only letters, digits, `-`, `_` and `.` (it names files).
@@ -63,25 +40,6 @@ pub fn worker_name(given: Option<&str>, host: &str) -> String {
             }
         })
         .collect()
-}
-
-/// `workers/<name>.csv`: the rows one worker measured.
-pub fn rows_file(folder: &Path, worker: &str) -> PathBuf {
-    folder.join(WORKERS).join(format!("{worker}.csv"))
-}
-
-/// Every worker's rows file in a folder.
-pub fn rows_files(folder: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder.join(WORKERS)) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// `workers/<name>.json`: how far a worker got, for `status`.

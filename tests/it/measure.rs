@@ -50,6 +50,7 @@ fn child(job: ChildJob, fault: Option<TestFault>) -> ChildReply {
     let request = ChildRequest {
         job,
         test_fault: fault,
+        scratch: None,
     };
     writeln!(
         child.stdin.take().unwrap(),

@@ -361,8 +361,9 @@ fn progress_is_one_plain_line_per_trial_off_a_terminal_and_in_sweep_log() {
     let sweep = instant_sweep(dir.path(), "n_threads = [1, 2, 3]");
     let out = instant(&["run", sweep.to_str().unwrap()]);
     let err = stderr(&out);
-    for k in 1..=3 {
-        assert!(err.contains(&format!("[{k}/3] ")), "{err}");
+    // llama.cpp's defaults and the 3 trials, counted together.
+    for k in 1..=4 {
+        assert!(err.contains(&format!("[{k}/4] ")), "{err}");
     }
     let log = std::fs::read_to_string(dir.path().join("reports/it/sweep.log")).unwrap();
     assert_eq!(
@@ -372,4 +373,84 @@ fn progress_is_one_plain_line_per_trial_off_a_terminal_and_in_sweep_log() {
         4,
         "3 trials and llama.cpp's defaults: {log}"
     );
+}
+
+#[test]
+fn trials_recorded_only_on_another_machine_are_measured_on_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = instant_sweep(dir.path(), "n_threads = [1, 2]");
+    let out = instant(&["run", sweep.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = dir.path().join("reports/it");
+    // Those rows were measured on other hardware (a worker on another node
+    // wrote them to the shared folder).
+    let csv = folder.join("results.csv");
+    let mut rows = llama_sweep::store::csv_file::read(&csv).unwrap();
+    assert_eq!(rows.len(), 3, "2 trials and llama.cpp's defaults");
+    for r in &mut rows {
+        r.machine_id = Some("0123456789ab".into());
+        r.machine = Some("another machine".into());
+    }
+    llama_sweep::store::csv_file::write_all(&csv, &rows).unwrap();
+    // ... and its confirmation round decided there.
+    let decision = folder.join("recommendation.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&decision).unwrap()).unwrap();
+    json["machine_id"] = "0123456789ab".into();
+    std::fs::write(&decision, json.to_string()).unwrap();
+
+    let out = instant(&["run", sweep.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 trial(s) have rows only from other machines (0123456789ab)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("confirmed earlier"),
+        "the other machine's confirmation is not this one's: {}",
+        stderr(&out)
+    );
+    let rows = read_rows(&folder);
+    let here: Vec<_> = rows
+        .iter()
+        .filter(|r| r.machine_id.as_deref() != Some("0123456789ab"))
+        .collect();
+    assert_eq!(here.len(), 3, "every trial measured here too: {rows:#?}");
+    assert_eq!(rows.len(), 6, "the other machine's rows are kept beside");
+    assert!(folder.join("config.yaml").exists());
+}
+
+#[test]
+fn rows_made_under_a_test_fault_are_measured_again_by_a_real_run_and_never_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = sweep_file(
+        dir.path(),
+        &model_table("smol", &demo_model(), ""),
+        "n_threads = 1",
+        "[confirm]\ntop = 0\n\n[drift]\nevery = 0",
+    );
+    let out = instant(&["run", sweep.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = dir.path().join("reports/it");
+    assert!(read_rows(&folder).iter().all(|r| r.is_test_fault()));
+    // `export` (no test fault) has no measurement to export.
+    let export = run(&["export", folder.to_str().unwrap()]);
+    assert_ne!(export.status.code(), Some(0), "{}", stdout(&export));
+
+    let out = run(&["run", sweep.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 row(s) were made under --test-fault"),
+        "{}",
+        stderr(&out)
+    );
+    let rows = read_rows(&folder);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(
+        rows.iter().all(|r| !r.is_test_fault() && r.is_ok()),
+        "measured for real: {rows:#?}"
+    );
+    let config = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
+    assert!(!config.contains("test fault"), "{config}");
 }

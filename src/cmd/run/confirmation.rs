@@ -1,6 +1,6 @@
 //! The confirmation round of `run`: the best feasible rows and the reference
 //! trials measured again (`confirm`), or an earlier round's decision reused
-//! when it measured the same trials.
+//! when it measured the same trials under the current rules.
 
 use super::Sweep;
 use crate::config::SweepConfig;
@@ -51,7 +51,7 @@ pub(super) fn confirm(sweep: &mut Sweep, children: &mut dyn Children) -> anyhow:
     match round.run(&current, &mut executor, &mut sweep.progress)? {
         Some(Confirmation::Decided(r)) => sweep.recommendation = Some(*r),
         Some(Confirmation::Interrupted) => sweep.end = SweepEnd::Interrupted,
-        Some(Confirmation::Undecided) | None => {}
+        Some(Confirmation::Undecided { .. }) | None => {}
     }
     Ok(())
 }
@@ -103,8 +103,9 @@ impl Round<'_> {
             .iter()
             .map(|r| r.spec.trial_id.as_str())
             .collect();
-        let earlier = confirm::read_recommendation(self.folder)
-            .filter(|r| r.covers(&top) && r.compares_with(&reference_ids));
+        let earlier =
+            confirm::read_current_recommendation(self.folder, &self.facts.origin.machine_id)
+                .filter(|r| r.covers(&top) && r.compares_with(&reference_ids));
         if let Some(r) = earlier {
             progress.line(&format!(
                 "confirmed earlier (same top {}): {}",
@@ -135,9 +136,9 @@ impl Round<'_> {
         )?;
         match &confirmation {
             Confirmation::Decided(r) => progress.line(&format!("confirmed: {}", r.verdict)),
-            Confirmation::Undecided => progress.line(
-                "confirmation: no candidate could be measured again; the sweep's ranking stands",
-            ),
+            Confirmation::Undecided { reason } => progress.line(&format!(
+                "confirmation: {reason}; the sweep's ranking stands"
+            )),
             Confirmation::Interrupted => {}
         }
         Ok(Some(confirmation))

@@ -166,28 +166,29 @@ fn worker_end(sweep: &Sweep, worker: &str) -> u8 {
 }
 
 /// Rows measured on other hardware (other workers' machines) are not ranked
-/// with this machine's: the summary, the confirmation's winner and
-/// config.yaml are this machine's; `status` and the rows say what else
-/// there is.
+/// with this machine's (the store leaves them out): the summary, the
+/// confirmation's winner and config.yaml are this machine's; `status` and
+/// the rows say what else there is.
 fn this_machine(sweep: &Sweep, rows: Vec<TrialRow>) -> Vec<TrialRow> {
     let here = sweep.origin.machine_id.as_str();
-    let others: std::collections::BTreeSet<&str> = rows
-        .iter()
-        .filter_map(|r| r.machine_id.as_deref())
-        .filter(|m| *m != here)
-        .collect();
-    if others.is_empty() {
-        return rows;
-    }
-    let elsewhere = rows
+    let elsewhere: Vec<&TrialRow> = sweep
+        .store
+        .left_out()
         .iter()
         .filter(|r| r.machine_id.as_deref().is_some_and(|m| m != here))
-        .count();
-    eprintln!(
-        "note: {elsewhere} rows were measured on other machines ({}); they are not ranked against \
-         this machine's ({here}): the summary and config.yaml are for this one. Run the finishing \
-         `llama-sweep run` on each kind of machine for its own.",
-        others.into_iter().collect::<Vec<_>>().join(", ")
-    );
+        .collect();
+    if !elsewhere.is_empty() {
+        let others: std::collections::BTreeSet<&str> = elsewhere
+            .iter()
+            .filter_map(|r| r.machine_id.as_deref())
+            .collect();
+        eprintln!(
+            "note: {} rows were measured on other machines ({}); they are not ranked against \
+             this machine's ({here}): the summary and config.yaml are for this one. Run the \
+             finishing `llama-sweep run` on each kind of machine for its own.",
+            elsewhere.len(),
+            others.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     sweep.on_this_machine(rows)
 }

@@ -59,6 +59,10 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
     if let Some(note) = store.repair_note() {
         eprintln!("warning: {note}");
     }
+    let machine = crate::machine::Machine::detect();
+    let (machine_id, machine_text) = crate::workers::fingerprint::of(&machine, &probe);
+    let mut store = store;
+    count_what_this_run_can_use(&mut store, &machine_id, children.test_fault().is_some());
     let manifest = run_setup::manifest(
         &config,
         &folder,
@@ -66,8 +70,6 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
         plan.trials.len(),
         store.rows().len(),
     );
-    let machine = crate::machine::Machine::detect();
-    let (machine_id, machine_text) = crate::workers::fingerprint::of(&machine, &probe);
     let origin = Origin {
         host: machine.hostname.clone(),
         worker: args
@@ -148,6 +150,43 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
     Ok(sweep)
 }
 
+/// Leaves out of the run's rows those it cannot use, and says so: rows of
+/// other hardware (their trials are measured here too, so that this
+/// machine's ranking covers the whole plan) and, in a run without
+/// `--test-fault`, rows made under one (not measurements: measured again).
+fn count_what_this_run_can_use(store: &mut Store, machine_id: &str, test_fault: bool) {
+    store.count_only_machine(machine_id);
+    if !test_fault {
+        let faked = store.leave_out_test_fault_rows();
+        if faked > 0 {
+            eprintln!(
+                "note: {faked} row(s) were made under --test-fault: their figures are not \
+                 measurements, so those trials are measured again"
+            );
+        }
+    }
+    let recorded = store.recorded_ids();
+    let mut elsewhere: Vec<(&str, &str)> = store
+        .left_out()
+        .iter()
+        .filter(|r| (test_fault || !r.is_test_fault()) && !recorded.contains(&r.trial_id))
+        .filter_map(|r| Some((r.trial_id.as_str(), r.machine_id.as_deref()?)))
+        .collect();
+    elsewhere.sort_unstable();
+    elsewhere.dedup_by_key(|(id, _)| *id);
+    if !elsewhere.is_empty() {
+        let mut machines: Vec<&str> = elsewhere.iter().map(|(_, m)| *m).collect();
+        machines.sort_unstable();
+        machines.dedup();
+        eprintln!(
+            "note: {} trial(s) have rows only from other machines ({}): rows of other hardware \
+             are not ranked with this one's ({machine_id}), so they are measured here too",
+            elsewhere.len(),
+            machines.join(", ")
+        );
+    }
+}
+
 /// What plan.json says of the plan and its references.
 pub(super) fn plan_file_of(
     config: &SweepConfig,
@@ -179,6 +218,13 @@ fn announce(sweep: &mut Sweep, children: &dyn Children) {
         .filter(|r| !recorded.contains(&r.spec.trial_id))
         .count();
     sweep.progress.set_total(to_run + references_to_run);
+    sweep
+        .progress
+        .set_schedule(crate::report::progress::eta::Schedule::of(
+            &sweep.config,
+            sweep.references.len(),
+            sweep.worker.is_some(),
+        ));
     let as_worker = sweep
         .worker
         .as_ref()
@@ -200,6 +246,14 @@ fn announce(sweep: &mut Sweep, children: &dyn Children) {
     ];
     for line in lines {
         sweep.progress.line(&line);
+    }
+    let env = &sweep.manifest.machine.speed_env;
+    if !env.is_empty() {
+        sweep.progress.line(&format!(
+            "warning: set in the environment, and able to change llama.cpp's speed: {}; they are \
+             recorded in manifest.json and in each row's machine",
+            env.join(" ")
+        ));
     }
     if let Some(fault) = children.test_fault() {
         sweep.progress.line(&format!(

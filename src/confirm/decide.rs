@@ -1,0 +1,227 @@
+//! The decision of the confirmation round. Only the candidates that ran best
+//! compete: those that ran cleanly, else those faulty in at most half of
+//! their runs (`faults`). Among them the one that measured best wins, unless
+//! it cannot be told apart from others and one of them uses less memory of
+//! the same kind (`footprint`). The verdict says how sure that is and why
+//! any candidate was passed over.
+
+use super::faults::{RunRecord, Standing};
+use super::footprint::{self, Footprint};
+use super::{Recommendation, RunnerUp};
+use crate::objective::Objective;
+use crate::search::core::orient;
+use crate::stats::{Summary, welch_interval};
+use crate::store::row::TrialRow;
+use std::fmt::Write as _;
+
+/// Configurations whose confirmation runs differ by less than this (3%),
+/// and not significantly, count as equally fast.
+const TIE_MARGIN: f64 = 0.03;
+
+/// A confirmed candidate: its sweep row, the log values of its runs and
+/// what went wrong in them.
+pub struct Candidate<'a> {
+    pub row: &'a TrialRow,
+    pub logs: Vec<f64>,
+    pub record: RunRecord,
+}
+
+impl Candidate<'_> {
+    fn id(&self) -> &str {
+        &self.row.trial_id
+    }
+
+    /// Geometric mean of the runs' means.
+    fn value(&self) -> f64 {
+        Summary::of(&self.logs).map_or(0.0, |s| s.mean.exp())
+    }
+}
+
+/// How the memory tie-break went between the best and those it cannot be
+/// told apart from.
+enum TieBreak {
+    /// Nothing to break: no other candidate measured as well.
+    NoTie,
+    /// The best uses the least memory of this kind.
+    BestIsLightest(Footprint),
+    /// Another uses less memory than the best, and is chosen.
+    LighterThanBest { chosen: Footprint, best: Footprint },
+    /// Their memory cannot be compared, and why.
+    Incomparable(String),
+}
+
+/// The recommendation among `candidates` (in the sweep's order), or why
+/// there is none.
+pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recommendation, String> {
+    let standing = candidates
+        .iter()
+        .map(|c| c.record.standing())
+        .filter(|s| *s != Standing::Disqualified)
+        .min()
+        .ok_or_else(|| no_candidate(candidates))?;
+    let mut measured: Vec<(&Candidate, f64)> = candidates
+        .iter()
+        .filter(|c| c.record.standing() == standing)
+        .filter_map(|c| Summary::of(&c.logs).map(|s| (c, orient(objective, s.mean))))
+        .collect();
+    measured.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let &(best, _) = measured.first().ok_or_else(|| no_candidate(candidates))?;
+    // Configurations the best cannot be told apart from: no significant
+    // difference, and measured within a few percent of it. (One measured
+    // far slower whose interval is merely wide is not a tie: the best stays,
+    // and the verdict says the runs were too noisy to be sure.)
+    let ties: Vec<&Candidate> = measured
+        .iter()
+        .skip(1)
+        .filter(|(c, _)| match welch_interval(&best.logs, &c.logs) {
+            // How much better the best measured, whatever the direction.
+            Some((d, lo, hi)) => {
+                lo <= 0.0 && hi >= 0.0 && orient(objective, d) <= TIE_MARGIN.ln_1p()
+            }
+            None => false,
+        })
+        .map(|(c, _)| *c)
+        .collect();
+    let group: Vec<&Candidate> = std::iter::once(best).chain(ties.iter().copied()).collect();
+    let (chosen, tie_break) = if ties.is_empty() {
+        (best, TieBreak::NoTie)
+    } else {
+        let rows: Vec<&TrialRow> = group.iter().map(|c| c.row).collect();
+        match footprint::lightest(&rows) {
+            Ok((0, footprints)) => (best, TieBreak::BestIsLightest(footprints[0])),
+            Ok((i, footprints)) => (
+                group[i],
+                TieBreak::LighterThanBest {
+                    chosen: footprints[i],
+                    best: footprints[0],
+                },
+            ),
+            Err(why) => (best, TieBreak::Incomparable(why)),
+        }
+    };
+    let runner_up = measured
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| c.id() != chosen.id())
+        .map(|r| runner_up_of(chosen, r, objective));
+    let unit = objective.metric.unit();
+    let mut verdict = format!(
+        "{} measured {:.1} {unit} over {} confirmation runs",
+        chosen.id(),
+        chosen.value(),
+        chosen.logs.len()
+    );
+    if let Some(r) = &runner_up {
+        let tied = ties.iter().any(|t| t.id() == r.trial_id) || chosen.id() != best.id();
+        verdict.push_str(&comparison(r, tied, &tie_break));
+    }
+    report_faults(candidates, chosen, standing, &mut verdict);
+    Ok(Recommendation {
+        trial_id: chosen.id().to_string(),
+        metric: objective.metric.name().into(),
+        value: chosen.value(),
+        runs: chosen.logs.len(),
+        runner_up,
+        verdict,
+        candidates: candidates.iter().map(|c| c.id().to_string()).collect(),
+        references: Vec::new(),
+        versus: Vec::new(),
+    })
+}
+
+/// Adds to `verdict` what went wrong in the runs of each candidate, chosen
+/// or not (the chosen one competed with those of its `standing`).
+fn report_faults(
+    candidates: &[Candidate],
+    chosen: &Candidate,
+    standing: Standing,
+    verdict: &mut String,
+) {
+    for c in candidates.iter().filter(|c| !c.record.is_clean()) {
+        let faults = c.record.describe();
+        if c.id() == chosen.id() {
+            let _ = write!(verdict, "; it {faults} (no candidate ran cleanly)");
+        } else if c.record.standing() > standing {
+            let _ = write!(verdict, "; {} was passed over: it {faults}", c.id());
+        } else {
+            let _ = write!(verdict, "; {} also {faults}", c.id());
+        }
+    }
+}
+
+/// Why no candidate can be recommended.
+fn no_candidate(candidates: &[Candidate]) -> String {
+    let each: Vec<String> = candidates
+        .iter()
+        .map(|c| match c.record.describe() {
+            faults if faults.is_empty() => format!("{} was not measured", c.id()),
+            faults => format!("{} {faults}", c.id()),
+        })
+        .collect();
+    format!(
+        "no candidate ran cleanly in most of its confirmation runs: {}",
+        each.join("; ")
+    )
+}
+
+/// The chosen candidate against the next best of those that competed.
+fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective) -> RunnerUp {
+    let mean = |c: &Candidate| Summary::of(&c.logs).map_or(0.0, |s| s.mean);
+    let (d, low, high) = match welch_interval(&chosen.logs, &r.logs) {
+        Some((d, lo, hi)) => {
+            let (a, b) = (orient(objective, lo).exp(), orient(objective, hi).exp());
+            (d, Some(a.min(b)), Some(a.max(b)))
+        }
+        None => (mean(chosen) - mean(r), None, None),
+    };
+    RunnerUp {
+        trial_id: r.id().to_string(),
+        value: r.value(),
+        ratio: orient(objective, d).exp(),
+        ratio_low: low,
+        ratio_high: high,
+        distinguishable: matches!((low, high), (Some(l), Some(h)) if l > 1.0 || h < 1.0),
+    }
+}
+
+/// The verdict's clause on the runner-up `r`; `tied` when the two count as
+/// equally good (the tie-break then decided).
+fn comparison(r: &RunnerUp, tied: bool, tie_break: &TieBreak) -> String {
+    let ci = match (r.ratio_low, r.ratio_high) {
+        (Some(l), Some(h)) => format!("95% CI {l:.3}–{h:.3}×"),
+        _ => "too few runs for an interval".into(),
+    };
+    if r.distinguishable {
+        return format!("; {:.3}× the runner-up {} ({ci})", r.ratio, r.trial_id);
+    }
+    if !tied {
+        return format!(
+            "; {:.3}× the runner-up {}, but the runs were too noisy to be sure ({ci}): more [confirm] rounds or a quieter machine would tell",
+            r.ratio, r.trial_id
+        );
+    }
+    let apart = format!(
+        "cannot be told apart from {} ({:.3}×, {ci})",
+        r.trial_id, r.ratio
+    );
+    match tie_break {
+        TieBreak::Incomparable(why) => format!(
+            "; it {apart}, but their memory cannot be compared ({why}), so the best measured stays"
+        ),
+        // The best was not chosen: `r` is the best.
+        TieBreak::LighterThanBest { chosen, best } => format!(
+            "; the best measured, {}, cannot be told apart from it ({:.3}×, {ci}), and this one uses less {} ({:.0} MiB against {:.0} MiB)",
+            r.trial_id,
+            r.ratio,
+            chosen.kind(),
+            chosen.mib(),
+            best.mib()
+        ),
+        TieBreak::BestIsLightest(least) => format!(
+            "; it {apart} and uses the least {} of those ({:.0} MiB)",
+            least.kind(),
+            least.mib()
+        ),
+        TieBreak::NoTie => format!("; it {apart}"),
+    }
+}
