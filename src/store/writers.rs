@@ -43,13 +43,18 @@ pub fn rows_file(folder: &Path, worker: &str) -> PathBuf {
 
 /// Every worker's rows file in a folder, by name.
 pub fn rows_files(folder: &Path) -> Vec<PathBuf> {
+    worker_files(folder, "csv")
+}
+
+/// The files under `workers/` whose extension is `extension`, by name.
+pub fn worker_files(folder: &Path, extension: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(folder.join(WORKERS)) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
     files.sort();
     files

@@ -65,13 +65,8 @@ pub fn write_state(folder: &Path, state: &WorkerState) -> anyhow::Result<()> {
 
 /// Every worker's state in a folder, by name.
 pub fn read_states(folder: &Path) -> Vec<WorkerState> {
-    let Ok(entries) = std::fs::read_dir(folder.join(WORKERS)) else {
-        return Vec::new();
-    };
-    let mut states: Vec<WorkerState> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    let mut states: Vec<WorkerState> = crate::store::writers::worker_files(folder, "json")
+        .into_iter()
         .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
         .collect();
     states.sort_by(|a, b| a.worker.cmp(&b.worker));
