@@ -2,26 +2,31 @@
 # Builds llama.cpp's own tools for the parity scripts (compare-llama-bench.sh,
 # compare-depth-and-parallel.sh, compare-llama-perplexity.sh) and the
 # llama-server that `llama-sweep verify` is tested against, from the same
-# llama.cpp source llama-sweep links, once: later calls only build what is
-# missing and print where it is.
+# llama.cpp llama-sweep links. Later calls bring them up to date (nothing is
+# compiled when nothing changed) and print where they are.
 #
-# 1. The llama.cpp tree vendored by the llama-cpp-sys-2 crate that llama-sweep
-#    links (found with `cargo metadata`), copied to target/llama-bench/src.
-#    That crate ships no tool sources, so those (tools/llama-bench,
-#    tools/batched-bench, tools/perplexity, tools/quantize, tools/server with
-#    tools/mtmd, tools/ui's build files and scripts/ui-assets.cmake) come from PyPI's llama-cpp-python source distribution
-#    (vendor/llama.cpp/...), and a tools/CMakeLists.txt that adds exactly
-#    these: one cmake configure in target/llama-bench/build serves every
-#    tool, and its libraries are the ones scripts/check-llama-server-args.sh
-#    links against. The server is built without its web UI (no download),
-#    with the sdist's tools/mtmd (the crate's has another API) and, where
-#    the crate's common lacks it, one helper its sources call
-#    (tools/server-compat.h): its llama.cpp (libllama, ggml, common) is
-#    llama-sweep's, only the HTTP front end is the sdist's. Files are copied
-#    only when they changed, so nothing is rebuilt for nothing.
-# 2. A tool that does not compile against that tree is built instead from the
-#    whole PyPI tree, in target/llama-bench/build-pypi (its llama.cpp version
-#    may differ from llama-sweep's; the line on stderr says so).
+# The tool sources: the llama-cpp-sys-2 crate that llama-sweep links ships
+# none, so tools/llama-bench, tools/batched-bench, tools/perplexity,
+# tools/quantize and tools/server (with tools/mtmd, tools/ui's build files and
+# scripts/ui-assets.cmake) come from PyPI's llama-cpp-python source
+# distribution (vendor/llama.cpp/...), copied into a copy of the crate's tree
+# (target/llama-bench/src; files copied only when they changed, so nothing is
+# rebuilt for nothing). The server is built without its web UI (no download),
+# with the sdist's tools/mtmd (the crate's has another API) and, where the
+# crate's common lacks it, one helper its sources call
+# (tools/server-compat.h).
+#
+# Three ways to build them, the first that works:
+# 1. Linked (target/llama-bench/build): only the tools' own sources are
+#    compiled; they link the very libraries (libllama, ggml, common, httplib)
+#    that llama-cpp-sys-2's build script compiled for llama-sweep (found with
+#    `cargo build --release --message-format=json`), with the defines those
+#    were compiled with. No second compile of llama.cpp, and llama-bench runs
+#    the same machine code as llama-sweep's trials.
+# 2. From the crate's source (target/llama-bench/build-full): llama.cpp
+#    compiled again, with the tools added to its cmake tree.
+# 3. From the whole PyPI tree (target/llama-bench/build-pypi): its llama.cpp
+#    version may differ from llama-sweep's; the line on stderr says so.
 #
 # Usage: scripts/build-llama-tools.sh [TARGET ...]
 #   TARGET: llama-bench, llama-batched-bench, llama-perplexity, llama-quantize,
@@ -30,7 +35,7 @@
 #   stderr: for each, which llama.cpp it was built from; the build log is
 #           target/llama-bench/build-tools.log
 #   JOBS=N  parallel compile jobs (default: nproc)
-# Needs: cmake, a C++ compiler, python3 with pip, cargo (for `cargo metadata`).
+# Needs: cmake, a C++ compiler, python3 with pip, cargo.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -54,24 +59,57 @@ for t in "${targets[@]}"; do
   [ -n "${tool_dir[$t]:-}" ] || die "unknown target '$t' (known: ${!tool_dir[*]})"
 done
 
-# The binary of a target, sys-2 build first; empty when there is none.
+# The cmake build folder of the llama.cpp that llama-cpp-sys-2's build script
+# compiled for llama-sweep (cargo builds it first if needed); empty when
+# cargo cannot say.
+sys2_build() {
+  (cd "$root" && cargo build --release --locked --message-format=json 2>>"$log") | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "build-script-executed" and "llama-cpp-sys-2" in m["package_id"]:
+        print(m["out_dir"] + "/build")' || true
+}
+# The libraries a linked build takes from that folder, in link order.
+sys2_libs=(common/libllama-common.a common/libllama-common-base.a vendor/cpp-httplib/libcpp-httplib.a
+           src/libllama.a ggml/src/libggml.a ggml/src/libggml-cpu.a ggml/src/libggml-base.a)
+
+# The binary of a target, linked build first; empty when there is none.
 binary_of() {
   local d
-  for d in build build-pypi; do
+  for d in build build-full build-pypi; do
     if [ -x "$work/$d/bin/$1" ]; then echo "$work/$d/bin/$1"; return; fi
   done
 }
 
+mkdir -p "$work"
+sys_build="$(log="$work/cargo.log" sys2_build)"
+for lib in "${sys2_libs[@]}"; do
+  [ -n "$sys_build" ] && [ -f "$sys_build/$lib" ] || { sys_build=""; break; }
+done
+[ -n "$sys_build" ] || echo "llama-cpp-sys-2's build of llama.cpp not found (see $log): the tools compile llama.cpp again" >&2
+
+# A build folder configured from another root (a full build of an older
+# version of this script) is started again.
+if [ -n "$sys_build" ] && [ -f "$work/build/CMakeCache.txt" ] &&
+   ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$work/linked-src" "$work/build/CMakeCache.txt"; then
+  rm -rf "$work/build"
+fi
+
 missing=()
 for t in "${targets[@]}"; do
-  [ -n "$(binary_of "$t")" ] || missing+=("$t")
+  bin="$(binary_of "$t")"
+  # A linked tool whose libraries were built again since is linked again.
+  if [ -z "$bin" ] || { [ -n "$sys_build" ] && [ "$bin" = "$work/build/bin/$t" ] &&
+       [ -n "$(cd "$sys_build" && find "${sys2_libs[@]}" -newer "$bin" 2>/dev/null)" ]; }; then
+    missing+=("$t")
+  fi
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
   for tool in cmake python3 cargo; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs what the build needs)"
   done
-  mkdir -p "$work"
   : > "$log"
   echo "building ${missing[*]} (log: $log) ..." >&2
 
@@ -157,18 +195,112 @@ CPP
          -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
          -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF)
   sys_version="$(basename "$(dirname "$sys_dir")")"
-  configured=false
-  echo "== configure $work/src" >>"$log"
-  cmake -S "$work/src" -B "$work/build" "${flags[@]}" >>"$log" 2>&1 && configured=true
-  pypi=()
-  for t in "${missing[@]}"; do
-    echo "== build $t from $work/src" >>"$log"
-    if $configured && cmake --build "$work/build" --target "$t" -j "$jobs" >>"$log" 2>&1; then
-      echo "built from $sys_version's llama.cpp ($sys_dir)" > "$work/build/origin-$t.txt"
+  full=()
+
+  # 1. Linked: a root of our own (links to the copied tree's folders) whose
+  #    llama, ggml, llama-common and cpp-httplib are llama-cpp-sys-2's
+  #    libraries, compiled with the defines those were compiled with.
+  if [ -n "$sys_build" ]; then
+    linked="$work/linked-src"
+    mkdir -p "$linked"
+    for entry in cmake common ggml include scripts tools vendor; do
+      ln -sfn "../src/$entry" "$linked/$entry"
+    done
+    defines="$(sed -n 's/^CXX_DEFINES = //p' "$sys_build/common/CMakeFiles/llama-common.dir/flags.make" 2>/dev/null |
+               tr ' ' '\n' | sed -n 's/^-D//p' | paste -sd ';' -)"
+    cat > "$linked/CMakeLists.txt.new" <<'CMAKE'
+# llama.cpp's tools linked against the llama.cpp libraries llama-cpp-sys-2
+# built for llama-sweep (LLAMA_SYS_BUILD), compiled with their defines
+# (LLAMA_SYS_DEFINES). Written by scripts/build-llama-tools.sh.
+cmake_minimum_required(VERSION 3.14)
+project("llama-sweep-tools" C CXX)
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+list(APPEND CMAKE_MODULE_PATH "${CMAKE_CURRENT_SOURCE_DIR}/cmake/")
+set(LLAMA_VERSION_MAJOR 0)
+set(LLAMA_VERSION_MINOR 6)
+set(LLAMA_VERSION_PATCH 0)
+set(LLAMA_VERSION_BASE "${LLAMA_VERSION_MAJOR}.${LLAMA_VERSION_MINOR}.${LLAMA_VERSION_PATCH}")
+set(LLAMA_SUBPROCESS ON)
+set(LLAMA_ALL_WARNINGS ON)
+include(cmake/build-info.cmake)
+include(cmake/common.cmake)
+set(LLAMA_BUILD_NUMBER ${BUILD_NUMBER})
+set(LLAMA_BUILD_COMMIT ${BUILD_COMMIT})
+find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED)
+add_compile_definitions(${LLAMA_SYS_DEFINES})
+foreach(dir hash miniaudio nlohmann sheredom stb)
+    add_subdirectory(vendor/${dir})
+endforeach()
+set(B "${LLAMA_SYS_BUILD}")
+add_library(ggml INTERFACE)
+target_include_directories(ggml INTERFACE ${CMAKE_SOURCE_DIR}/ggml/include)
+target_link_libraries(ggml INTERFACE ${B}/ggml/src/libggml.a ${B}/ggml/src/libggml-cpu.a
+    ${B}/ggml/src/libggml-base.a OpenMP::OpenMP_CXX Threads::Threads m dl)
+add_library(llama INTERFACE)
+target_include_directories(llama INTERFACE ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(llama INTERFACE ${B}/src/libllama.a ggml)
+add_library(cpp-httplib INTERFACE)
+target_include_directories(cpp-httplib INTERFACE ${CMAKE_SOURCE_DIR}/vendor)
+target_link_libraries(cpp-httplib INTERFACE ${B}/vendor/cpp-httplib/libcpp-httplib.a Threads::Threads)
+if ("CPPHTTPLIB_OPENSSL_SUPPORT" IN_LIST LLAMA_SYS_DEFINES)
+    find_package(OpenSSL REQUIRED)
+    target_link_libraries(cpp-httplib INTERFACE OpenSSL::SSL OpenSSL::Crypto)
+endif()
+add_library(llama-common INTERFACE)
+target_include_directories(llama-common INTERFACE ${CMAKE_SOURCE_DIR}/common)
+target_link_libraries(llama-common INTERFACE ${B}/common/libllama-common.a
+    ${B}/common/libllama-common-base.a cpp-httplib vendor::nlohmann vendor::sheredom llama)
+add_subdirectory(tools)
+CMAKE
+    put "$linked/CMakeLists.txt.new" "$linked/CMakeLists.txt"
+    rm -f "$linked/CMakeLists.txt.new"
+    echo "== configure $linked against $sys_build" >>"$log"
+    if cmake -S "$linked" -B "$work/build" "${flags[@]}" -DLLAMA_SYS_BUILD="$sys_build" \
+         -DLLAMA_SYS_DEFINES="$defines" >>"$log" 2>&1; then
+      for t in "${missing[@]}"; do
+        echo "== build $t linked to $sys_build" >>"$log"
+        rm -f "$work/build/bin/$t"
+        if cmake --build "$work/build" --target "$t" -j "$jobs" >>"$log" 2>&1; then
+          echo "linked to the llama.cpp libraries $sys_version built for llama-sweep ($sys_build)" \
+            > "$work/build/origin-$t.txt"
+        else
+          full+=("$t")
+        fi
+      done
+      printf '%s\n' "${sys2_libs[@]/#/$sys_build/}" > "$work/build/link-libraries.txt"
+      grep -q CPPHTTPLIB_OPENSSL_SUPPORT <<<"$defines" && printf '%s\n' -lssl -lcrypto >> "$work/build/link-libraries.txt"
     else
-      pypi+=("$t")
+      full=("${missing[@]}")
     fi
-  done
+  else
+    full=("${missing[@]}")
+  fi
+  [ ${#full[@]} -eq 0 ] || [ -z "$sys_build" ] ||
+    echo "${full[*]}: did not link against llama-cpp-sys-2's libraries (see $log); compiling llama.cpp again" >&2
+
+  # 2. From the crate's source, llama.cpp compiled again.
+  configured=false
+  pypi=()
+  if [ ${#full[@]} -gt 0 ]; then
+    echo "== configure $work/src" >>"$log"
+    cmake -S "$work/src" -B "$work/build-full" "${flags[@]}" >>"$log" 2>&1 && configured=true
+    for t in "${full[@]}"; do
+      echo "== build $t from $work/src" >>"$log"
+      if $configured && cmake --build "$work/build-full" --target "$t" -j "$jobs" >>"$log" 2>&1; then
+        echo "built from $sys_version's llama.cpp ($sys_dir), compiled again" > "$work/build-full/origin-$t.txt"
+      else
+        pypi+=("$t")
+      fi
+    done
+    b="$work/build-full"
+    printf '%s\n' "$b/common/libllama-common.a" "$b/common/libllama-common-base.a" \
+      "$b/vendor/cpp-httplib/libcpp-httplib.a" "$b/src/libllama.a" "$b/ggml/src/libggml.a" \
+      "$b/ggml/src/libggml-cpu.a" "$b/ggml/src/libggml-base.a" > "$b/link-libraries.txt"
+  fi
+  # 3. From PyPI's whole tree.
   if [ ${#pypi[@]} -gt 0 ]; then
     echo "${pypi[*]}: did not build against llama-cpp-sys-2's llama.cpp (see $log);" \
          "building PyPI llama-cpp-python $lcp_version's own llama.cpp instead (versions may differ)" >&2

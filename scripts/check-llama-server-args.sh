@@ -10,18 +10,25 @@
 # its default (MoE experts on the CPU, a tensor override, a row split with
 # proportions, no offload devices, no op offload, poll, priority, CPU mask).
 #
-# Links against the llama.cpp libraries scripts/compare-llama-bench.sh builds
-# in target/llama-bench/build (run that first). No model is loaded.
+# Links against the llama.cpp libraries scripts/build-llama-tools.sh linked
+# its tools with (listed in target/llama-bench/build*/link-libraries.txt: the
+# ones llama-sweep itself links, or a second compile of them); run that first.
+# No model is loaded.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="${LLAMA_SWEEP_BIN:-$root/target/release/llama-sweep}"
 src="$root/target/llama-bench/src"
-build="$root/target/llama-bench/build"
-[ -f "$build/common/libllama-common.a" ] || {
-  echo "no llama.cpp build in $build: run scripts/compare-llama-bench.sh first" >&2
+libs=""
+for build in "$root/target/llama-bench/build" "$root/target/llama-bench/build-full"; do
+  if [ -f "$build/link-libraries.txt" ]; then libs="$build/link-libraries.txt"; break; fi
+done
+[ -n "$libs" ] || {
+  echo "no llama.cpp libraries listed in target/llama-bench/build*/link-libraries.txt:" \
+       "run scripts/build-llama-tools.sh first" >&2
   exit 1
 }
+mapfile -t link_libraries < "$libs"
 [ -x "$bin" ] || { echo "no $bin: run cargo build --release" >&2; exit 1; }
 
 work="$(mktemp -d)"
@@ -54,11 +61,7 @@ int main(int argc, char ** argv) {
 }
 CPP
 g++ -std=c++17 -I"$src/common" -I"$src/include" -I"$src/ggml/include" -I"$src/vendor" \
-  "$work/parse.cpp" -o "$work/llama-server" \
-  "$build/common/libllama-common.a" "$build/common/libllama-common-base.a" \
-  "$build/vendor/cpp-httplib/libcpp-httplib.a" "$build/src/libllama.a" \
-  "$build/ggml/src/libggml.a" "$build/ggml/src/libggml-cpu.a" "$build/ggml/src/libggml-base.a" \
-  -lpthread -lgomp -ldl
+  "$work/parse.cpp" -o "$work/llama-server" "${link_libraries[@]}" -lpthread -lgomp -ldl
 
 mkdir "$work/sweep"
 cp tests/fixtures/real-demo-grid/manifest.json "$work/sweep/"

@@ -5,10 +5,8 @@
 # parameters and llama.cpp source, the tools alternated in one run.
 #
 # 1. Builds llama-bench and llama-batched-bench with scripts/build-llama-tools.sh
-#    (once, one cmake configure for both): the llama.cpp tree vendored by the
-#    llama-cpp-sys-2 crate that llama-sweep links, plus the tools' sources from
-#    PyPI's llama-cpp-python sdist (vendor/llama.cpp/tools/llama-bench and
-#    tools/batched-bench); the whole PyPI tree if they do not compile together.
+#    (once): the tools' sources from PyPI's llama-cpp-python sdist, linked
+#    against the llama.cpp libraries llama-cpp-sys-2 built for llama-sweep.
 # 2. Depth: ROUNDS times, alternately (the order swapped every round):
 #    llama-bench -p PROMPT -n GEN -r REPS -d 0,DEPTH, and a one-trial
 #    llama-sweep with n_depth = [0, DEPTH] and the same settings (the request

@@ -2,12 +2,11 @@
 # Parity benchmark: llama-sweep against llama.cpp's own llama-bench, on the same
 # model, parameters and llama.cpp source, measured alternately in one run.
 #
-# 1. Builds llama-bench (scripts/build-llama-tools.sh, once): the llama.cpp
-#    tree vendored by the llama-cpp-sys-2 crate that llama-sweep links (so both
-#    measure the same llama.cpp), plus llama-bench's source, which that crate
-#    does not ship, taken from PyPI's llama-cpp-python source distribution
-#    (vendor/llama.cpp/tools/llama-bench). Falls back to the whole PyPI tree
-#    if the two do not compile together.
+# 1. Builds llama-bench (scripts/build-llama-tools.sh, once): llama-bench's
+#    source, which the llama-cpp-sys-2 crate does not ship, from PyPI's
+#    llama-cpp-python source distribution, linked against the llama.cpp
+#    libraries that crate built for llama-sweep (so both run the same
+#    llama.cpp machine code); that script says how it falls back.
 # 2. For 1 and 2 threads, ROUNDS times alternately: llama-bench -p 256 -n 64
 #    -r 5, and a one-trial llama-sweep with the same settings. Prints the ratio
 #    llama-sweep / llama-bench for pp and tg, as the median over rounds with

@@ -11,11 +11,9 @@
 #
 # 1. Builds llama-perplexity and llama-quantize (if missing) with
 #    scripts/build-llama-tools.sh, as compare-llama-bench.sh builds llama-bench:
-#    the llama.cpp tree vendored by the llama-cpp-sys-2 crate that llama-sweep
-#    links, plus the tools' sources, which that crate does not ship, from PyPI's
-#    llama-cpp-python sdist (vendor/llama.cpp/tools/perplexity, .../quantize),
-#    in the same build dir (target/llama-bench/build). Falls back to the whole
-#    PyPI tree (in target/llama-bench/build-pypi) if they do not compile together.
+#    the tools' sources, which the llama-cpp-sys-2 crate does not ship, from
+#    PyPI's llama-cpp-python sdist, linked against the llama.cpp libraries
+#    that crate built for llama-sweep.
 # 2. llama.cpp: llama-perplexity on the reference with --kl-divergence-base
 #    (its PPL and the stored log-probabilities), then --kl-divergence for each
 #    model (and the reference itself). -b = -c so that llama.cpp evaluates one

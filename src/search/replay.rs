@@ -177,8 +177,10 @@ pub fn compare(
         .map(|&kind| {
             let mut trials = vec![Vec::new(); WITHIN.len()];
             let (mut slowest, mut slowest_at) = (Duration::ZERO, 0);
-            for seed in 0..seeds {
-                let trace = simulate(grid, kind, settings, budget, seed);
+            // The grid is deterministic: one seed says it all.
+            let seeds = if kind == StrategyKind::Grid { 1 } else { seeds };
+            let traces = on_every_core(seeds, |seed| simulate(grid, kind, settings, budget, seed));
+            for trace in traces {
                 for (t, fraction) in WITHIN.iter().enumerate() {
                     trials[t].push(trials_to_within(grid, &trace.proposed, *fraction));
                 }
@@ -186,9 +188,6 @@ pub fn compare(
                     if *d > slowest {
                         (slowest, slowest_at) = (*d, k);
                     }
-                }
-                if kind == StrategyKind::Grid {
-                    break; // deterministic: one seed says it all
                 }
             }
             StrategyResult {
@@ -199,6 +198,36 @@ pub fn compare(
             }
         })
         .collect()
+}
+
+/// `run(seed)` for seeds `0..seeds`, in order, spread over the machine's
+/// cores (each seed's simulation is independent; one core each, so a
+/// proposal's time is still its own).
+fn on_every_core<T: Send>(seeds: u64, run: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let mut done: Vec<(u64, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..cores.min(seeds))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if seed >= seeds {
+                            return mine;
+                        }
+                        mine.push((seed, run(seed)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a replay thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(seed, _)| *seed);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Median and quartiles, counting a threshold never reached as `budget + 1`.

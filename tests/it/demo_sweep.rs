@@ -88,7 +88,7 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         dir.path(),
         &models,
         "n_threads = [1, 2]",
-        "[objective]\nttft_ms_max = 60000\n[quality]\nn_ctx = 128\nchunks = 3",
+        "[objective]\nttft_ms_max = 60000\n[quality]\nn_ctx = 128\nchunks = 3\n[confirm]\ntop = 3\nrounds = 2",
     );
 
     let plan = run(&["plan", sweep.to_str().unwrap()]);

@@ -378,7 +378,14 @@ fn progress_is_one_plain_line_per_trial_off_a_terminal_and_in_sweep_log() {
 #[test]
 fn trials_recorded_only_on_another_machine_are_measured_on_this_one() {
     let dir = tempfile::tempdir().unwrap();
-    let sweep = instant_sweep(dir.path(), "n_threads = [1, 2]");
+    // A confirmation round, so that there is a decision to be not this
+    // machine's.
+    let sweep = sweep_file(
+        dir.path(),
+        &model_table("smol", &demo_model(), ""),
+        "n_threads = [1, 2]",
+        "[confirm]\ntop = 2\nrounds = 1",
+    );
     let out = instant(&["run", sweep.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let folder = dir.path().join("reports/it");

@@ -71,6 +71,7 @@ request_max_tokens = 8
 
 {extra}
 {quality}
+{confirm}
 "#,
         out = dir.join("reports").display(),
         cache = dir.join("models").display(),
@@ -80,6 +81,14 @@ request_max_tokens = 8
             ""
         } else {
             "[quality]\nmeasure = false"
+        },
+        // The confirmation round measures the best three again three times,
+        // most of a small sweep's time: only the tests that name [confirm]
+        // run it.
+        confirm = if extra.contains("[confirm]") {
+            ""
+        } else {
+            "[confirm]\ntop = 0"
         },
     );
     let path = dir.join("sweep.toml");
@@ -187,7 +196,7 @@ pub fn app_python() -> Option<PathBuf> {
 /// own llama.cpp source.
 pub fn llama_server() -> Option<PathBuf> {
     let work = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/llama-bench");
-    let built = ["build", "build-pypi"]
+    let built = ["build", "build-full", "build-pypi"]
         .iter()
         .map(|d| work.join(d).join("bin/llama-server"))
         .find(|p| p.is_file())
