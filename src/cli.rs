@@ -310,6 +310,8 @@ pub struct WorkerMode {
     pub name: String,
     /// How long a claim holds without renewal.
     pub lease: std::time::Duration,
+    /// Other workers run on the same CPU cores (said in each row's machine).
+    pub shares_cores: bool,
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +337,10 @@ pub struct WorkerArgs {
     /// For tests only (see `run --test-fault`)
     #[arg(long, value_name = "FAULT", hide = true)]
     pub test_fault: Option<crate::protocol::TestFault>,
+    /// Set by `run --workers per-gpu` when the GPU workers cannot have CPUs
+    /// of their own: each row's machine says so
+    #[arg(long, hide = true)]
+    pub shares_cores: bool,
 }
 
 #[derive(Debug, Args)]

@@ -305,18 +305,30 @@ fn fits(
         .prefix("llama-sweep-doctor-fit-")
         .tempdir()
         .context("cannot create a temporary folder")?;
-    std::fs::create_dir_all(logs.path().join("logs"))?;
     let mut out = Vec::new();
-    for model in models {
+    for (i, model) in models.iter().enumerate() {
         let Some(variant) = model.variant() else {
             continue;
         };
         let params =
             knobs::Params::default().with(knobs::N_CTX, knobs::Value::Int(estimate.n_ctx.into()));
-        match crate::fit::ask(&mut children, &variant, &params, logs.path())? {
-            Some(summary) => out.push((model.label.clone(), summary)),
+        // One folder per model, so that each keeps its own log.
+        let folder = logs.path().join(i.to_string());
+        std::fs::create_dir_all(folder.join("logs"))?;
+        match crate::fit::ask(&mut children, &variant, &params, &folder)? {
+            Some(mut summary) => {
+                let full = folder.join(&summary.log).display().to_string();
+                summary.note = summary.note.replace(&summary.log, &full);
+                summary.log = full;
+                out.push((model.label.clone(), summary));
+            }
             None => break,
         }
+    }
+    // A fit that failed points at its log: the logs stay where the user
+    // can read them.
+    if out.iter().any(|(_, s)| s.note.contains(&s.log)) {
+        let _ = logs.keep();
     }
     Ok(out)
 }

@@ -22,6 +22,7 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<u8> {
         worker: Some(WorkerMode {
             name,
             lease: Duration::from_secs_f64(args.lease_s.max(1.0)),
+            shares_cores: args.shares_cores,
         }),
     };
     crate::cmd::run::run(&run_args)

@@ -93,6 +93,32 @@ impl GgufHeader {
         self.str("general.architecture")
     }
 
+    /// Why a server cannot simply keep this model's cache of a
+    /// conversation for its next request, or `None` (plain attention):
+    /// sliding-window layers drop what fell out of the window, and
+    /// recurrent state (SSM, RWKV, short convolutions) cannot be cut back
+    /// to the part the next request shares.
+    pub fn cache_not_reusable(&self) -> Option<&'static str> {
+        let arch = self.architecture()?;
+        let prefix = format!("{arch}.");
+        let has = |part: &str| {
+            self.metadata.keys().any(|k| {
+                k.strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.starts_with(part))
+            })
+        };
+        if has("ssm.") || has("wkv.") || has("shortconv.") {
+            return Some("recurrent layers, whose state cannot be cut back to a shared prefix");
+        }
+        if self
+            .int(&format!("{arch}.attention.sliding_window"))
+            .is_some_and(|w| w > 0)
+        {
+            return Some("sliding-window attention, which drops what fell out of the window");
+        }
+        None
+    }
+
     /// `general.file_type`: a `llama_ftype` value.
     pub fn file_type(&self) -> Option<u32> {
         self.int("general.file_type")
@@ -445,6 +471,30 @@ pub(crate) mod tests {
         assert_eq!(h.file_type(), Some(3));
         assert_eq!(h.block_count(), Some(30));
         assert_eq!(h.metadata["tokenizer.ggml.tokens"], GgufValue::Array(2));
+    }
+
+    #[test]
+    fn names_the_models_whose_conversation_cache_a_server_cannot_keep() {
+        let read = |arch: &str, ints: &[(&str, u32)]| {
+            let bytes = header_bytes(&[("general.architecture", arch)], ints);
+            read_header(&mut bytes.as_slice()).unwrap()
+        };
+        assert_eq!(
+            read("llama", &[("llama.block_count", 30)]).cache_not_reusable(),
+            None
+        );
+        let gemma = read("gemma3", &[("gemma3.attention.sliding_window", 512)]);
+        assert!(
+            gemma
+                .cache_not_reusable()
+                .unwrap()
+                .contains("sliding-window")
+        );
+        let mamba = read("mamba", &[("mamba.ssm.state_size", 16)]);
+        assert!(mamba.cache_not_reusable().unwrap().contains("recurrent"));
+        // Another architecture's key says nothing about this one.
+        let llama = read("llama", &[("gemma3.attention.sliding_window", 512)]);
+        assert_eq!(llama.cache_not_reusable(), None);
     }
 
     #[test]

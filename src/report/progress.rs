@@ -88,6 +88,12 @@ impl Progress {
         }
     }
 
+    /// One more trial to count to (a reference known only once the run
+    /// has started, such as what llama.cpp's --fit picks).
+    pub fn count_one_more(&mut self) {
+        self.set_total(self.total + 1);
+    }
+
     /// The time budget and the confirmation round, for the ETA.
     pub fn set_schedule(&mut self, schedule: Schedule) {
         self.schedule = schedule;
@@ -264,5 +270,25 @@ mod tests {
         assert!(lines[11].contains("[12/12] "), "{log}");
         assert!(lines[11].ends_with("ETA 0s)"), "nothing left: {log}");
         assert!(!log.contains("/84]") && !log.contains("/2]"), "{log}");
+    }
+
+    #[test]
+    fn a_reference_added_after_the_start_counts() {
+        // Two trials and one reference announced; --fit then adds one.
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Progress::new(dir.path(), 0, vec!["n_batch"], &Objective::default(), false);
+        p.set_total(3);
+        p.count_one_more();
+        let r = row("a", &mock::measured(100.0, 400.0));
+        for done in 1..=4 {
+            p.trial_finished(TrialEvent {
+                done,
+                total: 2,
+                row: &r,
+                spec: &spec("a"),
+            });
+        }
+        let log = std::fs::read_to_string(dir.path().join(crate::store::SWEEP_LOG)).unwrap();
+        assert!(log.lines().last().unwrap().contains("[4/4] "), "{log}");
     }
 }

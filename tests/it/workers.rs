@@ -48,3 +48,41 @@ fn pinned_cpu_workers_share_a_sweep_and_unpinned_ones_are_refused() {
         stdout(&out)
     );
 }
+
+#[test]
+fn a_worker_that_shares_its_cores_says_so_in_each_row() {
+    // `run --workers per-gpu` passes --shares-cores when there are fewer
+    // CPUs than GPUs; the rows say so, and still count as this machine's.
+    let dir = tempfile::tempdir().unwrap();
+    let models = model_table("smol", &demo_model(), "");
+    let sweep = sweep_file(dir.path(), &models, "n_threads = [1, 2]", "");
+    let sweep = sweep.to_str().unwrap();
+    let out = run(&[
+        "worker",
+        sweep,
+        "--name",
+        "gpu0",
+        "--shares-cores",
+        "--test-fault",
+        "instant",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&["run", sweep, "--test-fault", "instant"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("reports/it"));
+    let (shared, own): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|r| r.worker.as_deref() == Some("gpu0"));
+    assert_eq!(shared.len(), 3, "two trials and the defaults: {rows:#?}");
+    assert!(
+        own.is_empty(),
+        "the worker's rows are this machine's: {rows:#?}"
+    );
+    for r in shared {
+        let machine = r.machine.as_deref().unwrap_or_default();
+        assert!(
+            machine.ends_with("CPU cores shared with the other GPU workers"),
+            "{machine}"
+        );
+    }
+}

@@ -60,7 +60,12 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
         eprintln!("warning: {note}");
     }
     let machine = crate::machine::Machine::detect();
-    let (machine_id, machine_text) = crate::workers::fingerprint::of(&machine, &probe);
+    let (machine_id, mut machine_text) = crate::workers::fingerprint::of(&machine, &probe);
+    if args.worker.as_ref().is_some_and(|w| w.shares_cores) {
+        // Not part of the fingerprint: the same hardware, measured less
+        // cleanly; the rows and the report say so.
+        machine_text.push_str(" | CPU cores shared with the other GPU workers");
+    }
     let mut store = store;
     count_what_this_run_can_use(&mut store, &machine_id, children.test_fault().is_some());
     let manifest = run_setup::manifest(
@@ -261,6 +266,9 @@ fn announce(sweep: &mut Sweep, children: &dyn Children) {
              not measurements"
         ));
     }
+    for line in follow_ups_without_cache(sweep) {
+        sweep.progress.line(&format!("warning: {line}"));
+    }
     for line in run_setup::knobs_without_effect(&sweep.config, &sweep.probe) {
         sweep.progress.line(&format!("warning: {line}"));
     }
@@ -280,4 +288,31 @@ fn apply_flags(config: &mut SweepConfig, args: &RunArgs) {
     if let Some(h) = args.max_hours {
         config.sweep.max_time = Some(Duration::from_secs_f64(h * 3600.0));
     }
+}
+
+/// The follow-up request is measured with the earlier conversation kept in
+/// the cache; a model whose cache a server cannot keep that way is named.
+fn follow_ups_without_cache(sweep: &Sweep) -> Vec<String> {
+    let history = sweep.config.workload.request_history_tokens;
+    if history == 0 {
+        return Vec::new();
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for v in &sweep.variants {
+        let header = crate::models::gguf::GgufHeader::read(&v.variant.path);
+        let Some(why) = header.ok().and_then(|h| h.cache_not_reusable()) else {
+            continue;
+        };
+        let line = format!(
+            "{} has {why}: the follow-up request is measured with its {history} tokens of \
+             conversation kept in the cache, but llama-server keeps them only through context \
+             checkpoints (--ctx-checkpoints) or --swa-full, else it processes the whole \
+             conversation again and the app waits longer for its first token",
+            v.variant.name
+        );
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    lines
 }

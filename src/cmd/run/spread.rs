@@ -136,7 +136,7 @@ pub(super) fn spread(args: &RunArgs, workers: &str) -> anyhow::Result<Option<u8>
                 ),
                 None => eprintln!(
                     "warning: fewer CPUs than GPU workers: the workers share cores, and trials \
-                     that put work on the CPU measure each other"
+                     that put work on the CPU measure each other (each row's machine says so)"
                 ),
             }
             sets
@@ -149,6 +149,9 @@ pub(super) fn spread(args: &RunArgs, workers: &str) -> anyhow::Result<Option<u8>
     for (n, pin) in pins.iter().enumerate() {
         let mut command = Command::new(&exe);
         command.arg("worker").arg(&args.sweep);
+        if matches!(pin, Pin::Gpu(_)) && gpu_cpus.is_none() {
+            command.arg("--shares-cores");
+        }
         let name = match pin {
             Pin::Gpu(i) => {
                 for (var, value) in device_env(*i) {

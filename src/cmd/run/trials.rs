@@ -60,7 +60,21 @@ pub(super) fn fit_reference(sweep: &mut Sweep, children: &mut dyn Children) -> a
             &summary.changed,
             format!("what llama.cpp's --fit picks: {}", summary.note),
         );
+        if !sweep
+            .store
+            .recorded_ids()
+            .contains(&reference.spec.trial_id)
+        {
+            sweep.progress.count_one_more();
+        }
         sweep.references.push(reference);
+        sweep
+            .progress
+            .set_schedule(crate::report::progress::eta::Schedule::of(
+                &sweep.config,
+                sweep.references.len(),
+                sweep.worker.is_some(),
+            ));
         plan_file::write(
             &sweep.folder,
             &super::prepare::plan_file_of(&sweep.config, &sweep.plan, &sweep.references),
