@@ -36,8 +36,9 @@ pub const CONFIRM_CSV: &str = "confirm.csv";
 pub const RECOMMENDATION_JSON: &str = "recommendation.json";
 /// The version of the rules that pick the recommendation, kept beside it in
 /// recommendation.json (none: 0). 1: failed runs and broken constraints
-/// count, and memory is weighed like with like.
-const DECISION_RULES: u32 = 1;
+/// count, and memory is weighed like with like. 2: candidates and
+/// references are compared round by round (paired).
+const DECISION_RULES: u32 = 2;
 
 /// One re-measurement, as written to confirm.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +111,9 @@ pub struct RunnerUp {
     pub ratio_high: Option<f64>,
     /// Whether the interval excludes 1.
     pub distinguishable: bool,
+    /// The rounds the interval pairs (0: over all runs, unpaired).
+    #[serde(default)]
+    pub paired_rounds: usize,
 }
 
 /// How a confirmation round ended.
@@ -129,7 +133,8 @@ pub enum Confirmation {
 /// A trial measured in the round: a candidate or a reference.
 struct Subject {
     spec: TrialSpec,
-    logs: Vec<f64>,
+    /// The log of the metric in each round so far (`None`: not measured).
+    rounds: Vec<Option<f64>>,
     record: RunRecord,
 }
 
@@ -172,7 +177,7 @@ pub fn confirm(
                 spec.workload.repetitions = repetitions(&spec);
                 subjects.push(Subject {
                     spec,
-                    logs: Vec::new(),
+                    rounds: Vec::new(),
                     record: RunRecord::default(),
                 });
             }
@@ -201,9 +206,7 @@ pub fn confirm(
                 return Ok(Confirmation::Interrupted);
             };
             let value = objective.score(&row);
-            if let Some(v) = value {
-                c.logs.push(v.max(1e-12).ln());
-            }
+            c.rounds.push(value.map(|v| v.max(1e-12).ln()));
             c.record.record(round + 1, &row, objective);
             let run = ConfirmRun {
                 trial_id: c.spec.trial_id.clone(),
@@ -235,12 +238,12 @@ pub fn confirm(
         }
     }
     let subject_of = |id: &str| subjects.iter().find(|s| s.spec.trial_id == id);
-    let logs_of = |id: &str| subject_of(id).map_or(&[][..], |s| s.logs.as_slice());
+    let rounds_of = |id: &str| subject_of(id).map_or(&[][..], |s| s.rounds.as_slice());
     let candidates: Vec<Candidate> = top
         .iter()
         .map(|(row, spec)| Candidate {
             row,
-            logs: logs_of(&spec.trial_id).to_vec(),
+            rounds: rounds_of(&spec.trial_id).to_vec(),
             record: subject_of(&spec.trial_id)
                 .map(|s| s.record.clone())
                 .unwrap_or_default(),
@@ -253,14 +256,14 @@ pub fn confirm(
             return Ok(Confirmation::Undecided { reason });
         }
     };
-    let chosen_logs = logs_of(&r.trial_id);
+    let chosen_rounds = rounds_of(&r.trial_id);
     for reference in references {
         let measured = versus::Measured {
             role: reference.role,
             trial_id: &reference.spec.trial_id,
-            logs: logs_of(&reference.spec.trial_id),
+            rounds: rounds_of(&reference.spec.trial_id),
         };
-        let clause = match versus::compare(objective, &r.trial_id, chosen_logs, &measured) {
+        let clause = match versus::compare(objective, &r.trial_id, chosen_rounds, &measured) {
             Some(v) => {
                 let clause = versus::clause(&v, &r.trial_id);
                 r.versus.push(v);

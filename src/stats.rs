@@ -332,10 +332,49 @@ pub fn paired_ratio(pairs: &[(f64, f64)]) -> Option<RatioInterval> {
     })
 }
 
+/// The ratio of `a` to `b` from their log values by confirmation round
+/// (`None`: not measured in that round), and how many rounds it pairs:
+/// within each round where both were measured, minutes apart, the ratio
+/// ([`paired_ratio`]), when there are at least two such rounds; else
+/// Welch's interval over all their runs ([`ratio_of_logs`]), with 0 paired.
+pub fn ratio_by_rounds(a: &[Option<f64>], b: &[Option<f64>]) -> Option<(RatioInterval, usize)> {
+    let pairs: Vec<(f64, f64)> = a
+        .iter()
+        .zip(b)
+        .filter_map(|(x, y)| Some((x.as_ref()?.exp(), y.as_ref()?.exp())))
+        .collect();
+    if pairs.len() >= 2 {
+        return paired_ratio(&pairs).map(|r| (r, pairs.len()));
+    }
+    let measured = |v: &[Option<f64>]| v.iter().flatten().copied().collect::<Vec<f64>>();
+    ratio_of_logs(&measured(a), &measured(b)).map(|r| (r, 0))
+}
+
 #[cfg(test)]
 mod paired_tests {
     use super::*;
     use crate::rng::SplitMix64;
+
+    #[test]
+    fn rounds_pair_where_both_were_measured_and_fall_back_to_welch() {
+        let ln = |v: f64| Some(f64::ln(v));
+        // Round 2 failed for `a`: rounds 1 and 3 pair.
+        let a = [ln(110.0), None, ln(88.0)];
+        let b = [ln(100.0), ln(90.0), ln(80.0)];
+        let (r, paired) = ratio_by_rounds(&a, &b).unwrap();
+        assert_eq!(paired, 2);
+        assert!((r.ratio - 1.1).abs() < 1e-9, "{r:?}");
+        // One common round: no pairs to speak of, all runs unpaired.
+        let a = [ln(110.0), None, None];
+        let b = [None, ln(90.0), ln(80.0)];
+        let (r, paired) = ratio_by_rounds(&a, &b).unwrap();
+        assert_eq!(paired, 0);
+        assert!(
+            (r.ratio - 110.0 / (90.0f64 * 80.0).sqrt()).abs() < 1e-9,
+            "{r:?}"
+        );
+        assert_eq!(r.low, None, "one run on a side has no interval");
+    }
 
     #[test]
     fn a_swing_common_to_a_round_cancels_in_the_pairs() {

@@ -10,7 +10,7 @@ use super::footprint::{self, Footprint};
 use super::{Recommendation, RunnerUp};
 use crate::objective::Objective;
 use crate::search::core::orient;
-use crate::stats::{Summary, welch_interval};
+use crate::stats::{Summary, ratio_by_rounds};
 use crate::store::row::TrialRow;
 use std::fmt::Write as _;
 
@@ -18,11 +18,11 @@ use std::fmt::Write as _;
 /// and not significantly, count as equally fast.
 const TIE_MARGIN: f64 = 0.03;
 
-/// A confirmed candidate: its sweep row, the log values of its runs and
-/// what went wrong in them.
+/// A confirmed candidate: its sweep row, the log values of its runs by
+/// round (`None`: not measured) and what went wrong in them.
 pub struct Candidate<'a> {
     pub row: &'a TrialRow,
-    pub logs: Vec<f64>,
+    pub rounds: Vec<Option<f64>>,
     pub record: RunRecord,
 }
 
@@ -31,10 +31,23 @@ impl Candidate<'_> {
         &self.row.trial_id
     }
 
+    /// The log values of the runs that measured the metric.
+    fn logs(&self) -> Vec<f64> {
+        self.rounds.iter().flatten().copied().collect()
+    }
+
     /// Geometric mean of the runs' means.
     fn value(&self) -> f64 {
-        Summary::of(&self.logs).map_or(0.0, |s| s.mean.exp())
+        Summary::of(&self.logs()).map_or(0.0, |s| s.mean.exp())
     }
+}
+
+/// How `a` compares with `b`, round by round where both were measured
+/// ([`ratio_by_rounds`]), in logs: (difference, low, high, rounds paired);
+/// `None` without an interval.
+fn log_interval(a: &Candidate, b: &Candidate) -> Option<(f64, f64, f64, usize)> {
+    let (r, paired) = ratio_by_rounds(&a.rounds, &b.rounds)?;
+    Some((r.ratio.ln(), r.low?.ln(), r.high?.ln(), paired))
 }
 
 /// How the memory tie-break went between the best and those it cannot be
@@ -62,7 +75,7 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
     let mut measured: Vec<(&Candidate, f64)> = candidates
         .iter()
         .filter(|c| c.record.standing() == standing)
-        .filter_map(|c| Summary::of(&c.logs).map(|s| (c, orient(objective, s.mean))))
+        .filter_map(|c| Summary::of(&c.logs()).map(|s| (c, orient(objective, s.mean))))
         .collect();
     measured.sort_by(|a, b| b.1.total_cmp(&a.1));
     let &(best, _) = measured.first().ok_or_else(|| no_candidate(candidates))?;
@@ -73,9 +86,9 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
     let ties: Vec<&Candidate> = measured
         .iter()
         .skip(1)
-        .filter(|(c, _)| match welch_interval(&best.logs, &c.logs) {
+        .filter(|(c, _)| match log_interval(best, c) {
             // How much better the best measured, whatever the direction.
-            Some((d, lo, hi)) => {
+            Some((d, lo, hi, _)) => {
                 lo <= 0.0 && hi >= 0.0 && orient(objective, d) <= TIE_MARGIN.ln_1p()
             }
             None => false,
@@ -109,7 +122,7 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
         "{} measured {:.1} {unit} over {} confirmation runs",
         chosen.id(),
         chosen.value(),
-        chosen.logs.len()
+        chosen.logs().len()
     );
     if let Some(r) = &runner_up {
         let tied = ties.iter().any(|t| t.id() == r.trial_id) || chosen.id() != best.id();
@@ -120,7 +133,7 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
         trial_id: chosen.id().to_string(),
         metric: objective.metric.name().into(),
         value: chosen.value(),
-        runs: chosen.logs.len(),
+        runs: chosen.logs().len(),
         runner_up,
         verdict,
         candidates: candidates.iter().map(|c| c.id().to_string()).collect(),
@@ -166,13 +179,13 @@ fn no_candidate(candidates: &[Candidate]) -> String {
 
 /// The chosen candidate against the next best of those that competed.
 fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective) -> RunnerUp {
-    let mean = |c: &Candidate| Summary::of(&c.logs).map_or(0.0, |s| s.mean);
-    let (d, low, high) = match welch_interval(&chosen.logs, &r.logs) {
-        Some((d, lo, hi)) => {
+    let mean = |c: &Candidate| Summary::of(&c.logs()).map_or(0.0, |s| s.mean);
+    let (d, low, high, paired_rounds) = match log_interval(chosen, r) {
+        Some((d, lo, hi, paired)) => {
             let (a, b) = (orient(objective, lo).exp(), orient(objective, hi).exp());
-            (d, Some(a.min(b)), Some(a.max(b)))
+            (d, Some(a.min(b)), Some(a.max(b)), paired)
         }
-        None => (mean(chosen) - mean(r), None, None),
+        None => (mean(chosen) - mean(r), None, None, 0),
     };
     RunnerUp {
         trial_id: r.id().to_string(),
@@ -181,6 +194,7 @@ fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective) -> Run
         ratio_low: low,
         ratio_high: high,
         distinguishable: matches!((low, high), (Some(l), Some(h)) if l > 1.0 || h < 1.0),
+        paired_rounds,
     }
 }
 
@@ -188,7 +202,10 @@ fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective) -> Run
 /// equally good (the tie-break then decided).
 fn comparison(r: &RunnerUp, tied: bool, tie_break: &TieBreak) -> String {
     let ci = match (r.ratio_low, r.ratio_high) {
-        (Some(l), Some(h)) => format!("95% CI {l:.3}–{h:.3}×"),
+        (Some(l), Some(h)) => format!(
+            "95% CI {l:.3}–{h:.3}×{}",
+            super::versus::paired_over(r.paired_rounds)
+        ),
         _ => "too few runs for an interval".into(),
     };
     if r.distinguishable {

@@ -1,12 +1,13 @@
 //! The recommendation against the reference trials (the user's baseline,
 //! llama-server's defaults), on the runs of the same interleaved confirmation
 //! rounds: a ratio oriented so that above 1 means the recommendation is
-//! better, whatever the metric's direction, with its 95% interval.
+//! better, whatever the metric's direction, with its 95% interval, paired by
+//! round (a slow minute of the machine hits both runs of a round alike).
 
 use crate::objective::Objective;
 use crate::plan::references::Role;
 use crate::search::core::orient;
-use crate::stats::{Summary, ratio_of_logs};
+use crate::stats::{Summary, ratio_by_rounds};
 use serde::{Deserialize, Serialize};
 
 /// How the recommendation compares with one reference.
@@ -25,35 +26,40 @@ pub struct Versus {
     pub ratio_high: Option<f64>,
     /// The reference's confirmation runs that measured the metric.
     pub runs: usize,
+    /// The rounds the interval pairs (0: over all runs, unpaired).
+    #[serde(default)]
+    pub paired_rounds: usize,
 }
 
-/// A reference's confirmation runs, as logarithms of the metric.
+/// A reference's confirmation runs by round, as logarithms of the metric
+/// (`None`: not measured in that round).
 pub struct Measured<'a> {
     pub role: Role,
     pub trial_id: &'a str,
-    pub logs: &'a [f64],
+    pub rounds: &'a [Option<f64>],
 }
 
-/// The comparison of the chosen trial (`chosen_logs`) with `reference`;
-/// `None` when the reference has no measured run.
+/// The comparison of the chosen trial (its runs by round, `chosen_rounds`)
+/// with `reference`; `None` when the reference has no measured run.
 pub fn compare(
     objective: &Objective,
     chosen_id: &str,
-    chosen_logs: &[f64],
+    chosen_rounds: &[Option<f64>],
     reference: &Measured,
 ) -> Option<Versus> {
-    let value = Summary::of(reference.logs)?.mean.exp();
-    let runs = reference.logs.len();
-    let (ratio, ratio_low, ratio_high) = if reference.trial_id == chosen_id {
-        (1.0, Some(1.0), Some(1.0))
+    let logs: Vec<f64> = reference.rounds.iter().flatten().copied().collect();
+    let value = Summary::of(&logs)?.mean.exp();
+    let runs = logs.len();
+    let (ratio, ratio_low, ratio_high, paired_rounds) = if reference.trial_id == chosen_id {
+        (1.0, Some(1.0), Some(1.0), 0)
     } else {
-        let r = ratio_of_logs(chosen_logs, reference.logs)?;
+        let (r, paired) = ratio_by_rounds(chosen_rounds, reference.rounds)?;
         let turn = |x: f64| orient(objective, x.ln()).exp();
         let (low, high) = match (r.low, r.high) {
             (Some(l), Some(h)) => (Some(turn(l).min(turn(h))), Some(turn(l).max(turn(h)))),
             _ => (None, None),
         };
-        (turn(r.ratio), low, high)
+        (turn(r.ratio), low, high, paired)
     };
     Some(Versus {
         role: reference.role,
@@ -63,6 +69,7 @@ pub fn compare(
         ratio_low,
         ratio_high,
         runs,
+        paired_rounds,
     })
 }
 
@@ -73,10 +80,19 @@ pub fn clause(v: &Versus, chosen_id: &str) -> String {
         return format!("it is {}", v.role.phrase());
     }
     let ci = match (v.ratio_low, v.ratio_high) {
-        (Some(l), Some(h)) => format!("95% CI {l:.2}–{h:.2}×"),
+        (Some(l), Some(h)) => format!("95% CI {l:.2}–{h:.2}×{}", paired_over(v.paired_rounds)),
         _ => "too few runs for an interval".into(),
     };
     format!("{:.2}× {} ({ci})", v.ratio, v.role.phrase())
+}
+
+/// How an interval was reached, after its bounds: `, paired over 3
+/// rounds`, or `, unpaired` when fewer than two rounds measured both.
+pub fn paired_over(rounds: usize) -> String {
+    match rounds {
+        0 => ", unpaired".into(),
+        n => format!(", paired over {n} rounds"),
+    }
 }
 
 #[cfg(test)]
@@ -84,18 +100,19 @@ mod tests {
     use super::*;
     use crate::objective::{Direction, Metric};
 
-    fn logs(values: &[f64]) -> Vec<f64> {
-        values.iter().map(|v| v.ln()).collect()
+    fn logs(values: &[f64]) -> Vec<Option<f64>> {
+        values.iter().map(|v| Some(v.ln())).collect()
     }
 
     #[test]
     fn the_ratio_reads_better_is_above_one_in_both_directions() {
-        let fast = logs(&[200.0, 202.0, 198.0]);
-        let slow = logs(&[100.0, 101.0, 99.0]);
+        // Each round's pair is 2× apart; the rounds themselves swing.
+        let fast = logs(&[200.0, 180.0, 212.0]);
+        let slow = logs(&[100.5, 89.0, 106.5]);
         let reference = Measured {
             role: Role::Baseline,
             trial_id: "base",
-            logs: &slow,
+            rounds: &slow,
         };
         let v = compare(&Objective::default(), "best", &fast, &reference).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
@@ -103,9 +120,15 @@ mod tests {
             v.ratio_low.unwrap() > 1.9 && v.ratio_high.unwrap() < 2.1,
             "{v:?}"
         );
-        assert!((v.value - 100.0).abs() < 0.1 && v.runs == 3, "{v:?}");
+        assert!((v.value - 98.4).abs() < 0.1 && v.runs == 3, "{v:?}");
+        assert_eq!(v.paired_rounds, 3);
         assert!(
             clause(&v, "best").starts_with("2.00× your baseline (95% CI 1.9"),
+            "{}",
+            clause(&v, "best")
+        );
+        assert!(
+            clause(&v, "best").ends_with(", paired over 3 rounds)"),
             "{}",
             clause(&v, "best")
         );
@@ -119,7 +142,7 @@ mod tests {
         let reference = Measured {
             role: Role::Defaults,
             trial_id: "defaults",
-            logs: &fast,
+            rounds: &fast,
         };
         let v = compare(&latency, "best", &slow, &reference).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
@@ -133,7 +156,7 @@ mod tests {
         let reference = Measured {
             role: Role::Baseline,
             trial_id: "same",
-            logs: &runs,
+            rounds: &runs,
         };
         let v = compare(&Objective::default(), "same", &runs, &reference).unwrap();
         assert_eq!(
@@ -144,14 +167,14 @@ mod tests {
         let none = Measured {
             role: Role::Baseline,
             trial_id: "base",
-            logs: &[],
+            rounds: &[],
         };
         assert!(compare(&Objective::default(), "same", &runs, &none).is_none());
         let one = logs(&[75.0]);
         let single = Measured {
             role: Role::Baseline,
             trial_id: "base",
-            logs: &one,
+            rounds: &one,
         };
         let v = compare(&Objective::default(), "same", &runs, &single).unwrap();
         assert!(v.ratio_low.is_none());

@@ -190,7 +190,10 @@ impl ReportData {
                             low: v.ratio_low,
                             high: v.ratio_high,
                         },
-                        format!("{} interleaved confirmation runs each", v.runs),
+                        match v.paired_rounds {
+                            0 => format!("{} interleaved confirmation runs each", v.runs),
+                            n => format!("{n} confirmation rounds, the two compared within each"),
+                        },
                     ),
                     (None, Some(r)) if measured => (
                         oriented_ratio(objective, winner, r),
