@@ -377,6 +377,13 @@ impl<'m, 'c> Bench<'m, 'c> {
             pp_tps.push(tokens / t.elapsed().as_secs_f64());
             self.check_last(&at("prompt"))?;
         }
+        // llama-bench warms each test up on its own: a generation step
+        // first, untimed, so that the first timed step does not pay for
+        // switching from the prompt's graph to a single token's.
+        if w.warmup > 0 {
+            self.reset_to(state.as_ref())?;
+            self.generate_random(1, depth as i32)?;
+        }
         let mut tg_tps = Vec::new();
         for _ in 0..w.repetitions {
             self.reset_to(state.as_ref())?;
