@@ -90,6 +90,17 @@ pub(super) struct Sweep {
 }
 
 impl Sweep {
+    /// Gives the progress line's ETA the budget, the reference trials and
+    /// the confirmation round as they stand now.
+    pub(super) fn schedule_eta(&mut self) {
+        self.progress
+            .set_schedule(crate::report::progress::eta::Schedule::of(
+                &self.config,
+                self.references.len(),
+                self.worker.is_some(),
+            ));
+    }
+
     fn going(&self) -> bool {
         self.end == SweepEnd::Completed
     }

@@ -223,13 +223,7 @@ fn announce(sweep: &mut Sweep, children: &dyn Children) {
         .filter(|r| !recorded.contains(&r.spec.trial_id))
         .count();
     sweep.progress.set_total(to_run + references_to_run);
-    sweep
-        .progress
-        .set_schedule(crate::report::progress::eta::Schedule::of(
-            &sweep.config,
-            sweep.references.len(),
-            sweep.worker.is_some(),
-        ));
+    sweep.schedule_eta();
     let as_worker = sweep
         .worker
         .as_ref()

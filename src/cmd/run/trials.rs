@@ -68,13 +68,7 @@ pub(super) fn fit_reference(sweep: &mut Sweep, children: &mut dyn Children) -> a
             sweep.progress.count_one_more();
         }
         sweep.references.push(reference);
-        sweep
-            .progress
-            .set_schedule(crate::report::progress::eta::Schedule::of(
-                &sweep.config,
-                sweep.references.len(),
-                sweep.worker.is_some(),
-            ));
+        sweep.schedule_eta();
         plan_file::write(
             &sweep.folder,
             &super::prepare::plan_file_of(&sweep.config, &sweep.plan, &sweep.references),
