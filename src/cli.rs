@@ -400,6 +400,13 @@ pub struct ReplayArgs {
     /// Print CSV (strategy, within, median, q1, q3, missed, seeds, budget, grid) for scripts
     #[arg(long)]
     pub csv: bool,
+    /// Replay the confirmation round instead: the best 3 measured again in rounds, fixed (3) and
+    /// sequential (3 to 8, until decided), each run off by its recorded spread and by NOISE
+    /// more (sd of its logarithm; 0.05 is what the demo's confirmation runs of 2026-12-03 show);
+    /// prints how often each decides, how often wrongly against the recorded means, and the
+    /// rounds used
+    #[arg(long, value_name = "NOISE")]
+    pub confirm: Option<f64>,
 }
 
 #[derive(Debug, Args)]

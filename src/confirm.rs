@@ -12,6 +12,7 @@
 mod decide;
 mod faults;
 mod footprint;
+pub mod sequential;
 #[cfg(test)]
 mod tests;
 mod versus;
@@ -29,6 +30,7 @@ use crate::sweep::{RowFacts, SweepObserver, measure_once};
 use anyhow::Context;
 use decide::{Candidate, decide};
 use faults::RunRecord;
+use sequential::{Looks, Reached, Rule};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -37,8 +39,10 @@ pub const RECOMMENDATION_JSON: &str = "recommendation.json";
 /// The version of the rules that pick the recommendation, kept beside it in
 /// recommendation.json (none: 0). 1: failed runs and broken constraints
 /// count, and memory is weighed like with like. 2: candidates and
-/// references are compared round by round (paired).
-const DECISION_RULES: u32 = 2;
+/// references are compared round by round (paired). 3: the rounds go on
+/// until the verdict is decided (sequential, with Bonferroni intervals), and
+/// configurations within the equivalence margin are said to be.
+const DECISION_RULES: u32 = 3;
 
 /// One re-measurement, as written to confirm.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +80,9 @@ pub struct Recommendation {
     /// references (a reference whose runs all failed has none).
     #[serde(default)]
     pub versus: Vec<Versus>,
+    /// How many rounds were run and why they stopped (none before rules 3).
+    #[serde(default)]
+    pub reached: Option<Reached>,
 }
 
 impl Recommendation {
@@ -184,6 +191,11 @@ pub fn confirm(
             subjects
         });
     let extra = subjects.len() - top.len();
+    let looks = Looks::new(settings.rounds, settings.max_rounds);
+    let rule = Rule {
+        alpha: looks.alpha(),
+        margin: settings.equivalent_within,
+    };
     observer.note(&format!(
         "confirmation: measuring the best {}{} again, {} interleaved rounds of {} repetitions",
         top.len(),
@@ -192,89 +204,58 @@ pub fn confirm(
             1 => " and 1 reference trial".into(),
             n => format!(" and {n} reference trials"),
         },
-        settings.rounds,
+        match looks.count() {
+            1 => looks.first.to_string(),
+            _ => format!(
+                "{} to {} (until the verdict is decided)",
+                looks.first, looks.max
+            ),
+        },
         subjects[0].spec.workload.repetitions
     ));
-    let n = subjects.len();
     std::fs::create_dir_all(folder.join("logs"))
         .with_context(|| format!("cannot create {}", folder.join("logs").display()))?;
-    for round in 0..settings.rounds {
-        for k in 0..n {
-            let c = &mut subjects[(k + round) % n];
-            let log = format!("logs/{}.confirm{}.log", c.spec.trial_id, round + 1);
-            let Some(row) = measure_once(executor, &c.spec, folder, log, 0, facts)? else {
-                return Ok(Confirmation::Interrupted);
-            };
-            let value = objective.score(&row);
-            c.rounds.push(value.map(|v| v.max(1e-12).ln()));
-            c.record.record(round + 1, &row, objective);
-            let run = ConfirmRun {
-                trial_id: c.spec.trial_id.clone(),
-                round: round + 1,
-                metric: objective.metric.name().into(),
-                value,
-                sd: row.sd_of(objective.metric),
-                repetitions: c.spec.workload.repetitions,
-                status: row.status.name().into(),
-                at: now_rfc3339(),
-            };
-            append_run(folder, &run)?;
-            // A failed run breaks every constraint; its status says enough.
-            let violations = row.is_ok().then(|| objective.violations(&row));
-            let broken = match violations.filter(|v| !v.is_empty()) {
-                Some(v) => format!(", breaks {}", v.join(", ")),
-                None => String::new(),
-            };
-            observer.note(&format!(
-                "confirmation round {}: {} {}{}",
-                round + 1,
-                run.trial_id,
-                value.map_or(format!("{} (not measured)", run.status), |v| format!(
-                    "{v:.1} {}",
-                    objective.metric.unit()
-                )),
-                broken
-            ));
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    let (judged, stopped) = loop {
+        if !measure_round(done, &mut subjects, executor, folder, facts, observer)? {
+            return Ok(Confirmation::Interrupted);
         }
-    }
-    let subject_of = |id: &str| subjects.iter().find(|s| s.spec.trial_id == id);
-    let rounds_of = |id: &str| subject_of(id).map_or(&[][..], |s| s.rounds.as_slice());
-    let candidates: Vec<Candidate> = top
-        .iter()
-        .map(|(row, spec)| Candidate {
-            row,
-            rounds: rounds_of(&spec.trial_id).to_vec(),
-            record: subject_of(&spec.trial_id)
-                .map(|s| s.record.clone())
-                .unwrap_or_default(),
-        })
-        .collect();
-    let mut r = match decide(&candidates, objective) {
+        done += 1;
+        let judged = looks
+            .looks_after(done)
+            .then(|| judge(&top, &subjects, references, objective, rule));
+        let decided = judged.as_ref().is_some_and(|j| j.decided);
+        let minutes = started.elapsed().as_secs_f64() / 60.0;
+        match sequential::another_round(&looks, done, decided, minutes, settings.max_minutes) {
+            Ok(()) => {
+                if let Some(j) = &judged {
+                    observer.note(&format!(
+                        "confirmation after round {done}: {}; another round",
+                        j.open
+                    ));
+                }
+            }
+            Err(stopped) => break (judged.expect("the rounds stop only at a look"), stopped),
+        }
+    };
+    let mut r = match judged.recommendation {
         Ok(r) => r,
         Err(reason) => {
             forget_recommendation(folder)?;
             return Ok(Confirmation::Undecided { reason });
         }
     };
-    let chosen_rounds = rounds_of(&r.trial_id);
-    for reference in references {
-        let measured = versus::Measured {
-            role: reference.role,
-            trial_id: &reference.spec.trial_id,
-            rounds: rounds_of(&reference.spec.trial_id),
-        };
-        let clause = match versus::compare(objective, &r.trial_id, chosen_rounds, &measured) {
-            Some(v) => {
-                let clause = versus::clause(&v, &r.trial_id);
-                r.versus.push(v);
-                clause
-            }
-            None => format!("{} could not be measured again", reference.role.phrase()),
-        };
-        r.verdict.push_str("; ");
-        r.verdict.push_str(&clause);
-    }
-    r.references = references.iter().map(|r| r.spec.trial_id.clone()).collect();
+    let reached = Reached {
+        rounds: done,
+        max_rounds: looks.max,
+        looks: looks.count(),
+        stopped,
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+    };
+    r.verdict.push_str("; ");
+    r.verdict.push_str(&reached.clause(settings.max_minutes));
+    r.reached = Some(reached);
     let json = serde_json::to_string_pretty(&DecisionFile {
         rules: DECISION_RULES,
         machine_id: &facts.origin.machine_id,
@@ -341,5 +322,136 @@ fn forget_recommendation(folder: &Path) -> anyhow::Result<()> {
             Err(e).with_context(|| format!("cannot remove {}", path.display()))
         }
         _ => Ok(()),
+    }
+}
+
+/// Measures every subject once, in round `round` (0-based), interleaved:
+/// each round starts one subject later than the last. `false` when a stop
+/// was asked for.
+fn measure_round(
+    round: usize,
+    subjects: &mut [Subject],
+    executor: &mut dyn Executor,
+    folder: &Path,
+    facts: &RowFacts,
+    observer: &mut dyn SweepObserver,
+) -> anyhow::Result<bool> {
+    let objective = facts.objective;
+    let n = subjects.len();
+    for k in 0..n {
+        let c = &mut subjects[(k + round) % n];
+        let log = format!("logs/{}.confirm{}.log", c.spec.trial_id, round + 1);
+        let Some(row) = measure_once(executor, &c.spec, folder, log, 0, facts)? else {
+            return Ok(false);
+        };
+        let value = objective.score(&row);
+        c.rounds.push(value.map(|v| v.max(1e-12).ln()));
+        c.record.record(round + 1, &row, objective);
+        let run = ConfirmRun {
+            trial_id: c.spec.trial_id.clone(),
+            round: round + 1,
+            metric: objective.metric.name().into(),
+            value,
+            sd: row.sd_of(objective.metric),
+            repetitions: c.spec.workload.repetitions,
+            status: row.status.name().into(),
+            at: now_rfc3339(),
+        };
+        append_run(folder, &run)?;
+        // A failed run breaks every constraint; its status says enough.
+        let violations = row.is_ok().then(|| objective.violations(&row));
+        let broken = match violations.filter(|v| !v.is_empty()) {
+            Some(v) => format!(", breaks {}", v.join(", ")),
+            None => String::new(),
+        };
+        observer.note(&format!(
+            "confirmation round {}: {} {}{}",
+            round + 1,
+            run.trial_id,
+            value.map_or(format!("{} (not measured)", run.status), |v| format!(
+                "{v:.1} {}",
+                objective.metric.unit()
+            )),
+            broken
+        ));
+    }
+    Ok(true)
+}
+
+/// The verdict at a look: the recommendation on the rounds so far (or why
+/// there is none) with its comparisons, whether each is decided, and what
+/// is still open.
+struct Judged {
+    recommendation: Result<Recommendation, String>,
+    decided: bool,
+    /// The comparisons still undecided, for the progress notes.
+    open: String,
+}
+
+fn judge(
+    top: &[(&TrialRow, TrialSpec)],
+    subjects: &[Subject],
+    references: &[Reference],
+    objective: &crate::objective::Objective,
+    rule: Rule,
+) -> Judged {
+    let subject_of = |id: &str| subjects.iter().find(|s| s.spec.trial_id == id);
+    let rounds_of = |id: &str| subject_of(id).map_or(&[][..], |s| s.rounds.as_slice());
+    let candidates: Vec<Candidate> = top
+        .iter()
+        .map(|(row, spec)| Candidate {
+            row,
+            rounds: rounds_of(&spec.trial_id).to_vec(),
+            record: subject_of(&spec.trial_id)
+                .map(|s| s.record.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let mut r = match decide(&candidates, objective, rule) {
+        Ok(r) => r,
+        // More rounds would not make most runs of a candidate clean.
+        Err(reason) => {
+            return Judged {
+                recommendation: Err(reason),
+                decided: true,
+                open: String::new(),
+            };
+        }
+    };
+    let mut open = Vec::new();
+    if let Some(runner_up) = &r.runner_up
+        && !rule
+            .finding(runner_up.ratio_low, runner_up.ratio_high)
+            .decided()
+    {
+        open.push(format!("against the runner-up {}", runner_up.trial_id));
+    }
+    let chosen_rounds = rounds_of(&r.trial_id);
+    for reference in references {
+        let measured = versus::Measured {
+            role: reference.role,
+            trial_id: &reference.spec.trial_id,
+            rounds: rounds_of(&reference.spec.trial_id),
+        };
+        let clause =
+            match versus::compare(objective, &r.trial_id, chosen_rounds, &measured, rule.alpha) {
+                Some(v) => {
+                    if !rule.finding(v.ratio_low, v.ratio_high).decided() {
+                        open.push(format!("against {}", reference.role.phrase()));
+                    }
+                    let clause = versus::clause(&v, &r.trial_id, rule);
+                    r.versus.push(v);
+                    clause
+                }
+                None => format!("{} could not be measured again", reference.role.phrase()),
+            };
+        r.verdict.push_str("; ");
+        r.verdict.push_str(&clause);
+    }
+    r.references = references.iter().map(|r| r.spec.trial_id.clone()).collect();
+    Judged {
+        decided: open.is_empty(),
+        open: format!("{} undecided {}", r.trial_id, open.join(" and ")),
+        recommendation: Ok(r),
     }
 }

@@ -149,17 +149,30 @@ mod tests {
 /// freedom (two-sided 95% intervals), exact for any real `df` (Welch's
 /// degrees of freedom are rarely whole numbers).
 pub fn t_quantile_975(df: f64) -> f64 {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
+    t_quantile_two_sided(0.05, df)
+}
+
+/// The 1 − `alpha`/2 quantile of Student's t distribution with `df` degrees
+/// of freedom: the half-width, in standard errors, of a two-sided interval
+/// that misses with probability `alpha`.
+pub fn t_quantile_two_sided(alpha: f64, df: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+    let p = 1.0 - alpha.clamp(1e-12, 1.0) / 2.0;
     match StudentsT::new(0.0, 1.0, df.max(0.5)) {
-        Ok(t) => t.inverse_cdf(0.975),
+        Ok(t) => t.inverse_cdf(p),
         // Only for a NaN df: the normal quantile.
-        Err(_) => 1.959_963_985,
+        Err(_) => Normal::standard().inverse_cdf(p),
     }
 }
 
 /// Welch's 95% confidence interval for mean(a) − mean(b): (difference, low,
 /// high). `None` with fewer than two values on a side.
 pub fn welch_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
+    welch_interval_at(a, b, 0.05)
+}
+
+/// [`welch_interval`] at the confidence 1 − `alpha`.
+pub fn welch_interval_at(a: &[f64], b: &[f64], alpha: f64) -> Option<(f64, f64, f64)> {
     let (sa, sb) = (Summary::of(a)?, Summary::of(b)?);
     if sa.n < 2 || sb.n < 2 {
         return None;
@@ -174,7 +187,7 @@ pub fn welch_interval(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
         return Some((diff, diff, diff));
     }
     let df = (va + vb).powi(2) / (va * va / (sa.n - 1) as f64 + vb * vb / (sb.n - 1) as f64);
-    let half = t_quantile_975(df) * se;
+    let half = t_quantile_two_sided(alpha, df) * se;
     Some((diff, diff - half, diff + half))
 }
 
@@ -249,9 +262,14 @@ impl RatioInterval {
 /// geomean(a) / geomean(b) with a 95% interval, from the logarithms of the
 /// values (`a_logs`, `b_logs`). `None` when a side is empty.
 pub fn ratio_of_logs(a_logs: &[f64], b_logs: &[f64]) -> Option<RatioInterval> {
+    ratio_of_logs_at(a_logs, b_logs, 0.05)
+}
+
+/// [`ratio_of_logs`] with an interval at the confidence 1 − `alpha`.
+pub fn ratio_of_logs_at(a_logs: &[f64], b_logs: &[f64], alpha: f64) -> Option<RatioInterval> {
     let (sa, sb) = (Summary::of(a_logs)?, Summary::of(b_logs)?);
     let d = sa.mean - sb.mean;
-    let (low, high) = match welch_interval(a_logs, b_logs) {
+    let (low, high) = match welch_interval_at(a_logs, b_logs, alpha) {
         Some((_, lo, hi)) => (Some(lo.exp()), Some(hi.exp())),
         None => (None, None),
     };
@@ -313,6 +331,11 @@ mod ratio_tests {
 /// where an interval over independent runs (Welch) would widen. Pairs with
 /// a non-positive or non-finite side are left out; `None` without a pair.
 pub fn paired_ratio(pairs: &[(f64, f64)]) -> Option<RatioInterval> {
+    paired_ratio_at(pairs, 0.05)
+}
+
+/// [`paired_ratio`] with an interval at the confidence 1 − `alpha`.
+pub fn paired_ratio_at(pairs: &[(f64, f64)], alpha: f64) -> Option<RatioInterval> {
     let logs: Vec<f64> = pairs
         .iter()
         .filter(|(a, b)| *a > 0.0 && *b > 0.0 && a.is_finite() && b.is_finite())
@@ -322,7 +345,7 @@ pub fn paired_ratio(pairs: &[(f64, f64)]) -> Option<RatioInterval> {
     let (low, high) = if s.n < 2 {
         (None, None)
     } else {
-        let half = t_quantile_975((s.n - 1) as f64) * s.stddev / (s.n as f64).sqrt();
+        let half = t_quantile_two_sided(alpha, (s.n - 1) as f64) * s.stddev / (s.n as f64).sqrt();
         (Some((s.mean - half).exp()), Some((s.mean + half).exp()))
     };
     Some(RatioInterval {
@@ -337,17 +360,22 @@ pub fn paired_ratio(pairs: &[(f64, f64)]) -> Option<RatioInterval> {
 /// within each round where both were measured, minutes apart, the ratio
 /// ([`paired_ratio`]), when there are at least two such rounds; else
 /// Welch's interval over all their runs ([`ratio_of_logs`]), with 0 paired.
-pub fn ratio_by_rounds(a: &[Option<f64>], b: &[Option<f64>]) -> Option<(RatioInterval, usize)> {
+/// The interval misses with probability `alpha` (0.05: a 95% interval).
+pub fn ratio_by_rounds(
+    a: &[Option<f64>],
+    b: &[Option<f64>],
+    alpha: f64,
+) -> Option<(RatioInterval, usize)> {
     let pairs: Vec<(f64, f64)> = a
         .iter()
         .zip(b)
         .filter_map(|(x, y)| Some((x.as_ref()?.exp(), y.as_ref()?.exp())))
         .collect();
     if pairs.len() >= 2 {
-        return paired_ratio(&pairs).map(|r| (r, pairs.len()));
+        return paired_ratio_at(&pairs, alpha).map(|r| (r, pairs.len()));
     }
     let measured = |v: &[Option<f64>]| v.iter().flatten().copied().collect::<Vec<f64>>();
-    ratio_of_logs(&measured(a), &measured(b)).map(|r| (r, 0))
+    ratio_of_logs_at(&measured(a), &measured(b), alpha).map(|r| (r, 0))
 }
 
 #[cfg(test)]
@@ -361,13 +389,13 @@ mod paired_tests {
         // Round 2 failed for `a`: rounds 1 and 3 pair.
         let a = [ln(110.0), None, ln(88.0)];
         let b = [ln(100.0), ln(90.0), ln(80.0)];
-        let (r, paired) = ratio_by_rounds(&a, &b).unwrap();
+        let (r, paired) = ratio_by_rounds(&a, &b, 0.05).unwrap();
         assert_eq!(paired, 2);
         assert!((r.ratio - 1.1).abs() < 1e-9, "{r:?}");
         // One common round: no pairs to speak of, all runs unpaired.
         let a = [ln(110.0), None, None];
         let b = [None, ln(90.0), ln(80.0)];
-        let (r, paired) = ratio_by_rounds(&a, &b).unwrap();
+        let (r, paired) = ratio_by_rounds(&a, &b, 0.05).unwrap();
         assert_eq!(paired, 0);
         assert!(
             (r.ratio - 110.0 / (90.0f64 * 80.0).sqrt()).abs() < 1e-9,

@@ -1,10 +1,11 @@
 //! `llama-sweep replay`: search strategies simulated against a recorded grid.
 
 use crate::cli::ReplayArgs;
-use crate::config::BayesSettings;
-use crate::config::StrategyKind;
+use crate::config::{BayesSettings, ConfirmSettings, StrategyKind};
+use crate::confirm::sequential::Looks;
 use crate::objective::{Metric, Objective};
 use crate::search::replay::{RecordedGrid, compare, render, render_csv};
+use crate::search::replay_confirm;
 use crate::store::{self, csv_file, manifest};
 use anyhow::{anyhow, bail};
 use std::path::PathBuf;
@@ -43,6 +44,27 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         ],
     };
     let grid = RecordedGrid::from_rows(&rows, &objective)?;
+    if let Some(run_noise) = args.confirm {
+        if !(0.0..=1.0).contains(&run_noise) {
+            bail!(
+                "--confirm takes the noise of a run beyond its recorded spread, 0 to 1 (e.g. 0.05)"
+            );
+        }
+        let defaults = ConfirmSettings::default();
+        let setup = |looks| replay_confirm::Setup {
+            top: defaults.top,
+            looks,
+            margin: defaults.equivalent_within,
+            run_noise,
+        };
+        let sequential = Looks::new(defaults.rounds, defaults.max_rounds);
+        let outcomes: Vec<_> = [Looks::new(defaults.rounds, defaults.rounds), sequential]
+            .into_iter()
+            .map(|looks| replay_confirm::replay(&grid, &setup(looks), args.seeds.max(1)))
+            .collect();
+        print!("{}", replay_confirm::render(&outcomes, &setup(sequential)));
+        return Ok(());
+    }
     let budget = args.budget.unwrap_or(grid.len()).min(grid.len());
     let results = compare(
         &grid,

@@ -362,6 +362,31 @@ mod tests {
     }
 
     #[test]
+    fn confirmation_rounds_go_on_between_rounds_and_max_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |extra: &str| parse_in(dir.path(), &format!("{MINIMAL}[confirm]\n{extra}"));
+        let c = parse("").unwrap().confirm;
+        assert_eq!(
+            (c.rounds, c.max_rounds, c.max_minutes, c.equivalent_within),
+            (3, 8, Some(30.0), 0.03)
+        );
+        let c = parse("rounds = 12\nequivalent_within = 0.05\nmax_minutes = 5\n")
+            .unwrap()
+            .confirm;
+        assert_eq!(
+            (c.rounds, c.max_rounds, c.max_minutes, c.equivalent_within),
+            (12, 12, Some(5.0), 0.05),
+            "rounds above the default maximum are fixed"
+        );
+        let e = parse("rounds = 4\nmax_rounds = 3\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("confirm.max_rounds"));
+        assert!(e.message.contains("at least confirm.rounds (4)"), "{e}");
+        let e = parse("equivalent_within = 3\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("confirm.equivalent_within"));
+        assert!(e.message.contains("0.03: within 3%"), "{e}");
+    }
+
+    #[test]
     fn backend_switches_are_axes() {
         let dir = tempfile::tempdir().unwrap();
         let c = parse_in(

@@ -133,6 +133,9 @@ pub struct RawSearch {
 pub struct RawConfirm {
     pub top: Option<Spanned<i64>>,
     pub rounds: Option<Spanned<i64>>,
+    pub max_rounds: Option<Spanned<i64>>,
+    pub max_minutes: Option<Spanned<Number>>,
+    pub equivalent_within: Option<Spanned<Number>>,
     pub repetitions: Option<Spanned<i64>>,
 }
 

@@ -59,8 +59,16 @@ impl Default for BayesSettings {
 pub struct ConfirmSettings {
     /// How many of the best feasible trials to measure again (0 = no round).
     pub top: usize,
-    /// Interleaved rounds.
+    /// Interleaved rounds run before the verdict is first looked at.
     pub rounds: usize,
+    /// Rounds go on, while the verdict is undecided, up to this many.
+    pub max_rounds: usize,
+    /// Nor does a round start that would end after this many minutes of
+    /// confirmation.
+    pub max_minutes: Option<f64>,
+    /// Two configurations whose ratio's interval lies within this fraction
+    /// of 1 (0.03: ±3%) are equivalent.
+    pub equivalent_within: f64,
     /// Repetitions per run (the workload's repetitions × 2 by default).
     pub repetitions: Option<u32>,
 }
@@ -70,6 +78,9 @@ impl Default for ConfirmSettings {
         ConfirmSettings {
             top: 3,
             rounds: 3,
+            max_rounds: 8,
+            max_minutes: Some(30.0),
+            equivalent_within: 0.03,
             repetitions: None,
         }
     }

@@ -331,9 +331,50 @@ fn confirm(ctx: &Ctx, raw: &RawConfig) -> Result<ConfirmSettings, ConfigError> {
             format!("must be between {min} and 100"),
         ),
     };
+    let rounds = count("rounds", &c.rounds, defaults.rounds, 1)?;
+    // Without max_rounds, rounds set above the default maximum are a fixed
+    // number of rounds.
+    let max_rounds = count(
+        "max_rounds",
+        &c.max_rounds,
+        defaults.max_rounds.max(rounds),
+        1,
+    )?;
+    if max_rounds < rounds {
+        return ctx.err(
+            "confirm.max_rounds",
+            c.max_rounds.as_ref().map(|n| n.span()),
+            format!("must be at least confirm.rounds ({rounds}): the rounds run before the verdict is first looked at"),
+        );
+    }
+    let number = |key: &str,
+                  v: &Option<Spanned<Number>>,
+                  range: std::ops::RangeInclusive<f64>,
+                  what: &str| match v {
+        None => Ok(None),
+        Some(x) if range.contains(&x.get_ref().0) => Ok(Some(x.get_ref().0)),
+        Some(x) => ctx.err(&format!("confirm.{key}"), Some(x.span()), what.to_string()),
+    };
+    let max_minutes = number(
+        "max_minutes",
+        &c.max_minutes,
+        0.0..=100_000.0,
+        "must be a number of minutes (0 or more)",
+    )?
+    .or(defaults.max_minutes);
+    let equivalent_within = number(
+        "equivalent_within",
+        &c.equivalent_within,
+        0.0..=0.5,
+        "must be a fraction between 0 and 0.5 (0.03: within 3% of each other)",
+    )?
+    .unwrap_or(defaults.equivalent_within);
     Ok(ConfirmSettings {
         top: count("top", &c.top, defaults.top, 0)?,
-        rounds: count("rounds", &c.rounds, defaults.rounds, 1)?,
+        rounds,
+        max_rounds,
+        max_minutes,
+        equivalent_within,
         repetitions: match &c.repetitions {
             None => None,
             Some(n) if (1..=1000).contains(n.get_ref()) => Some(*n.get_ref() as u32),

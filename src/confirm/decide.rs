@@ -7,16 +7,14 @@
 
 use super::faults::{RunRecord, Standing};
 use super::footprint::{self, Footprint};
+use super::sequential::{Finding, Rule};
+use super::versus::{margin_pct, paired_over};
 use super::{Recommendation, RunnerUp};
 use crate::objective::Objective;
 use crate::search::core::orient;
 use crate::stats::{Summary, ratio_by_rounds};
 use crate::store::row::TrialRow;
 use std::fmt::Write as _;
-
-/// Configurations whose confirmation runs differ by less than this (3%),
-/// and not significantly, count as equally fast.
-const TIE_MARGIN: f64 = 0.03;
 
 /// A confirmed candidate: its sweep row, the log values of its runs by
 /// round (`None`: not measured) and what went wrong in them.
@@ -43,10 +41,10 @@ impl Candidate<'_> {
 }
 
 /// How `a` compares with `b`, round by round where both were measured
-/// ([`ratio_by_rounds`]), in logs: (difference, low, high, rounds paired);
-/// `None` without an interval.
-fn log_interval(a: &Candidate, b: &Candidate) -> Option<(f64, f64, f64, usize)> {
-    let (r, paired) = ratio_by_rounds(&a.rounds, &b.rounds)?;
+/// ([`ratio_by_rounds`]) at the confidence 1 − `alpha`, in logs:
+/// (difference, low, high, rounds paired); `None` without an interval.
+fn log_interval(a: &Candidate, b: &Candidate, alpha: f64) -> Option<(f64, f64, f64, usize)> {
+    let (r, paired) = ratio_by_rounds(&a.rounds, &b.rounds, alpha)?;
     Some((r.ratio.ln(), r.low?.ln(), r.high?.ln(), paired))
 }
 
@@ -64,8 +62,13 @@ enum TieBreak {
 }
 
 /// The recommendation among `candidates` (in the sweep's order), or why
-/// there is none.
-pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recommendation, String> {
+/// there is none; intervals and the margin within which two count as
+/// equally good are `rule`'s.
+pub fn decide(
+    candidates: &[Candidate],
+    objective: &Objective,
+    rule: Rule,
+) -> Result<Recommendation, String> {
     let standing = candidates
         .iter()
         .map(|c| c.record.standing())
@@ -80,16 +83,16 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
     measured.sort_by(|a, b| b.1.total_cmp(&a.1));
     let &(best, _) = measured.first().ok_or_else(|| no_candidate(candidates))?;
     // Configurations the best cannot be told apart from: no significant
-    // difference, and measured within a few percent of it. (One measured
+    // difference, and measured within the margin of it. (One measured
     // far slower whose interval is merely wide is not a tie: the best stays,
     // and the verdict says the runs were too noisy to be sure.)
     let ties: Vec<&Candidate> = measured
         .iter()
         .skip(1)
-        .filter(|(c, _)| match log_interval(best, c) {
+        .filter(|(c, _)| match log_interval(best, c, rule.alpha) {
             // How much better the best measured, whatever the direction.
             Some((d, lo, hi, _)) => {
-                lo <= 0.0 && hi >= 0.0 && orient(objective, d) <= TIE_MARGIN.ln_1p()
+                lo <= 0.0 && hi >= 0.0 && orient(objective, d) <= rule.margin.ln_1p()
             }
             None => false,
         })
@@ -116,7 +119,7 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
         .iter()
         .map(|(c, _)| *c)
         .find(|c| c.id() != chosen.id())
-        .map(|r| runner_up_of(chosen, r, objective));
+        .map(|r| runner_up_of(chosen, r, objective, rule.alpha));
     let unit = objective.metric.unit();
     let mut verdict = format!(
         "{} measured {:.1} {unit} over {} confirmation runs",
@@ -126,7 +129,7 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
     );
     if let Some(r) = &runner_up {
         let tied = ties.iter().any(|t| t.id() == r.trial_id) || chosen.id() != best.id();
-        verdict.push_str(&comparison(r, tied, &tie_break));
+        verdict.push_str(&comparison(r, tied, &tie_break, rule));
     }
     report_faults(candidates, chosen, standing, &mut verdict);
     Ok(Recommendation {
@@ -139,6 +142,7 @@ pub fn decide(candidates: &[Candidate], objective: &Objective) -> Result<Recomme
         candidates: candidates.iter().map(|c| c.id().to_string()).collect(),
         references: Vec::new(),
         versus: Vec::new(),
+        reached: None,
     })
 }
 
@@ -178,9 +182,9 @@ fn no_candidate(candidates: &[Candidate]) -> String {
 }
 
 /// The chosen candidate against the next best of those that competed.
-fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective) -> RunnerUp {
+fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective, alpha: f64) -> RunnerUp {
     let mean = |c: &Candidate| Summary::of(&c.logs()).map_or(0.0, |s| s.mean);
-    let (d, low, high, paired_rounds) = match log_interval(chosen, r) {
+    let (d, low, high, paired_rounds) = match log_interval(chosen, r, alpha) {
         Some((d, lo, hi, paired)) => {
             let (a, b) = (orient(objective, lo).exp(), orient(objective, hi).exp());
             (d, Some(a.min(b)), Some(a.max(b)), paired)
@@ -199,35 +203,36 @@ fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective) -> Run
 }
 
 /// The verdict's clause on the runner-up `r`; `tied` when the two count as
-/// equally good (the tie-break then decided).
-fn comparison(r: &RunnerUp, tied: bool, tie_break: &TieBreak) -> String {
+/// equally good (the tie-break then decided): within the margin of `rule`
+/// of each other when the interval shows it, else "cannot be told apart".
+fn comparison(r: &RunnerUp, tied: bool, tie_break: &TieBreak, rule: Rule) -> String {
     let ci = match (r.ratio_low, r.ratio_high) {
-        (Some(l), Some(h)) => format!(
-            "95% CI {l:.3}–{h:.3}×{}",
-            super::versus::paired_over(r.paired_rounds)
-        ),
+        (Some(l), Some(h)) => format!("95% CI {l:.3}–{h:.3}×{}", paired_over(r.paired_rounds)),
         _ => "too few runs for an interval".into(),
+    };
+    let equivalent = rule.finding(r.ratio_low, r.ratio_high) == Finding::Equivalent;
+    let apart = if equivalent {
+        format!("is within {} of", margin_pct(rule.margin))
+    } else {
+        "cannot be told apart from".to_string()
     };
     if r.distinguishable {
         return format!("; {:.3}× the runner-up {} ({ci})", r.ratio, r.trial_id);
     }
     if !tied {
         return format!(
-            "; {:.3}× the runner-up {}, but the runs were too noisy to be sure ({ci}): more [confirm] rounds or a quieter machine would tell",
+            "; {:.3}× the runner-up {}, but the runs were too noisy to be sure ({ci})",
             r.ratio, r.trial_id
         );
     }
-    let apart = format!(
-        "cannot be told apart from {} ({:.3}×, {ci})",
-        r.trial_id, r.ratio
-    );
+    let them = format!("{apart} {} ({:.3}×, {ci})", r.trial_id, r.ratio);
     match tie_break {
         TieBreak::Incomparable(why) => format!(
-            "; it {apart}, but their memory cannot be compared ({why}), so the best measured stays"
+            "; it {them}, but their memory cannot be compared ({why}), so the best measured stays"
         ),
         // The best was not chosen: `r` is the best.
         TieBreak::LighterThanBest { chosen, best } => format!(
-            "; the best measured, {}, cannot be told apart from it ({:.3}×, {ci}), and this one uses less {} ({:.0} MiB against {:.0} MiB)",
+            "; the best measured, {}, {apart} it ({:.3}×, {ci}), and this one uses less {} ({:.0} MiB against {:.0} MiB)",
             r.trial_id,
             r.ratio,
             chosen.kind(),
@@ -235,10 +240,10 @@ fn comparison(r: &RunnerUp, tied: bool, tie_break: &TieBreak) -> String {
             best.mib()
         ),
         TieBreak::BestIsLightest(least) => format!(
-            "; it {apart} and uses the least {} of those ({:.0} MiB)",
+            "; it {them} and uses the least {} of those ({:.0} MiB)",
             least.kind(),
             least.mib()
         ),
-        TieBreak::NoTie => format!("; it {apart}"),
+        TieBreak::NoTie => format!("; it {them}"),
     }
 }

@@ -4,6 +4,7 @@
 //! better, whatever the metric's direction, with its 95% interval, paired by
 //! round (a slow minute of the machine hits both runs of a round alike).
 
+use super::sequential::{Finding, Rule};
 use crate::objective::Objective;
 use crate::plan::references::Role;
 use crate::search::core::orient;
@@ -40,12 +41,14 @@ pub struct Measured<'a> {
 }
 
 /// The comparison of the chosen trial (its runs by round, `chosen_rounds`)
-/// with `reference`; `None` when the reference has no measured run.
+/// with `reference`, its interval missing with probability `alpha`; `None`
+/// when the reference has no measured run.
 pub fn compare(
     objective: &Objective,
     chosen_id: &str,
     chosen_rounds: &[Option<f64>],
     reference: &Measured,
+    alpha: f64,
 ) -> Option<Versus> {
     let logs: Vec<f64> = reference.rounds.iter().flatten().copied().collect();
     let value = Summary::of(&logs)?.mean.exp();
@@ -53,7 +56,7 @@ pub fn compare(
     let (ratio, ratio_low, ratio_high, paired_rounds) = if reference.trial_id == chosen_id {
         (1.0, Some(1.0), Some(1.0), 0)
     } else {
-        let (r, paired) = ratio_by_rounds(chosen_rounds, reference.rounds)?;
+        let (r, paired) = ratio_by_rounds(chosen_rounds, reference.rounds, alpha)?;
         let turn = |x: f64| orient(objective, x.ln()).exp();
         let (low, high) = match (r.low, r.high) {
             (Some(l), Some(h)) => (Some(turn(l).min(turn(h))), Some(turn(l).max(turn(h)))),
@@ -73,9 +76,11 @@ pub fn compare(
     })
 }
 
-/// The verdict's clause: `2.70× your baseline (95% CI 2.61–2.80×)`, or `it
-/// is your baseline` when the recommendation is that trial.
-pub fn clause(v: &Versus, chosen_id: &str) -> String {
+/// The verdict's clause: `2.70× your baseline (95% CI 2.61–2.80×)`, `it
+/// is your baseline` when the recommendation is that trial, or `within 3%
+/// of llama-server's defaults (1.01×, 95% CI ...)` when the interval lies
+/// inside the equivalence margin of `rule`.
+pub fn clause(v: &Versus, chosen_id: &str, rule: Rule) -> String {
     if v.trial_id == chosen_id {
         return format!("it is {}", v.role.phrase());
     }
@@ -83,7 +88,20 @@ pub fn clause(v: &Versus, chosen_id: &str) -> String {
         (Some(l), Some(h)) => format!("95% CI {l:.2}–{h:.2}×{}", paired_over(v.paired_rounds)),
         _ => "too few runs for an interval".into(),
     };
+    if rule.finding(v.ratio_low, v.ratio_high) == Finding::Equivalent {
+        return format!(
+            "within {} of {} ({:.2}×, {ci})",
+            margin_pct(rule.margin),
+            v.role.phrase(),
+            v.ratio
+        );
+    }
     format!("{:.2}× {} ({ci})", v.ratio, v.role.phrase())
+}
+
+/// `3%`, `2.5%`.
+pub fn margin_pct(margin: f64) -> String {
+    format!("{}%", (margin * 1000.0).round() / 10.0)
 }
 
 /// How an interval was reached, after its bounds: `, paired over 3
@@ -100,6 +118,11 @@ mod tests {
     use super::*;
     use crate::objective::{Direction, Metric};
 
+    const RULE: Rule = Rule {
+        alpha: 0.05,
+        margin: 0.03,
+    };
+
     fn logs(values: &[f64]) -> Vec<Option<f64>> {
         values.iter().map(|v| Some(v.ln())).collect()
     }
@@ -114,7 +137,7 @@ mod tests {
             trial_id: "base",
             rounds: &slow,
         };
-        let v = compare(&Objective::default(), "best", &fast, &reference).unwrap();
+        let v = compare(&Objective::default(), "best", &fast, &reference, 0.05).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
         assert!(
             v.ratio_low.unwrap() > 1.9 && v.ratio_high.unwrap() < 2.1,
@@ -123,14 +146,14 @@ mod tests {
         assert!((v.value - 98.4).abs() < 0.1 && v.runs == 3, "{v:?}");
         assert_eq!(v.paired_rounds, 3);
         assert!(
-            clause(&v, "best").starts_with("2.00× your baseline (95% CI 1.9"),
+            clause(&v, "best", RULE).starts_with("2.00× your baseline (95% CI 1.9"),
             "{}",
-            clause(&v, "best")
+            clause(&v, "best", RULE)
         );
         assert!(
-            clause(&v, "best").ends_with(", paired over 3 rounds)"),
+            clause(&v, "best", RULE).ends_with(", paired over 3 rounds)"),
             "{}",
-            clause(&v, "best")
+            clause(&v, "best", RULE)
         );
 
         // Latency: the recommendation takes half the time of the reference.
@@ -144,10 +167,10 @@ mod tests {
             trial_id: "defaults",
             rounds: &fast,
         };
-        let v = compare(&latency, "best", &slow, &reference).unwrap();
+        let v = compare(&latency, "best", &slow, &reference, 0.05).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
         assert!(v.ratio_low.unwrap() > 1.0 && v.ratio_low < v.ratio_high);
-        assert!(clause(&v, "best").contains("× llama-server's defaults (95% CI"));
+        assert!(clause(&v, "best", RULE).contains("× llama-server's defaults (95% CI"));
     }
 
     #[test]
@@ -158,26 +181,26 @@ mod tests {
             trial_id: "same",
             rounds: &runs,
         };
-        let v = compare(&Objective::default(), "same", &runs, &reference).unwrap();
+        let v = compare(&Objective::default(), "same", &runs, &reference, 0.05).unwrap();
         assert_eq!(
             (v.ratio, v.ratio_low, v.ratio_high),
             (1.0, Some(1.0), Some(1.0))
         );
-        assert_eq!(clause(&v, "same"), "it is your baseline");
+        assert_eq!(clause(&v, "same", RULE), "it is your baseline");
         let none = Measured {
             role: Role::Baseline,
             trial_id: "base",
             rounds: &[],
         };
-        assert!(compare(&Objective::default(), "same", &runs, &none).is_none());
+        assert!(compare(&Objective::default(), "same", &runs, &none, 0.05).is_none());
         let one = logs(&[75.0]);
         let single = Measured {
             role: Role::Baseline,
             trial_id: "base",
             rounds: &one,
         };
-        let v = compare(&Objective::default(), "same", &runs, &single).unwrap();
+        let v = compare(&Objective::default(), "same", &runs, &single, 0.05).unwrap();
         assert!(v.ratio_low.is_none());
-        assert!(clause(&v, "same").contains("too few runs"));
+        assert!(clause(&v, "same", RULE).contains("too few runs"));
     }
 }

@@ -193,7 +193,17 @@ impl ReportData {
                         match v.paired_rounds {
                             0 => format!("{} interleaved confirmation runs each", v.runs),
                             n => format!("{n} confirmation rounds, the two compared within each"),
-                        },
+                        } + &self
+                            .recommendation
+                            .as_ref()
+                            .and_then(|r| r.reached.as_ref())
+                            .filter(|reached| reached.looks > 1)
+                            .map_or(String::new(), |reached| {
+                                format!(
+                                    "; the interval allows for the rounds stopping after any of {}",
+                                    reached.looks
+                                )
+                            }),
                     ),
                     (None, Some(r)) if measured => (
                         oriented_ratio(objective, winner, r),

@@ -18,6 +18,7 @@ mod gp;
 mod grid;
 pub mod random;
 pub mod replay;
+pub mod replay_confirm;
 
 pub use grid::GridStrategy;
 

@@ -107,7 +107,32 @@ impl RecordedGrid {
         }
     }
 
-    fn within(&self, value: f64, best: f64, fraction: f64) -> bool {
+    pub fn objective(&self) -> &Objective {
+        &self.objective
+    }
+
+    /// The candidates that ran and meet the constraints, with their
+    /// recorded means.
+    pub fn feasible(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.feasible_value
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i, v)))
+    }
+
+    /// Candidate `i`'s recorded mean, when it is feasible.
+    pub fn feasible_value(&self, i: usize) -> Option<f64> {
+        self.feasible_value[i]
+    }
+
+    /// Candidate `i`'s relative spread (sd / mean) of a repetition.
+    pub fn cv(&self, i: usize) -> f64 {
+        self.cv[i]
+    }
+
+    /// Whether `value` is within `fraction` of `best`, in the objective's
+    /// direction.
+    pub fn within(&self, value: f64, best: f64, fraction: f64) -> bool {
         match self.objective.direction {
             Direction::Maximize => value >= best * (1.0 - fraction),
             Direction::Minimize => value <= best * (1.0 + fraction),
@@ -326,7 +351,7 @@ pub fn render_csv(grid: &RecordedGrid, results: &[StrategyResult], budget: usize
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::runner::{TrialStatus, mock};
     use crate::store::{csv_file, manifest};

@@ -384,7 +384,7 @@ fn trials_recorded_only_on_another_machine_are_measured_on_this_one() {
         dir.path(),
         &model_table("smol", &demo_model(), ""),
         "n_threads = [1, 2]",
-        "[confirm]\ntop = 2\nrounds = 1",
+        "[confirm]\ntop = 2\nrounds = 1\nmax_rounds = 1",
     );
     let out = instant(&["run", sweep.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

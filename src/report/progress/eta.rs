@@ -31,6 +31,8 @@ impl Schedule {
             let longer = confirm.repetitions.map_or(2.0, |r| {
                 f64::from(r) / f64::from(config.workload.repetitions.max(1))
             });
+            // The rounds before the first look; undecided, more follow
+            // (up to max_rounds), which the ETA learns only then.
             (confirm.rounds * (confirm.top + references)) as f64 * longer
         };
         Schedule {

@@ -1,0 +1,368 @@
+//! When the confirmation rounds stop. The first `[confirm] rounds` always
+//! run; after each of them and of every further round (a "look") the
+//! comparisons of the verdict are made, and the rounds stop as soon as each
+//! is decided: its interval excludes 1 (one is better), or lies within the
+//! equivalence margin (`equivalent_within`: the two are within that much of
+//! each other, a two one-sided test), or when `max_rounds` or `max_minutes`
+//! is reached.
+//!
+//! Looking at the data to decide when to stop would make a plain 95%
+//! interval miss more often than 5%. So every look's interval is a
+//! Bonferroni interval: the 5% is split equally over all the looks the
+//! rounds could make (`Looks::alpha`), and by the union bound the interval
+//! at whichever look they stop at covers the true ratio with at least 95%
+//! probability: a repeated confidence interval (Jennison & Turnbull, "Group
+//! Sequential Methods with Applications to Clinical Trials", 2000, ch. 9).
+//! With `max_rounds = rounds` there is one look and the interval is the
+//! plain 95% one.
+
+use serde::{Deserialize, Serialize};
+
+/// The looks of a confirmation: after round `first`, then after each round
+/// up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Looks {
+    pub first: usize,
+    pub max: usize,
+}
+
+impl Looks {
+    pub fn new(first: usize, max: usize) -> Looks {
+        Looks {
+            first: first.max(1),
+            max: max.max(first.max(1)),
+        }
+    }
+
+    /// How many looks the rounds can make.
+    pub fn count(&self) -> usize {
+        self.max - self.first + 1
+    }
+
+    /// Whether the rounds look after `round` (1-based).
+    pub fn looks_after(&self, round: usize) -> bool {
+        (self.first..=self.max).contains(&round)
+    }
+
+    /// The probability with which each look's interval may miss: 5% over
+    /// all the looks (Bonferroni).
+    pub fn alpha(&self) -> f64 {
+        0.05 / self.count() as f64
+    }
+}
+
+/// How a comparison is judged at a look: the miss probability of its
+/// interval, and the equivalence margin (0.03: within 3%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    pub alpha: f64,
+    pub margin: f64,
+}
+
+impl Rule {
+    /// A plain 95% interval, as for a single look.
+    #[cfg(test)]
+    pub fn single_look(margin: f64) -> Rule {
+        Rule {
+            alpha: 0.05,
+            margin,
+        }
+    }
+
+    /// What the interval `low`–`high` of a ratio (above 1: the first is
+    /// better) says.
+    pub fn finding(&self, low: Option<f64>, high: Option<f64>) -> Finding {
+        let (Some(low), Some(high)) = (low, high) else {
+            return Finding::Undecided;
+        };
+        if low > 1.0 {
+            Finding::Better
+        } else if high < 1.0 {
+            Finding::Worse
+        } else if self.within_margin(low, high) {
+            Finding::Equivalent
+        } else {
+            Finding::Undecided
+        }
+    }
+
+    /// Whether `low`–`high` lies inside ±margin of 1: each one-sided test
+    /// of "more than the margin apart" is rejected.
+    pub fn within_margin(&self, low: f64, high: f64) -> bool {
+        low >= 1.0 / (1.0 + self.margin) && high <= 1.0 + self.margin
+    }
+}
+
+/// What the interval of a comparison says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    Better,
+    Worse,
+    /// Within the equivalence margin of each other.
+    Equivalent,
+    /// The interval spans 1 and reaches beyond the margin.
+    Undecided,
+}
+
+impl Finding {
+    pub fn decided(self) -> bool {
+        self != Finding::Undecided
+    }
+}
+
+/// Why the rounds stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// Every comparison was decided.
+    Decided,
+    /// `max_rounds` were run (or `rounds`, with a single look).
+    RoundLimit,
+    /// Another round would have ended after `max_minutes`.
+    TimeLimit,
+}
+
+/// How the answer was reached, kept with the recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reached {
+    pub rounds: usize,
+    pub max_rounds: usize,
+    /// The looks the rounds could make: each interval is a 1 − 0.05/looks
+    /// interval.
+    pub looks: usize,
+    pub stopped: Stopped,
+    /// Minutes the rounds took.
+    pub minutes: f64,
+}
+
+impl Reached {
+    /// The verdict's last clause: `decided after 4 rounds of at most 8 in 5 min (...)`.
+    pub fn clause(&self, max_minutes: Option<f64>) -> String {
+        let rounds = plural(self.rounds, "round");
+        let took = match self.minutes.max(0.0) {
+            m if m < 1.0 => format!("{:.0} s", m * 60.0),
+            m => format!("{m:.0} min"),
+        };
+        match self.stopped {
+            Stopped::Decided if self.looks == 1 => {
+                format!("decided after the {rounds} asked for, in {took}")
+            }
+            Stopped::Decided => format!(
+                "decided after {rounds} of at most {} in {took} (the intervals allow for stopping after any of {} rounds)",
+                self.max_rounds, self.looks
+            ),
+            Stopped::RoundLimit if self.looks == 1 => format!(
+                "still undecided after the {rounds} asked for, in {took}: raise [confirm] max_rounds to let the rounds go on until they decide"
+            ),
+            Stopped::RoundLimit => format!(
+                "still undecided after {rounds}, the most [confirm] max_rounds allows, in {took}"
+            ),
+            Stopped::TimeLimit => format!(
+                "still undecided after {rounds} when [confirm] max_minutes ({} min) ran out",
+                max_minutes.map_or("?".into(), |m| format!("{m}"))
+            ),
+        }
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Whether another round may start after `done` rounds that took
+/// `elapsed_min` minutes, the verdict `decided` or not: not once decided
+/// (after the first look), nor past the round limit, nor when a round as
+/// long as the average so far would end after `max_minutes`.
+pub fn another_round(
+    looks: &Looks,
+    done: usize,
+    decided: bool,
+    elapsed_min: f64,
+    max_minutes: Option<f64>,
+) -> Result<(), Stopped> {
+    if done < looks.first {
+        return Ok(());
+    }
+    if decided {
+        return Err(Stopped::Decided);
+    }
+    if done >= looks.max {
+        return Err(Stopped::RoundLimit);
+    }
+    let per_round = elapsed_min / done.max(1) as f64;
+    match max_minutes {
+        Some(max) if elapsed_min + per_round > max => Err(Stopped::TimeLimit),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use crate::stats::paired_ratio_at;
+
+    #[test]
+    fn the_five_percent_is_split_over_the_looks() {
+        let fixed = Looks::new(3, 3);
+        assert_eq!((fixed.count(), fixed.alpha()), (1, 0.05));
+        let seq = Looks::new(3, 8);
+        assert_eq!(seq.count(), 6);
+        assert!((seq.alpha() - 0.05 / 6.0).abs() < 1e-15);
+        assert!(!seq.looks_after(2) && seq.looks_after(3) && seq.looks_after(8));
+        assert_eq!(Looks::new(5, 2), Looks::new(5, 5));
+    }
+
+    #[test]
+    fn findings_of_intervals() {
+        let rule = Rule::single_look(0.03);
+        assert_eq!(rule.finding(Some(1.01), Some(1.2)), Finding::Better);
+        assert_eq!(rule.finding(Some(0.8), Some(0.99)), Finding::Worse);
+        assert_eq!(rule.finding(Some(0.98), Some(1.02)), Finding::Equivalent);
+        // Spans 1 and reaches past 3%: not shown equivalent.
+        assert_eq!(rule.finding(Some(0.98), Some(1.04)), Finding::Undecided);
+        assert_eq!(rule.finding(Some(0.96), Some(1.02)), Finding::Undecided);
+        assert_eq!(rule.finding(None, None), Finding::Undecided);
+        // The margin is symmetric on the ratio's log scale.
+        assert_eq!(
+            rule.finding(Some(1.0 / 1.03), Some(1.03)),
+            Finding::Equivalent
+        );
+    }
+
+    #[test]
+    fn rounds_go_on_until_decided_or_a_limit() {
+        let looks = Looks::new(3, 6);
+        assert_eq!(another_round(&looks, 2, true, 1.0, None), Ok(()));
+        assert_eq!(
+            another_round(&looks, 3, true, 1.0, None),
+            Err(Stopped::Decided)
+        );
+        assert_eq!(another_round(&looks, 3, false, 3.0, Some(10.0)), Ok(()));
+        // 4 rounds took 8 min: a fifth would end at 10 min, past 9.
+        assert_eq!(
+            another_round(&looks, 4, false, 8.0, Some(9.0)),
+            Err(Stopped::TimeLimit)
+        );
+        assert_eq!(
+            another_round(&looks, 6, false, 1.0, None),
+            Err(Stopped::RoundLimit)
+        );
+    }
+
+    #[test]
+    fn the_clause_says_how_the_answer_was_reached() {
+        let mut reached = Reached {
+            rounds: 4,
+            max_rounds: 8,
+            looks: 6,
+            stopped: Stopped::Decided,
+            minutes: 5.2,
+        };
+        assert!(
+            reached
+                .clause(None)
+                .starts_with("decided after 4 rounds of at most 8 in 5 min (the intervals"),
+            "{}",
+            reached.clause(None)
+        );
+        reached.stopped = Stopped::TimeLimit;
+        assert_eq!(
+            reached.clause(Some(5.0)),
+            "still undecided after 4 rounds when [confirm] max_minutes (5 min) ran out"
+        );
+    }
+
+    /// One simulated sequential confirmation of a candidate against another
+    /// whose true ratio is `truth`: rounds with a machine-wide swing far
+    /// larger than the noise within a round, stopped at the first look that
+    /// decides. Returns the final interval and its finding.
+    fn simulate(
+        rng: &mut SplitMix64,
+        looks: &Looks,
+        truth: f64,
+        noise: f64,
+    ) -> (f64, f64, Finding) {
+        let rule = Rule {
+            alpha: looks.alpha(),
+            margin: 0.03,
+        };
+        let mut pairs = Vec::new();
+        loop {
+            let swing = (0.15 * rng.normal()).exp();
+            let a = 100.0 * truth * swing * (noise * rng.normal()).exp();
+            let b = 100.0 * swing * (noise * rng.normal()).exp();
+            pairs.push((a, b));
+            if !looks.looks_after(pairs.len()) {
+                continue;
+            }
+            let r = paired_ratio_at(&pairs, rule.alpha).unwrap();
+            let (low, high) = (r.low.unwrap(), r.high.unwrap());
+            let finding = rule.finding(Some(low), Some(high));
+            if another_round(looks, pairs.len(), finding.decided(), 0.0, None).is_err() {
+                return (low, high, finding);
+            }
+        }
+    }
+
+    /// The interval at the look where the rounds stopped covers the truth in
+    /// at least 95% of simulated confirmations, for a ratio at 1, at the
+    /// margin's edge and beyond, where a plain 95% interval looked at after
+    /// every round would not; and a wrong decision (better for a worse one,
+    /// equivalent for one outside the margin) is rarer than 5%.
+    #[test]
+    fn stopping_when_decided_keeps_the_intervals_95_percent_coverage() {
+        let mut rng = SplitMix64::new(24);
+        let looks = Looks::new(3, 8);
+        let trials = 3000;
+        for truth in [1.0, 1.03, 1.06, 0.9] {
+            let (mut covered, mut wrong) = (0, 0);
+            for _ in 0..trials {
+                let (low, high, finding) = simulate(&mut rng, &looks, truth, 0.04);
+                covered += usize::from(low <= truth && truth <= high);
+                let right = match finding {
+                    Finding::Better => truth > 1.0,
+                    Finding::Worse => truth < 1.0,
+                    Finding::Equivalent => (1.0 / 1.03..=1.03).contains(&truth),
+                    Finding::Undecided => true,
+                };
+                wrong += usize::from(!right);
+            }
+            let coverage = covered as f64 / trials as f64;
+            let wrong_rate = wrong as f64 / trials as f64;
+            eprintln!("truth {truth}: coverage {coverage:.4}, wrong decisions {wrong_rate:.4}");
+            assert!(coverage >= 0.95, "truth {truth}: coverage {coverage}");
+            assert!(wrong_rate <= 0.05, "truth {truth}: wrong {wrong_rate}");
+        }
+        // Without the split, stopping at the first look that decides is
+        // wrong more often than the 5% a 95% interval promises.
+        let naive = Looks { first: 3, max: 8 };
+        let mut covered = 0;
+        for _ in 0..trials {
+            let rule_alpha = 0.05;
+            let mut pairs = Vec::new();
+            let (low, high) = loop {
+                let swing = (0.15 * rng.normal()).exp();
+                let a = 100.0 * swing * (0.04 * rng.normal()).exp();
+                let b = 100.0 * swing * (0.04 * rng.normal()).exp();
+                pairs.push((a, b));
+                if pairs.len() < naive.first {
+                    continue;
+                }
+                let r = paired_ratio_at(&pairs, rule_alpha).unwrap();
+                let (low, high) = (r.low.unwrap(), r.high.unwrap());
+                if low > 1.0 || high < 1.0 || pairs.len() == naive.max {
+                    break (low, high);
+                }
+            };
+            covered += usize::from(low <= 1.0 && 1.0 <= high);
+        }
+        let naive_coverage = covered as f64 / trials as f64;
+        eprintln!("a plain 95% interval at every look: coverage {naive_coverage:.4}");
+        assert!(naive_coverage < 0.94, "naive coverage {naive_coverage}");
+    }
+}
