@@ -222,12 +222,28 @@ pub fn confirm(
             return Ok(Confirmation::Interrupted);
         }
         done += 1;
-        let judged = looks
-            .looks_after(done)
-            .then(|| judge(&top, &subjects, references, objective, rule));
+        let judged = looks.looks_after(done).then(|| {
+            judge(
+                &top,
+                &subjects,
+                references,
+                objective,
+                rule,
+                (done, looks.max),
+            )
+        });
         let decided = judged.as_ref().is_some_and(|j| j.decided);
+        let hopeless = judged.as_ref().is_some_and(|j| j.hopeless);
         let minutes = started.elapsed().as_secs_f64() / 60.0;
-        match sequential::another_round(&looks, done, decided, minutes, settings.max_minutes) {
+        let next = sequential::another_round(
+            &looks,
+            done,
+            decided,
+            hopeless,
+            minutes,
+            settings.max_minutes,
+        );
+        match next {
             Ok(()) => {
                 if let Some(j) = &judged {
                     observer.note(&format!(
@@ -384,6 +400,9 @@ fn measure_round(
 struct Judged {
     recommendation: Result<Recommendation, String>,
     decided: bool,
+    /// No undecided comparison could be decided by the last round, were
+    /// its estimate and noise to stay as measured.
+    hopeless: bool,
     /// The comparisons still undecided, for the progress notes.
     open: String,
 }
@@ -394,6 +413,7 @@ fn judge(
     references: &[Reference],
     objective: &crate::objective::Objective,
     rule: Rule,
+    (done, max_rounds): (usize, usize),
 ) -> Judged {
     let subject_of = |id: &str| subjects.iter().find(|s| s.spec.trial_id == id);
     let rounds_of = |id: &str| subject_of(id).map_or(&[][..], |s| s.rounds.as_slice());
@@ -414,17 +434,26 @@ fn judge(
             return Judged {
                 recommendation: Err(reason),
                 decided: true,
+                hopeless: false,
                 open: String::new(),
             };
         }
     };
-    let mut open = Vec::new();
-    if let Some(runner_up) = &r.runner_up
-        && !rule
-            .finding(runner_up.ratio_low, runner_up.ratio_high)
-            .decided()
-    {
-        open.push(format!("against the runner-up {}", runner_up.trial_id));
+    // The undecided comparisons, and whether each could still be decided.
+    let mut open: Vec<(String, bool)> = Vec::new();
+    let mut judge_one = |what: String, ratio: f64, low: Option<f64>, high: Option<f64>| {
+        if !rule.finding(low, high).decided() {
+            let could = rule.could_decide(ratio, low, high, done, max_rounds);
+            open.push((what, could));
+        }
+    };
+    if let Some(runner_up) = &r.runner_up {
+        judge_one(
+            format!("against the runner-up {}", runner_up.trial_id),
+            runner_up.ratio,
+            runner_up.ratio_low,
+            runner_up.ratio_high,
+        );
     }
     let chosen_rounds = rounds_of(&r.trial_id);
     for reference in references {
@@ -433,25 +462,29 @@ fn judge(
             trial_id: &reference.spec.trial_id,
             rounds: rounds_of(&reference.spec.trial_id),
         };
-        let clause =
-            match versus::compare(objective, &r.trial_id, chosen_rounds, &measured, rule.alpha) {
-                Some(v) => {
-                    if !rule.finding(v.ratio_low, v.ratio_high).decided() {
-                        open.push(format!("against {}", reference.role.phrase()));
-                    }
-                    let clause = versus::clause(&v, &r.trial_id, rule);
-                    r.versus.push(v);
-                    clause
-                }
-                None => format!("{} could not be measured again", reference.role.phrase()),
-            };
+        let clause = match versus::compare(objective, &r.trial_id, chosen_rounds, &measured, rule) {
+            Some(v) => {
+                judge_one(
+                    format!("against {}", reference.role.phrase()),
+                    v.ratio,
+                    v.ratio_low,
+                    v.ratio_high,
+                );
+                let clause = versus::clause(&v, &r.trial_id, rule);
+                r.versus.push(v);
+                clause
+            }
+            None => format!("{} could not be measured again", reference.role.phrase()),
+        };
         r.verdict.push_str("; ");
         r.verdict.push_str(&clause);
     }
     r.references = references.iter().map(|r| r.spec.trial_id.clone()).collect();
+    let open_ones: Vec<&str> = open.iter().map(|(what, _)| what.as_str()).collect();
     Judged {
         decided: open.is_empty(),
-        open: format!("{} undecided {}", r.trial_id, open.join(" and ")),
+        hopeless: !open.is_empty() && open.iter().all(|(_, could)| !could),
+        open: format!("{} undecided {}", r.trial_id, open_ones.join(" and ")),
         recommendation: Ok(r),
     }
 }

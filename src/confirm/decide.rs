@@ -41,10 +41,10 @@ impl Candidate<'_> {
 }
 
 /// How `a` compares with `b`, round by round where both were measured
-/// ([`ratio_by_rounds`]) at the confidence 1 − `alpha`, in logs:
+/// ([`ratio_by_rounds`]) with the interval of `rule`, in logs:
 /// (difference, low, high, rounds paired); `None` without an interval.
-fn log_interval(a: &Candidate, b: &Candidate, alpha: f64) -> Option<(f64, f64, f64, usize)> {
-    let (r, paired) = ratio_by_rounds(&a.rounds, &b.rounds, alpha)?;
+fn log_interval(a: &Candidate, b: &Candidate, rule: Rule) -> Option<(f64, f64, f64, usize)> {
+    let (r, paired) = ratio_by_rounds(&a.rounds, &b.rounds, rule.alpha)?;
     Some((r.ratio.ln(), r.low?.ln(), r.high?.ln(), paired))
 }
 
@@ -89,7 +89,7 @@ pub fn decide(
     let ties: Vec<&Candidate> = measured
         .iter()
         .skip(1)
-        .filter(|(c, _)| match log_interval(best, c, rule.alpha) {
+        .filter(|(c, _)| match log_interval(best, c, rule) {
             // How much better the best measured, whatever the direction.
             Some((d, lo, hi, _)) => {
                 lo <= 0.0 && hi >= 0.0 && orient(objective, d) <= rule.margin.ln_1p()
@@ -119,7 +119,7 @@ pub fn decide(
         .iter()
         .map(|(c, _)| *c)
         .find(|c| c.id() != chosen.id())
-        .map(|r| runner_up_of(chosen, r, objective, rule.alpha));
+        .map(|r| runner_up_of(chosen, r, objective, rule));
     let unit = objective.metric.unit();
     let mut verdict = format!(
         "{} measured {:.1} {unit} over {} confirmation runs",
@@ -182,9 +182,9 @@ fn no_candidate(candidates: &[Candidate]) -> String {
 }
 
 /// The chosen candidate against the next best of those that competed.
-fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective, alpha: f64) -> RunnerUp {
+fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective, rule: Rule) -> RunnerUp {
     let mean = |c: &Candidate| Summary::of(&c.logs()).map_or(0.0, |s| s.mean);
-    let (d, low, high, paired_rounds) = match log_interval(chosen, r, alpha) {
+    let (d, low, high, paired_rounds) = match log_interval(chosen, r, rule) {
         Some((d, lo, hi, paired)) => {
             let (a, b) = (orient(objective, lo).exp(), orient(objective, hi).exp());
             (d, Some(a.min(b)), Some(a.max(b)), paired)

@@ -4,7 +4,8 @@
 //! is decided: its interval excludes 1 (one is better), or lies within the
 //! equivalence margin (`equivalent_within`: the two are within that much of
 //! each other, a two one-sided test), or when `max_rounds` or `max_minutes`
-//! is reached.
+//! is reached, or when no undecided comparison could be decided by
+//! `max_rounds` at the noise measured (`Rule::could_decide`).
 //!
 //! Looking at the data to decide when to stop would make a plain 95%
 //! interval miss more often than 5%. So every look's interval is a
@@ -16,6 +17,7 @@
 //! With `max_rounds = rounds` there is one look and the interval is the
 //! plain 95% one.
 
+use crate::stats::t_quantile_two_sided;
 use serde::{Deserialize, Serialize};
 
 /// The looks of a confirmation: after round `first`, then after each round
@@ -86,6 +88,36 @@ impl Rule {
         }
     }
 
+    /// Whether an undecided comparison (its `ratio` and interval after
+    /// `done` rounds) could still be decided by round `max`, were its
+    /// estimate and the noise to stay as measured: the interval would then
+    /// shrink by the square root of the rounds and the smaller t quantile
+    /// of more degrees of freedom; it must come to exclude 1 or to fit in
+    /// the margin. Stopping for this reason only ever ends the rounds
+    /// sooner, which the intervals allow for.
+    pub fn could_decide(
+        &self,
+        ratio: f64,
+        low: Option<f64>,
+        high: Option<f64>,
+        done: usize,
+        max: usize,
+    ) -> bool {
+        let (Some(low), Some(high)) = (low, high) else {
+            return done < max;
+        };
+        if done >= max || done < 2 {
+            return done < max;
+        }
+        let half_now = (high.ln() - low.ln()) / 2.0;
+        let (df_now, df_max) = ((done - 1) as f64, (max - 1) as f64);
+        let half_max = half_now * t_quantile_two_sided(self.alpha, df_max)
+            / t_quantile_two_sided(self.alpha, df_now)
+            * (done as f64 / max as f64).sqrt();
+        let d = ratio.ln().abs();
+        d > half_max || d + half_max < self.margin.ln_1p()
+    }
+
     /// Whether `low`–`high` lies inside ±margin of 1: each one-sided test
     /// of "more than the margin apart" is rejected.
     pub fn within_margin(&self, low: f64, high: f64) -> bool {
@@ -120,6 +152,8 @@ pub enum Stopped {
     RoundLimit,
     /// Another round would have ended after `max_minutes`.
     TimeLimit,
+    /// At the noise measured, not even `max_rounds` would decide it.
+    Hopeless,
 }
 
 /// How the answer was reached, kept with the recommendation.
@@ -157,6 +191,10 @@ impl Reached {
             Stopped::RoundLimit => format!(
                 "still undecided after {rounds}, the most [confirm] max_rounds allows, in {took}"
             ),
+            Stopped::Hopeless => format!(
+                "still undecided after {rounds}, in {took}: at the noise measured not even {} rounds would decide it",
+                self.max_rounds
+            ),
             Stopped::TimeLimit => format!(
                 "still undecided after {rounds} when [confirm] max_minutes ({} min) ran out",
                 max_minutes.map_or("?".into(), |m| format!("{m}"))
@@ -174,13 +212,16 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// Whether another round may start after `done` rounds that took
-/// `elapsed_min` minutes, the verdict `decided` or not: not once decided
-/// (after the first look), nor past the round limit, nor when a round as
-/// long as the average so far would end after `max_minutes`.
+/// `elapsed_min` minutes, the verdict `decided` or not, `hopeless` when no
+/// undecided comparison could be decided by the round limit: not once
+/// decided (after the first look), nor past the round limit, nor when
+/// hopeless, nor when a round as long as the average so far would end after
+/// `max_minutes`.
 pub fn another_round(
     looks: &Looks,
     done: usize,
     decided: bool,
+    hopeless: bool,
     elapsed_min: f64,
     max_minutes: Option<f64>,
 ) -> Result<(), Stopped> {
@@ -193,6 +234,9 @@ pub fn another_round(
     if done >= looks.max {
         return Err(Stopped::RoundLimit);
     }
+    if hopeless {
+        return Err(Stopped::Hopeless);
+    }
     let per_round = elapsed_min / done.max(1) as f64;
     match max_minutes {
         Some(max) if elapsed_min + per_round > max => Err(Stopped::TimeLimit),
@@ -204,7 +248,7 @@ pub fn another_round(
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
-    use crate::stats::paired_ratio_at;
+    use crate::stats::{paired_ratio_at, ratio_by_rounds};
 
     #[test]
     fn the_five_percent_is_split_over_the_looks() {
@@ -237,21 +281,46 @@ mod tests {
     #[test]
     fn rounds_go_on_until_decided_or_a_limit() {
         let looks = Looks::new(3, 6);
-        assert_eq!(another_round(&looks, 2, true, 1.0, None), Ok(()));
+        assert_eq!(another_round(&looks, 2, true, true, 1.0, None), Ok(()));
         assert_eq!(
-            another_round(&looks, 3, true, 1.0, None),
+            another_round(&looks, 3, true, false, 1.0, None),
             Err(Stopped::Decided)
         );
-        assert_eq!(another_round(&looks, 3, false, 3.0, Some(10.0)), Ok(()));
+        assert_eq!(
+            another_round(&looks, 3, false, false, 3.0, Some(10.0)),
+            Ok(())
+        );
+        assert_eq!(
+            another_round(&looks, 3, false, true, 3.0, Some(10.0)),
+            Err(Stopped::Hopeless)
+        );
         // 4 rounds took 8 min: a fifth would end at 10 min, past 9.
         assert_eq!(
-            another_round(&looks, 4, false, 8.0, Some(9.0)),
+            another_round(&looks, 4, false, false, 8.0, Some(9.0)),
             Err(Stopped::TimeLimit)
         );
         assert_eq!(
-            another_round(&looks, 6, false, 1.0, None),
+            another_round(&looks, 6, false, false, 1.0, None),
             Err(Stopped::RoundLimit)
         );
+    }
+
+    #[test]
+    fn a_comparison_too_noisy_for_the_rounds_left_is_hopeless() {
+        let rule = Rule {
+            alpha: Looks::new(3, 8).alpha(),
+            margin: 0.03,
+        };
+        // 1.05× with a half-width of 60% after 3 rounds: at 8 rounds
+        // about 9% (t 3.5 instead of 10.9, √(3/8)), still spanning 1.
+        let (l, h) = (1.05 / 1.6, 1.05 * 1.6);
+        assert!(!rule.could_decide(1.05, Some(l), Some(h), 3, 8));
+        // 1.15× with the same interval: at 8 rounds it would exclude 1.
+        let (l, h) = (1.15 / 1.6, 1.15 * 1.6);
+        assert!(rule.could_decide(1.15, Some(l), Some(h), 3, 8));
+        // 1.00× within ±6%: at 8 rounds within ±1.2%, inside 3%.
+        assert!(rule.could_decide(1.0, Some(1.0 / 1.06), Some(1.06), 3, 8));
+        assert!(!rule.could_decide(1.0, Some(0.99), Some(1.01), 8, 8));
     }
 
     #[test]
@@ -280,30 +349,34 @@ mod tests {
     /// One simulated sequential confirmation of a candidate against another
     /// whose true ratio is `truth`: rounds with a machine-wide swing far
     /// larger than the noise within a round, stopped at the first look that
-    /// decides. Returns the final interval and its finding.
+    /// decides (or for which no decision is in reach). Returns the final
+    /// interval and its finding.
     fn simulate(
         rng: &mut SplitMix64,
         looks: &Looks,
         truth: f64,
         noise: f64,
     ) -> (f64, f64, Finding) {
-        let rule = Rule {
-            alpha: looks.alpha(),
-            margin: 0.03,
-        };
-        let mut pairs = Vec::new();
+        let mut rounds: Vec<Vec<Option<f64>>> = vec![Vec::new(); 2];
         loop {
-            let swing = (0.15 * rng.normal()).exp();
-            let a = 100.0 * truth * swing * (noise * rng.normal()).exp();
-            let b = 100.0 * swing * (noise * rng.normal()).exp();
-            pairs.push((a, b));
-            if !looks.looks_after(pairs.len()) {
+            let swing = 0.15 * rng.normal();
+            for (i, runs) in rounds.iter_mut().enumerate() {
+                let mean = if i == 0 { truth.ln() } else { 0.0 };
+                runs.push(Some(4.6 + mean + swing + noise * rng.normal()));
+            }
+            let done = rounds[0].len();
+            if !looks.looks_after(done) {
                 continue;
             }
-            let r = paired_ratio_at(&pairs, rule.alpha).unwrap();
+            let rule = Rule {
+                alpha: looks.alpha(),
+                margin: 0.03,
+            };
+            let (r, _) = ratio_by_rounds(&rounds[0], &rounds[1], rule.alpha).unwrap();
             let (low, high) = (r.low.unwrap(), r.high.unwrap());
             let finding = rule.finding(Some(low), Some(high));
-            if another_round(looks, pairs.len(), finding.decided(), 0.0, None).is_err() {
+            let hopeless = !rule.could_decide(r.ratio, r.low, r.high, done, looks.max);
+            if another_round(looks, done, finding.decided(), hopeless, 0.0, None).is_err() {
                 return (low, high, finding);
             }
         }

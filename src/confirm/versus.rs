@@ -41,14 +41,14 @@ pub struct Measured<'a> {
 }
 
 /// The comparison of the chosen trial (its runs by round, `chosen_rounds`)
-/// with `reference`, its interval missing with probability `alpha`; `None`
-/// when the reference has no measured run.
+/// with `reference`, its interval `rule`'s; `None` when the reference has
+/// no measured run.
 pub fn compare(
     objective: &Objective,
     chosen_id: &str,
     chosen_rounds: &[Option<f64>],
     reference: &Measured,
-    alpha: f64,
+    rule: Rule,
 ) -> Option<Versus> {
     let logs: Vec<f64> = reference.rounds.iter().flatten().copied().collect();
     let value = Summary::of(&logs)?.mean.exp();
@@ -56,7 +56,7 @@ pub fn compare(
     let (ratio, ratio_low, ratio_high, paired_rounds) = if reference.trial_id == chosen_id {
         (1.0, Some(1.0), Some(1.0), 0)
     } else {
-        let (r, paired) = ratio_by_rounds(chosen_rounds, reference.rounds, alpha)?;
+        let (r, paired) = ratio_by_rounds(chosen_rounds, reference.rounds, rule.alpha)?;
         let turn = |x: f64| orient(objective, x.ln()).exp();
         let (low, high) = match (r.low, r.high) {
             (Some(l), Some(h)) => (Some(turn(l).min(turn(h))), Some(turn(l).max(turn(h)))),
@@ -137,7 +137,7 @@ mod tests {
             trial_id: "base",
             rounds: &slow,
         };
-        let v = compare(&Objective::default(), "best", &fast, &reference, 0.05).unwrap();
+        let v = compare(&Objective::default(), "best", &fast, &reference, RULE).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
         assert!(
             v.ratio_low.unwrap() > 1.9 && v.ratio_high.unwrap() < 2.1,
@@ -167,7 +167,7 @@ mod tests {
             trial_id: "defaults",
             rounds: &fast,
         };
-        let v = compare(&latency, "best", &slow, &reference, 0.05).unwrap();
+        let v = compare(&latency, "best", &slow, &reference, RULE).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
         assert!(v.ratio_low.unwrap() > 1.0 && v.ratio_low < v.ratio_high);
         assert!(clause(&v, "best", RULE).contains("× llama-server's defaults (95% CI"));
@@ -181,7 +181,7 @@ mod tests {
             trial_id: "same",
             rounds: &runs,
         };
-        let v = compare(&Objective::default(), "same", &runs, &reference, 0.05).unwrap();
+        let v = compare(&Objective::default(), "same", &runs, &reference, RULE).unwrap();
         assert_eq!(
             (v.ratio, v.ratio_low, v.ratio_high),
             (1.0, Some(1.0), Some(1.0))
@@ -192,14 +192,14 @@ mod tests {
             trial_id: "base",
             rounds: &[],
         };
-        assert!(compare(&Objective::default(), "same", &runs, &none, 0.05).is_none());
+        assert!(compare(&Objective::default(), "same", &runs, &none, RULE).is_none());
         let one = logs(&[75.0]);
         let single = Measured {
             role: Role::Baseline,
             trial_id: "base",
             rounds: &one,
         };
-        let v = compare(&Objective::default(), "same", &runs, &single, 0.05).unwrap();
+        let v = compare(&Objective::default(), "same", &runs, &single, RULE).unwrap();
         assert!(v.ratio_low.is_none());
         assert!(clause(&v, "same", RULE).contains("too few runs"));
     }

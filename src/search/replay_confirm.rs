@@ -102,7 +102,8 @@ fn simulate_one(
             _ => (None, None),
         };
         let finding = rule.finding(low, high);
-        if another_round(&setup.looks, done, finding.decided(), 0.0, None).is_err() {
+        let hopeless = !rule.could_decide(r.ratio, r.low, r.high, done, setup.looks.max);
+        if another_round(&setup.looks, done, finding.decided(), hopeless, 0.0, None).is_err() {
             let true_ratio = turn(truth(top[best]) / truth(top[second]));
             return Some((finding, done, true_ratio, truth(top[best])));
         }
