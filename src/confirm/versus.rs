@@ -7,7 +7,7 @@
 use super::sequential::{Finding, Rule};
 use crate::objective::Objective;
 use crate::plan::references::Role;
-use crate::search::core::orient;
+use crate::search::core::orient_ratio;
 use crate::stats::{Summary, ratio_by_rounds};
 use serde::{Deserialize, Serialize};
 
@@ -57,12 +57,8 @@ pub fn compare(
         (1.0, Some(1.0), Some(1.0), 0)
     } else {
         let (r, paired) = ratio_by_rounds(chosen_rounds, reference.rounds, rule.alpha)?;
-        let turn = |x: f64| orient(objective, x.ln()).exp();
-        let (low, high) = match (r.low, r.high) {
-            (Some(l), Some(h)) => (Some(turn(l).min(turn(h))), Some(turn(l).max(turn(h)))),
-            _ => (None, None),
-        };
-        (turn(r.ratio), low, high, paired)
+        let r = orient_ratio(objective, r);
+        (r.ratio, r.low, r.high, paired)
     };
     Some(Versus {
         role: reference.role,

@@ -3,6 +3,7 @@
 //! (candidates are rows of a recorded grid).
 
 use crate::objective::{Direction, Objective};
+use crate::stats::RatioInterval;
 use crate::store::row::TrialRow;
 
 /// What a strategy learns from one trial.
@@ -27,6 +28,15 @@ pub fn orient(objective: &Objective, log_value: f64) -> f64 {
     match objective.direction {
         Direction::Maximize => log_value,
         Direction::Minimize => -log_value,
+    }
+}
+
+/// A ratio of the metric (a over b) turned so that above 1 means a is
+/// better, whatever the objective's direction.
+pub fn orient_ratio(objective: &Objective, r: RatioInterval) -> RatioInterval {
+    match objective.direction {
+        Direction::Maximize => r,
+        Direction::Minimize => r.inverted(),
     }
 }
 

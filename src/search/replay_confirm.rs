@@ -13,7 +13,7 @@
 use super::replay::RecordedGrid;
 use crate::confirm::sequential::{Finding, Looks, Rule, another_round};
 use crate::rng::SplitMix64;
-use crate::search::core::orient;
+use crate::search::core::{orient, orient_ratio};
 use crate::stats::{Summary, ratio_by_rounds};
 use std::fmt::Write;
 
@@ -95,16 +95,13 @@ fn simulate_one(
         order.sort_by(|a, b| mean(*b).total_cmp(&mean(*a)));
         let (best, second) = (order[0], order[1]);
         let (r, _) = ratio_by_rounds(&rounds[best], &rounds[second], rule.alpha)?;
-        let turn = |x: f64| orient(objective, x.ln()).exp();
-        let (low, high) = (r.low.map(turn), r.high.map(turn));
-        let (low, high) = match (low, high) {
-            (Some(l), Some(h)) => (Some(l.min(h)), Some(l.max(h))),
-            _ => (None, None),
+        let finding = {
+            let oriented = orient_ratio(objective, r);
+            rule.finding(oriented.low, oriented.high)
         };
-        let finding = rule.finding(low, high);
         let hopeless = !rule.could_decide(r.ratio, r.low, r.high, done, setup.looks.max);
         if another_round(&setup.looks, done, finding.decided(), hopeless, 0.0, None).is_err() {
-            let true_ratio = turn(truth(top[best]) / truth(top[second]));
+            let true_ratio = orient(objective, (truth(top[best]) / truth(top[second])).ln()).exp();
             return Some((finding, done, true_ratio, truth(top[best])));
         }
     }
