@@ -324,6 +324,25 @@ mod tests {
     }
 
     #[test]
+    fn how_it_was_reached_reads_back_exactly_as_written() {
+        // The minutes come from a clock, with all 17 digits: a decision read
+        // back from recommendation.json must equal the one written (CI once
+        // failed on a last digit read back one off).
+        for i in 1..5000u32 {
+            let reached = Reached {
+                rounds: 3,
+                max_rounds: 8,
+                looks: 6,
+                stopped: Stopped::Decided,
+                minutes: f64::from(i).sqrt() * 0.123_456_789_123 / 60.0,
+            };
+            let json = serde_json::to_string(&reached).unwrap();
+            let back: Reached = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, reached, "{json}");
+        }
+    }
+
+    #[test]
     fn the_clause_says_how_the_answer_was_reached() {
         let mut reached = Reached {
             rounds: 4,
