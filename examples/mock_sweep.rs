@@ -55,6 +55,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let trials: Vec<TrialSpec> = (0..n)
         .map(|i| TrialSpec {
+            schedule: Default::default(),
             trial_id: format!("{i:012x}"),
             model: ModelVariant {
                 name: "m".into(),

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 fn plan(n: usize) -> Vec<TrialSpec> {
     (0..n)
         .map(|i| TrialSpec {
+            schedule: Default::default(),
             trial_id: format!("t{i:05}"),
             model: ModelVariant {
                 name: "mock".into(),

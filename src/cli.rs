@@ -152,7 +152,9 @@ constraints) come from the manifest.json beside the results, unless --metric is 
         after_help = "Examples:\n  \
 llama-sweep replay reports/big-grid/results.csv\n  \
 llama-sweep replay tests/fixtures/real-demo-grid/results.csv --strategy bayes --budget 40 --seeds 50\n  \
-llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv"
+llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv\n  \
+llama-sweep replay tests/fixtures/real-demo-grid --confirm 0.05 --seeds 500\n  \
+llama-sweep replay tests/fixtures/real-demo-grid --drops 0.05 --seeds 500"
     )]
     Replay(ReplayArgs),
 
@@ -405,8 +407,27 @@ pub struct ReplayArgs {
     /// more (sd of its logarithm; 0.05 is what the demo's confirmation runs of 2026-12-03 show);
     /// prints how often each decides, how often wrongly against the recorded means, and the
     /// rounds used
-    #[arg(long, value_name = "NOISE")]
+    #[arg(long, value_name = "NOISE", conflicts_with = "drops", value_parser = fraction)]
     pub confirm: Option<f64>,
+    /// Replay early drops instead: the grid in its recorded order, each trial's runs drawn from
+    /// its recorded mean and spread and off by a swing of NOISE common to the trial's runs (sd of
+    /// its logarithm); for margins of 10%, 20% and 30% prints the trials dropped, the trial time
+    /// saved, how often the grid's best was dropped and how often nothing within 2% of it was
+    /// measured to the end
+    #[arg(long, value_name = "NOISE", value_parser = fraction)]
+    pub drops: Option<f64>,
+}
+
+/// A noise as a fraction, 0 to 1 (the sd of a logarithm: 0.05 is about 5%).
+fn fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be between 0 and 1 (e.g. 0.05 for 5%)".into())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -56,7 +56,8 @@ impl FailureWatch {
         if self.worked || !ran || self.first.iter().any(|(id, _)| *id == row.trial_id) {
             return None;
         }
-        if row.is_ok() {
+        // A dropped trial ran to a result too.
+        if row.status.ran() {
             self.worked = true;
             return None;
         }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod confirm;
 pub mod digest;
 pub mod drift;
+pub mod early_drop;
 pub mod exit;
 pub mod export;
 pub mod failure_watch;
@@ -81,6 +82,7 @@ pub(crate) mod test_support {
 
     pub fn spec(id: &str) -> TrialSpec {
         TrialSpec {
+            schedule: Default::default(),
             trial_id: id.into(),
             model: ModelVariant {
                 name: "m".into(),

@@ -7,6 +7,7 @@
 //! [`ChildReply`] JSON line on stdout, and llama.cpp's log goes to stderr. These
 //! types are plain data so that both sides, the store and the tests share them.
 
+use crate::early_drop::TestSchedule;
 use crate::knobs::{EffectiveParams, KvType, Params};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -125,6 +126,10 @@ pub struct TrialSpec {
     /// of `params`. Not part of the trial id: the row records them.
     #[serde(default, skip_serializing_if = "Params::is_empty")]
     pub forced: Params,
+    /// The order of its tests and when to stop repeating them (early drops).
+    /// Not part of the trial id.
+    #[serde(default, skip_serializing_if = "TestSchedule::is_default")]
+    pub schedule: TestSchedule,
 }
 
 /// Quantize `source` into `output` with llama.cpp's quantizer.
@@ -508,6 +513,10 @@ pub struct TrialMetrics {
     /// request, ms: one sample per decode step of every repetition.
     #[serde(default)]
     pub itl_ms: Vec<f64>,
+    /// Why the trial stopped before its last run (`early_drop`): the
+    /// samples above are the runs it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<String>,
 }
 
 /// pp and tg measured with the KV cache holding `depth` tokens in every

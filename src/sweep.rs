@@ -86,6 +86,18 @@ pub fn measure_once(
     facts: &RowFacts,
 ) -> anyhow::Result<Option<TrialRow>> {
     let started_at = now_rfc3339();
+    // Every trial runs the objective's test first: the same order for the
+    // trials, the references and the confirmation.
+    let ordered;
+    let spec = match spec.schedule.first {
+        Some(_) => spec,
+        None => {
+            let mut s = spec.clone();
+            s.schedule.first = Some(facts.objective.metric);
+            ordered = s;
+            &ordered
+        }
+    };
     let outcome = match executor.execute(spec, &folder.join(&log_file))? {
         Execution::Done(outcome) => outcome,
         Execution::Interrupted => return Ok(None),
@@ -141,6 +153,10 @@ pub struct SweepOptions {
     /// died) rather than end. A plain `run` waits; a worker ends, and a
     /// later worker or the finishing run picks up what a dead one left.
     pub wait_for_others: bool,
+    /// Drop a trial whose best run misses the best trial's worst run (or a
+    /// constraint's limit) by more than this fraction (`early_drop`);
+    /// `None` measures every trial to its last run.
+    pub early_drop: Option<f64>,
 }
 
 impl Default for SweepOptions {
@@ -155,6 +171,7 @@ impl Default for SweepOptions {
             },
             noise_cv_max: 0.05,
             wait_for_others: true,
+            early_drop: None,
         }
     }
 }
@@ -480,6 +497,7 @@ impl Loop<'_, '_> {
                 spec, &outcome, seq, started_at, log_file, &facts,
             )));
         }
+        let spec = &self.with_drop_rule(spec);
         let mut attempts = 1;
         let mut earlier = Vec::new();
         let mut row = loop {
@@ -636,10 +654,41 @@ impl Loop<'_, '_> {
         Ok(Some(value))
     }
 
+    /// `spec` with the drop rule of this moment (`early_drop`): the best
+    /// feasible trial recorded so far, another than this one, sets the
+    /// objective's bar. Unchanged when drops are off.
+    fn with_drop_rule(&self, spec: &TrialSpec) -> TrialSpec {
+        let mut spec = spec.clone();
+        if let Some(margin) = self.options.early_drop {
+            let rows = self.store.rows();
+            spec.schedule.drop = drop_rule(self.ctx.objective, rows, &spec.trial_id, margin);
+        }
+        spec
+    }
+
     /// The spec of a planned trial.
     fn spec_of(&self, trial_id: &str) -> Option<TrialSpec> {
         self.plan.get(trial_id).map(|(_, spec)| (*spec).clone())
     }
+}
+
+/// The drop rule for trial `id` (`early_drop`): the worst run of the best
+/// feasible trial of `rows` measured to the end, another than this one,
+/// sets the objective's bar.
+fn drop_rule(
+    objective: &Objective,
+    rows: &[TrialRow],
+    id: &str,
+    margin: f64,
+) -> Option<crate::early_drop::DropRule> {
+    let others: Vec<&TrialRow> = rows.iter().filter(|r| r.trial_id != id).collect();
+    let set_by = objective.rank(&others).first().and_then(|&best| {
+        let best = others[best];
+        let runs = best.samples_of(objective.metric);
+        let worst = crate::early_drop::worst_of(objective.direction, &runs)?;
+        Some((best.trial_id.as_str(), worst))
+    });
+    crate::early_drop::rule(objective, set_by, margin)
 }
 
 /// Sleeps, waking early when a stop is asked for; false if it was.
@@ -685,6 +734,7 @@ mod tests {
     fn specs(n: usize) -> Vec<TrialSpec> {
         (0..n)
             .map(|i| TrialSpec {
+                schedule: Default::default(),
                 trial_id: format!("t{i}"),
                 model: ModelVariant {
                     name: "m".into(),
@@ -895,6 +945,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let trials: Vec<_> = (0..50)
             .map(|i| TrialSpec {
+                schedule: Default::default(),
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })
@@ -927,6 +978,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_best_trial_so_far_sets_the_bar_with_its_worst_run() {
+        use crate::objective::{Direction, Metric};
+        let objective = Objective::default();
+        let row = |id: &str, tg: f64| crate::test_support::row(id, &mock::measured(tg, 500.0));
+        let mut fast = row("fast", 150.0);
+        fast.tg_tps_samples = "160;140;150".into();
+        let failed =
+            crate::test_support::row("failed", &mock::failed(TrialStatus::Crashed, "abort"));
+        let rows = [row("slow", 100.0), failed, fast];
+        let rule = drop_rule(&objective, &rows, "next", 0.1).unwrap();
+        assert_eq!(rule.bars[0].value, 140.0);
+        assert!(rule.bars[0].what.contains("(fast, 140 t/s)"));
+        // Never its own bar: measured again, it is held to the next best.
+        let rule = drop_rule(&objective, &rows, "fast", 0.1).unwrap();
+        assert!(rule.bars[0].what.contains("(slow, "), "{:?}", rule.bars);
+        // Latency objectives: the worst run is the longest.
+        let mut quick = row("quick", 150.0);
+        quick.ttft_ms_samples = "450;550;500".into();
+        let ttft = Objective {
+            metric: Metric::TtftMs,
+            direction: Direction::Minimize,
+            constraints: Vec::new(),
+        };
+        let rule = drop_rule(&ttft, &[quick], "next", 0.1).unwrap();
+        assert_eq!(rule.bars[0].value, 550.0);
+    }
+
     fn drift_options(remeasure: bool) -> SweepOptions {
         SweepOptions {
             drift: DriftSettings {
@@ -943,6 +1022,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let trials: Vec<_> = (0..8)
             .map(|i| TrialSpec {
+                schedule: Default::default(),
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })
@@ -977,6 +1057,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let trials: Vec<_> = (0..7)
             .map(|i| TrialSpec {
+                schedule: Default::default(),
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })

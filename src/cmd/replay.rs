@@ -5,7 +5,7 @@ use crate::config::{BayesSettings, ConfirmSettings, StrategyKind};
 use crate::confirm::sequential::Looks;
 use crate::objective::{Metric, Objective};
 use crate::search::replay::{RecordedGrid, compare, render, render_csv};
-use crate::search::replay_confirm;
+use crate::search::{replay_confirm, replay_drops};
 use crate::store::{self, csv_file, manifest};
 use anyhow::{anyhow, bail};
 use std::path::PathBuf;
@@ -43,13 +43,19 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("unknown strategy {name:?}: grid, random, bayes or all"))?,
         ],
     };
+    if let Some(run_noise) = args.drops {
+        let setup = |margin| replay_drops::Setup { margin, run_noise };
+        let outcomes: Vec<_> = [0.1, 0.2, 0.3]
+            .into_iter()
+            .map(|margin| {
+                replay_drops::replay(&rows, &objective, &setup(margin), args.seeds.max(1))
+            })
+            .collect();
+        print!("{}", replay_drops::render(&outcomes, &setup(0.2)));
+        return Ok(());
+    }
     let grid = RecordedGrid::from_rows(&rows, &objective)?;
     if let Some(run_noise) = args.confirm {
-        if !(0.0..=1.0).contains(&run_noise) {
-            bail!(
-                "--confirm takes the noise of a run beyond its recorded spread, 0 to 1 (e.g. 0.05)"
-            );
-        }
         let defaults = ConfirmSettings::default();
         let setup = |looks| replay_confirm::Setup {
             top: defaults.top,

@@ -155,13 +155,8 @@ pub fn render(
     };
     let count = |s: TrialStatus| current.iter().filter(|r| r.status == s).count();
     let mut endings = vec![format!("{} ok", count(TrialStatus::Ok))];
-    for s in [
-        TrialStatus::Failed,
-        TrialStatus::Oom,
-        TrialStatus::Timeout,
-        TrialStatus::Crashed,
-        TrialStatus::Invalid,
-    ] {
+    // Every other ending, failures and early drops.
+    for &s in &TrialStatus::ALL[1..] {
         if count(s) > 0 {
             endings.push(format!("{} {s}", count(s)));
         }

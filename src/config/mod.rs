@@ -46,6 +46,11 @@ pub struct SweepConfig {
     pub workload: Workload,
     pub objective: Objective,
     pub trial_timeout: Duration,
+    /// `[trial] early_drop`: the margin by which a trial's best run must
+    /// miss the best trial's slowest run (or a constraint's limit) to be
+    /// dropped (`early_drop`); `None` (0) measures every trial to its last
+    /// run.
+    pub early_drop: Option<f64>,
     pub export: ExportSettings,
     pub drift: DriftSettings,
     /// Coefficient of variation above which a trial is flagged noisy.
@@ -384,6 +389,24 @@ mod tests {
         let e = parse("equivalent_within = 3\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("confirm.equivalent_within"));
         assert!(e.message.contains("0.03: within 3%"), "{e}");
+    }
+
+    #[test]
+    fn early_drops_are_on_unless_the_margin_is_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |extra: &str| parse_in(dir.path(), &format!("{MINIMAL}[trial]\n{extra}"));
+        assert_eq!(
+            parse("").unwrap().early_drop,
+            Some(crate::early_drop::DEFAULT_MARGIN)
+        );
+        assert_eq!(parse("early_drop = 0.1").unwrap().early_drop, Some(0.1));
+        assert_eq!(parse("early_drop = 0").unwrap().early_drop, None);
+        let e = parse("early_drop = 1.5").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("trial.early_drop"));
+        assert!(
+            e.message.contains("30% below the best trial's slowest run"),
+            "{e}"
+        );
     }
 
     #[test]

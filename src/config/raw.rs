@@ -119,6 +119,7 @@ pub struct RawObjective {
 #[serde(deny_unknown_fields)]
 pub struct RawTrial {
     pub timeout_s: Option<Spanned<Number>>,
+    pub early_drop: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

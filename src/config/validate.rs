@@ -102,6 +102,19 @@ pub fn validate(
             );
         }
     };
+    let early_drop = match &raw.trial.early_drop {
+        None => Some(crate::early_drop::DEFAULT_MARGIN),
+        Some(m) if m.get_ref().0 == 0.0 => None,
+        Some(m) if m.get_ref().0 > 0.0 && m.get_ref().0 < 1.0 => Some(m.get_ref().0),
+        Some(m) => {
+            return ctx.err(
+                "trial.early_drop",
+                Some(m.span()),
+                "must be a fraction between 0 and 1: 0.3 drops a trial whose best run is more \
+                 than 30% below the best trial's slowest run; 0 measures every trial to its last run",
+            );
+        }
+    };
     let temperature = match &raw.export.temperature {
         None => 0.7,
         Some(t) if (0.0..=5.0).contains(&t.get_ref().0) => t.get_ref().0,
@@ -130,6 +143,7 @@ pub fn validate(
         workload,
         objective,
         trial_timeout,
+        early_drop,
         export: ExportSettings { temperature },
         drift,
         noise_cv_max,

@@ -130,6 +130,7 @@ fn failure_phrase(status: TrialStatus) -> &'static str {
         TrialStatus::Timeout => "timed out",
         TrialStatus::Crashed => "crashed",
         TrialStatus::Invalid => "left no readable result",
+        TrialStatus::Dropped => "was dropped",
         TrialStatus::Failed | TrialStatus::Ok => "failed",
     }
 }

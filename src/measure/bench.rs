@@ -44,7 +44,9 @@ use super::llama::{self, Batch, Context, Model, Sampler, SavedState, Threadpool,
 use super::server_order::ServerOrder;
 use super::tokens::{Run, TokenSource};
 use super::{apply, fault, log_capture};
+use crate::early_drop::Test;
 use crate::knobs::{self, FlashAttn};
+use crate::objective::{Metric, Speed};
 use crate::protocol::{DepthSamples, ModelFacts, TrialMetrics, TrialSpec};
 use std::time::Instant;
 
@@ -187,27 +189,93 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
             &mut samplers,
         )?;
     }
-    // The cache is cleared (or put back at its depth) before each run,
-    // outside the timed part, and the logits are checked after the clock
-    // stops, as llama-bench times.
-    let (pp_tps, tg_tps) = bench.pp_and_tg(w, None)?;
-    let mut at_depth = Vec::new();
-    for &depth in &w.n_depth {
-        let (pp_tps, tg_tps) = bench.pp_and_tg(w, Some(depth))?;
-        at_depth.push(DepthSamples {
-            depth,
-            pp_tps,
-            tg_tps,
-        });
-    }
-    let (mut ttft_ms, mut e2e_ms, mut itl_ms) = (Vec::new(), Vec::new(), Vec::new());
-    for rep in 0..w.repetitions {
-        bench.reset_to(history.as_ref())?;
-        samplers.iter_mut().for_each(Sampler::reset);
-        let timings = bench.requests(Run::Request(rep), w, w.request_max_tokens, &mut samplers)?;
-        ttft_ms.extend(timings.ttft_ms);
-        e2e_ms.push(timings.e2e_ms);
-        itl_ms.extend(timings.itl_ms);
+    // The tests in the schedule's order (the objective's first); the cache
+    // is cleared (or put back at its depth) before each run, outside the
+    // timed part, and the logits are checked after the clock stops, as
+    // llama-bench times. After each run the schedule's drop rule may stop
+    // the trial: it keeps the runs made.
+    let planned = w.repetitions as usize;
+    let mut runs = Runs::new(&w.n_depth);
+    let mut depth_states: Vec<(u32, Option<SavedState>)> = Vec::new();
+    let mut dropped = None;
+    let tests = spec.schedule.tests(&w.n_depth);
+    // A trial whose last run is made is measured: nothing left to save.
+    let judged_after = |test: usize, rep: u32| test + 1 < tests.len() || rep + 1 < w.repetitions;
+    'tests: for (t, &test) in tests.iter().enumerate() {
+        match test {
+            Test::Prompt(depth) | Test::Generation(depth) => {
+                let state = match depth_states.iter().position(|(d, _)| *d == depth) {
+                    Some(i) => i,
+                    None => {
+                        depth_states.push((depth, bench.fill(Run::Depth(depth), depth)?));
+                        depth_states.len() - 1
+                    }
+                };
+                let state = depth_states[state].1.as_ref();
+                let generation = matches!(test, Test::Generation(_));
+                if generation {
+                    bench.warm_generation(w, depth, state)?;
+                }
+                for rep in 0..w.repetitions {
+                    let rate = if generation {
+                        bench.generation_run(w, depth, state)?
+                    } else {
+                        bench.prompt_run(w, depth, state, rep)?
+                    };
+                    let samples = runs.of(test);
+                    samples.push(rate);
+                    let judged: Vec<(Metric, Vec<f64>)> = match (test, depth) {
+                        (Test::Prompt(_), 0) => vec![(Metric::PpTps, samples.clone())],
+                        (Test::Prompt(d), _) => {
+                            vec![(Metric::AtDepth(Speed::Pp, d), samples.clone())]
+                        }
+                        (_, d) => {
+                            let all: Vec<f64> = samples.iter().map(|v| v * n_seq as f64).collect();
+                            let (one, aggregate) = if d == 0 {
+                                (Metric::TgTps, Metric::AggregateTps)
+                            } else {
+                                (
+                                    Metric::AtDepth(Speed::Tg, d),
+                                    Metric::AtDepth(Speed::Aggregate, d),
+                                )
+                            };
+                            vec![(one, samples.clone()), (aggregate, all)]
+                        }
+                    };
+                    dropped = judged
+                        .iter()
+                        .filter(|_| judged_after(t, rep))
+                        .find_map(|(m, runs)| spec.schedule.why_drop(*m, runs, planned));
+                    if dropped.is_some() {
+                        break 'tests;
+                    }
+                }
+            }
+            Test::Request => {
+                for rep in 0..w.repetitions {
+                    bench.reset_to(history.as_ref())?;
+                    samplers.iter_mut().for_each(Sampler::reset);
+                    let timings = bench.requests(
+                        Run::Request(rep),
+                        w,
+                        w.request_max_tokens,
+                        &mut samplers,
+                    )?;
+                    runs.ttft_ms.extend(timings.ttft_ms);
+                    runs.e2e_ms.push(timings.e2e_ms);
+                    runs.itl_ms.extend(timings.itl_ms);
+                    let ttft =
+                        crate::store::row::per_repetition_means(&runs.ttft_ms, n_seq as usize);
+                    dropped = [(Metric::TtftMs, &ttft), (Metric::E2eMs, &runs.e2e_ms)]
+                        .into_iter()
+                        .filter(|_| judged_after(t, rep))
+                        .find_map(|(m, runs)| spec.schedule.why_drop(m, runs, planned));
+                    if dropped.is_some() {
+                        break 'tests;
+                    }
+                }
+            }
+        }
     }
 
     let (offloaded, flash_auto) = log_capture::with(|c| (c.offloaded, c.flash_attn_auto));
@@ -217,10 +285,10 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         n_batch_actual,
         n_ubatch_actual,
         load_ms,
-        pp_tps,
-        tg_tps,
-        ttft_ms,
-        e2e_ms,
+        pp_tps: runs.pp_tps,
+        tg_tps: runs.tg_tps,
+        ttft_ms: runs.ttft_ms,
+        e2e_ms: runs.e2e_ms,
         layers_offloaded: offloaded.map_or(0, |(n, _)| n),
         layers_total,
         flash_attn_resolved: match params.flash_attn() {
@@ -232,8 +300,13 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         weights: log_capture::with(|c| c.model_buffers.clone()),
         overridden: log_capture::with(|c| count_by_buffer(&c.overridden)),
         model: facts,
-        at_depth,
-        itl_ms,
+        at_depth: runs
+            .at_depth
+            .into_iter()
+            .filter(|d| !d.pp_tps.is_empty() || !d.tg_tps.is_empty())
+            .collect(),
+        itl_ms: runs.itl_ms,
+        dropped,
     })
 }
 
@@ -286,6 +359,69 @@ struct RequestTimings {
     e2e_ms: f64,
     /// Per request, between two of its tokens.
     itl_ms: Vec<f64>,
+}
+
+/// Where a test's logits are checked, for its error: `at the end of the
+/// prompt test at depth 1024`.
+fn at_the_end(what: &str, depth: u32) -> String {
+    match depth {
+        0 => format!("at the end of the {what} test"),
+        d => format!("at the end of the {what} test at depth {d}"),
+    }
+}
+
+/// The runs a trial made, test by test.
+struct Runs {
+    pp_tps: Vec<f64>,
+    tg_tps: Vec<f64>,
+    at_depth: Vec<DepthSamples>,
+    ttft_ms: Vec<f64>,
+    e2e_ms: Vec<f64>,
+    itl_ms: Vec<f64>,
+}
+
+impl Runs {
+    fn new(depths: &[u32]) -> Runs {
+        Runs {
+            pp_tps: Vec::new(),
+            tg_tps: Vec::new(),
+            at_depth: depths
+                .iter()
+                .filter(|d| **d > 0)
+                .map(|&depth| DepthSamples {
+                    depth,
+                    pp_tps: Vec::new(),
+                    tg_tps: Vec::new(),
+                })
+                .collect(),
+            ttft_ms: Vec::new(),
+            e2e_ms: Vec::new(),
+            itl_ms: Vec::new(),
+        }
+    }
+
+    /// The rates of a pp or tg test.
+    fn of(&mut self, test: Test) -> &mut Vec<f64> {
+        let at = |runs: &mut Runs, depth: u32| -> usize {
+            runs.at_depth
+                .iter()
+                .position(|d| d.depth == depth)
+                .expect("a test at a depth of the workload")
+        };
+        match test {
+            Test::Prompt(0) => &mut self.pp_tps,
+            Test::Generation(0) => &mut self.tg_tps,
+            Test::Prompt(d) => {
+                let i = at(self, d);
+                &mut self.at_depth[i].pp_tps
+            }
+            Test::Generation(d) => {
+                let i = at(self, d);
+                &mut self.at_depth[i].tg_tps
+            }
+            Test::Request => unreachable!("a request's runs are timings, not rates"),
+        }
+    }
 }
 
 fn ms(since: Instant) -> f64 {
@@ -353,46 +489,54 @@ impl<'m, 'c> Bench<'m, 'c> {
         state.map_or(Ok(()), |s| self.ctx.restore_state(s))
     }
 
-    /// pp and tg samples, one per repetition, on an empty cache or with
-    /// every sequence filled to `depth`: the cache is filled once and put
-    /// back before each run, as llama-bench reuses its depth.
-    fn pp_and_tg(
+    /// One pp run from `state` (the cache filled to `depth`, or empty): its
+    /// rate, all sequences' prompt tokens counted.
+    fn prompt_run(
         &mut self,
         w: &crate::protocol::Workload,
-        depth: Option<u32>,
-    ) -> Result<(Vec<f64>, Vec<f64>), String> {
-        let depth = depth.unwrap_or(0);
-        let state = self.fill(Run::Depth(depth), depth)?;
-        let at = |what: &str| match depth {
-            0 => format!("at the end of the {what} test"),
-            d => format!("at the end of the {what} test at depth {d}"),
-        };
-        let mut pp_tps = Vec::new();
-        for rep in 0..w.repetitions {
-            self.reset_to(state.as_ref())?;
-            let prompts = self.prompt_tokens(Run::Prompt(rep), w.prompt_tokens);
-            let t = Instant::now();
-            self.decode_prompts(&prompts, depth as i32, |_, _, _| {})?;
-            let tokens = w.prompt_tokens as f64 * self.n_seq as f64;
-            pp_tps.push(tokens / t.elapsed().as_secs_f64());
-            self.check_last(&at("prompt"))?;
-        }
-        // llama-bench warms each test up on its own: a generation step
-        // first, untimed, so that the first timed step does not pay for
-        // switching from the prompt's graph to a single token's.
+        depth: u32,
+        state: Option<&SavedState>,
+        rep: u32,
+    ) -> Result<f64, String> {
+        self.reset_to(state)?;
+        let prompts = self.prompt_tokens(Run::Prompt(rep), w.prompt_tokens);
+        let t = Instant::now();
+        self.decode_prompts(&prompts, depth as i32, |_, _, _| {})?;
+        let tokens = w.prompt_tokens as f64 * self.n_seq as f64;
+        let rate = tokens / t.elapsed().as_secs_f64();
+        self.check_last(&at_the_end("prompt", depth))?;
+        Ok(rate)
+    }
+
+    /// llama-bench warms each test up on its own: a generation step first,
+    /// untimed, so that the first timed step does not pay for switching
+    /// from the prompt's graph to a single token's.
+    fn warm_generation(
+        &mut self,
+        w: &crate::protocol::Workload,
+        depth: u32,
+        state: Option<&SavedState>,
+    ) -> Result<(), String> {
         if w.warmup > 0 {
-            self.reset_to(state.as_ref())?;
+            self.reset_to(state)?;
             self.generate_random(1, depth as i32)?;
         }
-        let mut tg_tps = Vec::new();
-        for _ in 0..w.repetitions {
-            self.reset_to(state.as_ref())?;
-            let t = Instant::now();
-            self.generate_random(w.gen_tokens, depth as i32)?;
-            tg_tps.push(w.gen_tokens as f64 / t.elapsed().as_secs_f64());
-            self.check_last(&at("generation"))?;
-        }
-        Ok((pp_tps, tg_tps))
+        Ok(())
+    }
+
+    /// One tg run of `gen_tokens` from `state`: one sequence's rate.
+    fn generation_run(
+        &mut self,
+        w: &crate::protocol::Workload,
+        depth: u32,
+        state: Option<&SavedState>,
+    ) -> Result<f64, String> {
+        self.reset_to(state)?;
+        let t = Instant::now();
+        self.generate_random(w.gen_tokens, depth as i32)?;
+        let rate = w.gen_tokens as f64 / t.elapsed().as_secs_f64();
+        self.check_last(&at_the_end("generation", depth))?;
+        Ok(rate)
     }
 
     /// The prompt of each sequence for `run`.

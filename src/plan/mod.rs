@@ -46,6 +46,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
                 continue;
             }
             trials.push(TrialSpec {
+                schedule: Default::default(),
                 trial_id,
                 model: planned.variant.clone(),
                 params,

@@ -119,6 +119,7 @@ fn server_settings(
 /// A reference trial of `model` with `params`, under the sweep's workload.
 fn reference_spec(config: &SweepConfig, model: &ModelVariant, params: Params) -> TrialSpec {
     TrialSpec {
+        schedule: Default::default(),
         trial_id: trial_id(
             &model.identity,
             &params,

@@ -142,6 +142,7 @@ mod tests {
 
     fn spec(v: &ModelVariant, type_k: Option<KvType>) -> TrialSpec {
         TrialSpec {
+            schedule: Default::default(),
             trial_id: format!("{}-{type_k:?}", v.identity),
             model: v.clone(),
             params: match type_k {

@@ -320,7 +320,7 @@ pub fn effects(rows: &[TrialRow], objective: &Objective, winner: &TrialRow) -> V
                     };
                     let failures: Vec<&TrialRow> = rows
                         .iter()
-                        .filter(|r| param.value(r) == value && !r.is_ok())
+                        .filter(|r| param.value(r) == value && !r.status.ran())
                         .collect();
                     let across = match estimate {
                         Some((_, Basis::Neighbour)) if !is_winner => contexts

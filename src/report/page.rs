@@ -87,6 +87,7 @@ table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 3p
 table.data th { background: #eef1f5; position: sticky; top: 0; }
 table.data td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.failed td { color: var(--bad); }
+tr.dropped td { color: var(--muted); }
 tr.winner td { background: #e9f7ee; font-weight: 600; }
 .figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px; }
 figure.plot { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px; }
@@ -111,10 +112,19 @@ pub fn render(data: &ReportData, parts: &PageParts) -> String {
         parts.figures.len()
     );
     let ok = data.rows.iter().filter(|r| r.is_ok()).count();
+    let dropped = data
+        .rows
+        .iter()
+        .filter(|r| r.status == crate::runner::TrialStatus::Dropped)
+        .count();
+    let ok = match dropped {
+        0 => format!("{ok} completed"),
+        n => format!("{ok} completed, {n} dropped early"),
+    };
     let feasible = data.rows.iter().filter(|r| r.feasible).count();
     let _ = write!(
         h,
-        "<h1>llama-sweep report: {}</h1>\n<p class=\"sub\">{} · {} trials ({ok} completed, {feasible} within the constraints) · {} search · {} · {}</p>\n",
+        "<h1>llama-sweep report: {}</h1>\n<p class=\"sub\">{} · {} trials ({ok}, {feasible} within the constraints) · {} search · {} · {}</p>\n",
         esc(&sweep.name),
         esc(&objective.to_string()),
         data.rows.len(),
@@ -669,10 +679,14 @@ fn trials_table(h: &mut String, data: &ReportData) {
     let rest: Vec<usize> = (0..data.rows.len())
         .filter(|i| !ranked.contains(i))
         .collect();
-    // Measured but infeasible next, failures last.
-    let (measured, failed): (Vec<usize>, Vec<usize>) =
+    // Measured but infeasible next, then those dropped early, failures
+    // last.
+    let (measured, rest): (Vec<usize>, Vec<usize>) =
         rest.into_iter().partition(|&i| data.rows[i].is_ok());
+    let (dropped, failed): (Vec<usize>, Vec<usize>) =
+        rest.into_iter().partition(|&i| data.rows[i].status.ran());
     order.extend(measured);
+    order.extend(dropped);
     order.extend(failed);
     let swept: Vec<_> = param_columns()
         .iter()
@@ -698,13 +712,19 @@ fn trials_table(h: &mut String, data: &ReportData) {
     };
     let _ = write!(
         h,
-        "<h2 id=\"trials\">All trials</h2>\n<p>{} trials, best first; then those that break a constraint, then failures with their reason{}.{above}</p>\n<table class=\"data\"><tr><th>#</th><th>trial</th>",
+        "<h2 id=\"trials\">All trials</h2>\n<p>{} trials, best first; then those that break a constraint, those dropped early and the failures, with their reason{}.{above}{}</p>\n<table class=\"data\"><tr><th>#</th><th>trial</th>",
         data.rows.len(),
         if order.len() > MAX_TABLE_ROWS {
             format!(" (the first {MAX_TABLE_ROWS} shown; every row is in results.csv)")
         } else {
             String::new()
-        }
+        },
+        super::summary::drops_line(&data.rows).map_or(String::new(), |line| format!(
+            " {}. A trial is dropped when, after 2 runs or more, its best run is more than the \
+             [trial] early_drop margin below the slowest run of the best trial so far (or \
+             beyond a constraint's limit); it is never recommended.",
+            esc(&line)
+        ))
     );
     for column in &swept {
         let _ = write!(h, "<th>{}</th>", esc(column.name));
@@ -721,6 +741,8 @@ fn trials_table(h: &mut String, data: &ReportData) {
         let row = &data.rows[i];
         let class = if data.winner == Some(i) {
             " class=\"winner\""
+        } else if row.status == crate::runner::TrialStatus::Dropped {
+            " class=\"dropped\""
         } else if !row.is_ok() {
             " class=\"failed\""
         } else {

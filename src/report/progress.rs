@@ -180,8 +180,8 @@ pub fn trial_line(
     eta: Eta,
 ) -> String {
     let r = event.row;
-    let result = match (r.tg_tps_mean, r.pp_tps_mean) {
-        (Some(tg), Some(pp)) => format!(
+    let result = match (r.is_ok(), r.tg_tps_mean, r.pp_tps_mean) {
+        (true, Some(tg), Some(pp)) => format!(
             "ok  tg {tg:.1} ± {:.1} t/s{}  pp {pp:.0} ± {:.0} t/s  ttft {:.0} ms{}{}",
             r.tg_tps_sd.unwrap_or(0.0),
             match r.aggregate_tps_mean {

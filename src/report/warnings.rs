@@ -66,7 +66,7 @@ pub fn inexpressible_warning(winner: &TrialRow) -> Option<String> {
 /// When at least half the trials failed, that comes first: how many, and
 /// how the most common failure ended (with the log of its first trial).
 pub fn failure_warning(rows: &[TrialRow]) -> Option<String> {
-    let failed: Vec<&TrialRow> = rows.iter().filter(|r| !r.is_ok()).collect();
+    let failed: Vec<&TrialRow> = rows.iter().filter(|r| !r.status.ran()).collect();
     if failed.is_empty() || failed.len() * 2 < rows.len() {
         return None;
     }

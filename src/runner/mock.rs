@@ -98,6 +98,7 @@ pub fn measured(tg: f64, pp: f64) -> TrialOutcome {
         status: TrialStatus::Ok,
         error: None,
         metrics: Some(TrialMetrics {
+            dropped: None,
             model: ModelFacts {
                 description: "mock 1M Q4_1".into(),
                 n_params: 1_000_000,

@@ -28,16 +28,21 @@ pub enum TrialStatus {
     /// not read yet).
     #[default]
     Invalid,
+    /// Measured, but stopped before all its runs: even its best run so far
+    /// was clearly beaten by the best trial so far or broke a constraint
+    /// (`early_drop`). Its runs are kept; it is never recommended.
+    Dropped,
 }
 
 impl TrialStatus {
-    pub const ALL: [TrialStatus; 6] = [
+    pub const ALL: [TrialStatus; 7] = [
         TrialStatus::Ok,
         TrialStatus::Failed,
         TrialStatus::Oom,
         TrialStatus::Timeout,
         TrialStatus::Crashed,
         TrialStatus::Invalid,
+        TrialStatus::Dropped,
     ];
 
     pub fn from_name(name: &str) -> Option<TrialStatus> {
@@ -52,7 +57,14 @@ impl TrialStatus {
             TrialStatus::Timeout => "timeout",
             TrialStatus::Crashed => "crashed",
             TrialStatus::Invalid => "invalid",
+            TrialStatus::Dropped => "dropped",
         }
+    }
+
+    /// Whether llama.cpp ran the trial to a result: measured to the end, or
+    /// dropped on what its runs showed.
+    pub fn ran(self) -> bool {
+        matches!(self, TrialStatus::Ok | TrialStatus::Dropped)
     }
 }
 
@@ -116,7 +128,10 @@ pub fn classify(ending: ChildEnding, log_end: &str, timeout: Duration) -> TrialO
             } else {
                 None
             };
-            (TrialStatus::Ok, note, Some(m))
+            match &m.dropped {
+                Some(why) => (TrialStatus::Dropped, Some(why.clone()), Some(m)),
+                None => (TrialStatus::Ok, note, Some(m)),
+            }
         }
         (Ok(ChildReply::Failed { reason }), _, _) => {
             let status = if mentions_oom(&reason) {
@@ -219,6 +234,7 @@ mod tests {
 
     fn metrics() -> TrialMetrics {
         TrialMetrics {
+            dropped: None,
             model: ModelFacts {
                 description: "m".into(),
                 n_params: 1,

@@ -37,6 +37,7 @@ pub fn spec_of(row: &TrialRow, repetitions: u32, temperature: f64, seed: u64) ->
         .map(|(knob, value)| (knob, value.clone()))
         .collect();
     TrialSpec {
+        schedule: Default::default(),
         trial_id: row.trial_id.clone(),
         model: ModelVariant {
             name: row.model_name.clone(),

@@ -42,6 +42,16 @@ pub fn orient_ratio(objective: &Objective, r: RatioInterval) -> RatioInterval {
 
 /// What a recorded row teaches.
 pub fn observation_of(objective: &Objective, row: &TrialRow) -> Observation {
+    if row.status == crate::runner::TrialStatus::Dropped {
+        // Beaten, but measured: where it is worse is worth knowing.
+        return match observed(objective, row) {
+            Some((value, feasible)) => Observation::Measured {
+                score: score(objective, value),
+                feasible,
+            },
+            None => Observation::Failed,
+        };
+    }
     match objective.score(row) {
         Some(value) if row.is_ok() => Observation::Measured {
             score: score(objective, value),
@@ -49,6 +59,24 @@ pub fn observation_of(objective: &Objective, row: &TrialRow) -> Observation {
         },
         _ => Observation::Failed,
     }
+}
+
+/// What a dropped trial's runs say, for a search to learn from: the mean
+/// of its objective's runs and whether the runs it made of the
+/// constraints' quantities keep within them. `None` when it made no run
+/// of the objective's test.
+fn observed(objective: &Objective, row: &TrialRow) -> Option<(f64, bool)> {
+    let mean = |m: crate::objective::Metric| {
+        let runs = row.samples_of(m);
+        (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64)
+    };
+    let value = mean(objective.metric)?;
+    let within = objective
+        .constraints
+        .iter()
+        .filter(|c| crate::early_drop::Test::of(c.metric).is_some())
+        .all(|c| mean(c.metric).is_none_or(|v| c.holds(Some(v))));
+    Some((value, within))
 }
 
 /// A search over a fixed set of candidates.

@@ -19,6 +19,7 @@ mod grid;
 pub mod random;
 pub mod replay;
 pub mod replay_confirm;
+pub mod replay_drops;
 
 pub use grid::GridStrategy;
 

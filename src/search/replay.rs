@@ -36,13 +36,7 @@ pub struct RecordedGrid {
 impl RecordedGrid {
     /// One candidate per distinct trial id (the last row wins).
     pub fn from_rows(rows: &[TrialRow], objective: &Objective) -> anyhow::Result<RecordedGrid> {
-        let mut seen = HashSet::new();
-        let mut unique: Vec<&TrialRow> = rows
-            .iter()
-            .rev()
-            .filter(|r| seen.insert(r.trial_id.clone()))
-            .collect();
-        unique.reverse();
+        let unique = unique_rows(rows);
         if unique.len() < 2 {
             anyhow::bail!(
                 "a replay needs a recorded grid of at least 2 trials; found {}",
@@ -138,6 +132,19 @@ impl RecordedGrid {
             Direction::Minimize => value <= best * (1.0 + fraction),
         }
     }
+}
+
+/// One row per distinct trial id, in the order recorded (the last row of
+/// a trial wins).
+pub fn unique_rows(rows: &[TrialRow]) -> Vec<&TrialRow> {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<&TrialRow> = rows
+        .iter()
+        .rev()
+        .filter(|r| seen.insert(r.trial_id.clone()))
+        .collect();
+    unique.reverse();
+    unique
 }
 
 /// One simulated search: the candidates proposed, in order, and the time

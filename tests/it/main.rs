@@ -10,6 +10,7 @@ mod bad_input;
 mod baseline;
 mod demo_sweep;
 mod doctor;
+mod early_drop;
 mod faults;
 mod measure;
 mod moe;

@@ -12,6 +12,7 @@ use std::process::Stdio;
 
 fn spec(params: Params) -> TrialSpec {
     TrialSpec {
+        schedule: Default::default(),
         trial_id: "t".into(),
         model: ModelVariant {
             name: "smol".into(),

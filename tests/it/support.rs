@@ -46,6 +46,15 @@ pub fn stdout(out: &Output) -> String {
 /// A small sweep.toml around `model` in `dir`, with `extra` appended to the
 /// [space] table; outputs go to `dir/reports`, derived models to `dir/models`.
 pub fn sweep_file(dir: &Path, models: &str, space: &str, extra: &str) -> PathBuf {
+    // Early drops leave a slower trial without all its tests: only the
+    // tests about them drop trials.
+    let extra = if extra.contains("early_drop") {
+        extra.to_string()
+    } else if extra.contains("[trial]") {
+        extra.replacen("[trial]", "[trial]\nearly_drop = 0", 1)
+    } else {
+        format!("{extra}\n[trial]\nearly_drop = 0")
+    };
     let text = format!(
         r#"[sweep]
 name = "it"

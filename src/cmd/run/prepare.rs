@@ -129,7 +129,7 @@ pub(super) fn prepare(args: &RunArgs, children: &mut dyn Children) -> anyhow::Re
     let worked_before = store
         .rows()
         .iter()
-        .any(|r| r.is_ok() && plan.trials.iter().any(|t| t.trial_id == r.trial_id));
+        .any(|r| r.status.ran() && plan.trials.iter().any(|t| t.trial_id == r.trial_id));
     let mut sweep = Sweep {
         config,
         variants,

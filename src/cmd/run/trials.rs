@@ -22,6 +22,7 @@ fn options(sweep: &Sweep, args: &RunArgs) -> SweepOptions {
         drift: sweep.config.drift.clone(),
         noise_cv_max: sweep.config.noise_cv_max,
         wait_for_others: sweep.worker.is_none(),
+        early_drop: sweep.config.early_drop,
     }
 }
 
@@ -112,9 +113,12 @@ pub(super) fn references(
         claims: &sweep.claims,
     };
     let base = options(sweep, args);
+    // The references are measured to the end: every verdict compares with
+    // them.
     let options = SweepOptions {
         max_trials: None,
         max_time: None,
+        early_drop: None,
         drift: DriftSettings {
             every: 0,
             ..base.drift.clone()
