@@ -364,9 +364,9 @@ pub(crate) mod tests {
     use crate::store::{csv_file, manifest};
     use crate::test_support::row;
 
-    /// A recorded grid of the tests/fixtures folder `name`, with the
-    /// objective it was recorded for.
-    pub(crate) fn fixture(name: &str) -> RecordedGrid {
+    /// The rows of the tests/fixtures folder `name` and the objective they
+    /// were recorded for.
+    pub(crate) fn fixture_rows(name: &str) -> (Vec<TrialRow>, Objective) {
         let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
             .join(name);
@@ -375,6 +375,12 @@ pub(crate) mod tests {
             .unwrap()
             .sweep
             .objective;
+        (rows, objective)
+    }
+
+    /// A recorded grid of the tests/fixtures folder `name`.
+    pub(crate) fn fixture(name: &str) -> RecordedGrid {
+        let (rows, objective) = fixture_rows(name);
         RecordedGrid::from_rows(&rows, &objective).unwrap()
     }
 

@@ -293,19 +293,7 @@ pub fn render(outcomes: &[Outcome], setup: &Setup) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{csv_file, manifest};
-
-    fn fixture(name: &str) -> (Vec<TrialRow>, Objective) {
-        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let rows = csv_file::read(&folder.join("results.csv")).unwrap();
-        let objective = manifest::read(&folder.join("manifest.json"))
-            .unwrap()
-            .sweep
-            .objective;
-        (rows, objective)
-    }
+    use crate::search::replay::tests::fixture_rows as fixture;
 
     fn setup(margin: f64) -> Setup {
         Setup {
