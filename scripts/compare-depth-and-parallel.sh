@@ -273,6 +273,7 @@ request_max_tokens = 1
 n_depth = $4
 [trial]
 timeout_s = 600
+early_drop = 0
 [quality]
 measure = false
 [confirm]

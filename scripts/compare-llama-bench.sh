@@ -68,6 +68,7 @@ request_prompt_tokens = $4
 request_max_tokens = $5
 [trial]
 timeout_s = 600
+early_drop = 0
 [quality]
 measure = false
 [confirm]
