@@ -127,10 +127,15 @@ impl RecordedGrid {
     /// Whether `value` is within `fraction` of `best`, in the objective's
     /// direction.
     pub fn within(&self, value: f64, best: f64, fraction: f64) -> bool {
-        match self.objective.direction {
-            Direction::Maximize => value >= best * (1.0 - fraction),
-            Direction::Minimize => value <= best * (1.0 + fraction),
-        }
+        within(self.objective.direction, value, best, fraction)
+    }
+}
+
+/// Whether `value` is within `fraction` of `best` in `direction`.
+pub fn within(direction: Direction, value: f64, best: f64, fraction: f64) -> bool {
+    match direction {
+        Direction::Maximize => value >= best * (1.0 - fraction),
+        Direction::Minimize => value <= best * (1.0 + fraction),
     }
 }
 

@@ -10,7 +10,7 @@
 //! is checked against is the recorded means: was the grid's best dropped,
 //! and was anything within 2% of it still measured to the end.
 
-use super::replay::unique_rows;
+use super::replay::{unique_rows, within};
 use crate::early_drop::{self, Test};
 use crate::objective::{Direction, Measured, Metric, Objective, Speed};
 use crate::rng::SplitMix64;
@@ -221,10 +221,6 @@ pub fn replay(rows: &[TrialRow], objective: &Objective, setup: &Setup, seeds: u6
                 a
             }
         });
-    let within = |v: f64, best: f64| match objective.direction {
-        Direction::Maximize => v >= best * 0.98,
-        Direction::Minimize => v <= best * 1.02,
-    };
     let mut out = Outcome {
         margin: setup.margin,
         seeds: seeds as usize,
@@ -244,7 +240,11 @@ pub fn replay(rows: &[TrialRow], objective: &Objective, setup: &Setup, seeds: u6
         let near: Vec<(usize, &Candidate)> = candidates
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.feasible && c.value.is_some_and(|v| within(v, best)))
+            .filter(|(_, c)| {
+                c.feasible
+                    && c.value
+                        .is_some_and(|v| within(objective.direction, v, best, 0.02))
+            })
             .collect();
         if candidates
             .iter()
