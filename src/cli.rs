@@ -154,7 +154,8 @@ llama-sweep replay reports/big-grid/results.csv\n  \
 llama-sweep replay tests/fixtures/real-demo-grid/results.csv --strategy bayes --budget 40 --seeds 50\n  \
 llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv\n  \
 llama-sweep replay tests/fixtures/real-demo-grid --confirm 0.05 --seeds 500\n  \
-llama-sweep replay tests/fixtures/real-demo-grid --drops 0.05 --seeds 500"
+llama-sweep replay tests/fixtures/real-demo-grid --drops 0.05 --seeds 500\n  \
+llama-sweep replay tests/fixtures/real-demo-grid --repetitions 0.05 --seeds 500"
     )]
     Replay(ReplayArgs),
 
@@ -416,6 +417,13 @@ pub struct ReplayArgs {
     /// measured to the end
     #[arg(long, value_name = "NOISE", value_parser = fraction)]
     pub drops: Option<f64>,
+    /// Replay adaptive repetitions instead: the grid as with --drops (early drops at the default
+    /// margin), a trial's repetitions fixed, fewer once its interval lies below the best trial's
+    /// mean, or also more (up to twice) while it holds it; prints each policy's trial time, runs,
+    /// and how often the grid's best (within 2%) was not among the finalists handed to the
+    /// confirmation
+    #[arg(long, value_name = "NOISE", conflicts_with_all = ["drops", "confirm"], value_parser = fraction)]
+    pub repetitions: Option<f64>,
 }
 
 /// A noise as a fraction, 0 to 1 (the sd of a logarithm: 0.05 is about 5%).

@@ -5,7 +5,7 @@ use crate::config::{BayesSettings, ConfirmSettings, StrategyKind};
 use crate::confirm::sequential::Looks;
 use crate::objective::{Metric, Objective};
 use crate::search::replay::{RecordedGrid, compare, render, render_csv};
-use crate::search::{replay_confirm, replay_drops};
+use crate::search::{replay_confirm, replay_drops, replay_repetitions};
 use crate::store::{self, csv_file, manifest};
 use anyhow::{anyhow, bail};
 use std::path::PathBuf;
@@ -52,6 +52,22 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             })
             .collect();
         print!("{}", replay_drops::render(&outcomes, &setup(0.2)));
+        return Ok(());
+    }
+    if let Some(run_noise) = args.repetitions {
+        let setup = replay_repetitions::Setup {
+            // The demo's [workload] repetitions.
+            planned: 3,
+            run_noise,
+            top: ConfirmSettings::default().top,
+        };
+        let outcomes: Vec<_> = replay_repetitions::Policy::ALL
+            .into_iter()
+            .map(|policy| {
+                replay_repetitions::replay(&rows, &objective, policy, &setup, args.seeds.max(1))
+            })
+            .collect();
+        print!("{}", replay_repetitions::render(&outcomes, &setup));
         return Ok(());
     }
     let grid = RecordedGrid::from_rows(&rows, &objective)?;

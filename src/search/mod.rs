@@ -20,6 +20,7 @@ pub mod random;
 pub mod replay;
 pub mod replay_confirm;
 pub mod replay_drops;
+pub mod replay_repetitions;
 
 pub use grid::GridStrategy;
 

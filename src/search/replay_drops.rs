@@ -58,24 +58,24 @@ impl Outcome {
 
 /// A test of a candidate: the seconds one run takes, and each metric a run
 /// gives with its recorded mean and relative spread.
-struct TimedTest {
-    seconds: f64,
-    metrics: Vec<(Metric, f64, f64)>,
+pub(super) struct TimedTest {
+    pub(super) seconds: f64,
+    pub(super) metrics: Vec<(Metric, f64, f64)>,
 }
 
 /// A trial of the grid as the replay needs it.
-struct Candidate {
-    id: String,
+pub(super) struct Candidate {
+    pub(super) id: String,
     /// Recorded mean of the objective, when it ran.
-    value: Option<f64>,
-    feasible: bool,
-    wall_s: f64,
-    repetitions: usize,
+    pub(super) value: Option<f64>,
+    pub(super) feasible: bool,
+    pub(super) wall_s: f64,
+    pub(super) repetitions: usize,
     /// Its tests in the order a trial that may be dropped runs them.
-    tests: Vec<TimedTest>,
+    pub(super) tests: Vec<TimedTest>,
 }
 
-fn candidate(row: &TrialRow, objective: &Objective) -> Candidate {
+pub(super) fn candidate(row: &TrialRow, objective: &Objective) -> Candidate {
     let n = row.n_parallel();
     let depths: Vec<u32> = row.at_depth.0.iter().map(|d| d.depth).collect();
     let value = objective.score(row);

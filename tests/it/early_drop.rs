@@ -1,8 +1,8 @@
 //! Early drops through the real binary: on the real demo model, trials that
 //! break a latency limit in every run stop before their other tests, are
 //! recorded as dropped with the runs they made and never recommended, while
-//! the reference trial is measured to the end; `replay --drops` on the
-//! recorded demo grid.
+//! the reference trial is measured to the end; `replay --drops` and
+//! `replay --repetitions` on the recorded demo grid.
 
 use crate::support::*;
 use llama_sweep::runner::TrialStatus;
@@ -99,4 +99,24 @@ fn replay_shows_what_each_margin_saves_and_risks_on_the_recorded_demo_grid() {
     }
     let bad = run(&["replay", grid.to_str().unwrap(), "--drops", "2"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+#[test]
+fn replay_compares_fixed_fewer_and_more_repetitions_on_the_recorded_demo_grid() {
+    let grid = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-demo-grid");
+    let grid = grid.to_str().unwrap();
+    let out = run(&["replay", grid, "--repetitions", "0.05", "--seeds", "20"]);
+    let so = stdout(&out);
+    assert!(out.status.success(), "{so}\n{}", stderr(&out));
+    assert!(so.starts_with("repetitions on the recorded grid"), "{so}");
+    let policies: Vec<&str> = so
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(policies, ["fixed", "fewer", "fewer+more"], "{so}");
+    assert!(so.contains("fixed                1.00×"), "{so}");
+    // One replay at a time.
+    let both = run(&["replay", grid, "--repetitions", "0.05", "--drops", "0.05"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
 }
