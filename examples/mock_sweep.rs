@@ -56,6 +56,7 @@ fn main() {
     let trials: Vec<TrialSpec> = (0..n)
         .map(|i| TrialSpec {
             schedule: Default::default(),
+            server: None,
             trial_id: format!("{i:012x}"),
             model: ModelVariant {
                 name: "m".into(),

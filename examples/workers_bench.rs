@@ -30,6 +30,7 @@ fn plan(n: usize) -> Vec<TrialSpec> {
     (0..n)
         .map(|i| TrialSpec {
             schedule: Default::default(),
+            server: None,
             trial_id: format!("t{i:05}"),
             model: ModelVariant {
                 name: "mock".into(),

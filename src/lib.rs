@@ -83,6 +83,7 @@ pub(crate) mod test_support {
     pub fn spec(id: &str) -> TrialSpec {
         TrialSpec {
             schedule: Default::default(),
+            server: None,
             trial_id: id.into(),
             model: ModelVariant {
                 name: "m".into(),

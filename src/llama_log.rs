@@ -52,6 +52,30 @@ pub fn offloaded(line: &str) -> Option<(u32, u32)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
+/// What `flash_attn = auto` resolved to, from one log line: on when
+/// llama.cpp probed it or a quantized V cache needs it, off when the
+/// device cannot.
+pub fn flash_attn_resolved(line: &str) -> Option<bool> {
+    if line.contains("Flash Attention enabled") || line.contains("enabling flash_attn since") {
+        Some(true)
+    } else if line.contains("Flash Attention not supported") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A size of the first context a log creates (`llama_context: n_ctx
+/// = 4096`; `key` is `n_ctx`, `n_batch` or `n_ubatch`): the target's, where
+/// a draft model's context follows it.
+pub fn context_size(log: &str, key: &str) -> Option<u32> {
+    log.lines().find_map(|line| {
+        let rest = line.split("llama_context: ").nth(1)?.trim_start();
+        let value = rest.strip_prefix(key)?.trim_start().strip_prefix('=')?;
+        value.trim().parse().ok()
+    })
+}
+
 /// The last layer count a log states.
 pub fn offloaded_layers(log: &str) -> Option<(u32, u32)> {
     log.lines().rev().find_map(offloaded)
@@ -78,6 +102,26 @@ pub fn model_buffers(log: &str) -> Vec<BufferUse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_context_sizes_are_read_not_the_drafts() {
+        let log = "llama_context: constructing llama_context\n\
+                   llama_context: n_seq_max     = 2\n\
+                   llama_context: n_ctx         = 2048\n\
+                   llama_context: n_ctx_seq     = 1024\n\
+                   llama_context: n_batch       = 512\n\
+                   llama_context: n_ubatch      = 256\n\
+                   llama_context: n_ctx         = 4096\n";
+        assert_eq!(context_size(log, "n_ctx"), Some(2048));
+        assert_eq!(context_size(log, "n_batch"), Some(512));
+        assert_eq!(context_size(log, "n_ubatch"), Some(256));
+        assert_eq!(context_size("nothing", "n_ctx"), None);
+        assert_eq!(
+            flash_attn_resolved("llama_context: Flash Attention enabled"),
+            Some(true)
+        );
+        assert_eq!(flash_attn_resolved("n_ctx = 1"), None);
+    }
 
     #[test]
     fn crash_reports_and_buffer_lines_are_read() {

@@ -735,6 +735,7 @@ mod tests {
         (0..n)
             .map(|i| TrialSpec {
                 schedule: Default::default(),
+                server: None,
                 trial_id: format!("t{i}"),
                 model: ModelVariant {
                     name: "m".into(),
@@ -946,6 +947,7 @@ mod tests {
         let trials: Vec<_> = (0..50)
             .map(|i| TrialSpec {
                 schedule: Default::default(),
+                server: None,
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })
@@ -1023,6 +1025,7 @@ mod tests {
         let trials: Vec<_> = (0..8)
             .map(|i| TrialSpec {
                 schedule: Default::default(),
+                server: None,
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })
@@ -1058,6 +1061,7 @@ mod tests {
         let trials: Vec<_> = (0..7)
             .map(|i| TrialSpec {
                 schedule: Default::default(),
+                server: None,
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })

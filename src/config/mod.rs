@@ -12,6 +12,7 @@ mod axis;
 mod baseline;
 pub mod error;
 mod raw;
+mod runtime;
 pub mod settings;
 mod validate;
 
@@ -65,6 +66,9 @@ pub struct SweepConfig {
     pub quality: QualitySettings,
     /// `[app]`: the app's runtimes, to verify the recommendation in.
     pub app: AppSettings,
+    /// `[sweep] runtime = "server"`: every trial runs through this
+    /// llama-server (`[app] server`); `None`: in llama-sweep's own child.
+    pub trial_server: Option<PathBuf>,
 }
 
 /// The configuration the user runs today: measured early and again in the

@@ -61,6 +61,7 @@ pub struct RawSweep {
     pub name: Spanned<String>,
     pub output_dir: Option<String>,
     pub strategy: Option<Spanned<String>>,
+    pub runtime: Option<Spanned<String>>,
     pub seed: Option<u64>,
     pub model_cache: Option<String>,
     pub max_trials: Option<Spanned<i64>>,

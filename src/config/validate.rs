@@ -133,6 +133,7 @@ pub fn validate(
     let baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
     let quality = quality(&ctx, &raw, base_dir, &objective)?;
     let app = super::app::app(&ctx, &raw, base_dir)?;
+    let trial_server = super::runtime::trial_server(&ctx, &raw, &app, &workload)?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -152,6 +153,7 @@ pub fn validate(
         baseline,
         quality,
         app,
+        trial_server,
     })
 }
 

@@ -16,6 +16,7 @@
 //! llama-server shares: see `Knob::written_at_default`), and `--fit off`
 //! keeps llama.cpp from changing any of them to fit the free memory.
 
+use crate::knobs::EffectiveParams;
 use crate::knobs::{self, FlashAttn, Knob, KnobId, ServerSpelling, Value};
 use crate::store::row::TrialRow;
 
@@ -74,7 +75,7 @@ fn switch(flag: &'static str, env: Option<&'static str>, on: bool) -> LlamaArg {
     }
 }
 
-fn flash_attn(row: &TrialRow, flag: &'static str, env: &'static str) -> LlamaArg {
+fn flash_attn(row: &Trial, flag: &'static str, env: &'static str) -> LlamaArg {
     match (row.params.flash_attn(), row.flash_attn_resolved) {
         (FlashAttn::Auto, Some(on)) => {
             let value = if on { "on" } else { "off" };
@@ -91,7 +92,7 @@ fn flash_attn(row: &TrialRow, flag: &'static str, env: &'static str) -> LlamaArg
 
 /// A flag llama.cpp reads no variable for (`--threads-batch`): say what to
 /// do instead, and what llama.cpp uses without it.
-fn without_variable(row: &TrialRow, knob: &Knob, flag: &'static str) -> LlamaArg {
+fn without_variable(row: &Trial, knob: &Knob, flag: &'static str) -> LlamaArg {
     let value = flag_value(row.params.get(knob.id));
     let instead = match knob.follows {
         Some(followed) if flag_value(row.params.get(followed)) == value => {
@@ -124,7 +125,7 @@ fn flag_value(value: &Value) -> String {
 
 /// The argument that sets `knob` as `row` ran it (`None`: nothing to write,
 /// the value is what llama.cpp does without the flag).
-fn knob_arg(row: &TrialRow, knob: &Knob) -> Option<LlamaArg> {
+fn knob_arg(row: &Trial, knob: &Knob) -> Option<LlamaArg> {
     if !knob.written_at_default() && row.is_defaulted(knob.id) {
         return None;
     }
@@ -162,11 +163,40 @@ fn knob_arg(row: &TrialRow, knob: &Knob) -> Option<LlamaArg> {
     })
 }
 
+/// What the arguments are written from: a trial's model and parameters,
+/// as measured (a row) or about to be (a trial run through llama-server,
+/// whose command line is these same arguments).
+pub struct Trial<'a> {
+    pub model_path: &'a str,
+    pub params: &'a EffectiveParams,
+    /// Knobs left at llama.cpp's default, `;`-separated (a row's
+    /// `defaulted`).
+    pub defaulted: &'a str,
+    /// What `flash_attn = auto` resolved to, once measured.
+    pub flash_attn_resolved: Option<bool>,
+}
+
+impl Trial<'_> {
+    fn is_defaulted(&self, knob: KnobId) -> bool {
+        self.defaulted.split(';').any(|name| name == knob.name())
+    }
+}
+
 /// The llama.cpp arguments that reproduce `row`'s trial: the model, every
 /// knob in the parameter table's order, and `--fit off`.
 pub fn llama_args(row: &TrialRow) -> Vec<LlamaArg> {
-    std::iter::once(arg("-m", "LLAMA_ARG_MODEL", &row.model_path))
-        .chain(knobs::TABLE.iter().filter_map(|k| knob_arg(row, k)))
+    trial_args(&Trial {
+        model_path: &row.model_path,
+        params: &row.params,
+        defaulted: &row.defaulted,
+        flash_attn_resolved: row.flash_attn_resolved,
+    })
+}
+
+/// The llama.cpp arguments of `trial`, as [`llama_args`].
+pub fn trial_args(trial: &Trial) -> Vec<LlamaArg> {
+    std::iter::once(arg("-m", "LLAMA_ARG_MODEL", trial.model_path))
+        .chain(knobs::TABLE.iter().filter_map(|k| knob_arg(trial, k)))
         .chain(std::iter::once(arg("--fit", "LLAMA_ARG_FIT", "off")))
         .collect()
 }

@@ -79,24 +79,31 @@ pub(crate) fn model_facts(model: &Model) -> ModelFacts {
         .unwrap_or_else(|| "?".into());
     let ftype = model
         .meta("general.file_type")
-        .and_then(|v| v.parse::<u32>().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    let n_params = model.n_params();
+    ModelFacts {
+        description: describe_model(&arch, n_params, ftype),
+        n_params,
+        size_bytes: model.size(),
+        n_layer: model.n_layer(),
+    }
+}
+
+/// llama.cpp's description of a model, `llama 135M Q4_1`: its architecture,
+/// parameters and file type.
+pub(crate) fn describe_model(arch: &str, n_params: u64, ftype: Option<u32>) -> String {
+    let ftype = ftype
         .map(|f| {
             // SAFETY: llama_ftype_name returns a static string for any value.
             unsafe { llama::c_string(llama_cpp_sys_2::llama_ftype_name(f as _)) }
         })
         .unwrap_or_else(|| "?".into());
-    let n_params = model.n_params();
     let size = if n_params >= 1_000_000_000 {
         format!("{:.1}B", n_params as f64 / 1e9)
     } else {
         format!("{}M", n_params / 1_000_000)
     };
-    ModelFacts {
-        description: format!("{arch} {size} {ftype}"),
-        n_params,
-        size_bytes: model.size(),
-        n_layer: model.n_layer(),
-    }
+    format!("{arch} {size} {ftype}")
 }
 
 /// Loads `spec`'s model and creates its context with the trial's settings
@@ -307,6 +314,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
             .collect(),
         itl_ms: runs.itl_ms,
         dropped,
+        server: None,
     })
 }
 

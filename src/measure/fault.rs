@@ -79,6 +79,7 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
     std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
     let reply = ChildReply::Measured(TrialMetrics {
         dropped: None,
+        server: None,
         model: ModelFacts {
             description: "made up by a test fault".into(),
             n_params: 1,

@@ -70,10 +70,8 @@ impl Capture {
         }
         // "auto" resolved by probing, or switched on because a quantized V
         // cache requires it.
-        if line.contains("Flash Attention enabled") || line.contains("enabling flash_attn since") {
-            self.flash_attn_auto = Some(true);
-        } else if line.contains("Flash Attention not supported") {
-            self.flash_attn_auto = Some(false);
+        if let Some(on) = crate::llama_log::flash_attn_resolved(line) {
+            self.flash_attn_auto = Some(on);
         }
         if level == LEVEL_WARN || level == LEVEL_ERROR {
             if self.problems.len() == KEPT_PROBLEM_LINES {

@@ -16,6 +16,7 @@ pub mod probe;
 mod quality;
 mod selftest;
 mod server_order;
+mod server_trial;
 mod tokens;
 
 use crate::protocol::{ChildJob, ChildReply, ChildRequest};
@@ -88,7 +89,10 @@ fn do_job(job: ChildJob) -> ChildReply {
     llama::init_backend();
     match job {
         ChildJob::Probe => ChildReply::Probe(probe::probe()),
-        ChildJob::Measure(spec) => match bench::measure(&spec) {
+        ChildJob::Measure(spec) => match match &spec.server {
+            Some(server) => server_trial::measure(&spec, server),
+            None => bench::measure(&spec),
+        } {
             Ok(metrics) => ChildReply::Measured(metrics),
             Err(reason) => ChildReply::Failed { reason },
         },

@@ -10,7 +10,7 @@ pub mod trial_id;
 
 use crate::config::SweepConfig;
 use crate::models::PlannedVariant;
-use crate::protocol::{Sampling, TrialSpec};
+use crate::protocol::{Sampling, ServerTrial, TrialSpec};
 
 /// The ordered list of trials, and what was left out.
 #[derive(Debug, Clone)]
@@ -27,12 +27,21 @@ pub struct Plan {
     pub duplicates: usize,
 }
 
+/// How the sweep's trials run through a llama-server, if they do.
+pub fn server_trial(config: &SweepConfig) -> Option<ServerTrial> {
+    config
+        .trial_server
+        .clone()
+        .map(|binary| ServerTrial { binary })
+}
+
 /// Builds the grid plan for `variants` (from `models::plan_variants`).
 pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
     let mut trials = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut duplicates = 0;
     let expansion = grid::expand(&config.space);
+    let server = server_trial(config);
     for planned in variants {
         for params in expansion.combos.iter().cloned() {
             let trial_id = trial_id::trial_id(
@@ -40,6 +49,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
                 &params,
                 &config.workload,
                 config.sweep.seed,
+                server.as_ref(),
             );
             if !seen.insert(trial_id.clone()) {
                 duplicates += 1;
@@ -47,6 +57,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
             }
             trials.push(TrialSpec {
                 schedule: Default::default(),
+                server: server.clone(),
                 trial_id,
                 model: planned.variant.clone(),
                 params,

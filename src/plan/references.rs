@@ -118,6 +118,7 @@ fn server_settings(
 
 /// A reference trial of `model` with `params`, under the sweep's workload.
 fn reference_spec(config: &SweepConfig, model: &ModelVariant, params: Params) -> TrialSpec {
+    let server = super::server_trial(config);
     TrialSpec {
         schedule: Default::default(),
         trial_id: trial_id(
@@ -125,7 +126,9 @@ fn reference_spec(config: &SweepConfig, model: &ModelVariant, params: Params) ->
             &params,
             &config.workload,
             config.sweep.seed,
+            server.as_ref(),
         ),
+        server,
         model: model.clone(),
         params,
         workload: config.workload.clone(),

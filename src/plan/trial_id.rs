@@ -3,7 +3,7 @@
 //! a change to any of them gives a new one.
 
 use crate::knobs::Params;
-use crate::protocol::Workload;
+use crate::protocol::{ServerTrial, Workload};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -19,16 +19,29 @@ struct IdInput<'a> {
     params: &'a Params,
     workload: &'a Workload,
     seed: u64,
+    /// Absent for llama-sweep's own runtime (the ids of sweeps made before
+    /// there was another stay the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<&'a str>,
 }
 
-/// 12 hex digits (48 bits) of sha256 over the canonical JSON of the inputs.
-pub fn trial_id(model_identity: &str, params: &Params, workload: &Workload, seed: u64) -> String {
+/// 12 hex digits (48 bits) of sha256 over the canonical JSON of the inputs;
+/// `server`: measured through a llama-server (`[sweep] runtime`), which
+/// makes it another trial.
+pub fn trial_id(
+    model_identity: &str,
+    params: &Params,
+    workload: &Workload,
+    seed: u64,
+    server: Option<&ServerTrial>,
+) -> String {
     let input = IdInput {
         v: ID_VERSION,
         model: model_identity,
         params,
         workload,
         seed,
+        runtime: server.map(|_| "llama-server"),
     };
     let json = serde_json::to_vec(&input).expect("trial inputs serialize");
     crate::digest::hex(&Sha256::digest(&json)[..6])
@@ -55,10 +68,10 @@ mod tests {
     fn same_inputs_same_id() {
         let p = Params::default().with(crate::knobs::N_BATCH, crate::knobs::Value::Int(512));
         assert_eq!(
-            trial_id("m", &p, &workload(), 0),
-            trial_id("m", &p.clone(), &workload(), 0)
+            trial_id("m", &p, &workload(), 0, None),
+            trial_id("m", &p.clone(), &workload(), 0, None)
         );
-        assert_eq!(trial_id("m", &p, &workload(), 0).len(), 12);
+        assert_eq!(trial_id("m", &p, &workload(), 0, None).len(), 12);
     }
 
     #[test]
@@ -69,34 +82,34 @@ mod tests {
             "ids of sweeps without depths stay what they were: {json}"
         );
         let base = Params::default();
-        let id = trial_id("m", &base, &workload(), 0);
+        let id = trial_id("m", &base, &workload(), 0, None);
         let deep = Workload {
             n_depth: vec![512],
             ..workload()
         };
-        assert_ne!(id, trial_id("m", &base, &deep, 0));
+        assert_ne!(id, trial_id("m", &base, &deep, 0, None));
         let follow_up = Workload {
             request_history_tokens: 1000,
             ..workload()
         };
-        assert_ne!(id, trial_id("m", &base, &follow_up, 0));
+        assert_ne!(id, trial_id("m", &base, &follow_up, 0, None));
     }
 
     #[test]
     fn any_change_gives_a_new_id() {
         let base = Params::default();
-        let id = trial_id("m", &base, &workload(), 0);
-        assert_ne!(id, trial_id("other", &base, &workload(), 0));
+        let id = trial_id("m", &base, &workload(), 0, None);
+        assert_ne!(id, trial_id("other", &base, &workload(), 0, None));
         let p = Params::default().with(crate::knobs::N_THREADS, crate::knobs::Value::Int(2));
-        assert_ne!(id, trial_id("m", &p, &workload(), 0));
+        assert_ne!(id, trial_id("m", &p, &workload(), 0, None));
         let w = Workload {
             repetitions: 4,
             ..workload()
         };
-        assert_ne!(id, trial_id("m", &base, &w, 0));
+        assert_ne!(id, trial_id("m", &base, &w, 0, None));
         assert_ne!(
             id,
-            trial_id("m", &base, &workload(), 1),
+            trial_id("m", &base, &workload(), 1, None),
             "another seed, other prompt tokens"
         );
     }
@@ -119,11 +132,25 @@ mod tests {
     }
 
     #[test]
+    fn a_trial_through_llama_server_is_another_trial_wherever_the_binary_lies() {
+        let p = Params::default();
+        let server = ServerTrial {
+            binary: "/opt/llama/llama-server".into(),
+        };
+        let moved = ServerTrial {
+            binary: "/usr/local/bin/llama-server".into(),
+        };
+        let through = trial_id("m", &p, &workload(), 0, Some(&server));
+        assert_ne!(through, trial_id("m", &p, &workload(), 0, None));
+        assert_eq!(through, trial_id("m", &p, &workload(), 0, Some(&moved)));
+    }
+
+    #[test]
     fn id_is_pinned() {
         // Changing this value breaks resuming every existing sweep: bump
         // ID_VERSION on purpose instead.
         assert_eq!(
-            trial_id("m", &Params::default(), &workload(), 0),
+            trial_id("m", &Params::default(), &workload(), 0, None),
             "5374a4e49b2e"
         );
     }

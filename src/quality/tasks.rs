@@ -143,6 +143,7 @@ mod tests {
     fn spec(v: &ModelVariant, type_k: Option<KvType>) -> TrialSpec {
         TrialSpec {
             schedule: Default::default(),
+            server: None,
             trial_id: format!("{}-{type_k:?}", v.identity),
             model: v.clone(),
             params: match type_k {

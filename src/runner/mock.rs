@@ -99,6 +99,7 @@ pub fn measured(tg: f64, pp: f64) -> TrialOutcome {
         error: None,
         metrics: Some(TrialMetrics {
             dropped: None,
+            server: None,
             model: ModelFacts {
                 description: "mock 1M Q4_1".into(),
                 n_params: 1_000_000,

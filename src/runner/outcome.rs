@@ -235,6 +235,7 @@ mod tests {
     fn metrics() -> TrialMetrics {
         TrialMetrics {
             dropped: None,
+            server: None,
             model: ModelFacts {
                 description: "m".into(),
                 n_params: 1,

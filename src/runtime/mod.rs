@@ -7,8 +7,11 @@
 //! [`SessionJob`] (load one configuration exactly as exported, send the
 //! app's request shape, streaming) as a child process with its log kept,
 //! returning a [`Session`] or a one-line reason. `verify` drives them;
-//! `doctor` probes them.
+//! `doctor` probes them. [`clients`] are the app's streaming clients of a
+//! llama-server, shared by [`server`] and the sweep's trials through one
+//! (`measure::server_trial`, `[sweep] runtime = "server"`).
 
+pub mod clients;
 pub mod http;
 pub mod prompts;
 pub mod python;

@@ -7,10 +7,9 @@
 //! [`RuntimeError`] with its log kept; the process group is killed on every
 //! way out.
 
-use super::{Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Session, SessionJob, http};
+use super::{Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Session, SessionJob, clients, http};
 use crate::export::llama_args::llama_args;
 use crate::runner::process;
-use serde_json::json;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -78,13 +77,13 @@ impl ServerRuntime {
                 continue;
             }
             session.ttft_ms.push(answer.ttft_ms);
-            if let Some(tps) = answer.client_gen_tps() {
+            if let Some(tps) = answer.gen_tps() {
                 session.gen_tps.push(tps);
             }
-            session.runtime_gen_tps.extend(answer.predicted_per_second);
             session
-                .generated
-                .push(answer.predicted_n.unwrap_or(answer.token_events));
+                .runtime_gen_tps
+                .extend(answer.server.predicted_per_second);
+            session.generated.push(answer.tokens());
         }
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let offloaded = crate::llama_log::offloaded_layers(&text);
@@ -137,66 +136,52 @@ impl Runtime for ServerRuntime {
     }
 
     fn session(&self, job: &SessionJob, log: &Path) -> Result<Session, RuntimeError> {
-        let port = free_port()
-            .map_err(|e| RuntimeError::new(format!("no free loopback port: {e}"), None))?;
-        let mut command = Command::new(&self.binary);
-        for arg in llama_args(job.row) {
-            command.arg(arg.flag);
-            command.args(arg.value);
-        }
-        command.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
-        let child = process::spawn_logged(command, log, false).map_err(|e| {
-            RuntimeError::new(
-                format!("cannot start {}: {}", self.binary.display(), e.root_cause()),
-                Some(log),
-            )
-        })?;
-        let mut server = Started {
-            child,
-            port,
-            started: Instant::now(),
-        };
+        let args = llama_args(job.row)
+            .into_iter()
+            .flat_map(|arg| std::iter::once(arg.flag.to_string()).chain(arg.value));
+        let mut server = Started::start(&self.binary, args, log)?;
         let measured = self.measure(&mut server, job, log);
         server.stop();
         measured
     }
 }
 
-/// A running server; killed with its process group when dropped.
-struct Started {
+/// A running server on a loopback port, its output in its log; killed
+/// with its process group when dropped (and by the kernel when the process
+/// that started it dies).
+pub(crate) struct Started {
     child: Child,
-    port: u16,
-    started: Instant,
-}
-
-/// One streamed answer, on the client's clock.
-#[derive(Debug, Default)]
-struct Answer {
-    /// Until the first event with content.
-    ttft_ms: f64,
-    /// Events that carried a token, and when the first and last came.
-    token_events: u32,
-    first_token: Option<Instant>,
-    last_token: Option<Instant>,
-    /// The server's own `timings`.
-    predicted_n: Option<u32>,
-    predicted_per_second: Option<f64>,
-}
-
-impl Answer {
-    /// Tokens after the first over the time from the first to the last.
-    fn client_gen_tps(&self) -> Option<f64> {
-        let n = self.predicted_n.unwrap_or(self.token_events);
-        let span = self
-            .last_token?
-            .duration_since(self.first_token?)
-            .as_secs_f64();
-        (n > 1 && span > 0.0).then(|| f64::from(n - 1) / span)
-    }
+    pub(crate) port: u16,
+    pub(crate) started: Instant,
 }
 
 impl Started {
-    fn exited(&mut self) -> Option<String> {
+    /// Starts `binary` with `args` and a free loopback port.
+    pub(crate) fn start(
+        binary: &Path,
+        args: impl IntoIterator<Item = String>,
+        log: &Path,
+    ) -> Result<Started, RuntimeError> {
+        let port = free_port()
+            .map_err(|e| RuntimeError::new(format!("no free loopback port: {e}"), None))?;
+        let mut command = Command::new(binary);
+        command.args(args);
+        command.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+        let child = process::spawn_logged(command, log, false).map_err(|e| {
+            RuntimeError::new(
+                format!("cannot start {}: {}", binary.display(), e.root_cause()),
+                Some(log),
+            )
+        })?;
+        Ok(Started {
+            child,
+            port,
+            started: Instant::now(),
+        })
+    }
+
+    /// The exit status, once it has exited.
+    pub(crate) fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
             _ => None,
@@ -205,7 +190,11 @@ impl Started {
 
     /// Waits for `/health` to answer 200; fails when the server exits or
     /// `timeout` passes first.
-    fn wait_until_ready(&mut self, timeout: Duration, log: &Path) -> Result<(), RuntimeError> {
+    pub(crate) fn wait_until_ready(
+        &mut self,
+        timeout: Duration,
+        log: &Path,
+    ) -> Result<(), RuntimeError> {
         let deadline = self.started + timeout;
         loop {
             if let Some(status) = self.exited() {
@@ -247,88 +236,29 @@ impl Started {
         prompt: &[i32],
         seed: u64,
         log: &Path,
-    ) -> Result<Answer, RuntimeError> {
-        let body = json!({
-            "prompt": prompt,
-            "n_predict": job.max_tokens,
-            "temperature": job.temperature,
-            "seed": seed,
-            "ignore_eos": true,
-            "cache_prompt": false,
-            "stream": true,
-        })
-        .to_string();
-        let mut answer = Answer::default();
-        let mut error = None;
-        let sent = Instant::now();
-        let status = http::post_stream(
-            self.port,
-            "/completion",
-            &body,
-            job.timeout,
-            STALL,
-            |event, at| {
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(event) else {
-                    return;
-                };
-                if let Some(e) = value.get("error") {
-                    error = Some(
-                        e.get("message")
-                            .and_then(|m| m.as_str())
-                            .map_or_else(|| e.to_string(), str::to_string),
-                    );
-                    return;
-                }
-                let content = value.get("content").and_then(|c| c.as_str()).unwrap_or("");
-                let stop = value.get("stop").and_then(|s| s.as_bool()).unwrap_or(false);
-                if !stop || !content.is_empty() {
-                    answer.token_events += 1;
-                    answer.first_token.get_or_insert(at);
-                    answer.last_token = Some(at);
-                    if !content.is_empty() && answer.ttft_ms == 0.0 {
-                        answer.ttft_ms = at.duration_since(sent).as_secs_f64() * 1000.0;
-                    }
-                }
-                if let Some(t) = value.get("timings") {
-                    answer.predicted_n = t
-                        .get("predicted_n")
-                        .and_then(|v| v.as_u64())
-                        .map(|v| v as u32);
-                    answer.predicted_per_second =
-                        t.get("predicted_per_second").and_then(|v| v.as_f64());
-                }
-            },
-        )
-        .map_err(|e| {
+    ) -> Result<clients::Reply, RuntimeError> {
+        let request = clients::Request {
+            prompt: prompt.to_vec(),
+            max_tokens: job.max_tokens,
+            temperature: job.temperature,
+            seed,
+            cache_prompt: false,
+        };
+        let limits = clients::Limits {
+            timeout: job.timeout,
+            stall: STALL,
+        };
+        clients::complete(self.port, &request, limits).map_err(|why| {
             let exited = self
                 .exited()
                 .map(|s| format!(" (it exited: {s})"))
                 .unwrap_or_default();
-            RuntimeError::new(
-                format!("llama-server stopped answering: {e}{exited}"),
-                Some(log),
-            )
-        })?;
-        if status != 200 || error.is_some() {
-            return Err(RuntimeError::new(
-                format!(
-                    "llama-server refused the request ({status}): {}",
-                    error.unwrap_or_else(|| "no reason given".into())
-                ),
-                Some(log),
-            ));
-        }
-        if answer.token_events == 0 {
-            return Err(RuntimeError::new(
-                "llama-server streamed no token",
-                Some(log),
-            ));
-        }
-        Ok(answer)
+            RuntimeError::new(format!("{why}{exited}"), Some(log))
+        })
     }
 
     /// SIGTERM, a few seconds to end, then SIGKILL to the whole group.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let pid = self.child.id() as libc::pid_t;
         process::signal_group(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);

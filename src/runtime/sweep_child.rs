@@ -38,6 +38,7 @@ pub fn spec_of(row: &TrialRow, repetitions: u32, temperature: f64, seed: u64) ->
         .collect();
     TrialSpec {
         schedule: Default::default(),
+        server: None,
         trial_id: row.trial_id.clone(),
         model: ModelVariant {
             name: row.model_name.clone(),

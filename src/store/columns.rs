@@ -355,6 +355,9 @@ pub fn columns() -> &'static [Column] {
             worker,
             machine_id,
             machine,
+            runtime,
+            server_tg_tps_mean,
+            draft_acceptance,
         ];
         before
             .into_iter()

@@ -146,6 +146,14 @@ pub struct TrialRow {
     pub worker: Option<String>,
     pub machine_id: Option<String>,
     pub machine: Option<String>,
+    /// `llama-server` for a trial measured through one (`[sweep] runtime`);
+    /// empty for llama-sweep's own.
+    pub runtime: Option<String>,
+    /// The server's own generation speed of the requests (its `timings`),
+    /// beside the client's `tg_tps_mean`.
+    pub server_tg_tps_mean: Option<f64>,
+    /// With speculative decoding: drafted tokens the model accepted.
+    pub draft_acceptance: Option<f64>,
 }
 
 /// What `build` says of a row made under `--test-fault`.
@@ -153,7 +161,7 @@ pub const TEST_FAULT_MARK: &str = "[test fault";
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
-pub const LATER_COLUMNS: [&str; 18] = [
+pub const LATER_COLUMNS: [&str; 21] = [
     "ppl",
     "ppl_increase_pct",
     "kld",
@@ -172,6 +180,9 @@ pub const LATER_COLUMNS: [&str; 18] = [
     "worker",
     "machine_id",
     "machine",
+    "runtime",
+    "server_tg_tps_mean",
+    "draft_acceptance",
 ];
 
 /// Where and when a trial ran, for its row.
@@ -258,7 +269,13 @@ impl TrialRow {
             m.map(|m| join(f(m))).unwrap_or_default()
         };
         let w = &spec.workload;
-        let aggregate = tg.map(|s| (s.mean * n_seq as f64, s.stddev * n_seq as f64));
+        // A server's clients measure the throughput of their rounds; the
+        // in-process child decodes its sequences in lockstep.
+        let server = m.and_then(|m| m.server.as_deref());
+        let aggregate = match server.and_then(|s| Summary::of(&s.aggregate_tps)) {
+            Some(s) => Some((s.mean, s.stddev)),
+            None => tg.map(|s| (s.mean * n_seq as f64, s.stddev * n_seq as f64)),
+        };
         let percentile = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>, q: f64| {
             m.and_then(|m| quantile(f(m), q))
         };
@@ -357,6 +374,11 @@ impl TrialRow {
             worker: Some(ctx.origin.worker.clone()).filter(|w| !w.is_empty()),
             machine_id: Some(ctx.origin.machine_id.clone()).filter(|m| !m.is_empty()),
             machine: Some(ctx.origin.machine.clone()).filter(|m| !m.is_empty()),
+            runtime: spec.server.as_ref().map(|_| "llama-server".to_string()),
+            server_tg_tps_mean: server
+                .and_then(|s| Summary::of(&s.predicted_tps))
+                .map(|s| s.mean),
+            draft_acceptance: server.and_then(|s| s.acceptance()),
         };
         if let Some(facts) = ctx.facts {
             row.take_facts(facts);

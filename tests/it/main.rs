@@ -19,6 +19,7 @@ mod quality;
 mod report;
 mod report_quality;
 mod search;
+mod server_runtime;
 mod shapes;
 mod slurm;
 mod support;

@@ -13,6 +13,7 @@ use std::process::Stdio;
 fn spec(params: Params) -> TrialSpec {
     TrialSpec {
         schedule: Default::default(),
+        server: None,
         trial_id: "t".into(),
         model: ModelVariant {
             name: "smol".into(),

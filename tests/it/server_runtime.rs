@@ -1,0 +1,130 @@
+//! Trials through llama-server (`[sweep] runtime = "server"`): a real
+//! llama-server built from llama-sweep's own llama.cpp source, measured by
+//! concurrent streaming clients on the real demo model; and servers that
+//! fail (one that exits at once, one that dies in the middle of a trial),
+//! each a row with its reason while the sweep goes on.
+
+use crate::support::*;
+use llama_sweep::runner::TrialStatus;
+use std::path::{Path, PathBuf};
+
+/// A fake llama-server: it says it is one, then does `body`.
+fn script(dir: &Path, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("llama-server");
+    let says = r#"case "$1" in
+  --version) echo 'version: 1 (fake)' >&2; exit 0 ;;
+  --list-devices) echo 'Available devices:'; echo '  (none)'; exit 0 ;;
+esac"#;
+    std::fs::write(&path, format!("#!/bin/sh\n{says}\n{body}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A sweep of the demo model whose trials run through `server`.
+fn server_sweep(dir: &Path, server: &Path, space: &str) -> PathBuf {
+    let sweep = sweep_file(
+        dir,
+        &model_table("demo", &demo_model(), ""),
+        space,
+        &format!(
+            "[drift]\nevery = 0\n\n[app]\nserver = \"{}\"\nrounds = 1\nrepetitions = 1\n\n\
+             [trial]\ntimeout_s = 120",
+            server.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&sweep).unwrap();
+    let text = text.replacen("[sweep]\n", "[sweep]\nruntime = \"server\"\n", 1);
+    std::fs::write(&sweep, text).unwrap();
+    sweep
+}
+
+#[test]
+fn trials_run_through_a_real_llama_server_with_concurrent_clients() {
+    let Some(server) = llama_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = server_sweep(dir.path(), &server, "n_threads = 2\nn_parallel = [1, 2]");
+    let out = run(&["run", sweep.to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    let folder = dir.path().join("reports/it");
+    let rows = read_rows(&folder);
+    let planned: Vec<_> = rows.iter().filter(|r| r.seq < 2).collect();
+    assert_eq!(planned.len(), 2, "{rows:#?}\n{text}");
+    // The exported flags are those measured: the batch sizes llama.cpp
+    // used, not zeros.
+    for row in &rows {
+        assert!(row.params.int(llama_sweep::knobs::N_BATCH) > 0, "{row:#?}");
+    }
+    for row in &rows {
+        assert_eq!(row.status, TrialStatus::Ok, "{row:#?}");
+        assert_eq!(row.runtime.as_deref(), Some("llama-server"), "{row:#?}");
+        for figure in [
+            row.tg_tps_mean,
+            row.pp_tps_mean,
+            row.ttft_ms_mean,
+            row.e2e_ms_mean,
+            row.aggregate_tps_mean,
+            row.server_tg_tps_mean,
+        ] {
+            assert!(figure.is_some_and(|v| v > 0.0), "{row:#?}");
+        }
+        // No draft model: nothing drafted.
+        assert_eq!(row.draft_acceptance, None);
+        let log = std::fs::read_to_string(folder.join(&row.log_file)).unwrap();
+        assert!(log.contains("llama-server's log"), "{log}");
+    }
+    // Every request's time to first token: two clients a round, two rounds.
+    let two = planned
+        .iter()
+        .find(|r| r.params.int(llama_sweep::knobs::N_PARALLEL) == 2)
+        .unwrap();
+    assert_eq!(two.ttft_ms_samples.split(';').count(), 4, "{two:#?}");
+}
+
+#[test]
+fn a_server_that_exits_at_once_or_dies_mid_trial_is_a_row_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // Refuses its arguments, as a llama-server does with a flag it lacks.
+    let refusing = script(
+        &dir.path().join("refusing"),
+        "echo 'error: invalid argument: --fit' >&2; exit 1",
+    );
+    // Answers /health, then dies after the first token of a request.
+    let dying = script(
+        &dir.path().join("dying"),
+        r#"while [ $# -gt 0 ]; do [ "$1" = --port ] && port=$2; shift; done
+exec python3 - "$port" <<'EOF'
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{"status":"ok"}')
+    def do_POST(self):
+        self.rfile.read(int(self.headers['Content-Length']))
+        self.send_response(200); self.send_header('Content-Type', 'text/event-stream'); self.end_headers()
+        self.wfile.write(b'data: {"content":"a","stop":false}\n\n'); self.wfile.flush()
+        os._exit(9)
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+EOF"#,
+    );
+    for (server, reason) in [
+        (&refusing, "exited (exit status: 1) before it was ready"),
+        (&dying, "stopped answering"),
+    ] {
+        let sweep_dir = server.parent().unwrap();
+        let sweep = server_sweep(sweep_dir, server, "n_threads = [1, 2]");
+        let out = run(&["run", sweep.to_str().unwrap()]);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!out.status.success(), "{text}");
+        let rows = read_rows(&sweep_dir.join("reports/it"));
+        assert!(!rows.is_empty(), "{text}");
+        for row in &rows {
+            assert_eq!(row.status, TrialStatus::Failed, "{row:#?}");
+            let error = row.error.as_deref().unwrap_or("");
+            assert!(error.contains(reason), "{error}\n{text}");
+        }
+    }
+}
