@@ -13,7 +13,6 @@
 //! kills it.
 
 use super::bench::describe_model;
-use crate::early_drop::Test;
 use crate::export::llama_args::{Trial, trial_args};
 use crate::knobs;
 use crate::llama_log;
@@ -230,7 +229,6 @@ impl Runs {
     /// Each quantity a drop rule may hold the trial to, with its values so
     /// far (`n` requests per round).
     fn judged(&self, n: usize) -> Vec<(Metric, Vec<f64>)> {
-        debug_assert!(Test::of(Metric::TtftMs) == Some(Test::Request));
         vec![
             (Metric::TtftMs, per_repetition_means(&self.ttft_ms, n)),
             (Metric::E2eMs, self.e2e_ms.clone()),
