@@ -16,7 +16,7 @@ pub mod probe;
 mod quality;
 mod selftest;
 mod server_order;
-mod server_trial;
+pub mod server_trial;
 mod tokens;
 
 use crate::protocol::{ChildJob, ChildReply, ChildRequest};

@@ -13,8 +13,8 @@
 //! kills it.
 
 use super::bench::describe_model;
-use crate::export::llama_args::{Trial, trial_args};
-use crate::knobs;
+use crate::export::llama_args::{LlamaArg, Trial, trial_args};
+use crate::knobs::{self, EffectiveParams};
 use crate::llama_log;
 use crate::models::gguf::GgufHeader;
 use crate::objective::Metric;
@@ -44,15 +44,9 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
         .params
         .overlaid(&spec.forced)
         .resolve(&super::apply::defaults());
-    let model_path = path.display().to_string();
-    let args = trial_args(&Trial {
-        model_path: &model_path,
-        params: &params,
-        defaulted: &defaulted.join(";"),
-        flash_attn_resolved: None,
-    })
-    .into_iter()
-    .flat_map(|arg| std::iter::once(arg.flag.to_string()).chain(arg.value));
+    let args = args_of(spec, &params, &defaulted)
+        .into_iter()
+        .flat_map(|arg| std::iter::once(arg.flag.to_string()).chain(arg.value));
     let n_clients = params.int(knobs::N_PARALLEL).max(1) as usize;
     let log = super::scratch_dir().join(format!("llama-server-{}.log", spec.trial_id));
     let mut running = Started::start(&server.binary, args, &log).map_err(|e| e.reason)?;
@@ -93,6 +87,18 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
     m.flash_attn_resolved = text.lines().find_map(llama_log::flash_attn_resolved);
     m.weights = llama_log::model_buffers(&text);
     Ok(m)
+}
+
+/// The llama.cpp arguments `spec` starts llama-server with, its parameters
+/// resolved against `defaults` into `params` (with the knobs `defaulted`):
+/// its row's server-args export.
+pub fn args_of(spec: &TrialSpec, params: &EffectiveParams, defaulted: &[&str]) -> Vec<LlamaArg> {
+    trial_args(&Trial {
+        model_path: &spec.model.path.display().to_string(),
+        params,
+        defaulted: &defaulted.join(";"),
+        flash_attn_resolved: None,
+    })
 }
 
 /// Waits for the server, warms it up, and sends the measured rounds.

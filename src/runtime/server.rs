@@ -10,6 +10,7 @@
 use super::{Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Session, SessionJob, clients, http};
 use crate::export::llama_args::llama_args;
 use crate::runner::process;
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -92,6 +93,42 @@ impl ServerRuntime {
         session.n_threads = crate::llama_log::threads_in_log(&text);
         Ok(session)
     }
+}
+
+impl ServerRuntime {
+    /// The flags the binary's `--help` lists.
+    pub fn accepted_flags(&self, log: &Path) -> Result<HashSet<String>, RuntimeError> {
+        Ok(flags_in_help(&self.output_of(&["--help"], log)?))
+    }
+}
+
+/// The flags a llama.cpp tool's `--help` lists: each option line starts
+/// with its spellings, `-c,    --ctx-size N`, before the columns of its
+/// explanation.
+fn flags_in_help(help: &str) -> HashSet<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with('-'))
+        .flat_map(|line| {
+            // Spellings are aligned after their commas (`-lm,   --load-mode`):
+            // the explanation starts at the first wide gap after the last.
+            let joined = line
+                .split(',')
+                .map(str::trim_start)
+                .collect::<Vec<_>>()
+                .join(",");
+            let spellings = joined.split("  ").next().unwrap_or("").to_string();
+            spellings
+                .split(',')
+                .filter_map(|s| s.split_whitespace().next())
+                .filter(|flag| {
+                    let name = flag.strip_prefix("--").or_else(|| flag.strip_prefix('-'));
+                    name.is_some_and(|n| n.starts_with(|c: char| c.is_ascii_alphanumeric()))
+                })
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 impl Runtime for ServerRuntime {
@@ -341,6 +378,33 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
+    }
+
+    #[test]
+    fn the_flags_of_a_help_text_are_read() {
+        let help = "----- common params -----\n\n\
+                    -h,    --help, --usage                  print usage and exit\n\
+                    -c,    --ctx-size N                     size of the prompt context (default: 4096)\n\
+                    -fa,   --flash-attn [on|off|auto]       set Flash Attention use\n\
+                    --spec-draft-n-max N                    number of tokens to draft (default: 3)\n\
+                                                            (env: LLAMA_ARG_SPEC_DRAFT_N_MAX)\n";
+        let flags = flags_in_help(help);
+        for flag in [
+            "-h",
+            "--help",
+            "--usage",
+            "-c",
+            "--ctx-size",
+            "-fa",
+            "--flash-attn",
+            "--spec-draft-n-max",
+        ] {
+            assert!(flags.contains(flag), "{flag}: {flags:?}");
+        }
+        assert!(
+            !flags.contains("N") && !flags.contains("-----"),
+            "{flags:?}"
+        );
     }
 
     #[test]

@@ -128,3 +128,41 @@ EOF"#,
         }
     }
 }
+
+#[test]
+fn a_flag_the_llama_server_lacks_stops_the_sweep_before_its_first_trial() {
+    let Some(real) = llama_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The real server, but its help lists no --fit, as an older one's.
+    let help = std::process::Command::new(&real)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    assert!(help.contains("--fit"), "{help}");
+    let older: Vec<&str> = help.lines().filter(|l| !l.contains("--fit")).collect();
+    let help_file = dir.path().join("help.txt");
+    std::fs::write(&help_file, older.join("\n")).unwrap();
+    let server = script(
+        &dir.path().join("older"),
+        &format!(
+            "[ \"$1\" = --help ] && {{ cat '{}'; exit 0; }}\nexec '{}' \"$@\"",
+            help_file.display(),
+            real.display()
+        ),
+    );
+    let sweep = server_sweep(dir.path(), &server, "n_threads = 2");
+    let out = run(&["run", sweep.to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("does not accept --fit"), "{text}");
+    assert!(text.contains("1 (fake)"), "the binary's version: {text}");
+    let results = dir.path().join("reports/it/results.csv");
+    assert!(
+        !results.exists() || read_rows(&dir.path().join("reports/it")).is_empty(),
+        "no trial ran: {text}"
+    );
+}

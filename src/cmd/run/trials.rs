@@ -6,9 +6,12 @@ use super::Sweep;
 use crate::cli::RunArgs;
 use crate::config::DriftSettings;
 use crate::fit;
+use crate::measure::server_trial;
 use crate::plan::references::{self, Role};
 use crate::protocol::TrialSpec;
 use crate::runner::{Children, ProcessExecutor};
+use crate::runtime::Runtime;
+use crate::runtime::server::ServerRuntime;
 use crate::search::{self, GridStrategy};
 use crate::store::{manifest, plan_file};
 use crate::sweep::{self, SweepContext, SweepOptions};
@@ -194,6 +197,60 @@ pub(super) fn search(
         sweep
             .progress
             .line(&format!("search stopped early: {reason}"));
+    }
+    Ok(())
+}
+
+/// With `runtime = "server"`: every flag the trials start llama-server
+/// with must be one the binary's `--help` lists (llama.cpp renames flags
+/// between versions), or the sweep stops before its first trial, naming
+/// the flag, its knob and the binary's version. A binary whose help lists
+/// no flag at all is not checked (its trials will say what it refuses).
+pub(super) fn check_server_flags(sweep: &mut Sweep) -> anyhow::Result<()> {
+    let Some(binary) = sweep.config.trial_server.clone() else {
+        return Ok(());
+    };
+    let server = ServerRuntime::new(&binary);
+    let log = sweep.folder.join("logs/llama-server-help.log");
+    let accepted = server
+        .accepted_flags(&log)
+        .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
+    if accepted.is_empty() {
+        sweep.progress.line(&format!(
+            "{}: its --help lists no flags, so the trials' flags are not checked against it",
+            binary.display()
+        ));
+        return Ok(());
+    }
+    for spec in sweep.every_trial() {
+        let (params, defaulted) = spec
+            .params
+            .overlaid(&spec.forced)
+            .resolve(&sweep.probe.defaults);
+        let args = server_trial::args_of(&spec, &params, &defaulted);
+        let flags = args
+            .iter()
+            .map(|a| (a.flag, a.knob))
+            .chain([("--host", None), ("--port", None)]);
+        for (flag, knob) in flags {
+            if accepted.contains(flag) {
+                continue;
+            }
+            let version = server
+                .probe(&log.with_extension("version.log"))
+                .map(|info| info.version)
+                .unwrap_or_else(|_| "its version unknown".into());
+            let knob = knob
+                .map(|k| format!(" (knob {})", k.name()))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{} ({version}) does not accept {flag}{knob}, which trial {} is started with: \
+                 llama.cpp renames flags between versions; use a llama-server built from a \
+                 llama.cpp that has it, or leave the knob out of the sweep",
+                binary.display(),
+                spec.trial_id
+            );
+        }
     }
     Ok(())
 }
