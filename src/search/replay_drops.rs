@@ -75,7 +75,7 @@ pub(super) struct Candidate {
     pub(super) tests: Vec<TimedTest>,
 }
 
-pub(super) fn candidate(row: &TrialRow, objective: &Objective) -> Candidate {
+fn candidate(row: &TrialRow, objective: &Objective) -> Candidate {
     let n = row.n_parallel();
     let depths: Vec<u32> = row.at_depth.0.iter().map(|d| d.depth).collect();
     let value = objective.score(row);
@@ -204,13 +204,17 @@ fn simulate_one(
     (dropped, saved)
 }
 
-/// `setup` replayed over `seeds` seeds on the grid's `rows`.
-pub fn replay(rows: &[TrialRow], objective: &Objective, setup: &Setup, seeds: u64) -> Outcome {
-    let candidates: Vec<Candidate> = unique_rows(rows)
+/// The grid's trials, one per trial id, as the replays need them.
+pub(super) fn candidates(rows: &[TrialRow], objective: &Objective) -> Vec<Candidate> {
+    unique_rows(rows)
         .into_iter()
         .map(|r| candidate(r, objective))
-        .collect();
-    let best = candidates
+        .collect()
+}
+
+/// The recorded objective of the grid's best feasible trial.
+pub(super) fn best_value(candidates: &[Candidate], objective: &Objective) -> Option<f64> {
+    candidates
         .iter()
         .filter(|c| c.feasible)
         .filter_map(|c| c.value)
@@ -220,7 +224,13 @@ pub fn replay(rows: &[TrialRow], objective: &Objective, setup: &Setup, seeds: u6
             } else {
                 a
             }
-        });
+        })
+}
+
+/// `setup` replayed over `seeds` seeds on the grid's `rows`.
+pub fn replay(rows: &[TrialRow], objective: &Objective, setup: &Setup, seeds: u64) -> Outcome {
+    let candidates = candidates(rows, objective);
+    let best = best_value(&candidates, objective);
     let mut out = Outcome {
         margin: setup.margin,
         seeds: seeds as usize,

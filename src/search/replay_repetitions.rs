@@ -21,8 +21,8 @@
 //! truth. A swing common to a trial's runs is not reduced by repeating that
 //! trial, which is the question the replay answers.
 
-use super::replay::{unique_rows, within};
-use super::replay_drops::{Candidate, candidate};
+use super::replay::within;
+use super::replay_drops::{Candidate, best_value, candidates};
 use crate::early_drop::{self, DEFAULT_MARGIN, MIN_RUNS};
 use crate::objective::{Direction, Objective};
 use crate::rng::SplitMix64;
@@ -226,21 +226,8 @@ pub fn replay(
     setup: &Setup,
     seeds: u64,
 ) -> Outcome {
-    let candidates: Vec<Candidate> = unique_rows(rows)
-        .into_iter()
-        .map(|r| candidate(r, objective))
-        .collect();
-    let best = candidates
-        .iter()
-        .filter(|c| c.feasible)
-        .filter_map(|c| c.value)
-        .reduce(|a, b| {
-            if objective.compare(b, a).is_lt() {
-                b
-            } else {
-                a
-            }
-        });
+    let candidates = candidates(rows, objective);
+    let best = best_value(&candidates, objective);
     let mut out = Outcome {
         policy,
         seeds: seeds as usize,
