@@ -74,6 +74,7 @@ fn main() {
                 request_max_tokens: 128,
                 n_depth: Vec::new(),
                 request_history_tokens: 0,
+                prompts: Default::default(),
             },
             seed: 0,
             sampling: Default::default(),

@@ -161,6 +161,7 @@ fn workload(request_prompt_tokens: u32) -> Workload {
         request_max_tokens: 128,
         n_depth: Vec::new(),
         request_history_tokens: 0,
+        prompts: Default::default(),
     }
 }
 

@@ -48,6 +48,7 @@ fn plan(n: usize) -> Vec<TrialSpec> {
                 request_max_tokens: 4,
                 n_depth: Vec::new(),
                 request_history_tokens: 0,
+                prompts: Default::default(),
             },
             seed: 0,
             sampling: Default::default(),

@@ -8,7 +8,9 @@
 # flash attention "auto", a batch thread count of its own, a model path with
 # spaces, quotes and a $, and every placement and threadpool knob away from
 # its default (MoE experts on the CPU, a tensor override, a row split with
-# proportions, no offload devices, no op offload, poll, priority, CPU mask).
+# proportions, no offload devices, no op offload, poll, priority, CPU mask),
+# and llama-server's own knobs (speculative decoding with a draft model whose
+# path has a space, its draft sizes and probability, no continuous batching).
 #
 # Links against the llama.cpp libraries scripts/build-llama-tools.sh linked
 # its tools with (listed in target/llama-bench/build*/link-libraries.txt: the
@@ -37,6 +39,7 @@ trap 'rm -rf "$work"' EXIT
 cat >"$work/parse.cpp" <<'CPP'
 #include "arg.h"
 #include "common.h"
+#include "speculative.h"
 #include <cstdio>
 int main(int argc, char ** argv) {
     common_params p;
@@ -57,6 +60,10 @@ int main(int argc, char ** argv) {
     printf("op_offload=%d poll=%u prio=%d cpumask=%d%d%d strict=%d\n", !p.no_op_offload,
            p.cpuparams.poll, (int) p.cpuparams.priority, p.cpuparams.cpumask[0],
            p.cpuparams.cpumask[1], p.cpuparams.cpumask[2], p.cpuparams.strict_cpu);
+    printf("spec=%s draft=%s n_max=%d n_min=%d p_min=%g cont_batching=%d\n",
+           common_speculative_type_name_str(p.speculative.types).c_str(),
+           p.speculative.draft.mparams.path.c_str(), p.speculative.draft.n_max,
+           p.speculative.draft.n_min, p.speculative.draft.p_min, p.cont_batching);
     return 0;
 }
 CPP
@@ -75,12 +82,16 @@ row.update(trial_id="hardcase0001", n_gpu_layers="-1", n_ctx="1024", n_batch="25
            offload_kqv="false", model_path="/models/my models/it's \"best\" $x.gguf",
            n_cpu_moe="2", override_tensor="token_embd=CPU", split_mode="row",
            tensor_split="3,1", main_gpu="1", devices="none", op_offload="false",
-           poll="10", prio="1", cpu_mask="0x5", cpu_strict="true")
+           poll="10", prio="1", cpu_mask="0x5", cpu_strict="true",
+           spec_type="draft-simple", draft_model="/models/draft model.gguf", draft_n_max="8",
+           draft_n_min="2", draft_p_min="0.75", cont_batching="false")
 w = csv.DictWriter(open(sys.argv[1], "w", newline=""), fieldnames=row.keys())
 w.writeheader()
 w.writerow(row)
 PY
 
+# (--spec-type adds its kinds to llama.cpp's default list, "none": it
+# reads "none,draft-simple", which speculates with the draft model.)
 expected() {  # what llama.cpp ends up with: $1 batch threads, $2 poll, $3 prio,
              # $4 CPUs 0-2 in the mask, $5 strict, $6 op offload
   cat <<TXT
@@ -94,6 +105,7 @@ load_mode=none no_kv_offload=1 fit=0
 overrides=token_embd=CPU;blk\\.0\\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU;blk\\.1\\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU;
 split_mode=2 tensor_split=3,1 main_gpu=1 devices=1
 op_offload=$6 poll=$2 prio=$3 cpumask=$4 strict=$5
+spec=none,draft-simple draft=/models/draft model.gguf n_max=8 n_min=2 p_min=0.75 cont_batching=0
 TXT
 }
 

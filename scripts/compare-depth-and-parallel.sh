@@ -22,6 +22,14 @@
 #    each on top of its PROMPT-token prompt, one token each per step, all
 #    sequences' tokens per second) against N x llama-sweep's tg at depth
 #    PROMPT (tg is per sequence there). Ratios per N.
+# 4. Server (PARTS=server): ROUNDS times, alternately: llama-batched-bench as
+#    in 3, and a llama-sweep with runtime = "server" (every trial through the
+#    llama-server scripts/build-llama-tools.sh builds from the same source),
+#    n_parallel = [NPL], kv_unified = [true], its N streaming clients each
+#    sending a PROMPT-token request for GEN tokens at once. Its aggregate
+#    (aggregate_tps_mean: all clients' tokens per second while generating)
+#    against llama-batched-bench's S_TG per N: what HTTP, streaming,
+#    sampling and the server's slots cost over llama.cpp's batched decode.
 # Every figure is printed per round with its spread (the standard deviation
 # over repetitions), then the medians over rounds with min-max.
 #
@@ -32,7 +40,8 @@
 #   PROMPT=64 GEN=16  pp and tg sizes (default 64, 16)
 #   DEPTH=512       the depth of part 2 (default 512)
 #   NPL=1,2,4       the parallel sequences of part 3 (default 1,2,4)
-#   PARTS="depth parallel"  the parts to run (default both)
+#   PARTS="depth parallel"  the parts to run: depth, parallel, server (default
+#                   the first two)
 #   TOLERANCE=0.12  fail (exit 1) when a median ratio is outside 1 ± this;
 #                   unset: report only
 #   KEEP=DIR        keep every tool's output there (default: a temporary dir)
@@ -65,7 +74,7 @@ done
 [[ "$npl" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "NPL must be a comma-separated list of positive integers, not '$npl'" 2
 [ -z "$tolerance" ] || [[ "$tolerance" =~ ^[0-9]*\.?[0-9]+$ ]] || die "TOLERANCE must be a number, not '$tolerance'" 2
 for p in $parts; do
-  case "$p" in depth|parallel) ;; *) die "PARTS: unknown part '$p' (depth, parallel)" 2 ;; esac
+  case "$p" in depth|parallel|server) ;; *) die "PARTS: unknown part '$p' (depth, parallel, server)" 2 ;; esac
 done
 
 if [ ! -x "$sweep_bin" ]; then
@@ -74,8 +83,8 @@ if [ ! -x "$sweep_bin" ]; then
 fi
 
 # --- 1. build llama-bench and llama-batched-bench ------------------------------
-{ read -r bench_bin; read -r batched_bin; } < <("$root/scripts/build-llama-tools.sh" llama-bench llama-batched-bench) || true
-[ -x "${bench_bin:-}" ] && [ -x "${batched_bin:-}" ] || die "llama-bench / llama-batched-bench did not build"
+{ read -r bench_bin; read -r batched_bin; read -r server_bin; } < <("$root/scripts/build-llama-tools.sh" llama-bench llama-batched-bench llama-server) || true
+[ -x "${bench_bin:-}" ] && [ -x "${batched_bin:-}" ] && [ -x "${server_bin:-}" ] || die "llama-bench / llama-batched-bench / llama-server did not build"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -186,6 +195,27 @@ def parallel_round(rnd, batched_log, out_dir, depth, npl, records):
         line.append(f"N={n}: S_PP {fmt(*ref[n][0])} / {fmt(*mine[n][0])}, S_TG {fmt(*ref[n][1])} / {fmt(*mine[n][1])}")
     print(f"  round {rnd} (llama-batched-bench / llama-sweep): " + "; ".join(line))
 
+def server_round(rnd, batched_log, out_dir, npl, records):
+    s_tg = {}
+    results = [json.loads(t) for t in (l.strip() for l in open(batched_log, errors="replace"))
+               if t.startswith("{") and '"speed_tg"' in t]
+    for r in results[1:]:  # the first is the warm-up
+        s_tg.setdefault(r["pl"], []).append(r["speed_tg"])
+    mine = {}
+    for row in sweep_rows(out_dir):
+        n = int(num(row, "n_parallel"))
+        mine[n] = (num(row, "aggregate_tps_mean"), num(row, "aggregate_tps_sd"))
+    line = []
+    for n in npl:
+        if n not in s_tg:
+            sys.exit(f"llama-batched-bench printed no result for {n} sequences (see {batched_log})")
+        if n not in mine or mine[n][0] is None:
+            sys.exit(f"llama-sweep has no aggregate for n_parallel = {n}")
+        ref = mean_sd(s_tg[n])
+        append(records, "server", f"S_TG N={n}", rnd, *ref, *mine[n])
+        line.append(f"N={n}: S_TG {fmt(*ref)} / {fmt(*mine[n])}")
+    print(f"  round {rnd} (llama-batched-bench / llama-sweep through llama-server): " + "; ".join(line))
+
 def spread(xs, digits):
     m = statistics.median(xs)
     return f"{m:.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
@@ -199,9 +229,10 @@ def summary(records, tolerance):
     titles = {
         "depth": ("llama-bench", "ratio llama-sweep / llama-bench"),
         "parallel": ("llama-batched-bench", "ratio llama-sweep / llama-batched-bench"),
+        "server": ("llama-batched-bench", "ratio llama-sweep through llama-server / llama-batched-bench"),
     }
     bad = []
-    for part in ("depth", "parallel"):
+    for part in ("depth", "parallel", "server"):
         keys = [k for k in tests if k[0] == part]
         if not keys:
             continue
@@ -236,6 +267,9 @@ if cmd == "depth-round":
 elif cmd == "parallel-round":
     rnd, batched_log, out_dir, depth, npl, records = args
     parallel_round(int(rnd), batched_log, out_dir, int(depth), [int(n) for n in npl.split(",")], records)
+elif cmd == "server-round":
+    rnd, batched_log, out_dir, npl, records = args
+    server_round(int(rnd), batched_log, out_dir, [int(n) for n in npl.split(",")], records)
 elif cmd == "summary":
     summary(*args)
 else:
@@ -367,6 +401,37 @@ kv_unified = [true]"
   for round in $(seq "$rounds"); do
     alternate "$round" run_batched "$tmp/parallel" parallel
     parity parallel-round "$round" "$out/parallel.batched.$round.jsonl" "$tmp/parallel/out" "$prompt" "$npl" "$records"
+  done
+fi
+
+# --- 4. parallel clients of a llama-server -----------------------------------------
+if [[ " $parts " == *" server "* ]]; then
+  most=$(tr , '\n' <<<"$npl" | sort -n | tail -1)
+  need=$(( most * (prompt + gen) ))
+  ctx=2048
+  (( ctx >= need )) || ctx=$(( (need + 255) / 256 * 256 ))
+  sweep_toml "$tmp/server" "$ctx" 512 "[]" "n_parallel = [${npl//,/, }]
+kv_unified = [true]"
+  sed -i -e 's/^\[sweep\]$/[sweep]\nruntime = "server"/' \
+      -e "s/^request_prompt_tokens = 1$/request_prompt_tokens = $prompt/" \
+      -e "s/^request_max_tokens = 1$/request_max_tokens = $gen/" "$tmp/server/sweep.toml"
+  printf '[app]\nserver = "%s"\n' "$server_bin" >> "$tmp/server/sweep.toml"
+  check_sweep "$tmp/server" server "runtime = \"server\""
+  echo
+  echo "server: N = $npl clients at once, each a $prompt-token prompt and $gen generated tokens," \
+       "unified KV cache of $ctx, $threads threads, n_batch = n_ubatch = 512, flash_attn off, CPU," \
+       "$reps repetitions"
+  batched_npl="${npl%%,*}$(for _ in $(seq "$reps"); do printf ',%s' "$npl"; done)"
+  batched_cmd=("$batched_bin" -m "$model" -c "$ctx" -b 512 -ub 512 -npp "$prompt" -ntg "$gen" -npl "$batched_npl"
+               -t "$threads" -kvu -fa off -ngl 0 --output-format jsonl)
+  echo "  ${batched_cmd[*]##*/}"
+  run_batched() {
+    "${batched_cmd[@]}" > "$out/server.batched.$round.jsonl" 2> "$out/server.batched.$round.log" || {
+      tail -20 "$out/server.batched.$round.log" >&2; die "llama-batched-bench failed: ${batched_cmd[*]}"; }
+  }
+  for round in $(seq "$rounds"); do
+    alternate "$round" run_batched "$tmp/server" server
+    parity server-round "$round" "$out/server.batched.$round.jsonl" "$tmp/server/out" "$npl" "$records"
   done
 fi
 

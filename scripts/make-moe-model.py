@@ -6,7 +6,11 @@ placement tests of MoE models (expert tensors, `*_exps`), which the dense demo
 model cannot exercise. The tokenizer is copied from the demo model, so the
 vocabulary (49152 tokens) and chat template are real.
 
-Usage: make-moe-model.py OUT DEMO_GGUF   (scripts/make-moe-model.sh wraps it)
+Usage: make-moe-model.py OUT DEMO_GGUF [--other-vocab]
+(scripts/make-moe-model.sh wraps it). With --other-vocab, tokens 100 and 101
+of the vocabulary trade places: to llama.cpp another vocabulary, a draft model
+speculative decoding must refuse for the demo model (common_speculative_are_
+compatible compares every token's text).
 
 The file is deterministic (fixed numpy seed). An existing OUT that carries this
 script's version (KV `llama_sweep.test_model.version`) is kept; otherwise it is
@@ -30,18 +34,20 @@ N_EXPERT, N_EXPERT_USED, N_FF_EXP = 8, 2, 64
 N_HEAD, N_HEAD_KV, HEAD_DIM = 4, 2, 16
 
 
-def is_current(path):
+def is_current(path, name):
     """True when path is a readable GGUF written by this script version."""
     try:
         f = gguf.GGUFReader(path).fields
         return (f["general.architecture"].contents() == ARCH
+                and f["general.name"].contents() == name
                 and f[VERSION_KEY].contents() == VERSION)
     except Exception:
         return False
 
 
-def main(out, demo):
-    if os.path.exists(out) and is_current(out):
+def main(out, demo, other_vocab):
+    name = NAME + (" other-vocab" if other_vocab else "")
+    if os.path.exists(out) and is_current(out, name):
         print(f"test MoE model present: {out} ({os.path.getsize(out)} bytes)")
         return
 
@@ -82,7 +88,7 @@ def main(out, demo):
     tmp = f"{out}.tmp.{os.getpid()}"
     try:
         w = gguf.GGUFWriter(tmp, ARCH)  # writes general.architecture
-        w.add_name(NAME)
+        w.add_name(name)
         w.add_type("model")
         w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
         w.add_uint32("general.alignment", gguf.GGUF_DEFAULT_ALIGNMENT)
@@ -105,7 +111,10 @@ def main(out, demo):
             if key.startswith("tokenizer."):
                 vtype = field.types[0]
                 sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-                w.add_key_value(key, field.contents(), vtype, sub_type=sub)
+                value = field.contents()
+                if other_vocab and key == "tokenizer.ggml.tokens":
+                    value[100], value[101] = value[101], value[100]
+                w.add_key_value(key, value, vtype, sub_type=sub)
         for name, data in tensors.items():
             w.add_tensor(name, data)
         w.write_header_to_file()
@@ -120,6 +129,7 @@ def main(out, demo):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(f"usage: {sys.argv[0]} OUT DEMO_GGUF")
-    main(sys.argv[1], sys.argv[2])
+    args = [a for a in sys.argv[1:] if a != "--other-vocab"]
+    if len(args) != 2:
+        sys.exit(f"usage: {sys.argv[0]} OUT DEMO_GGUF [--other-vocab]")
+    main(args[0], args[1], "--other-vocab" in sys.argv[1:])

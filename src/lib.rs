@@ -101,6 +101,7 @@ pub(crate) mod test_support {
                 request_max_tokens: 16,
                 n_depth: Vec::new(),
                 request_history_tokens: 0,
+                prompts: Default::default(),
             },
             seed: 0,
             sampling: Default::default(),

@@ -65,6 +65,17 @@ pub fn flash_attn_resolved(line: &str) -> Option<bool> {
     }
 }
 
+/// Why llama-server runs without the speculative decoding it was asked
+/// for (it goes on without it, and only its log says so: `load_model:
+/// failed to initialize speculative decoding context: draft model vocab
+/// type must match target model ...`).
+pub fn speculation_failure(log: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let at = line.find("failed to initialize speculative")?;
+        Some(line[at..].trim().to_string())
+    })
+}
+
 /// A size of the first context a log creates (`llama_context: n_ctx
 /// = 4096`; `key` is `n_ctx`, `n_batch` or `n_ubatch`): the target's, where
 /// a draft model's context follows it.
@@ -102,6 +113,22 @@ pub fn model_buffers(log: &str) -> Vec<BufferUse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_speculation_that_failed_is_read_from_the_servers_log() {
+        let log = "0.00.576.558 E spec common_specu: the target and draft vocabs are not compatible\n\
+                   0.00.577.853 E srv    load_model: failed to initialize speculative decoding \
+                   context: draft model vocab type must match target model to use speculation\n";
+        assert_eq!(
+            speculation_failure(log).unwrap(),
+            "failed to initialize speculative decoding context: draft model vocab type must \
+             match target model to use speculation"
+        );
+        assert_eq!(
+            speculation_failure("common_speculative_init_result: loading draft"),
+            None
+        );
+    }
 
     #[test]
     fn the_target_context_sizes_are_read_not_the_drafts() {

@@ -40,6 +40,35 @@ pub struct Workload {
     /// first token is then the new part only, at that depth.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub request_history_tokens: u32,
+    /// What the app's requests say (trials through llama-server); random
+    /// tokens by default, and then absent from the JSON, so the trial ids
+    /// of sweeps without text do not change.
+    #[serde(default, skip_serializing_if = "Prompts::is_random")]
+    pub prompts: Prompts,
+}
+
+/// The text of the app's requests. Speculative decoding pays off only when
+/// its guesses come true, which depends on what is generated, so a sweep of
+/// it needs real text: every prompt is then a different passage of it, cut
+/// to `request_prompt_tokens` by the server's own tokenizer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompts {
+    /// Random token ids, uniform over the vocabulary, as llama-bench draws
+    /// them.
+    #[default]
+    Random,
+    /// The public-domain text shipped with llama-sweep (Moby-Dick, chapters
+    /// 1-15: data/eval/README.md).
+    Shipped,
+    /// A UTF-8 text file of the app's own.
+    File(PathBuf),
+}
+
+impl Prompts {
+    pub fn is_random(&self) -> bool {
+        *self == Prompts::Random
+    }
 }
 
 fn is_zero(v: &u32) -> bool {

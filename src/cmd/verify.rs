@@ -87,6 +87,18 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
             format!("nothing to verify in {}: {e:#}", folder.display()),
         )
     })?;
+    let (runtimes, left_out) = verify::left_to_verify(
+        subjects[0].row,
+        &runtimes,
+        config.as_ref().and_then(|c| c.trial_server.as_deref()),
+    );
+    for line in &left_out {
+        println!("{line}");
+    }
+    if runtimes.is_empty() {
+        println!("Nothing left to verify.");
+        return Ok(exit::OK);
+    }
     let mut children = ChildRunner::current()?;
     children.test_fault = None;
     let (probe, probe_log) = super::run_setup::probe(&mut children)?;

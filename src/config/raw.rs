@@ -96,6 +96,7 @@ pub struct RawWorkload {
     pub request_max_tokens: Option<u32>,
     pub n_depth: Option<Spanned<Vec<u32>>>,
     pub request_history_tokens: Option<u32>,
+    pub prompts: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,7 @@ use crate::config::StrategyKind;
 use crate::knobs::{self, Value};
 use crate::models::quant_types::QuantType;
 use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
-use crate::protocol::Workload;
+use crate::protocol::{Prompts, Workload};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -73,8 +73,8 @@ pub fn validate(
     let ctx = Ctx { file, source };
     let sweep = sweep_settings(&ctx, &raw, base_dir)?;
     let models = models(&ctx, &raw, base_dir)?;
-    let workload = workload(&ctx, &raw)?;
-    let space = space(&ctx, &raw.space, &workload)?;
+    let workload = workload(&ctx, &raw, base_dir)?;
+    let mut space = space(&ctx, &raw.space, &workload)?;
     let objective = objective(&ctx, &raw)?;
     let depth = objective.metric.depth();
     if depth > 0 && !workload.n_depth.contains(&depth) {
@@ -130,10 +130,19 @@ pub fn validate(
     let (drift, noise_cv_max) = drift(&ctx, &raw)?;
     let search = search(&ctx, &raw)?;
     let confirm = confirm(&ctx, &raw)?;
-    let baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
+    let mut baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
     let quality = quality(&ctx, &raw, base_dir, &objective)?;
     let app = super::app::app(&ctx, &raw, base_dir)?;
     let trial_server = super::runtime::trial_server(&ctx, &raw, &app, &workload)?;
+    super::runtime::server_knobs(
+        &ctx,
+        &raw,
+        base_dir,
+        trial_server.is_some(),
+        &workload,
+        &mut space,
+        baseline.as_mut(),
+    )?;
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -556,7 +565,7 @@ fn model(
     })
 }
 
-fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
+fn workload(ctx: &Ctx, raw: &RawConfig, base_dir: &Path) -> Result<Workload, ConfigError> {
     let (w, span) = match &raw.workload {
         Some(w) => (Some(w.get_ref()), Some(w.span())),
         None => (None, None),
@@ -575,6 +584,7 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
         request_max_tokens: get(|w| w.request_max_tokens, gen_tokens),
         n_depth: depths(ctx, w, span.clone())?,
         request_history_tokens: get(|w| w.request_history_tokens, 0),
+        prompts: prompts(ctx, w, base_dir)?,
     };
     for (key, value) in [
         ("workload.prompt_tokens", workload.prompt_tokens),
@@ -608,6 +618,44 @@ fn workload(ctx: &Ctx, raw: &RawConfig) -> Result<Workload, ConfigError> {
         );
     }
     Ok(workload)
+}
+
+/// `prompts`: "random" (the default), "shipped" (the text shipped with
+/// llama-sweep) or a text file, relative to the sweep file.
+fn prompts(
+    ctx: &Ctx,
+    w: Option<&super::raw::RawWorkload>,
+    base_dir: &Path,
+) -> Result<Prompts, ConfigError> {
+    let Some(raw) = w.and_then(|w| w.prompts.as_ref()) else {
+        return Ok(Prompts::Random);
+    };
+    let span = Some(raw.span());
+    match raw.get_ref().as_str() {
+        "random" => Ok(Prompts::Random),
+        "shipped" => Ok(Prompts::Shipped),
+        file => {
+            let path = base_dir.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) if text.trim().is_empty() => ctx.err(
+                    "workload.prompts",
+                    span,
+                    format!("{} holds no text", path.display()),
+                ),
+                Ok(_) => Ok(Prompts::File(std::path::absolute(&path).unwrap_or(path))),
+                Err(e) => ctx.err(
+                    "workload.prompts",
+                    span,
+                    format!(
+                        "cannot read {} ({e}): give \"random\" (random tokens), \"shipped\" \
+                         (a public-domain book shipped with llama-sweep) or a UTF-8 text file \
+                         of your app's, relative to the sweep file",
+                        path.display()
+                    ),
+                ),
+            }
+        }
+    }
 }
 
 /// `n_depth`: the depths beyond 0, sorted, each once (0 is always

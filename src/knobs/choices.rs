@@ -188,6 +188,32 @@ impl SplitMode {
     }
 }
 
+/// llama-server's kinds of speculative decoding (`--spec-type`): a draft
+/// model's guesses (`draft-simple`; EAGLE-3, MTP and the others need heads
+/// the model has), or n-grams looked up in the text so far (no second
+/// model). The first, "none", is the server's default.
+pub struct SpecType;
+
+impl SpecType {
+    pub const NONE: &'static str = "none";
+    pub const NAMES: [&'static str; 11] = [
+        "none",
+        "draft-simple",
+        "draft-eagle3",
+        "draft-mtp",
+        "draft-dflash",
+        "draft-dspark",
+        "ngram-simple",
+        "ngram-map-k",
+        "ngram-map-k4v",
+        "ngram-mod",
+        "ngram-cache",
+    ];
+
+    /// The kind that guesses with the draft model `-md` names.
+    pub const WITH_DRAFT_MODEL: &'static str = "draft-simple";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,9 +185,55 @@ pub fn cpu_mask_cpus(canonical: &str) -> Vec<usize> {
         .collect()
 }
 
+/// The word for "no draft model" (llama-server's default).
+pub const NO_DRAFT_MODEL: &str = "none";
+
+/// A draft model for speculative decoding: a GGUF file's path, or "none".
+/// The sweep file's relative paths are made absolute by the config, which
+/// also checks that the file is there.
+pub fn draft_model(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("an empty path: give the draft model's GGUF file, or \"none\"".into());
+    }
+    Ok(if text.eq_ignore_ascii_case(NO_DRAFT_MODEL) {
+        NO_DRAFT_MODEL.into()
+    } else {
+        text.into()
+    })
+}
+
+/// A probability from 0 to 1 (a draft token's minimum probability), written
+/// as the shortest decimal that reads back to it.
+pub fn probability(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let p: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("{text} is not a probability (0 to 1)"));
+    }
+    Ok(format!("{p}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draft_models_and_probabilities_are_canonical() {
+        assert_eq!(draft_model(" NONE ").unwrap(), "none");
+        assert_eq!(draft_model("m/d.gguf").unwrap(), "m/d.gguf");
+        assert!(draft_model("  ").is_err());
+        assert_eq!(probability("0.50").unwrap(), "0.5");
+        assert_eq!(probability("1").unwrap(), "1");
+        assert!(
+            probability("1.5")
+                .unwrap_err()
+                .contains("not a probability")
+        );
+        assert!(probability("x").unwrap_err().contains("not a number"));
+    }
 
     #[test]
     fn tensor_splits_are_canonical_proportions() {

@@ -19,7 +19,7 @@ mod table;
 mod value;
 
 pub use alias::{ALIASES, Alias, alias};
-pub use choices::{FlashAttn, KvType, LoadMode, SplitMode};
+pub use choices::{FlashAttn, KvType, LoadMode, SpecType, SplitMode};
 pub use params::{EffectiveParams, Params};
 pub use table::*;
 pub use value::Value;
@@ -82,6 +82,11 @@ pub enum Receiver {
     ContextParams,
     /// The ggml threadpool attached to the context.
     Threadpool,
+    /// llama-server's own command line: what the C API does not have
+    /// (speculative decoding, continuous batching). Trials through
+    /// llama-server (`[sweep] runtime = "server"`) only; the config refuses
+    /// these knobs elsewhere.
+    Server,
 }
 
 impl Receiver {
@@ -90,6 +95,7 @@ impl Receiver {
             Receiver::ModelParams => "llama_model_params",
             Receiver::ContextParams => "llama_context_params",
             Receiver::Threadpool => "ggml_threadpool_params",
+            Receiver::Server => "llama-server's command line",
         }
     }
 }
@@ -210,6 +216,11 @@ impl Knob {
     pub fn written_at_default(&self) -> bool {
         self.before.is_none() || self.server_default_differs
     }
+
+    /// Whether only llama-server has it (trials through llama-server).
+    pub fn server_only(&self) -> bool {
+        self.receiver == Receiver::Server
+    }
 }
 
 /// A knob's position in [`TABLE`].
@@ -294,6 +305,43 @@ mod tests {
                     knob.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn llama_servers_own_knobs_are_one_entry_each() {
+        let server_only: Vec<&str> = TABLE
+            .iter()
+            .filter(|k| k.server_only())
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(
+            server_only,
+            [
+                "spec_type",
+                "draft_model",
+                "draft_n_max",
+                "draft_n_min",
+                "draft_p_min",
+                "cont_batching"
+            ]
+        );
+        assert_eq!(
+            TABLE.len(),
+            32,
+            "26 knobs of llama.cpp's C API, 6 of llama-server's"
+        );
+        for knob in TABLE.iter().filter(|k| k.server_only()) {
+            assert!(
+                matches!(knob.kwarg, KwargSpelling::Unavailable(_)),
+                "llama-cpp-python runs no llama-server: {}",
+                knob.name
+            );
+            assert!(
+                knob.before.is_some(),
+                "llama-server's default: {}",
+                knob.name
+            );
         }
     }
 

@@ -76,6 +76,14 @@ impl Params {
         self.text(knob).and_then(KvType::from_name)
     }
 
+    /// `self` with `knobs` unset.
+    pub fn without(mut self, knobs: &[KnobId]) -> Params {
+        for knob in knobs {
+            self.0.remove(knob);
+        }
+        self
+    }
+
     /// `self` with every knob of `over` set as `over` has it.
     pub fn overlaid(&self, over: &Params) -> Params {
         let mut out = self.clone();

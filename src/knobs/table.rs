@@ -1,7 +1,7 @@
 //! The entries of the parameter table, in the order their values appear in
 //! a trial's JSON (which the trial ids hash: append new knobs at the end).
 
-use super::choices::{FlashAttn, KvType, LoadMode, SplitMode};
+use super::choices::{FlashAttn, KvType, LoadMode, SpecType, SplitMode};
 use super::lists;
 use super::{Domain, Knob, KnobId, KwargSpelling, Level, Needs, Receiver, Scale, ServerSpelling};
 
@@ -30,6 +30,15 @@ const NON_NEGATIVE: Domain = Domain::Int {
 };
 
 const NOT_FOR_LLAMA_CPP_PYTHON: &str = "llama-cpp-python's Llama() has no argument for it";
+
+const NOT_IN_LLAMA_CPP_PYTHON: &str =
+    "llama-cpp-python's Llama() runs no llama-server: it has no argument for it";
+
+const DRAFT_TOKENS: Domain = Domain::Int {
+    min: 0,
+    max: 1024,
+    meaning: "must be 0 to 1024 tokens",
+};
 
 const THREADS: Domain = Domain::Int {
     min: 1,
@@ -519,5 +528,136 @@ knobs! {
         needs: Needs::Anything,
         // llama-server unifies the cache when it picks the slots itself.
         server_default_differs: true,
+    };
+    SPEC_TYPE = Knob {
+        id: SPEC_TYPE,
+        name: "spec_type",
+        about: "llama-server's speculative decoding: \"none\", \"draft-simple\" (a small \
+                draft model guesses, draft_model names it), \"ngram-mod\", \"ngram-simple\" ... \
+                (guesses from n-grams of the text so far, no second model); pays off when the \
+                guesses are often right (draft_acceptance)",
+        level: Level::Model,
+        domain: Domain::Choice { names: &SpecType::NAMES, from_bool: None },
+        scale: Scale::Category,
+        receiver: Receiver::Server,
+        follows: None,
+        at_most: None,
+        before: Some(SpecType::NONE),
+        kwarg: KwargSpelling::Unavailable(NOT_IN_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Unless {
+            flag: "--spec-type",
+            env: Some("LLAMA_ARG_SPEC_TYPE"),
+            default: SpecType::NONE,
+        },
+        needs: Needs::Anything,
+        server_default_differs: false,
+    };
+    DRAFT_MODEL = Knob {
+        id: DRAFT_MODEL,
+        name: "draft_model",
+        about: "the draft model for spec_type = \"draft-simple\": a GGUF file with the target's \
+                vocabulary, much smaller (relative to the sweep file), or \"none\"",
+        level: Level::Model,
+        domain: Domain::Text {
+            read: lists::draft_model,
+            expected: "the path of a GGUF file, or \"none\"",
+        },
+        scale: Scale::Category,
+        receiver: Receiver::Server,
+        follows: None,
+        at_most: None,
+        before: Some(lists::NO_DRAFT_MODEL),
+        kwarg: KwargSpelling::Unavailable(NOT_IN_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Unless {
+            flag: "-md",
+            env: Some("LLAMA_ARG_SPEC_DRAFT_MODEL"),
+            default: lists::NO_DRAFT_MODEL,
+        },
+        needs: Needs::Anything,
+        server_default_differs: false,
+    };
+    DRAFT_N_MAX = Knob {
+        id: DRAFT_N_MAX,
+        name: "draft_n_max",
+        about: "tokens the draft model guesses at a time (llama-server --spec-draft-n-max, \
+                once --draft-max): more gains when guesses hold, more waste when not",
+        level: Level::Context,
+        domain: DRAFT_TOKENS,
+        scale: Scale::Linear,
+        receiver: Receiver::Server,
+        follows: None,
+        at_most: None,
+        before: Some("3"),
+        kwarg: KwargSpelling::Unavailable(NOT_IN_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value {
+            flag: "--spec-draft-n-max",
+            env: Some("LLAMA_ARG_SPEC_DRAFT_N_MAX"),
+        },
+        needs: Needs::Anything,
+        server_default_differs: false,
+    };
+    DRAFT_N_MIN = Knob {
+        id: DRAFT_N_MIN,
+        name: "draft_n_min",
+        about: "the fewest draft tokens worth checking (llama-server --spec-draft-n-min, once \
+                --draft-min)",
+        level: Level::Context,
+        domain: DRAFT_TOKENS,
+        scale: Scale::Linear,
+        receiver: Receiver::Server,
+        follows: None,
+        at_most: None,
+        before: Some("0"),
+        kwarg: KwargSpelling::Unavailable(NOT_IN_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value {
+            flag: "--spec-draft-n-min",
+            env: Some("LLAMA_ARG_SPEC_DRAFT_N_MIN"),
+        },
+        needs: Needs::Anything,
+        server_default_differs: false,
+    };
+    DRAFT_P_MIN = Knob {
+        id: DRAFT_P_MIN,
+        name: "draft_p_min",
+        about: "the draft stops guessing below this probability, 0 to 1 (llama-server \
+                --spec-draft-p-min)",
+        level: Level::Context,
+        domain: Domain::Text {
+            read: lists::probability,
+            expected: "a probability from 0 to 1",
+        },
+        scale: Scale::Category,
+        receiver: Receiver::Server,
+        follows: None,
+        at_most: None,
+        before: Some("0"),
+        kwarg: KwargSpelling::Unavailable(NOT_IN_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Value {
+            flag: "--spec-draft-p-min",
+            env: Some("LLAMA_ARG_SPEC_DRAFT_P_MIN"),
+        },
+        needs: Needs::Anything,
+        server_default_differs: false,
+    };
+    CONT_BATCHING = Knob {
+        id: CONT_BATCHING,
+        name: "cont_batching",
+        about: "llama-server's continuous batching: a new request joins the running batch \
+                instead of waiting for it (matters with n_parallel above 1)",
+        level: Level::Context,
+        domain: Domain::Bool,
+        scale: Scale::Linear,
+        receiver: Receiver::Server,
+        follows: None,
+        at_most: None,
+        before: Some("true"),
+        kwarg: KwargSpelling::Unavailable(NOT_IN_LLAMA_CPP_PYTHON),
+        server: ServerSpelling::Switch {
+            on: "-cb",
+            off: "-nocb",
+            env: Some("LLAMA_ARG_CONT_BATCHING"),
+        },
+        needs: Needs::Anything,
+        server_default_differs: false,
     };
 }

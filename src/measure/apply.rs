@@ -178,6 +178,9 @@ fn receive(s: &mut Settings, knob: KnobId, value: &Value) -> bool {
         knobs::NO_HOST => mp.no_host = flag,
         knobs::N_PARALLEL => cp.n_seq_max = int.clamp(1, 256) as u32,
         knobs::KV_UNIFIED => cp.kv_unified = flag,
+        // llama-server's own knobs: its trials pass them on its command
+        // line, and the config refuses them for the in-process child.
+        _ if knob.knob().server_only() => {}
         _ => return false,
     }
     true
@@ -243,6 +246,8 @@ fn default_of(
         knobs::NO_HOST => mp.no_host.into(),
         knobs::N_PARALLEL => cp.n_seq_max.into(),
         knobs::KV_UNIFIED => cp.kv_unified.into(),
+        // llama-server's defaults, as its --help gives them.
+        _ if knob.knob().server_only() => Value::from_cell(knob.knob(), knob.knob().before?)?,
         _ => return None,
     })
 }

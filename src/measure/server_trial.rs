@@ -3,7 +3,8 @@
 //! on a free loopback port, waits for `/health`, and acts as the app's
 //! clients. Each repetition is a round of `n_parallel` streaming requests of
 //! the app's shape (`request_prompt_tokens`, `request_max_tokens`) sent at
-//! once, every prompt unique (random tokens, as llama-bench draws them), so
+//! once, every prompt unique (random tokens, as llama-bench draws them, or
+//! passages of the app's text, which speculative decoding needs), so
 //! every figure comes from the app's request: time to first token and end
 //! to end per request, generation speed on the client's clock, prompt speed
 //! from the server's timings. The server's own figures go beside them (its
@@ -57,6 +58,11 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
     eprintln!("---- llama-server's log ----\n{text}---- end of llama-server's log ----");
     let _ = std::fs::remove_file(&log);
     let mut m = measured?;
+    if params.text(knobs::SPEC_TYPE) != knobs::SpecType::NONE
+        && let Some(why) = llama_log::speculation_failure(&text)
+    {
+        return Err(format!("llama-server did not speculate: {why}"));
+    }
     let n_params = header.parameter_count();
     m.model = ModelFacts {
         description: describe_model(
@@ -117,7 +123,21 @@ fn rounds(
         stall: STALL,
     };
     let count = (w.warmup + w.repetitions) as usize * n;
-    let prompts = prompts::random_prompts(spec.seed, n_vocab, count, w.request_prompt_tokens);
+    let prompts = match prompts::text_of(&w.prompts).map_err(|e| format!("{e:#}"))? {
+        None => prompts::random_prompts(spec.seed, n_vocab, count, w.request_prompt_tokens),
+        Some(text) => {
+            let tokens = clients::tokenize(running.port, &text, limits)?;
+            prompts::passages(spec.seed, &tokens, count, w.request_prompt_tokens).ok_or_else(
+                || {
+                    format!(
+                        "the prompts' text is {} tokens, fewer than one request's {}",
+                        tokens.len(),
+                        w.request_prompt_tokens
+                    )
+                },
+            )?
+        }
+    };
     let round_of = |k: usize, max_tokens: u32| -> Vec<Request> {
         (0..n)
             .map(|j| Request {

@@ -13,7 +13,8 @@ use std::collections::HashSet;
 pub struct Expansion {
     pub combos: Vec<Params>,
     /// Combinations that llama.cpp would run as another one of the grid: it
-    /// clamps n_batch to n_ctx and n_ubatch to n_batch.
+    /// clamps n_batch to n_ctx and n_ubatch to n_batch, and a draft model's
+    /// settings do nothing without its speculation (`rules::idle`).
     pub equivalent: usize,
     /// Combinations llama.cpp refuses (`knobs::rules`), e.g. a quantized V
     /// cache with flash attention off.
@@ -35,6 +36,8 @@ pub fn expand(space: &Space) -> Expansion {
             .zip(&index)
             .map(|((knob, values), &i)| (*knob, values[i].clone()))
             .collect();
+        let idle = rules::idle(&params);
+        let params = params.without(&idle);
         if rules::refusal(&params).is_some() {
             out.impossible += 1;
         } else if !seen.insert(params.clamped()) {

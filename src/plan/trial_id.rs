@@ -61,6 +61,7 @@ mod tests {
             request_max_tokens: 64,
             n_depth: Vec::new(),
             request_history_tokens: 0,
+            prompts: Default::default(),
         }
     }
 
@@ -93,6 +94,11 @@ mod tests {
             ..workload()
         };
         assert_ne!(id, trial_id("m", &base, &follow_up, 0, None));
+        let text = Workload {
+            prompts: crate::protocol::Prompts::Shipped,
+            ..workload()
+        };
+        assert_ne!(id, trial_id("m", &base, &text, 0, None));
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub fn trial_line(
     let r = event.row;
     let result = match (r.is_ok(), r.tg_tps_mean, r.pp_tps_mean) {
         (true, Some(tg), Some(pp)) => format!(
-            "ok  tg {tg:.1} ± {:.1} t/s{}  pp {pp:.0} ± {:.0} t/s  ttft {:.0} ms{}{}",
+            "ok  tg {tg:.1} ± {:.1} t/s{}  pp {pp:.0} ± {:.0} t/s  ttft {:.0} ms{}{}{}",
             r.tg_tps_sd.unwrap_or(0.0),
             match r.aggregate_tps_mean {
                 Some(all) if r.n_parallel() > 1.0 => format!(" ({all:.1} t/s in all)"),
@@ -195,6 +195,7 @@ pub fn trial_line(
                 .iter()
                 .filter_map(|d| Some(format!("  @{}: tg {:.1}", d.depth, d.tg_tps_mean?)))
                 .collect::<String>(),
+            speculation(r),
             if r.noisy { "  (noisy)" } else { "" }
         ),
         _ => format!(
@@ -211,6 +212,17 @@ pub fn trial_line(
         plan::describe(&event.spec.params, swept),
         r.wall_s
     )
+}
+
+/// What a trial's speculative decoding guessed: `  drafted 149, 50%
+/// accepted`; nothing for a trial without it.
+fn speculation(r: &TrialRow) -> String {
+    let speculates = r.params.text(crate::knobs::SPEC_TYPE) != crate::knobs::SpecType::NONE;
+    match (r.draft_tokens, r.draft_acceptance) {
+        (Some(n), Some(a)) => format!("  drafted {n}, {:.0}% accepted", a * 100.0),
+        (Some(0), None) if speculates => "  drafted nothing".into(),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,33 @@ pub fn complete(port: u16, request: &Request, limits: Limits) -> Result<Reply, S
     Ok(reply)
 }
 
+/// The server's tokens for `text` (its `/tokenize`): prompts of real text
+/// cut to an exact length by the model's own tokenizer.
+pub fn tokenize(port: u16, text: &str, limits: Limits) -> Result<Vec<i32>, String> {
+    let mut body = String::new();
+    let status = http::post_stream(
+        port,
+        "/tokenize",
+        &json!({ "content": text }).to_string(),
+        limits.timeout,
+        limits.stall,
+        |line, _| body.push_str(line),
+    )
+    .map_err(|e| format!("llama-server stopped answering /tokenize: {e}"))?;
+    let value: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|_| format!("llama-server's /tokenize answered {status}: {body}"))?;
+    value
+        .get("tokens")
+        .and_then(|t| t.as_array())
+        .map(|tokens| {
+            tokens
+                .iter()
+                .filter_map(|t| t.as_i64().map(|t| t as i32))
+                .collect()
+        })
+        .ok_or_else(|| format!("llama-server's /tokenize answered {status} without tokens: {body}"))
+}
+
 fn server_timings(t: &serde_json::Value) -> ServerTimings {
     let count = |name: &str| t.get(name).and_then(|v| v.as_u64()).map(|v| v as u32);
     let rate = |name: &str| t.get(name).and_then(|v| v.as_f64());

@@ -56,6 +56,7 @@ pub fn spec_of(row: &TrialRow, repetitions: u32, temperature: f64, seed: u64) ->
             request_max_tokens: row.request_max_tokens,
             n_depth: Vec::new(),
             request_history_tokens: 0,
+            prompts: Default::default(),
         },
         seed,
         sampling: Sampling::llama_cpp_python(temperature),

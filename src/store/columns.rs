@@ -358,6 +358,7 @@ pub fn columns() -> &'static [Column] {
             runtime,
             server_tg_tps_mean,
             draft_acceptance,
+            draft_tokens,
         ];
         before
             .into_iter()

@@ -154,6 +154,9 @@ pub struct TrialRow {
     pub server_tg_tps_mean: Option<f64>,
     /// With speculative decoding: drafted tokens the model accepted.
     pub draft_acceptance: Option<f64>,
+    /// Tokens the speculation drafted over the measured requests (0: it
+    /// never guessed); empty for llama-sweep's own runtime.
+    pub draft_tokens: Option<u64>,
 }
 
 /// What `build` says of a row made under `--test-fault`.
@@ -161,7 +164,7 @@ pub const TEST_FAULT_MARK: &str = "[test fault";
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
-pub const LATER_COLUMNS: [&str; 21] = [
+pub const LATER_COLUMNS: [&str; 22] = [
     "ppl",
     "ppl_increase_pct",
     "kld",
@@ -183,6 +186,7 @@ pub const LATER_COLUMNS: [&str; 21] = [
     "runtime",
     "server_tg_tps_mean",
     "draft_acceptance",
+    "draft_tokens",
 ];
 
 /// Where and when a trial ran, for its row.
@@ -379,6 +383,7 @@ impl TrialRow {
                 .and_then(|s| Summary::of(&s.predicted_tps))
                 .map(|s| s.mean),
             draft_acceptance: server.and_then(|s| s.acceptance()),
+            draft_tokens: server.map(|s| s.drafted),
         };
         if let Some(facts) = ctx.facts {
             row.take_facts(facts);

@@ -13,6 +13,7 @@ pub mod diagnose;
 pub mod record;
 pub mod render;
 
+use crate::config::AppRuntimes;
 use crate::plan::references::Role;
 use crate::runtime::{Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Session, SessionJob};
 use crate::stats::Summary;
@@ -265,6 +266,57 @@ pub fn subjects<'a>(
         }
     }
     Ok(subjects)
+}
+
+/// The app's runtimes a verification can still learn from when the
+/// recommended trial ran through llama-server (`[sweep] runtime =
+/// "server"`), and why the others are left out: that llama-server
+/// (`trial_server`) measured every trial with the app's requests already,
+/// another one would be paired with llama-sweep's own child, which has
+/// none of llama-server's own knobs, and so would llama-cpp-python, which
+/// cannot run them either.
+pub fn left_to_verify(
+    recommended: &TrialRow,
+    runtimes: &AppRuntimes,
+    trial_server: Option<&Path>,
+) -> (AppRuntimes, Vec<String>) {
+    if recommended.runtime.is_none() {
+        return (runtimes.clone(), Vec::new());
+    }
+    let mut left = runtimes.clone();
+    let mut why = Vec::new();
+    if let Some(server) = left.server.take() {
+        why.push(if trial_server == Some(server.as_path()) {
+            format!(
+                "llama-server ({}) is not asked again: every trial of this sweep ran in it, with \
+                 the app's requests, so the sweep's figures are its own",
+                server.display()
+            )
+        } else {
+            format!(
+                "llama-server ({}) is not verified: the sweep's trials ran through another \
+                 llama-server; sweep through this one instead ([app] server)",
+                server.display()
+            )
+        });
+    }
+    let server_only: Vec<&str> = recommended
+        .params
+        .iter()
+        .filter(|(knob, _)| knob.knob().server_only() && !recommended.is_defaulted(*knob))
+        .map(|(knob, _)| knob.name())
+        .collect();
+    if !server_only.is_empty()
+        && let Some(python) = left.python.take()
+    {
+        why.push(format!(
+            "llama-cpp-python ({}) is not verified: the recommendation sets {}, which only \
+             llama-server has",
+            python.display(),
+            server_only.join(", ")
+        ));
+    }
+    (left, why)
 }
 
 /// The baseline's trial id, from the folder's plan.

@@ -33,6 +33,7 @@ fn spec(params: Params) -> TrialSpec {
             request_max_tokens: 12,
             n_depth: Vec::new(),
             request_history_tokens: 0,
+            prompts: Default::default(),
         },
         seed: 7,
         sampling: Sampling::default(),

@@ -166,3 +166,124 @@ fn a_flag_the_llama_server_lacks_stops_the_sweep_before_its_first_trial() {
         "no trial ran: {text}"
     );
 }
+
+/// The path of a test model beside the demo model.
+fn model_file(name: &str) -> PathBuf {
+    let path = demo_model().with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/make-moe-model.sh",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn speculative_decoding_is_swept_through_a_real_llama_server_on_real_text() {
+    let Some(server) = llama_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = demo_model();
+    let other_vocab = model_file("test-other-vocab.gguf");
+    // The target is the demo model's Q8_0; the demo file itself (Q4_1)
+    // drafts for it, and so does a model whose vocabulary differs in two
+    // tokens, which llama-server must refuse. n-gram drafting needs no
+    // second model; greedy sampling makes the demo model repeat itself,
+    // which is what n-grams find.
+    let sweep = server_sweep(
+        dir.path(),
+        &server,
+        &format!(
+            "n_threads = 2\nspec_type = [\"none\", \"draft-simple\", \"ngram-simple\"]\n\
+             draft_model = [\"{}\", \"{}\"]\ndraft_n_max = 4\n\n[export]\ntemperature = 0",
+            demo.display(),
+            other_vocab.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&sweep).unwrap();
+    let text = text
+        .replacen(
+            &format!("path = \"{}\"\n", demo.display()),
+            &format!(
+                "path = \"{}\"\nquantize = [\"Q8_0\"]\ninclude_source = false\n",
+                demo.display()
+            ),
+            1,
+        )
+        .replacen(
+            "request_max_tokens = 8",
+            "request_max_tokens = 48\nprompts = \"shipped\"",
+            1,
+        );
+    std::fs::write(&sweep, &text).unwrap();
+    let out = run(&["run", sweep.to_str().unwrap()]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    let folder = dir.path().join("reports/it");
+    let rows = read_rows(&folder);
+    let row_of = |kind: &str, draft: Option<&Path>| {
+        rows.iter()
+            .find(|r| {
+                r.params.text(llama_sweep::knobs::SPEC_TYPE) == kind
+                    && draft.is_none_or(|d| {
+                        r.params.text(llama_sweep::knobs::DRAFT_MODEL) == d.to_str().unwrap()
+                    })
+            })
+            .unwrap_or_else(|| panic!("no {kind} row: {rows:#?}\n{said}"))
+    };
+    assert_eq!(
+        rows.len(),
+        5,
+        "4 trials (idle draft settings folded) and the defaults: {said}"
+    );
+    for row in [
+        row_of("none", None),
+        row_of("draft-simple", Some(&demo)),
+        row_of("ngram-simple", None),
+    ] {
+        assert_eq!(row.status, TrialStatus::Ok, "{row:#?}\n{said}");
+        assert!(row.model_variant.contains("Q8_0"), "{row:#?}");
+        for figure in [row.tg_tps_mean, row.ttft_ms_mean, row.server_tg_tps_mean] {
+            assert!(figure.is_some_and(|v| v > 0.0), "{row:#?}");
+        }
+    }
+    assert_eq!(row_of("none", None).draft_tokens, Some(0));
+    assert_eq!(row_of("none", None).draft_acceptance, None);
+    for row in [
+        row_of("draft-simple", Some(&demo)),
+        row_of("ngram-simple", None),
+    ] {
+        assert!(row.draft_tokens.is_some_and(|n| n > 0), "{row:#?}\n{said}");
+        assert!(
+            row.draft_acceptance
+                .is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{row:#?}"
+        );
+    }
+    assert!(
+        said.contains("% accepted"),
+        "the progress line says it: {said}"
+    );
+    // Another vocabulary: llama-server goes on without speculation and says
+    // so only in its log; the trial is a row with that reason.
+    let refused = row_of("draft-simple", Some(&other_vocab));
+    assert_eq!(refused.status, TrialStatus::Failed, "{refused:#?}");
+    let error = refused.error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("did not speculate") && error.contains("vocab"),
+        "{error}"
+    );
+    // What is exported is what was measured.
+    let drafting = row_of("draft-simple", Some(&demo));
+    let args = export(&folder, &drafting.trial_id, "server-args");
+    assert!(args.contains("--spec-type draft-simple"), "{args}");
+    assert!(args.contains("--spec-draft-n-max 4"), "{args}");
+    assert!(args.contains(&format!("-md {}", demo.display())), "{args}");
+    let plain = export(&folder, &row_of("none", None).trial_id, "server-args");
+    assert!(
+        !plain.contains("-md") && !plain.contains("--spec"),
+        "{plain}"
+    );
+    // The sweep ran in the app's llama-server: it is not asked again.
+    assert!(said.contains("is not asked again"), "{said}");
+}

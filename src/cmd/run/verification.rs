@@ -11,8 +11,7 @@ use crate::sweep::SweepEnd;
 use crate::verify::{self, VerifySettings};
 
 pub(super) fn verify(sweep: &mut Sweep) -> anyhow::Result<()> {
-    let runtimes = sweep.config.app.runtimes.clone();
-    if runtimes.is_empty() || sweep.worker.is_some() || !sweep.going() {
+    if sweep.config.app.runtimes.is_empty() || sweep.worker.is_some() || !sweep.going() {
         return Ok(());
     }
     let rows = sweep.on_this_machine(sweep.rows_of(&sweep.planned_ids()));
@@ -31,6 +30,25 @@ pub(super) fn verify(sweep: &mut Sweep) -> anyhow::Result<()> {
         // Nothing feasible: finish says so; there is nothing to verify.
         return Ok(());
     };
+    let (runtimes, left_out) = verify::left_to_verify(
+        subjects[0].row,
+        &sweep.config.app.runtimes,
+        sweep.config.trial_server.as_deref(),
+    );
+    if !left_out.is_empty() {
+        println!();
+        for line in &left_out {
+            println!("{line}");
+        }
+    }
+    if runtimes.is_empty() {
+        sweep.manifest.app_verification = Some(crate::store::manifest::AppVerification {
+            verified_at: crate::clock::now_rfc3339(),
+            runtimes: Vec::new(),
+            lines: left_out,
+        });
+        return Ok(());
+    }
     let settings = VerifySettings {
         rounds: sweep.config.app.rounds,
         repetitions: sweep
