@@ -347,6 +347,24 @@ alternate() { # ROUND TOOL DIR PART
   [ "$out" = "$tmp" ] || cp "$3/out/parity/results.csv" "$out/$4.results.$1.csv"
 }
 
+# batched_setup CTX PART: llama-batched-bench's command for the parallel and
+# server parts (-npl: the first N once as a warm-up, as llama-sweep and
+# llama-bench warm up too, then the list REPS times: llama-batched-bench
+# repeats nothing itself), and run_batched, which runs it for $round into
+# $out/PART.batched.$round.jsonl.
+batched_setup() {
+  local batched_npl
+  batched_npl="${npl%%,*}$(for _ in $(seq "$reps"); do printf ',%s' "$npl"; done)"
+  batched_cmd=("$batched_bin" -m "$model" -c "$1" -b 512 -ub 512 -npp "$prompt" -ntg "$gen" -npl "$batched_npl"
+               -t "$threads" -kvu -fa off -ngl 0 --output-format jsonl)
+  batched_part="$2"
+  echo "  ${batched_cmd[*]##*/}"
+}
+run_batched() {
+  "${batched_cmd[@]}" > "$out/$batched_part.batched.$round.jsonl" 2> "$out/$batched_part.batched.$round.log" || {
+    tail -20 "$out/$batched_part.batched.$round.log" >&2; die "llama-batched-bench failed: ${batched_cmd[*]}"; }
+}
+
 echo
 echo "model: $model"
 echo "llama-sweep: $("$sweep_bin" --version 2>/dev/null || echo "$sweep_bin")"
@@ -388,16 +406,7 @@ kv_unified = [true]"
   echo
   echo "parallel: pp $prompt, tg $gen on top of it, N = $npl sequences, unified KV cache of $ctx," \
        "$threads threads, n_batch = n_ubatch = 512, flash_attn off, CPU, $reps repetitions"
-  # -npl: the first N once as a warm-up (llama-sweep and llama-bench warm up
-  # too), then the list REPS times (llama-batched-bench repeats nothing itself).
-  batched_npl="${npl%%,*}$(for _ in $(seq "$reps"); do printf ',%s' "$npl"; done)"
-  batched_cmd=("$batched_bin" -m "$model" -c "$ctx" -b 512 -ub 512 -npp "$prompt" -ntg "$gen" -npl "$batched_npl"
-               -t "$threads" -kvu -fa off -ngl 0 --output-format jsonl)
-  echo "  ${batched_cmd[*]##*/}"
-  run_batched() {
-    "${batched_cmd[@]}" > "$out/parallel.batched.$round.jsonl" 2> "$out/parallel.batched.$round.log" || {
-      tail -20 "$out/parallel.batched.$round.log" >&2; die "llama-batched-bench failed: ${batched_cmd[*]}"; }
-  }
+  batched_setup "$ctx" parallel
   for round in $(seq "$rounds"); do
     alternate "$round" run_batched "$tmp/parallel" parallel
     parity parallel-round "$round" "$out/parallel.batched.$round.jsonl" "$tmp/parallel/out" "$prompt" "$npl" "$records"
@@ -421,14 +430,7 @@ kv_unified = [true]"
   echo "server: N = $npl clients at once, each a $prompt-token prompt and $gen generated tokens," \
        "unified KV cache of $ctx, $threads threads, n_batch = n_ubatch = 512, flash_attn off, CPU," \
        "$reps repetitions"
-  batched_npl="${npl%%,*}$(for _ in $(seq "$reps"); do printf ',%s' "$npl"; done)"
-  batched_cmd=("$batched_bin" -m "$model" -c "$ctx" -b 512 -ub 512 -npp "$prompt" -ntg "$gen" -npl "$batched_npl"
-               -t "$threads" -kvu -fa off -ngl 0 --output-format jsonl)
-  echo "  ${batched_cmd[*]##*/}"
-  run_batched() {
-    "${batched_cmd[@]}" > "$out/server.batched.$round.jsonl" 2> "$out/server.batched.$round.log" || {
-      tail -20 "$out/server.batched.$round.log" >&2; die "llama-batched-bench failed: ${batched_cmd[*]}"; }
-  }
+  batched_setup "$ctx" server
   for round in $(seq "$rounds"); do
     alternate "$round" run_batched "$tmp/server" server
     parity server-round "$round" "$out/server.batched.$round.jsonl" "$tmp/server/out" "$npl" "$records"

@@ -77,7 +77,7 @@ fn context<'a>(
 
 /// The line on how `row` fared in the app's runtimes.
 pub fn app_line(folder: &Path, row: &store::row::TrialRow) -> String {
-    crate::verify::render::app_line(folder, &row.trial_id)
+    crate::verify::render::app_line(folder, row)
 }
 
 /// What the backend self-test said about `row`'s variant.

@@ -26,6 +26,14 @@ fn ratio_cell(r: Option<&Ratio>) -> String {
 pub fn section(h: &mut String, data: &ReportData) {
     h.push_str("<h2 id=\"app\">In your app</h2>\n");
     let Some(v) = &data.verification else {
+        if data.winner().is_some_and(|w| w.runtime.is_some()) {
+            let _ = writeln!(
+                h,
+                "<p>The recommendation was {}.</p>",
+                esc(crate::verify::render::MEASURED_IN_SERVER)
+            );
+            return;
+        }
         let _ = writeln!(
             h,
             "<p>Not verified in your app. The figures above are llama.cpp as llama-sweep builds it; \

@@ -90,7 +90,7 @@ pub fn write(folder: &Path, output: Option<&Path>) -> anyhow::Result<Written> {
             .backend_check
             .as_ref()
             .and_then(|c| c.line_for(&w.model_identity));
-        let app = crate::verify::render::app_line(&data.folder, &w.trial_id);
+        let app = crate::verify::render::app_line(&data.folder, w);
         let ctx = crate::export::ExportContext {
             objective,
             temperature: sweep.temperature,

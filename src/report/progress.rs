@@ -199,9 +199,10 @@ pub fn trial_line(
             if r.noisy { "  (noisy)" } else { "" }
         ),
         _ => format!(
-            "{}: {}",
+            "{}: {}{}",
             r.status,
-            crate::runner::outcome::first_line(r.error.as_deref())
+            crate::runner::outcome::first_line(r.error.as_deref()),
+            speculation(r)
         ),
     };
     format!(

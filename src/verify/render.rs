@@ -131,15 +131,23 @@ pub fn header_line(v: &Verification, trial_id: &str) -> Option<String> {
     })
 }
 
-/// The line on how `trial_id` fared in the app's runtimes: `folder`'s
-/// verification when it covers the trial, else how to verify it.
-pub fn app_line(folder: &std::path::Path, trial_id: &str) -> String {
+/// The line on how `row` fared in the app's runtimes: `folder`'s
+/// verification when it covers the trial; for a trial measured through
+/// llama-server, that it was; else how to verify it.
+pub fn app_line(folder: &std::path::Path, row: &crate::store::row::TrialRow) -> String {
     super::record::read(folder)
         .ok()
         .flatten()
-        .and_then(|v| header_line(&v, trial_id))
+        .and_then(|v| header_line(&v, &row.trial_id))
+        .or_else(|| row.runtime.as_ref().map(|_| MEASURED_IN_SERVER.to_string()))
         .unwrap_or_else(|| not_verified_line(&folder.display().to_string()))
 }
+
+/// The line for a trial measured through llama-server (`runtime =
+/// "server"`).
+pub const MEASURED_IN_SERVER: &str = "measured in llama-server itself: every figure of this \
+     trial came from the llama-server the sweep names ([app] server), started with these \
+     arguments and sent the app's requests";
 
 /// The line for a configuration that was not verified: how to do it.
 pub fn not_verified_line(folder: &str) -> String {

@@ -286,4 +286,9 @@ fn speculative_decoding_is_swept_through_a_real_llama_server_on_real_text() {
     );
     // The sweep ran in the app's llama-server: it is not asked again.
     assert!(said.contains("is not asked again"), "{said}");
+    let config = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("measured in llama-server itself"),
+        "{config}"
+    );
 }
