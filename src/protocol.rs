@@ -172,6 +172,41 @@ pub struct TrialSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerTrial {
     pub binary: PathBuf,
+    /// The latency bounds of `[objective]` one request must meet to count
+    /// in the goodput. Not part of the trial id.
+    #[serde(default)]
+    pub bounds: RequestBounds,
+}
+
+/// The latency bounds of `[objective]` a single request is held to, for
+/// goodput (requests per second that meet every one): its time to first
+/// token (`ttft_ms_max`, `ttft_ms_p95_max`), its end to end (`e2e_s_max`)
+/// and the 95th percentile of its gaps between tokens (`itl_ms_p95_max`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestBounds {
+    pub ttft_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+    pub itl_ms: Option<f64>,
+}
+
+impl RequestBounds {
+    pub fn of(objective: &crate::objective::Objective) -> RequestBounds {
+        use crate::objective::{Bound, Metric};
+        let mut bounds = RequestBounds::default();
+        for c in &objective.constraints {
+            let Bound::AtMost(limit) = c.bound else {
+                continue;
+            };
+            let slot = match c.metric {
+                Metric::TtftMs | Metric::TtftMsP95 => &mut bounds.ttft_ms,
+                Metric::E2eMs => &mut bounds.e2e_ms,
+                Metric::ItlMsP95 => &mut bounds.itl_ms,
+                _ => continue,
+            };
+            *slot = Some(slot.map_or(limit, |l: f64| l.min(limit)));
+        }
+        bounds
+    }
 }
 
 /// Quantize `source` into `output` with llama.cpp's quantizer.
@@ -576,6 +611,10 @@ pub struct ServerFigures {
     /// requests (0 and 0 without speculative decoding).
     pub drafted: u64,
     pub accepted: u64,
+    /// Requests per second that met every latency bound of `[objective]`
+    /// (all of them without bounds), one per round.
+    #[serde(default)]
+    pub goodput_rps: Vec<f64>,
 }
 
 impl ServerFigures {
@@ -612,6 +651,30 @@ pub fn describe_buffers(buffers: &[BufferUse]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_held_to_the_tightest_latency_bounds_of_the_objective() {
+        use crate::objective::{Bound, Constraint, Metric, Objective};
+        let c = |metric, bound| Constraint { metric, bound };
+        let objective = Objective {
+            constraints: vec![
+                c(Metric::TtftMs, Bound::AtMost(500.0)),
+                c(Metric::TtftMsP95, Bound::AtMost(300.0)),
+                c(Metric::E2eMs, Bound::AtMost(5000.0)),
+                c(Metric::TgTps, Bound::AtLeast(10.0)),
+            ],
+            ..Objective::default()
+        };
+        let b = RequestBounds::of(&objective);
+        assert_eq!(
+            (b.ttft_ms, b.e2e_ms, b.itl_ms),
+            (Some(300.0), Some(5000.0), None)
+        );
+        assert_eq!(
+            RequestBounds::of(&Objective::default()),
+            RequestBounds::default()
+        );
+    }
 
     #[test]
     fn jobs_round_trip_as_tagged_json() {

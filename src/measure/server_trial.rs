@@ -19,7 +19,9 @@ use crate::knobs::{self, EffectiveParams};
 use crate::llama_log;
 use crate::models::gguf::GgufHeader;
 use crate::objective::Metric;
-use crate::protocol::{ModelFacts, ServerFigures, ServerTrial, TrialMetrics, TrialSpec};
+use crate::protocol::{
+    ModelFacts, RequestBounds, ServerFigures, ServerTrial, TrialMetrics, TrialSpec,
+};
 use crate::runtime::clients::{self, Limits, Request, Round};
 use crate::runtime::prompts;
 use crate::runtime::server::Started;
@@ -162,6 +164,7 @@ fn rounds(
         )?;
     }
     let mut runs = Runs::default();
+    let bounds = spec.server.as_ref().map(|s| s.bounds).unwrap_or_default();
     let planned = w.repetitions as usize;
     let mut dropped = None;
     for rep in 0..planned {
@@ -172,7 +175,7 @@ fn rounds(
             running,
             &round_of(w.warmup as usize + rep, w.request_max_tokens),
         )?;
-        runs.add(&round);
+        runs.add(&round, &bounds);
         // As the in-process child: the last run is never judged.
         if rep + 1 < planned {
             dropped = runs
@@ -231,7 +234,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 impl Runs {
-    fn add(&mut self, round: &Round) {
+    fn add(&mut self, round: &Round, bounds: &RequestBounds) {
         let replies = &round.replies;
         self.pp_tps.extend(mean(
             replies.iter().filter_map(|r| r.server.prompt_per_second),
@@ -246,6 +249,7 @@ impl Runs {
         s.predicted_tps
             .extend(replies.iter().filter_map(|r| r.server.predicted_per_second));
         s.aggregate_tps.extend(round.aggregate_tps());
+        s.goodput_rps.push(round.goodput_within(bounds));
         for r in replies {
             s.drafted += u64::from(r.server.draft_n.unwrap_or(0));
             s.accepted += u64::from(r.server.draft_n_accepted.unwrap_or(0));
@@ -300,8 +304,15 @@ mod tests {
             ],
             wall_ms: 500.0,
         };
-        runs.add(&round);
-        runs.add(&round);
+        // The first request meets a 150 ms bound on its first token, the
+        // second does not; without bounds both count.
+        let bounds = RequestBounds {
+            ttft_ms: Some(150.0),
+            ..Default::default()
+        };
+        runs.add(&round, &bounds);
+        runs.add(&round, &RequestBounds::default());
+        assert_eq!(runs.server.goodput_rps, [2.0, 4.0], "requests per second");
         assert_eq!(runs.ttft_ms, [100.0, 200.0, 100.0, 200.0]);
         assert_eq!(runs.e2e_ms, [400.0, 400.0]);
         // Two tokens after the first in 20 ms.

@@ -29,10 +29,10 @@ pub struct Plan {
 
 /// How the sweep's trials run through a llama-server, if they do.
 pub fn server_trial(config: &SweepConfig) -> Option<ServerTrial> {
-    config
-        .trial_server
-        .clone()
-        .map(|binary| ServerTrial { binary })
+    config.trial_server.clone().map(|binary| ServerTrial {
+        binary,
+        bounds: crate::protocol::RequestBounds::of(&config.objective),
+    })
 }
 
 /// Builds the grid plan for `variants` (from `models::plan_variants`).

@@ -142,9 +142,15 @@ mod tests {
         let p = Params::default();
         let server = ServerTrial {
             binary: "/opt/llama/llama-server".into(),
+            bounds: Default::default(),
         };
+        // Another binary path, and goodput held to other bounds.
         let moved = ServerTrial {
             binary: "/usr/local/bin/llama-server".into(),
+            bounds: crate::protocol::RequestBounds {
+                ttft_ms: Some(100.0),
+                ..Default::default()
+            },
         };
         let through = trial_id("m", &p, &workload(), 0, Some(&server));
         assert_ne!(through, trial_id("m", &p, &workload(), 0, None));

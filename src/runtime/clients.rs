@@ -8,6 +8,7 @@
 //! and the goodput: requests per second that met every latency bound.
 
 use super::http;
+use crate::protocol::RequestBounds;
 use crate::stats;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -260,6 +261,21 @@ impl Round {
             accepted += u64::from(r.server.draft_n_accepted.unwrap_or(0));
         }
         (drafted > 0).then(|| accepted as f64 / drafted as f64)
+    }
+
+    /// Requests per second that met every one of `bounds`.
+    pub fn goodput_within(&self, bounds: &RequestBounds) -> f64 {
+        self.goodput(|r| {
+            let within = |value: Option<f64>, bound: Option<f64>| {
+                bound.is_none_or(|b| value.is_some_and(|v| v <= b))
+            };
+            within(Some(r.ttft_ms), bounds.ttft_ms)
+                && within(Some(r.e2e_ms), bounds.e2e_ms)
+                && within(
+                    stats::quantile(&r.itl_ms, 0.95).or(Some(0.0)),
+                    bounds.itl_ms,
+                )
+        })
     }
 
     /// Requests per second that met every bound: `meets` says which did.

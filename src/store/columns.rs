@@ -359,6 +359,7 @@ pub fn columns() -> &'static [Column] {
             server_tg_tps_mean,
             draft_acceptance,
             draft_tokens,
+            goodput_rps_mean,
         ];
         before
             .into_iter()

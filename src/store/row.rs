@@ -157,6 +157,10 @@ pub struct TrialRow {
     /// Tokens the speculation drafted over the measured requests (0: it
     /// never guessed); empty for llama-sweep's own runtime.
     pub draft_tokens: Option<u64>,
+    /// Requests per second that met every latency bound of `[objective]`
+    /// (every request without bounds), the mean over the rounds; empty for
+    /// llama-sweep's own runtime.
+    pub goodput_rps_mean: Option<f64>,
 }
 
 /// What `build` says of a row made under `--test-fault`.
@@ -164,7 +168,7 @@ pub const TEST_FAULT_MARK: &str = "[test fault";
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
-pub const LATER_COLUMNS: [&str; 22] = [
+pub const LATER_COLUMNS: [&str; 23] = [
     "ppl",
     "ppl_increase_pct",
     "kld",
@@ -187,6 +191,7 @@ pub const LATER_COLUMNS: [&str; 22] = [
     "server_tg_tps_mean",
     "draft_acceptance",
     "draft_tokens",
+    "goodput_rps_mean",
 ];
 
 /// Where and when a trial ran, for its row.
@@ -384,6 +389,9 @@ impl TrialRow {
                 .map(|s| s.mean),
             draft_acceptance: server.and_then(|s| s.acceptance()),
             draft_tokens: server.map(|s| s.drafted),
+            goodput_rps_mean: server
+                .and_then(|s| Summary::of(&s.goodput_rps))
+                .map(|s| s.mean),
         };
         if let Some(facts) = ctx.facts {
             row.take_facts(facts);

@@ -69,6 +69,7 @@ fn trials_run_through_a_real_llama_server_with_concurrent_clients() {
             row.e2e_ms_mean,
             row.aggregate_tps_mean,
             row.server_tg_tps_mean,
+            row.goodput_rps_mean,
         ] {
             assert!(figure.is_some_and(|v| v > 0.0), "{row:#?}");
         }
