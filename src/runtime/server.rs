@@ -104,11 +104,13 @@ impl ServerRuntime {
 
 /// The flags a llama.cpp tool's `--help` lists: each option line starts
 /// with its spellings, `-c,    --ctx-size N`, before the columns of its
-/// explanation.
+/// explanation. A flag llama.cpp lists only to say it was removed (`--draft-max
+/// N   the argument has been removed. use --spec-draft-n-max ...`), which
+/// the tool refuses, is not one.
 fn flags_in_help(help: &str) -> HashSet<String> {
     help.lines()
         .map(str::trim_start)
-        .filter(|line| line.starts_with('-'))
+        .filter(|line| line.starts_with('-') && !line.contains("has been removed"))
         .flat_map(|line| {
             // Spellings are aligned after their commas (`-lm,   --load-mode`):
             // the explanation starts at the first wide gap after the last.
@@ -387,7 +389,9 @@ mod tests {
                     -c,    --ctx-size N                     size of the prompt context (default: 4096)\n\
                     -fa,   --flash-attn [on|off|auto]       set Flash Attention use\n\
                     --spec-draft-n-max N                    number of tokens to draft (default: 3)\n\
-                                                            (env: LLAMA_ARG_SPEC_DRAFT_N_MAX)\n";
+                                                            (env: LLAMA_ARG_SPEC_DRAFT_N_MAX)\n\
+                    --draft, --draft-n, --draft-max N       the argument has been removed. use --spec-draft-n-max or\n\
+                                                            --spec-ngram-mod-n-max\n";
         let flags = flags_in_help(help);
         for flag in [
             "-h",
@@ -405,6 +409,7 @@ mod tests {
             !flags.contains("N") && !flags.contains("-----"),
             "{flags:?}"
         );
+        assert!(!flags.contains("--draft-max"), "removed: {flags:?}");
     }
 
     #[test]
