@@ -496,7 +496,8 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The sweep whose models and settings to check [default: ./sweep.toml when it exists]
+    /// The sweep whose models and settings to check [default: ./sweep.toml when it exists; with
+    /// --model, one that cannot be read is warned about and left out]
     pub sweep: Option<PathBuf>,
     /// A GGUF model to check, besides the sweep's (repeatable)
     #[arg(long = "model", value_name = "FILE")]

@@ -139,14 +139,28 @@ impl ModelFacts {
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let load_average = load_average();
-    let sweep = match &args.sweep {
+    let mut sweep = match &args.sweep {
         Some(path) => Some((path.clone(), false)),
         None => Path::new(DEFAULT_SWEEP)
             .is_file()
             .then(|| (PathBuf::from(DEFAULT_SWEEP), true)),
     };
     let config = match &sweep {
-        Some((path, _)) => Some(config::load(path)?),
+        Some((path, implicit)) => match config::load(path) {
+            Ok(config) => Some(config),
+            // The models named on the command line are checked whatever
+            // state the folder's sweep file is in (the demo's names a model
+            // not fetched yet); one named with --sweep must be right.
+            Err(e) if *implicit && !args.models.is_empty() => {
+                eprintln!(
+                    "warning: ./{DEFAULT_SWEEP} is not read, the --model files are checked \
+                     without it: {e}"
+                );
+                sweep = None;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     if config.is_none() && args.models.is_empty() {

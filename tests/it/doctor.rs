@@ -165,3 +165,36 @@ fn doctor_runs_the_backend_self_test_and_says_what_to_do_when_repacking_crashes(
         "{text}"
     );
 }
+
+#[test]
+fn a_model_on_the_command_line_is_checked_whatever_state_the_folders_sweep_file_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    // The project's root before the demo model was fetched: its sweep.toml
+    // names a model that is not there.
+    std::fs::write(
+        dir.path().join("sweep.toml"),
+        "[sweep]\nname = \"demo\"\n[[model]]\npath = \"models/not-fetched-yet.gguf\"\n",
+    )
+    .unwrap();
+    let model = demo_model();
+    let out = bin()
+        .args(["doctor", "--model", model.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (said, warned) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{warned}");
+    assert!(
+        warned.contains("warning: ./sweep.toml is not read") && warned.contains("not-fetched-yet"),
+        "{warned}"
+    );
+    assert_eq!(value(&said, "parameters"), "134.5 M", "{said}");
+    // A sweep file named on the command line must be right.
+    let out = bin()
+        .args(["doctor", "sweep.toml", "--model", model.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stderr(&out).contains("not-fetched-yet"), "{}", stderr(&out));
+}
