@@ -23,6 +23,7 @@ use crate::protocol::{
     ModelFacts, RequestBounds, ServerFigures, ServerTrial, TrialMetrics, TrialSpec,
 };
 use crate::runtime::clients::{self, Limits, Request, Round};
+use crate::runtime::log_echo::LogEcho;
 use crate::runtime::prompts;
 use crate::runtime::server::Started;
 use crate::store::row::per_repetition_means;
@@ -52,12 +53,14 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
         .flat_map(|arg| std::iter::once(arg.flag.to_string()).chain(arg.value));
     let n_clients = params.int(knobs::N_PARALLEL).max(1) as usize;
     let log = super::scratch_dir().join(format!("llama-server-{}.log", spec.trial_id));
+    // The server's log is the trial's (the child's stderr is its log file),
+    // copied as it is written: a trial killed for its timeout keeps it.
+    let echo = LogEcho::start(&log, "llama-server| ");
     let mut running = Started::start(&server.binary, args, &log).map_err(|e| e.reason)?;
     let measured = rounds(spec, n_clients, &mut running, n_vocab, &log);
     running.stop();
+    echo.finish();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    // The server's log is the trial's: the child's stderr is its log file.
-    eprintln!("---- llama-server's log ----\n{text}---- end of llama-server's log ----");
     let _ = std::fs::remove_file(&log);
     let mut m = measured?;
     if params.text(knobs::SPEC_TYPE) != knobs::SpecType::NONE
@@ -119,6 +122,10 @@ fn rounds(
 ) -> Result<TrialMetrics, String> {
     running.wait_until_ready(READY, log).map_err(|e| e.reason)?;
     let load_ms = running.started.elapsed().as_secs_f64() * 1000.0;
+    eprintln!(
+        "llama-sweep: llama-server ready on port {} after {load_ms:.0} ms",
+        running.port
+    );
     let w = &spec.workload;
     let limits = Limits {
         timeout: READY,
@@ -158,6 +165,7 @@ fn rounds(
         })
     };
     for k in 0..w.warmup as usize {
+        eprintln!("llama-sweep: warm-up round {} of {n} request(s)", k + 1);
         send(
             running,
             &round_of(k, w.request_max_tokens.min(WARMUP_TOKENS)),
@@ -171,6 +179,7 @@ fn rounds(
         if crate::interrupt::requested() {
             return Err("interrupted".into());
         }
+        eprintln!("llama-sweep: measured round {} of {n} request(s)", rep + 1);
         let round = send(
             running,
             &round_of(w.warmup as usize + rep, w.request_max_tokens),

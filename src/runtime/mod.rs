@@ -9,10 +9,12 @@
 //! returning a [`Session`] or a one-line reason. `verify` drives them;
 //! `doctor` probes them. [`clients`] are the app's streaming clients of a
 //! llama-server, shared by [`server`] and the sweep's trials through one
-//! (`measure::server_trial`, `[sweep] runtime = "server"`).
+//! (`measure::server_trial`, `[sweep] runtime = "server"`), which echoes
+//! the server's log into the trial's as it is written ([`log_echo`]).
 
 pub mod clients;
 pub mod http;
+pub mod log_echo;
 pub mod prompts;
 pub mod python;
 pub mod server;

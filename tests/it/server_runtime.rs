@@ -76,7 +76,12 @@ fn trials_run_through_a_real_llama_server_with_concurrent_clients() {
         // No draft model: nothing drafted.
         assert_eq!(row.draft_acceptance, None);
         let log = std::fs::read_to_string(folder.join(&row.log_file)).unwrap();
-        assert!(log.contains("llama-server's log"), "{log}");
+        // The server's log, copied into the trial's as it was written.
+        assert!(
+            log.contains("llama-sweep: llama-server ready on port")
+                && log.lines().any(|l| l.starts_with("llama-server| ")),
+            "{log}"
+        );
     }
     // Every request's time to first token: two clients a round, two rounds.
     let two = planned
@@ -216,7 +221,10 @@ fn speculative_decoding_is_swept_through_a_real_llama_server_on_real_text() {
             "request_max_tokens = 8",
             "request_max_tokens = 48\nprompts = \"shipped\"",
             1,
-        );
+        )
+        // Two models load per trial, beside the other tests on a shared
+        // machine.
+        .replacen("timeout_s = 120", "timeout_s = 300", 1);
     std::fs::write(&sweep, &text).unwrap();
     let out = run(&["run", sweep.to_str().unwrap()]);
     let said = format!("{}{}", stdout(&out), stderr(&out));
@@ -268,7 +276,12 @@ fn speculative_decoding_is_swept_through_a_real_llama_server_on_real_text() {
     // Another vocabulary: llama-server goes on without speculation and says
     // so only in its log; the trial is a row with that reason.
     let refused = row_of("draft-simple", Some(&other_vocab));
-    assert_eq!(refused.status, TrialStatus::Failed, "{refused:#?}");
+    let log = std::fs::read_to_string(folder.join(&refused.log_file)).unwrap_or_default();
+    assert_eq!(
+        refused.status,
+        TrialStatus::Failed,
+        "{refused:#?}\nits log:\n{log}"
+    );
     let error = refused.error.as_deref().unwrap_or("");
     assert!(
         error.contains("did not speculate") && error.contains("vocab"),
