@@ -109,6 +109,20 @@ made, and which trials an earlier run already recorded. Nothing is written.",
     )]
     Plan(PlanArgs),
 
+    /// List the knobs a sweep can turn: values, llama.cpp's default, each runtime's spelling
+    #[command(
+        long_about = "List every key [space] and [baseline] take in a sweep file, from the \
+parameter table the sweep itself reads: what it does, the values it takes, llama.cpp's default, \
+and how llama-server and llama-cpp-python spell it. With a knob's name, everything about that \
+knob. --markdown prints the reference as Markdown: docs/knobs.md is that output (a test fails \
+when the two differ).",
+        after_help = "Examples:\n  \
+llama-sweep knobs                       # one line per knob\n  \
+llama-sweep knobs n_cpu_moe             # everything about one\n  \
+llama-sweep knobs --markdown > docs/knobs.md"
+    )]
+    Knobs(KnobsArgs),
+
     /// Write the recommended configuration (config.yaml, llm.json, llama-server args or env)
     #[command(
         long_about = "Write the recommended configuration of a sweep again from its stored results: \
@@ -382,6 +396,16 @@ pub struct PlanArgs {
     /// The sweep description
     #[arg(default_value = "sweep.toml")]
     pub sweep: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KnobsArgs {
+    /// Show everything about this knob only
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::knobs::names()))]
+    pub knob: Option<String>,
+    /// Print the reference as Markdown (docs/knobs.md)
+    #[arg(long, conflicts_with = "knob")]
+    pub markdown: bool,
 }
 
 #[derive(Debug, Args)]

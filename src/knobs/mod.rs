@@ -14,6 +14,7 @@ mod choices;
 pub mod effect;
 pub mod lists;
 mod params;
+pub mod reference;
 pub mod rules;
 mod table;
 mod value;
@@ -74,8 +75,8 @@ pub enum Scale {
     Category,
 }
 
-/// Where llama.cpp receives a knob (for people: the README's table and
-/// `--help`; the child's `measure::apply` does the receiving).
+/// Where llama.cpp receives a knob (for people: `llama-sweep knobs` and
+/// docs/knobs.md; the child's `measure::apply` does the receiving).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receiver {
     ModelParams,

@@ -6,6 +6,8 @@
 //! in the trial's log, never in the reply.
 
 mod apply;
+/// llama.cpp's default for every knob, as this build links it.
+pub use apply::defaults as llama_cpp_defaults;
 pub mod bench;
 pub mod crash;
 mod fault;

@@ -16,6 +16,7 @@ mod measure;
 mod moe;
 mod overnight;
 mod quality;
+mod reference;
 mod report;
 mod report_quality;
 mod search;
