@@ -13,7 +13,7 @@ dest="${1:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 verify() { echo "$sha256  $1" | sha256sum --check --status; }
 
 if [ -f "$dest" ] && verify "$dest"; then
-  echo "demo model present: $dest"
+  echo "demo model present, sha256 checked: $dest"
   exit 0
 fi
 
@@ -34,4 +34,4 @@ if ! verify "$work/model.gguf"; then
   exit 1
 fi
 mv "$work/model.gguf" "$dest"
-echo "demo model fetched: $dest"
+echo "demo model fetched, sha256 checked: $dest"
