@@ -109,6 +109,27 @@ made, and which trials an earlier run already recorded. Nothing is written.",
     )]
     Plan(PlanArgs),
 
+    /// Write a first sweep file for a model on this machine, saying why each axis is there
+    #[command(
+        long_about = "Write a commented sweep file for MODEL on this machine. It looks at what \
+`doctor` looks at (the model's layers, experts, size and type; the GPUs this llama.cpp build sees \
+and their free memory; the cores; the host memory and its bandwidth) and chooses the axes that \
+matter here: threads and batch sizes on a CPU; every layer on a GPU the model fits, n_gpu_layers \
+around where it stops fitting when it does not, n_cpu_moe around the layers whose experts must \
+stay in host memory for an MoE model; depths for a long context (--context), n_parallel for \
+several users (--users); quantizations to derive from an F16, BF16 or Q8_0 file, with a quality \
+bound; a grid when the whole space fits the --budget by a first guess, else Bayesian search \
+bounded by it. Each key has its reason above it. The file is written as <model>.toml unless -o \
+names it, and never over an existing file; `llama-sweep plan` on it shows the trials.",
+        after_help = "Examples:\n  \
+llama-sweep init models/SmolLM2-135M-Instruct.Q4_1.gguf -o my-sweep.toml\n  \
+llama-sweep init ~/models/Qwen3-30B-A3B-Q4_K_M.gguf --budget 8h --context 32768\n  \
+llama-sweep init model.gguf --objective aggregate_tps --users 8\n  \
+llama-sweep init model.gguf --app-python ~/app/.venv/bin/python   # verify the winner in your app\n  \
+llama-sweep init model.gguf --gpu 24 --gpu 12   # for a node with a 24 GB and a 12 GB card"
+    )]
+    Init(InitArgs),
+
     /// List the knobs a sweep can turn: values, llama.cpp's default, each runtime's spelling
     #[command(
         long_about = "List every key [space] and [baseline] take in a sweep file, from the \
@@ -396,6 +417,36 @@ pub struct PlanArgs {
     /// The sweep description
     #[arg(default_value = "sweep.toml")]
     pub sweep: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The GGUF model to sweep
+    pub model: PathBuf,
+    /// Where to write the sweep file [default: <model name>.toml here]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// What "best" means: tg_tps (generation speed), ttft_ms (time to first token) or
+    /// aggregate_tps (throughput of all users together)
+    #[arg(long, default_value = "tg_tps", value_parser = ["tg_tps", "ttft_ms", "aggregate_tps"])]
+    pub objective: String,
+    /// How long the sweep may take (e.g. 30m, 2h, 8h)
+    #[arg(long, default_value = "2h")]
+    pub budget: humantime::Duration,
+    /// The app's Python interpreter, whose llama-cpp-python the winner is verified in
+    #[arg(long, value_name = "PYTHON")]
+    pub app_python: Option<PathBuf>,
+    /// Users the app serves at once (sweeps n_parallel up to it)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub users: u32,
+    /// The longest conversation the app holds, in tokens [default: 4096, or the model's
+    /// trained context if smaller]
+    #[arg(long, value_name = "TOKENS")]
+    pub context: Option<u32>,
+    /// Write the sweep for GPUs with this much free memory (GiB; repeat for each GPU)
+    /// instead of the ones this llama.cpp build sees: for a machine you will run it on
+    #[arg(long = "gpu", value_name = "GIB")]
+    pub gpus: Vec<f64>,
 }
 
 #[derive(Debug, Args)]

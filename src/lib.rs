@@ -23,6 +23,7 @@ pub mod exit;
 pub mod export;
 pub mod failure_watch;
 pub mod fit;
+pub mod init;
 pub mod interrupt;
 pub mod knobs;
 pub mod llama_log;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Trial => return measure::run_child(),
         Command::Run(args) => cmd::run::run(&args),
         Command::Plan(args) => cmd::plan::run(&args).map(|()| exit::OK),
+        Command::Init(args) => cmd::init::run(&args).map(|()| exit::OK),
         Command::Knobs(args) => cmd::knobs::run(&args).map(|()| exit::OK),
         Command::Export(args) => cmd::export::run(&args).map(|()| exit::OK),
         Command::Worker(args) => cmd::worker::run(&args),

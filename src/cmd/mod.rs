@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod doctor;
 pub mod export;
+pub mod init;
 pub mod knobs;
 pub mod plan;
 pub mod quality;

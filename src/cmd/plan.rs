@@ -5,6 +5,7 @@
 use crate::cli::PlanArgs;
 use crate::config::StrategyKind;
 use crate::config::{self, SweepConfig};
+use crate::init;
 use crate::models::{self, PlannedVariant};
 use crate::plan::references::{self, Reference};
 use crate::plan::{self, Plan};
@@ -24,26 +25,52 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let references = match default_n_ctx() {
-        Ok(n_ctx) => Ok(references::references(
+    let probe = probe();
+    let references = match &probe {
+        Ok(probe) => Ok(references::references(
             &config,
             &variants,
-            &references::ServerDefaults::here(n_ctx),
+            &references::ServerDefaults::here(probe.defaults.int(crate::knobs::N_CTX) as u32),
         )?),
         Err(e) => Err(format!("{e:#}")),
     };
+    let guess = match (&probe, recorded.iter().any(|r| r.wall_s > 0.0)) {
+        (Ok(probe), false) => first_guess(&config, &variants, &plan, probe),
+        _ => None,
+    };
     print!(
         "{}",
-        render(&config, &variants, &plan, &references, &recorded)
+        render(&config, &variants, &plan, &references, &recorded, guess)
     );
     Ok(())
 }
 
-/// llama.cpp's default context size, from a probe whose log is removed.
-fn default_n_ctx() -> anyhow::Result<u32> {
+/// What this llama.cpp build is and sees, from a probe whose log is removed.
+fn probe() -> anyhow::Result<crate::protocol::ProbeReport> {
     let (probe, log) = super::run_setup::probe(&mut ChildRunner::current()?)?;
     let _ = std::fs::remove_file(log);
-    Ok(probe.defaults.int(crate::knobs::N_CTX) as u32)
+    Ok(probe)
+}
+
+/// How long the plan's trials take by `init`'s first guess (the first
+/// model's size, this machine's memory bandwidth), before one has run.
+fn first_guess(
+    config: &SweepConfig,
+    variants: &[PlannedVariant],
+    plan: &Plan,
+    probe: &crate::protocol::ProbeReport,
+) -> Option<init::estimate::SweepTime> {
+    let first = variants.iter().find(|v| v.is_ready())?;
+    let header = crate::models::gguf::GgufHeader::read(&first.variant.path).ok()?;
+    let shape = init::ModelShape::of(&header, String::new(), String::new())?;
+    let hw = init::Hardware::here(probe);
+    Some(init::estimate::of_sweep(
+        config,
+        &shape,
+        &hw,
+        plan.trials.len() as u64,
+        variants.len() as u64,
+    ))
 }
 
 pub fn render(
@@ -52,6 +79,7 @@ pub fn render(
     plan: &Plan,
     references: &Result<Vec<Reference>, String>,
     recorded: &[store::row::TrialRow],
+    guess: Option<init::estimate::SweepTime>,
 ) -> String {
     let mut out = String::new();
     let search = match config.sweep.strategy {
@@ -175,7 +203,16 @@ pub fn render(
         .map(|r| r.wall_s)
         .filter(|w| *w > 0.0)
         .collect();
-    if walls.is_empty() {
+    if let (true, Some(guess)) = (walls.is_empty(), guess) {
+        let _ = writeln!(
+            out,
+            "; about {} by a first guess ({} per trial, generation at ~{:.0} t/s by this \
+             machine's memory bandwidth; the real time per trial is known once one has run)",
+            init::estimate::human(guess.total_s),
+            init::estimate::human(guess.per_trial_s),
+            guess.tg_tps
+        );
+    } else if walls.is_empty() {
         out.push_str(" (time per trial unknown until one has run)\n");
     } else {
         let mean = walls.iter().sum::<f64>() / walls.len() as f64;
