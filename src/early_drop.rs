@@ -21,7 +21,7 @@ pub const MIN_RUNS: usize = 2;
 /// `[trial] early_drop` unless set. On the recorded grids, with each
 /// trial's runs off by a 5% swing of the machine, 30% never dropped the
 /// best in 500 replays (20% did, 0.6% of the time, on one grid); see
-/// `replay --drops` and the guide's table.
+/// `replay --drops` and docs/searching.md's table.
 pub const DEFAULT_MARGIN: f64 = 0.3;
 
 /// What one measured quantity must reach for a trial to go on.

@@ -583,7 +583,7 @@ pub fn sweep_name(model: &str) -> String {
     let name: String = model
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
                 c.to_ascii_lowercase()
             } else {
                 '-'

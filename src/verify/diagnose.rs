@@ -429,7 +429,7 @@ mod tests {
         };
         let causes = diagnose(&f);
         assert_eq!(kinds(&causes), ["cannot-offload"], "{causes:?}");
-        // Word for word as the README shows it.
+        // Word for word as docs/verify.md shows it.
         assert_eq!(
             causes[0].what,
             "llama-cpp-python 0.3.36 was built without a GPU backend and cannot offload \
