@@ -75,6 +75,7 @@ workers are done, measures anything they left, confirms the finalists on one dev
 report.html and config.yaml. Every row records host, worker and machine fingerprint.\n\n\
 The worker's name is --name, else SLURM's <array job>_<task>, else <host>-<pid>.",
         after_help = "Examples:\n  \
+llama-sweep worker --name w2                 # one more worker on ./sweep.toml's trials\n  \
 CUDA_VISIBLE_DEVICES=0 llama-sweep worker big.toml --name gpu0 &\n  \
 CUDA_VISIBLE_DEVICES=1 llama-sweep worker big.toml --name gpu1 &\n  \
 wait; llama-sweep run big.toml        # leftovers, confirmation, report, config.yaml\n\n\
@@ -94,6 +95,7 @@ The output folder must be on a filesystem every node sees, and the nodes' clocks
 preemption) loses at most its trial in flight, which another task or the finishing job \
 measures. `llama-sweep status` shows each worker and the jobs' state.",
         after_help = "Examples:\n  \
+llama-sweep slurm --tasks 4 --time 2:00:00  # write reports/<name>/slurm/worker.sbatch for ./sweep.toml\n  \
 llama-sweep slurm big.toml --tasks 16 --throttle 4 --partition gpu --gres gpu:1 --time 12:00:00 --submit\n  \
 llama-sweep slurm big.toml --tasks 2 --exclusive     # only write the scripts, to read them first\n  \
 llama-sweep status reports/big"
@@ -185,6 +187,7 @@ before it had measured a configuration within 1%, 2% and 5% of the grid's best: 
 quartiles. This is how the strategies are compared without a model. The objective (and its \
 constraints) come from the manifest.json beside the results, unless --metric is given.",
         after_help = "Examples:\n  \
+llama-sweep replay tests/fixtures/real-demo-grid/results.csv --seeds 5\n  \
 llama-sweep replay reports/big-grid/results.csv\n  \
 llama-sweep replay tests/fixtures/real-demo-grid/results.csv --strategy bayes --budget 40 --seeds 50\n  \
 llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv\n  \
@@ -270,6 +273,7 @@ itself at the end when [app] names one. Results go to <folder>/verify.json (ever
 and the logs to <folder>/verify/; config.yaml's header and report.html are written again with \
 the verified figures.",
         after_help = "Examples:\n  \
+llama-sweep verify reports/demo --python ~/.cache/llama-sweep/llama-cpp-python-venv/bin/python   # the venv scripts/check-llama-cpp-python.sh makes\n  \
 llama-sweep verify reports/demo --python ~/app/.venv/bin/python\n  \
 llama-sweep verify reports/demo --server /opt/llama.cpp/build/bin/llama-server --rounds 8\n\n\
 Exit status: 0 verified in every runtime named; 1 unexpected error; 2 bad arguments or nothing \
@@ -290,6 +294,7 @@ often both put the same token first (top-1 agreement).\n\n\
 command is for one model, a quick check or a script. The default text is bundled with llama-sweep \
 (Moby-Dick chapters 1-15, public domain; data/eval/README.md); your app's own prompts make a better one.",
         after_help = "Examples:\n  \
+llama-sweep quality models/SmolLM2-135M-Instruct.Q4_1.gguf --chunks 2   # the demo model's perplexity\n  \
 llama-sweep quality models/m-Q4_K_M.gguf --reference models/m-Q8_0.gguf\n  \
 llama-sweep quality models/m-Q4_K_M.gguf --text my-prompts.txt --chunks 20\n  \
 llama-sweep quality models/m-Q4_K_M.gguf --reference models/m-Q8_0.gguf --json   # for scripts\n\n\

@@ -12,6 +12,7 @@ mod demo_sweep;
 mod doctor;
 mod early_drop;
 mod faults;
+mod help_examples;
 mod init;
 mod measure;
 mod moe;
