@@ -6,7 +6,7 @@
 //! gives the real time per trial once a few have run.
 
 use super::ModelShape;
-use super::fit::Placed;
+use super::placing::Placed;
 
 /// The share of the host's bandwidth bound generation reaches, and what
 /// each token costs besides reading the weights (graph, sampling, threads
@@ -182,7 +182,7 @@ pub fn of_sweep(
             ..hw.clone()
         }
     };
-    let place = super::fit::place(model, &hw, model.kv_bytes_per_token * n_ctx);
+    let place = super::placing::place(model, &hw, model.kv_bytes_per_token * n_ctx);
     let w = &config.workload;
     let sizes = Sizes {
         prompt_tokens: w.prompt_tokens,

@@ -6,7 +6,7 @@
 //!
 //! What it knows is what `doctor` knows: the GPUs and their free memory,
 //! the model's layers, experts and size, and where each placement puts the
-//! weights ([`fit`]). A CPU-only machine gets threads and batch sizes; a
+//! weights ([`placing`]). A CPU-only machine gets threads and batch sizes; a
 //! GPU the model overflows gets `n_gpu_layers` around the point where it
 //! stops fitting, an MoE model `n_cpu_moe` around the layers whose experts
 //! must stay in host memory; long contexts get depths, several users
@@ -14,7 +14,7 @@
 //! strategy and budget fit the time given ([`estimate`]).
 
 pub mod estimate;
-pub mod fit;
+pub mod placing;
 pub mod render;
 mod shape;
 
@@ -196,7 +196,7 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
     let n_ctx = round_up(context * users, 256);
     let depth = (context >= 8192).then(|| round_down(context / 2, 1024));
     let kv_bytes = model.kv_bytes_per_token * u64::from(n_ctx);
-    let place = fit::place(model, hw, kv_bytes);
+    let place = placing::place(model, hw, kv_bytes);
     findings.push(place.finding.clone());
     if model.weight_bytes() > hw.ram_available && place.cpu_bytes > 0 {
         findings.push(format!(
@@ -415,7 +415,7 @@ fn parallel_values(users: u32) -> Vec<i64> {
     values
 }
 
-fn threads(hw: &Hardware, place: &fit::Placed) -> Vec<Setting> {
+fn threads(hw: &Hardware, place: &placing::Placed) -> Vec<Setting> {
     let physical = hw.physical_cores.max(1) as i64;
     let logical = hw.logical_cores.max(1) as i64;
     if place.all_on_gpu {
@@ -448,7 +448,7 @@ fn threads(hw: &Hardware, place: &fit::Placed) -> Vec<Setting> {
     )]
 }
 
-fn batches(goal: Goal, place: &fit::Placed, users: u32) -> Vec<Setting> {
+fn batches(goal: Goal, place: &placing::Placed, users: u32) -> Vec<Setting> {
     let on_gpu = place.gpu_bytes > 0;
     let ubatch: &[i64] = match (goal, on_gpu) {
         (Goal::FirstToken, true) => &[256, 512, 1024, 2048],
