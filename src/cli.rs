@@ -95,9 +95,9 @@ The output folder must be on a filesystem every node sees, and the nodes' clocks
 preemption) loses at most its trial in flight, which another task or the finishing job \
 measures. `llama-sweep status` shows each worker and the jobs' state.",
         after_help = "Examples:\n  \
-llama-sweep slurm --tasks 4 --time 2:00:00  # write reports/<name>/slurm/worker.sbatch for ./sweep.toml\n  \
-llama-sweep slurm big.toml --tasks 16 --throttle 4 --partition gpu --gres gpu:1 --time 12:00:00 --submit\n  \
-llama-sweep slurm big.toml --tasks 2 --exclusive     # only write the scripts, to read them first\n  \
+llama-sweep slurm --tasks 4 --time 2:00:00   # write ./sweep.toml's sbatch scripts\n  \
+llama-sweep slurm big.toml --tasks 16 --partition gpu --gres gpu:1 --time 12:00:00 --submit\n  \
+llama-sweep slurm big.toml --tasks 64 --throttle 8 --exclusive   # whole CPU nodes, 8 at a time\n  \
 llama-sweep status reports/big"
     )]
     Slurm(SlurmArgs),
@@ -107,7 +107,7 @@ llama-sweep status reports/big"
         long_about = "Print the trials of a sweep.toml: how many, in which order (model-level \
 parameters change least often, as in llama-bench), their stable ids, which derived models would be \
 made, and which trials an earlier run already recorded. Nothing is written.",
-        after_help = "Examples:\n  llama-sweep plan\n  llama-sweep plan examples/big-grid.toml"
+        after_help = "Examples:\n  llama-sweep plan\n  llama-sweep plan examples/depth-and-users.toml"
     )]
     Plan(PlanArgs),
 
@@ -189,7 +189,7 @@ constraints) come from the manifest.json beside the results, unless --metric is 
         after_help = "Examples:\n  \
 llama-sweep replay tests/fixtures/real-demo-grid/results.csv --seeds 5\n  \
 llama-sweep replay reports/big-grid/results.csv\n  \
-llama-sweep replay tests/fixtures/real-demo-grid/results.csv --strategy bayes --budget 40 --seeds 50\n  \
+llama-sweep replay tests/fixtures/real-demo-grid --strategy bayes --budget 40 --seeds 50\n  \
 llama-sweep replay tests/fixtures/synthetic-cpu-threads --metric ttft_ms --csv\n  \
 llama-sweep replay tests/fixtures/real-demo-grid --confirm 0.05 --seeds 500\n  \
 llama-sweep replay tests/fixtures/real-demo-grid --drops 0.05 --seeds 500\n  \
@@ -210,7 +210,7 @@ optimization history, pp against tg; and every trial, failures with their reason
 `llama-sweep run` writes it at the end of every sweep; run this to write it again, e.g. while a \
 sweep is still running or after copying a folder from another machine.",
         after_help = "Examples:\n  \
-llama-sweep report reports/demo                    # → reports/demo/report.html, reports/demo/plots/\n  \
+llama-sweep report reports/demo                      # → reports/demo/report.html and plots/\n  \
 llama-sweep report reports/demo -o /tmp/r/demo.html  # plots go to /tmp/r/plots/"
     )]
     Report(ReportArgs),
@@ -273,9 +273,10 @@ itself at the end when [app] names one. Results go to <folder>/verify.json (ever
 and the logs to <folder>/verify/; config.yaml's header and report.html are written again with \
 the verified figures.",
         after_help = "Examples:\n  \
-llama-sweep verify reports/demo --python ~/.cache/llama-sweep/llama-cpp-python-venv/bin/python   # the venv scripts/check-llama-cpp-python.sh makes\n  \
+llama-sweep verify reports/demo --python ~/.cache/llama-sweep/llama-cpp-python-venv/bin/python\n  \
 llama-sweep verify reports/demo --python ~/app/.venv/bin/python\n  \
 llama-sweep verify reports/demo --server /opt/llama.cpp/build/bin/llama-server --rounds 8\n\n\
+The first example's Python is the venv scripts/check-llama-cpp-python.sh makes.\n\n\
 Exit status: 0 verified in every runtime named; 1 unexpected error; 2 bad arguments or nothing \
 to verify; 10 a runtime could not run the configuration (the reason and its log are printed; \
 the sweep's results are untouched)."
@@ -294,7 +295,7 @@ often both put the same token first (top-1 agreement).\n\n\
 command is for one model, a quick check or a script. The default text is bundled with llama-sweep \
 (Moby-Dick chapters 1-15, public domain; data/eval/README.md); your app's own prompts make a better one.",
         after_help = "Examples:\n  \
-llama-sweep quality models/SmolLM2-135M-Instruct.Q4_1.gguf --chunks 2   # the demo model's perplexity\n  \
+llama-sweep quality models/SmolLM2-135M-Instruct.Q4_1.gguf --chunks 2   # the demo's perplexity\n  \
 llama-sweep quality models/m-Q4_K_M.gguf --reference models/m-Q8_0.gguf\n  \
 llama-sweep quality models/m-Q4_K_M.gguf --text my-prompts.txt --chunks 20\n  \
 llama-sweep quality models/m-Q4_K_M.gguf --reference models/m-Q8_0.gguf --json   # for scripts\n\n\
