@@ -478,6 +478,13 @@ pub struct ProbeReport {
     pub defaults: EffectiveParams,
 }
 
+impl ProbeReport {
+    /// The devices llama.cpp can offload to: every one but the CPU.
+    pub fn accelerators(&self) -> impl Iterator<Item = &DeviceInfo> {
+        self.devices.iter().filter(|d| d.kind != "cpu")
+    }
+}
+
 /// Measure one variant's quality the way llama.cpp's perplexity tool does:
 /// the text is cut into chunks of `n_ctx` tokens, each decoded from an empty
 /// cache (its first token replaced by BOS when the model adds one), and the

@@ -169,13 +169,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let llama = probe();
     let gpu_free: Vec<u64> = llama.as_ref().map_or_else(
         |_| Vec::new(),
-        |p| {
-            p.devices
-                .iter()
-                .filter(|d| d.kind != "cpu")
-                .map(|d| d.memory_free_bytes)
-                .collect()
-        },
+        |p| p.accelerators().map(|d| d.memory_free_bytes).collect(),
     );
     let estimate = estimate(args, config.as_ref(), gpu_free);
     let mut models = Vec::new();

@@ -199,7 +199,7 @@ pub fn knobs_without_effect(config: &SweepConfig, probe: &ProbeReport) -> Vec<St
         Vec::new()
     };
     let facts = knobs::effect::Facts {
-        gpu: probe.devices.iter().any(|d| d.kind != "cpu"),
+        gpu: probe.accelerators().next().is_some(),
         openmp: knobs::effect::Facts::openmp_in(&probe.system_info),
         dense_models,
         models: config.models.len(),

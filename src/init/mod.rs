@@ -20,7 +20,7 @@ mod shape;
 
 pub use shape::ModelShape;
 
-use crate::knobs::{Params, Value, rules};
+use crate::knobs::Value;
 use crate::models::quant_types::QuantType;
 use std::time::Duration;
 
@@ -49,9 +49,7 @@ impl Hardware {
                 .or(m.memory_total_bytes)
                 .unwrap_or(0),
             gpus: probe
-                .devices
-                .iter()
-                .filter(|d| d.kind != "cpu")
+                .accelerators()
                 .map(|d| Gpu {
                     name: d.name.clone(),
                     free_bytes: d.memory_free_bytes,
@@ -528,39 +526,16 @@ fn workload(model: &ModelShape, context: u32, depth: Option<u32>) -> Vec<Setting
     w
 }
 
-/// Trials of a space: every combination of its values, less those
-/// llama.cpp refuses and those that repeat another (the grid's rules).
+/// Trials of a space: the grid's combinations of its values, less those
+/// llama.cpp refuses or would run as another.
 fn space_size(space: &[Setting]) -> u64 {
-    let axes: Vec<(&'static crate::knobs::Knob, Vec<Value>)> = space
-        .iter()
-        .filter_map(|s| {
-            let knob = crate::knobs::by_name(s.key)?;
-            Some((knob, values_of(knob, &s.value)))
-        })
-        .collect();
-    let mut combinations = vec![Params::default()];
-    for (knob, values) in &axes {
-        combinations = combinations
-            .into_iter()
-            .flat_map(|p| {
-                values
-                    .iter()
-                    .map(move |v| p.clone().with(knob.id, v.clone()))
-            })
-            .collect();
-    }
-    let mut distinct: Vec<Params> = Vec::new();
-    for p in combinations {
-        if rules::refusal(&p).is_some() {
-            continue;
-        }
-        let idle = rules::idle(&p);
-        let p = p.without(&idle);
-        if !distinct.contains(&p) {
-            distinct.push(p);
+    let mut grid = crate::config::Space::default();
+    for s in space {
+        if let Some(knob) = crate::knobs::by_name(s.key) {
+            grid.set(knob.id, values_of(knob, &s.value));
         }
     }
-    distinct.len() as u64
+    crate::plan::grid::expand(&grid).combos.len() as u64
 }
 
 /// The values a TOML value written for `knob` holds (a list's each).

@@ -4,7 +4,7 @@
 //! reference trials (the user's baseline, llama-server's defaults) the
 //! recommendation is measured against.
 
-mod grid;
+pub mod grid;
 pub mod references;
 pub mod trial_id;
 

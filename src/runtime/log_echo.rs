@@ -66,10 +66,11 @@ impl Drop for LogEcho {
     }
 }
 
-/// How far a file has been copied, and the unfinished line read so far.
+/// The file, open once it exists (its position is how far it was
+/// copied), and the unfinished line read so far.
 #[derive(Default)]
 struct Copied {
-    offset: u64,
+    file: Option<File>,
     partial: Vec<u8>,
 }
 
@@ -77,15 +78,11 @@ impl Copied {
     /// Copies the whole lines written since the last call (and, when
     /// `last`, the unfinished one) to `out`.
     fn more(&mut self, path: &Path, prefix: &str, last: bool, out: &mut impl Write) {
-        if let Ok(mut file) = File::open(path) {
-            use std::io::Seek;
-            if file.seek(std::io::SeekFrom::Start(self.offset)).is_ok() {
-                let mut fresh = Vec::new();
-                if let Ok(n) = file.read_to_end(&mut fresh) {
-                    self.offset += n as u64;
-                    self.partial.extend_from_slice(&fresh);
-                }
-            }
+        if self.file.is_none() {
+            self.file = File::open(path).ok();
+        }
+        if let Some(file) = &mut self.file {
+            let _ = file.read_to_end(&mut self.partial);
         }
         let whole = match self.partial.iter().rposition(|&b| b == b'\n') {
             Some(at) => at + 1,

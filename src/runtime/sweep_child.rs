@@ -75,7 +75,7 @@ pub fn info_of(p: &ProbeReport, program: &str) -> RuntimeInfo {
             // The GPU backends compiled in, and those of the devices found
             // (a dynamic-backends build registers them as it loads them).
             let mut b: Vec<String> = p.backends.iter().filter(|b| *b != "CPU").cloned().collect();
-            for d in p.devices.iter().filter(|d| d.kind != "cpu") {
+            for d in p.accelerators() {
                 if !b.contains(&d.backend) {
                     b.push(d.backend.clone());
                 }
@@ -84,9 +84,7 @@ pub fn info_of(p: &ProbeReport, program: &str) -> RuntimeInfo {
         },
         supports_gpu_offload: p.supports_gpu_offload,
         devices: p
-            .devices
-            .iter()
-            .filter(|d| d.kind != "cpu")
+            .accelerators()
             .map(|d| format!("{}: {}", d.name, d.description))
             .collect(),
         system_info: p.system_info.clone(),

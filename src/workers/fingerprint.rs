@@ -10,9 +10,7 @@ use crate::protocol::ProbeReport;
 /// The description of a machine and its short id (12 hex digits).
 pub fn of(machine: &Machine, probe: &ProbeReport) -> (String, String) {
     let accelerators: Vec<String> = probe
-        .devices
-        .iter()
-        .filter(|d| d.kind != "cpu")
+        .accelerators()
         .map(|d| {
             format!(
                 "{} {} ({} MiB)",

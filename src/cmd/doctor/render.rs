@@ -421,7 +421,7 @@ fn memory(out: &mut String, f: &Findings, facts: &ModelFacts) {
 /// and whether it fits.
 fn memory_plan(out: &mut String, f: &Findings, facts: &ModelFacts) {
     let gpus: Vec<&crate::protocol::DeviceInfo> = match &f.llama {
-        Ok(probe) => probe.devices.iter().filter(|d| d.kind != "cpu").collect(),
+        Ok(probe) => probe.accelerators().collect(),
         Err(_) => Vec::new(),
     };
     let multiple = facts.plans.len() > 1 || !gpus.is_empty();
