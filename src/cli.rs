@@ -432,9 +432,10 @@ pub struct InitArgs {
     /// Where to write the sweep file [default: <model name>.toml here]
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// What "best" means: tg_tps (generation speed), ttft_ms (time to first token) or
-    /// aggregate_tps (throughput of all users together)
-    #[arg(long, default_value = "tg_tps", value_parser = ["tg_tps", "ttft_ms", "aggregate_tps"])]
+    /// What "best" means: request_tps (generation speed in the app's request, after its
+    /// prompt), ttft_ms (time to its first token) or output_tps (tokens per second of all
+    /// users' requests together)
+    #[arg(long, default_value = "request_tps", value_parser = ["request_tps", "ttft_ms", "output_tps"])]
     pub objective: String,
     /// How long the sweep may take (e.g. 30m, 2h, 8h)
     #[arg(long, default_value = "2h")]
@@ -449,6 +450,18 @@ pub struct InitArgs {
     /// trained context if smaller]
     #[arg(long, value_name = "TOKENS")]
     pub context: Option<u32>,
+    /// The app's prompt, in tokens: the request each trial measures [default: 512]
+    #[arg(long, value_name = "TOKENS", conflicts_with = "prompts",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub prompt_tokens: Option<u32>,
+    /// Sample prompts the app sends (JSON Lines with "prompt" or "messages", or text with a
+    /// line of --- between prompts): the request's prompt is their median length by the
+    /// model's own tokenizer
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// The app's answer, in tokens [default: 256]
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(2..))]
+    pub answer_tokens: Option<u32>,
     /// Write the sweep for GPUs with this much free memory (GiB; repeat for each GPU)
     /// instead of the ones this llama.cpp build sees: for a machine you will run it on
     #[arg(long = "gpu", value_name = "GIB")]
@@ -478,7 +491,7 @@ pub struct ReplayArgs {
     /// Seeds to simulate per strategy
     #[arg(long, default_value_t = 20)]
     pub seeds: u64,
-    /// Optimize this metric instead of the manifest's (tg_tps, pp_tps, ttft_ms, e2e_ms, ...)
+    /// Optimize this metric instead of the manifest's (request_tps, ttft_ms, e2e_ms, tg_tps, ...)
     #[arg(long)]
     pub metric: Option<String>,
     /// Print CSV (strategy, within, median, q1, q3, missed, seeds, budget, grid) for scripts
@@ -564,7 +577,7 @@ pub struct CompareArgs {
     pub a: PathBuf,
     /// The sweep to compare (after): a sweep folder or its results.csv
     pub b: PathBuf,
-    /// Compare this metric instead of the manifests' objective (tg_tps, pp_tps, ttft_ms, e2e_ms, ...)
+    /// Compare this metric instead of the manifests' objective (request_tps, ttft_ms, e2e_ms, tg_tps, ...)
     #[arg(long)]
     pub metric: Option<String>,
     /// How many configurations to list, most changed first

@@ -9,6 +9,9 @@
 //! baseline, llama-server's defaults) are measured in the same rounds, and
 //! the recommendation is stated against them (`versus`).
 
+pub mod blocks;
+#[cfg(test)]
+mod blocks_tests;
 mod decide;
 mod faults;
 mod footprint;
@@ -28,9 +31,10 @@ use crate::store::csv_log::{CsvLog, SerdeCodec};
 use crate::store::row::TrialRow;
 use crate::sweep::{RowFacts, SweepObserver, measure_once};
 use anyhow::Context;
+pub use blocks::ResidentSetup;
 use decide::{Candidate, decide};
 use faults::RunRecord;
-use sequential::{Looks, Reached, Rule};
+use sequential::{Looks, Pairing, Reached, Rule, Stopped};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -41,8 +45,11 @@ pub const RECOMMENDATION_JSON: &str = "recommendation.json";
 /// count, and memory is weighed like with like. 2: candidates and
 /// references are compared round by round (paired). 3: the rounds go on
 /// until the verdict is decided (sequential, with Bonferroni intervals), and
-/// configurations within the equivalence margin are said to be.
-const DECISION_RULES: u32 = 3;
+/// configurations within the equivalence margin are said to be. 4: the
+/// subjects are measured side by side in alternated blocks, the intervals
+/// hold together over the verdict's comparisons, and the objective is the
+/// app's request by default.
+const DECISION_RULES: u32 = 4;
 
 /// One re-measurement, as written to confirm.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,7 +153,9 @@ struct Subject {
 }
 
 /// Runs the round over `ranked` (feasible rows, best first), measuring the
-/// `references` (those that ran in the sweep) in the same rounds.
+/// `references` (those that ran in the sweep) in the same rounds: side by
+/// side in alternated blocks when `resident` lends resident children
+/// (`blocks`), else in rounds of whole trials through `executor`.
 #[allow(clippy::too_many_arguments)]
 pub fn confirm(
     ranked: &[&TrialRow],
@@ -157,6 +166,7 @@ pub fn confirm(
     facts: &RowFacts,
     settings: &ConfirmSettings,
     observer: &mut dyn SweepObserver,
+    resident: Option<ResidentSetup>,
 ) -> anyhow::Result<Confirmation> {
     let objective = facts.objective;
     let repetitions = |spec: &TrialSpec| {
@@ -182,6 +192,9 @@ pub fn confirm(
             if !subjects.iter().any(|s| s.spec.trial_id == spec.trial_id) {
                 let mut spec = spec.clone();
                 spec.workload.repetitions = repetitions(&spec);
+                if spec.schedule.first.is_none() {
+                    spec.schedule.first = Some(objective.metric);
+                }
                 subjects.push(Subject {
                     spec,
                     rounds: Vec::new(),
@@ -190,48 +203,101 @@ pub fn confirm(
             }
             subjects
         });
+    let rows: Vec<Option<&TrialRow>> = subjects
+        .iter()
+        .map(|s| {
+            top.iter()
+                .find(|(_, spec)| spec.trial_id == s.spec.trial_id)
+                .map(|(row, _)| *row)
+        })
+        .collect();
     let extra = subjects.len() - top.len();
-    let looks = Looks::new(settings.rounds, settings.max_rounds);
-    let rule = Rule {
-        alpha: looks.alpha(),
-        margin: settings.equivalent_within,
+    let pairing = match resident {
+        Some(_) => Pairing::Blocks,
+        None => Pairing::Rounds,
     };
-    observer.note(&format!(
-        "confirmation: measuring the best {}{} again, {} interleaved rounds of {} repetitions",
+    let looks = match pairing {
+        Pairing::Blocks => Looks::at(&blocks::look_points(settings.pairs, settings.max_pairs)),
+        Pairing::Rounds => Looks::new(settings.rounds, settings.max_rounds),
+    };
+    // The runner-up and each reference: their intervals hold together.
+    let comparisons = usize::from(top.len() > 1) + references.len();
+    let rule = Rule {
+        alpha: looks.alpha(comparisons),
+        margin: settings.equivalent_within,
+        pairing,
+    };
+    let whom = format!(
+        "the best {}{}",
         top.len(),
         match extra {
             0 => String::new(),
             1 => " and 1 reference trial".into(),
             n => format!(" and {n} reference trials"),
-        },
-        match looks.count() {
-            1 => looks.first.to_string(),
-            _ => format!(
-                "{} to {} (until the verdict is decided)",
-                looks.first, looks.max
-            ),
-        },
-        subjects[0].spec.workload.repetitions
-    ));
+        }
+    );
+    let how_many = |unit: &str| match looks.count() {
+        1 => format!("{} {unit}", looks.first()),
+        _ => format!(
+            "{} to {} {unit} (until the verdict is decided)",
+            looks.first(),
+            looks.max()
+        ),
+    };
+    observer.note(&match pairing {
+        Pairing::Blocks => format!(
+            "confirmation: measuring {whom} side by side, each loaded once in its own process: \
+             blocks of one {} each, alternated in a random order, {}",
+            block_of(objective),
+            how_many("pairs")
+        ),
+        Pairing::Rounds => format!(
+            "confirmation: measuring {whom} again, {} of {} repetitions",
+            how_many("interleaved rounds"),
+            subjects[0].spec.workload.repetitions
+        ),
+    });
     std::fs::create_dir_all(folder.join("logs"))
         .with_context(|| format!("cannot create {}", folder.join("logs").display()))?;
     let started = std::time::Instant::now();
+    let mut cycles = match resident {
+        Some(setup) => Some(blocks::Cycles::start(
+            &subjects, setup, objective, folder, observer,
+        )?),
+        None => None,
+    };
     let mut done = 0;
     let (judged, stopped) = loop {
-        if !measure_round(done, &mut subjects, executor, folder, facts, observer)? {
-            return Ok(Confirmation::Interrupted);
+        let busy = match &mut cycles {
+            Some(c) => match c.cycle(done, &mut subjects, &rows, folder, observer)? {
+                blocks::CycleEnd::Measured => false,
+                blocks::CycleEnd::Interrupted => return Ok(Confirmation::Interrupted),
+                blocks::CycleEnd::Busy => true,
+            },
+            None => {
+                if !measure_round(done, &mut subjects, executor, folder, facts, observer)? {
+                    return Ok(Confirmation::Interrupted);
+                }
+                false
+            }
+        };
+        if !busy {
+            done += 1;
         }
-        done += 1;
-        let judged = looks.looks_after(done).then(|| {
+        let look = busy || looks.looks_after(done);
+        let judged = look.then(|| {
             judge(
                 &top,
                 &subjects,
                 references,
                 objective,
                 rule,
-                (done, looks.max),
+                (done, looks.max()),
             )
         });
+        if busy {
+            break (judged.expect("judged when busy"), Stopped::Busy);
+        }
         let decided = judged.as_ref().is_some_and(|j| j.decided);
         let hopeless = judged.as_ref().is_some_and(|j| j.hopeless);
         let minutes = started.elapsed().as_secs_f64() / 60.0;
@@ -247,7 +313,8 @@ pub fn confirm(
             Ok(()) => {
                 if let Some(j) = &judged {
                     observer.note(&format!(
-                        "confirmation after round {done}: {}; another round",
+                        "confirmation after {}: {}; going on",
+                        pairing.count(done),
                         j.open
                     ));
                 }
@@ -255,6 +322,7 @@ pub fn confirm(
             Err(stopped) => break (judged.expect("the rounds stop only at a look"), stopped),
         }
     };
+    drop(cycles);
     let mut r = match judged.recommendation {
         Ok(r) => r,
         Err(reason) => {
@@ -264,10 +332,12 @@ pub fn confirm(
     };
     let reached = Reached {
         rounds: done,
-        max_rounds: looks.max,
+        max_rounds: looks.max(),
         looks: looks.count(),
+        comparisons,
         stopped,
         minutes: started.elapsed().as_secs_f64() / 60.0,
+        pairing,
     };
     r.verdict.push_str("; ");
     r.verdict.push_str(&reached.clause(settings.max_minutes));
@@ -279,6 +349,16 @@ pub fn confirm(
     })?;
     crate::store::write_atomically(&folder.join(RECOMMENDATION_JSON), json.as_bytes())?;
     Ok(Confirmation::Decided(Box::new(r)))
+}
+
+/// What one block of the objective's test is, for the progress line.
+fn block_of(objective: &crate::objective::Objective) -> &'static str {
+    match crate::early_drop::Test::of(objective.metric) {
+        Some(crate::early_drop::Test::Request) => "request",
+        Some(crate::early_drop::Test::Generation(_)) => "generation run",
+        Some(crate::early_drop::Test::Prompt(_)) => "prompt run",
+        None => "run",
+    }
 }
 
 fn runs_log(folder: &Path) -> CsvLog<SerdeCodec<ConfirmRun>> {
@@ -470,7 +550,7 @@ fn judge(
                     v.ratio_low,
                     v.ratio_high,
                 );
-                let clause = versus::clause(&v, &r.trial_id, rule);
+                let clause = versus::clause(&v, &r.trial_id, objective.metric, rule);
                 r.versus.push(v);
                 clause
             }

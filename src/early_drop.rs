@@ -154,6 +154,10 @@ pub struct TestSchedule {
     pub first: Option<Metric>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop: Option<DropRule>,
+    /// When a run counts: a run other processes disturbed is measured
+    /// again (`measure::quiet`); none: every run counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<crate::machine_load::QuietRule>,
 }
 
 impl TestSchedule {
@@ -180,17 +184,33 @@ pub enum Test {
     Prompt(u32),
     /// tg (and the aggregate of n_parallel sequences) at a depth.
     Generation(u32),
-    /// The app's request: time to first token, end-to-end latency.
+    /// The app's request: its generation speed, time to first token, end
+    /// to end, output throughput (`crate::request`).
     Request,
 }
 
 impl Test {
+    /// `prompt`, `generation at depth 4096`, `request`: for messages.
+    pub fn name(self) -> String {
+        match self {
+            Test::Prompt(0) => "prompt".into(),
+            Test::Generation(0) => "generation".into(),
+            Test::Prompt(d) => format!("prompt at depth {d}"),
+            Test::Generation(d) => format!("generation at depth {d}"),
+            Test::Request => "request".into(),
+        }
+    }
+
     /// The test a run of which gives a value of `metric`.
     pub fn of(metric: Metric) -> Option<Test> {
         match metric {
             Metric::PpTps => Some(Test::Prompt(0)),
             Metric::TgTps | Metric::AggregateTps => Some(Test::Generation(0)),
-            Metric::TtftMs | Metric::E2eMs => Some(Test::Request),
+            Metric::RequestTps
+            | Metric::TpotMs
+            | Metric::OutputTps
+            | Metric::TtftMs
+            | Metric::E2eMs => Some(Test::Request),
             Metric::AtDepth(Speed::Pp, d) => Some(Test::Prompt(d)),
             Metric::AtDepth(_, d) => Some(Test::Generation(d)),
             _ => None,

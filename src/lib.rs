@@ -28,6 +28,7 @@ pub mod interrupt;
 pub mod knobs;
 pub mod llama_log;
 pub mod machine;
+pub mod machine_load;
 pub mod measure;
 pub mod models;
 pub mod objective;
@@ -35,6 +36,7 @@ pub mod plan;
 pub mod protocol;
 pub mod quality;
 pub mod report;
+pub mod request;
 pub mod rng;
 pub mod runner;
 pub mod runtime;
@@ -111,8 +113,14 @@ pub(crate) mod test_support {
     }
 
     pub fn row(id: &str, outcome: &TrialOutcome) -> TrialRow {
+        row_of(&spec(id), outcome)
+    }
+
+    /// The row of `spec` measured as `outcome`.
+    pub fn row_of(spec: &TrialSpec, outcome: &TrialOutcome) -> TrialRow {
+        let id = spec.trial_id.as_str();
         TrialRow::new(
-            &spec(id),
+            spec,
             outcome,
             RowContext {
                 sweep: "s",

@@ -11,7 +11,18 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Metric {
-    /// Generation speed of one sequence, tokens/s (llama-bench `tg`).
+    /// The app's request's generation speed, tokens/s: 1000 / its time per
+    /// output token after the first (see `crate::request`). The default
+    /// objective: what the app feels while an answer streams.
+    RequestTps,
+    /// Its time per output token after the first (vLLM's TPOT), ms.
+    TpotMs,
+    /// Tokens all of a round's requests got per second of the round
+    /// (vLLM's output throughput); with one user, the request's tokens
+    /// over its end to end.
+    OutputTps,
+    /// Generation speed of one sequence into an empty cache, tokens/s
+    /// (llama-bench `tg`): a kernel benchmark, kept for parity.
     TgTps,
     /// Prompt processing speed, tokens/s (llama-bench `pp`); with
     /// n_parallel sequences, all of their prompts together.
@@ -23,6 +34,8 @@ pub enum Metric {
     TtftMs,
     /// Its 95th percentile over every request (n_parallel at once), ms.
     TtftMsP95,
+    /// Median of the time between two tokens of a request, ms.
+    ItlMsP50,
     /// 95th percentile of the time between two tokens of a request, ms.
     ItlMsP95,
     /// End-to-end latency of the app's request, ms.
@@ -66,12 +79,16 @@ impl Speed {
 
 impl Metric {
     /// Every metric measured on an empty cache.
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 16] = [
+        Metric::RequestTps,
+        Metric::TpotMs,
+        Metric::OutputTps,
         Metric::TgTps,
         Metric::PpTps,
         Metric::AggregateTps,
         Metric::TtftMs,
         Metric::TtftMsP95,
+        Metric::ItlMsP50,
         Metric::ItlMsP95,
         Metric::E2eMs,
         Metric::PeakRssMib,
@@ -97,11 +114,15 @@ impl Metric {
 
     pub fn name(self) -> Cow<'static, str> {
         Cow::Borrowed(match self {
+            Metric::RequestTps => "request_tps",
+            Metric::TpotMs => "tpot_ms",
+            Metric::OutputTps => "output_tps",
             Metric::TgTps => "tg_tps",
             Metric::PpTps => "pp_tps",
             Metric::AggregateTps => "aggregate_tps",
             Metric::TtftMs => "ttft_ms",
             Metric::TtftMsP95 => "ttft_ms_p95",
+            Metric::ItlMsP50 => "itl_ms_p50",
             Metric::ItlMsP95 => "itl_ms_p95",
             Metric::E2eMs => "e2e_ms",
             Metric::PeakRssMib => "peak_rss_mib",
@@ -132,8 +153,18 @@ impl Metric {
 
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::TgTps | Metric::PpTps | Metric::AggregateTps | Metric::AtDepth(..) => "t/s",
-            Metric::TtftMs | Metric::TtftMsP95 | Metric::ItlMsP95 | Metric::E2eMs => "ms",
+            Metric::RequestTps
+            | Metric::OutputTps
+            | Metric::TgTps
+            | Metric::PpTps
+            | Metric::AggregateTps
+            | Metric::AtDepth(..) => "t/s",
+            Metric::TpotMs
+            | Metric::TtftMs
+            | Metric::TtftMsP95
+            | Metric::ItlMsP50
+            | Metric::ItlMsP95
+            | Metric::E2eMs => "ms",
             Metric::PeakRssMib | Metric::DeviceMemoryMib => "MiB",
             Metric::Kld => "nats",
             Metric::PplIncreasePct | Metric::Top1Pct => "%",
@@ -143,7 +174,9 @@ impl Metric {
     /// Speeds are maximized, latencies and memory minimized.
     pub fn natural_direction(self) -> Direction {
         match self {
-            Metric::TgTps
+            Metric::RequestTps
+            | Metric::OutputTps
+            | Metric::TgTps
             | Metric::PpTps
             | Metric::AggregateTps
             | Metric::AtDepth(..)
@@ -236,7 +269,7 @@ pub struct Objective {
 impl Default for Objective {
     fn default() -> Self {
         Objective {
-            metric: Metric::TgTps,
+            metric: Metric::RequestTps,
             direction: Direction::Maximize,
             constraints: Vec::new(),
         }
@@ -312,7 +345,7 @@ mod tests {
     impl Measured for T {
         fn mean_of(&self, metric: Metric) -> Option<f64> {
             match metric {
-                Metric::TgTps => self.tg,
+                Metric::RequestTps => self.tg,
                 Metric::TtftMs => self.ttft,
                 _ => None,
             }
@@ -373,7 +406,7 @@ mod tests {
     #[test]
     fn bounds_are_inclusive() {
         let at_least = Constraint {
-            metric: Metric::TgTps,
+            metric: Metric::RequestTps,
             bound: Bound::AtLeast(10.0),
         };
         assert!(at_least.holds(Some(10.0)));

@@ -4,11 +4,13 @@
 //! Every piece of llama.cpp work — probing the build, quantizing a model,
 //! measuring a trial — happens in a child: the parent writes one [`ChildJob`]
 //! as JSON on the child's stdin, the child answers with exactly one
-//! [`ChildReply`] JSON line on stdout, and llama.cpp's log goes to stderr. These
+//! [`ChildReply`] JSON line on stdout (a resident child, one per command it
+//! reads after the job), and llama.cpp's log goes to stderr. These
 //! types are plain data so that both sides, the store and the tests share them.
 
 use crate::early_drop::TestSchedule;
 use crate::knobs::{EffectiveParams, KvType, Params};
+use crate::objective::Metric;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -248,6 +250,61 @@ pub enum ChildJob {
     SelfTest(SelfTestJob),
     /// Ask llama.cpp's `--fit` where it would put a model's weights.
     Fit(FitJob),
+    /// Count the tokens of texts with a model's own tokenizer.
+    Tokenize(TokenizeJob),
+    /// Load a trial once and measure one block of its objective's test per
+    /// command (a confirmation subject, kept resident).
+    Resident(ResidentJob),
+}
+
+/// A resident subject: the trial to load, and the metric whose test each
+/// block runs once. After loading and warming up the child replies
+/// [`ChildReply::Ready`]; then each line [`RESIDENT_MEASURE`] on its stdin
+/// is answered by one [`ChildReply::Block`] line, and [`RESIDENT_STOP`] (or
+/// the end of stdin) ends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentJob {
+    pub spec: TrialSpec,
+    pub metric: Metric,
+}
+
+/// The command that asks a resident child for one block.
+pub const RESIDENT_MEASURE: &str = "measure";
+/// The command that ends a resident child.
+pub const RESIDENT_STOP: &str = "stop";
+
+/// One block of a resident subject: the figures of one run of its
+/// objective's test (a round of the app's requests, or one pp or tg run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockFigures {
+    /// Each figure of the run, as `crate::request` and llama-bench define it.
+    pub figures: Vec<(Metric, f64)>,
+    /// The figures that also have a robust estimate within the block (the
+    /// request's speed from the median time between its tokens, which one
+    /// preempted token moves far less than the mean).
+    #[serde(default)]
+    pub robust: Vec<(Metric, f64)>,
+}
+
+impl BlockFigures {
+    /// The block's value of `metric`: its robust estimate where it has one.
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        let find = |list: &[(Metric, f64)]| list.iter().find(|(m, _)| *m == metric).map(|p| p.1);
+        find(&self.robust).or_else(|| find(&self.figures))
+    }
+
+    /// The mean-based figure of `metric`.
+    pub fn mean_of(&self, metric: Metric) -> Option<f64> {
+        self.figures.iter().find(|(m, _)| *m == metric).map(|p| p.1)
+    }
+}
+
+/// Texts to count with the tokenizer of the model at `model` (its
+/// vocabulary only is loaded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenizeJob {
+    pub model: PathBuf,
+    pub texts: Vec<String>,
 }
 
 impl ChildJob {
@@ -263,6 +320,8 @@ impl ChildJob {
                 format!("the self-test of {} {}", t.model.name, t.model.variant)
             }
             ChildJob::Fit(f) => format!("llama.cpp's fit of {} {}", f.model.name, f.model.variant),
+            ChildJob::Tokenize(t) => format!("the tokenizer of {}", t.model.display()),
+            ChildJob::Resident(r) => format!("resident trial {}", r.spec.trial_id),
         }
     }
 }
@@ -432,7 +491,10 @@ pub struct BufferUse {
     pub mib: f64,
 }
 
-/// A child's one answer.
+/// A child's one answer (a resident child's: one per command).
+// One reply per child or block, parsed and moved once: boxing the
+// measurements would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum ChildReply {
@@ -442,6 +504,16 @@ pub enum ChildReply {
     Quality(QualityMetrics),
     SelfTested(SelfTestReport),
     Fitted(FitReport),
+    /// Each text's token count, in the order given.
+    Tokenized {
+        counts: Vec<u32>,
+    },
+    /// A resident child loaded and warmed up its trial, in `load_ms`.
+    Ready {
+        load_ms: f64,
+    },
+    /// One block of a resident child.
+    Block(BlockFigures),
     /// The child ran but could not do the job (e.g. a context it could not
     /// allocate). `reason` includes llama.cpp's own error lines.
     Failed {
@@ -570,7 +642,16 @@ pub struct TrialMetrics {
     pub pp_tps: Vec<f64>,
     pub tg_tps: Vec<f64>,
     pub ttft_ms: Vec<f64>,
+    /// Each repetition's mean end to end of its requests (`crate::request`).
     pub e2e_ms: Vec<f64>,
+    /// Each repetition's request generation speed: 1000 / the mean time
+    /// per output token after the first of its requests (`crate::request`).
+    #[serde(default)]
+    pub request_tps: Vec<f64>,
+    /// Each repetition's output throughput: all its requests' tokens over
+    /// the time to the last of them.
+    #[serde(default)]
+    pub output_tps: Vec<f64>,
     /// Layers llama.cpp reported offloaded to a GPU (0 when it has no GPU
     /// backend), out of `layers_total` (repeating layers + output layer).
     pub layers_offloaded: u32,
@@ -605,6 +686,20 @@ pub struct TrialMetrics {
     /// above (a trial run through it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<Box<ServerFigures>>,
+    /// Runs other processes disturbed (`machine_load`).
+    #[serde(default)]
+    pub busy: BusyRecord,
+}
+
+/// The runs of a trial that other processes disturbed: measured again
+/// (`discarded`), or kept because the machine never got quiet (`kept`:
+/// then the trial's figures decide nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BusyRecord {
+    pub discarded: u32,
+    pub kept: u32,
+    /// The most of a core other processes used during one of its runs.
+    pub other_cores_max: f64,
 }
 
 /// A llama-server's own figures of a trial's measured requests.
@@ -696,6 +791,31 @@ mod tests {
         assert_eq!(serde_json::from_str::<ChildJob>(&json).unwrap(), job);
         let probe: ChildJob = serde_json::from_str(r#"{"job":"probe"}"#).unwrap();
         assert_eq!(probe, ChildJob::Probe);
+    }
+
+    /// Every reply a child writes is one JSON line the parent reads back
+    /// (an internally tagged enum cannot hold a bare list: a variant that
+    /// did, once, killed its child instead of answering).
+    #[test]
+    fn every_kind_of_reply_round_trips_as_one_json_line() {
+        let replies = [
+            ChildReply::Tokenized {
+                counts: vec![3, 141],
+            },
+            ChildReply::Ready { load_ms: 12.5 },
+            ChildReply::Block(BlockFigures {
+                figures: vec![(Metric::RequestTps, 90.5), (Metric::TtftMs, 700.0)],
+                robust: vec![(Metric::RequestTps, 92.0)],
+            }),
+            ChildReply::Failed {
+                reason: "no".into(),
+            },
+        ];
+        for reply in replies {
+            let json = serde_json::to_string(&reply).unwrap();
+            assert!(!json.contains('\n'), "{json}");
+            assert_eq!(serde_json::from_str::<ChildReply>(&json).unwrap(), reply);
+        }
     }
 
     #[test]

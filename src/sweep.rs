@@ -47,7 +47,11 @@ pub struct SweepContext<'a> {
 
 impl<'a> SweepContext<'a> {
     /// What its rows record, with this noise limit.
-    pub fn row_facts(&self, noise_cv_max: f64) -> RowFacts<'a> {
+    pub fn row_facts(
+        &self,
+        noise_cv_max: f64,
+        quiet: Option<crate::machine_load::QuietRule>,
+    ) -> RowFacts<'a> {
         RowFacts {
             sweep_name: self.sweep_name,
             build: self.build,
@@ -56,6 +60,7 @@ impl<'a> SweepContext<'a> {
             noise_cv_max,
             facts: self.facts,
             origin: self.origin,
+            quiet,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct RowFacts<'a> {
     pub noise_cv_max: f64,
     pub facts: Option<&'a crate::quality::VariantFacts>,
     pub origin: &'a crate::workers::Origin,
+    /// When a run counts (none: every run does).
+    pub quiet: Option<crate::machine_load::QuietRule>,
 }
 
 /// One measurement of `spec` and its row: the one way the sweep loop, the
@@ -89,14 +96,14 @@ pub fn measure_once(
     // Every trial runs the objective's test first: the same order for the
     // trials, the references and the confirmation.
     let ordered;
-    let spec = match spec.schedule.first {
-        Some(_) => spec,
-        None => {
-            let mut s = spec.clone();
-            s.schedule.first = Some(facts.objective.metric);
-            ordered = s;
-            &ordered
-        }
+    let spec = if spec.schedule.first.is_some() && spec.schedule.quiet == facts.quiet {
+        spec
+    } else {
+        let mut s = spec.clone();
+        s.schedule.first.get_or_insert(facts.objective.metric);
+        s.schedule.quiet = facts.quiet;
+        ordered = s;
+        &ordered
     };
     let outcome = match executor.execute(spec, &folder.join(&log_file))? {
         Execution::Done(outcome) => outcome,
@@ -157,6 +164,9 @@ pub struct SweepOptions {
     /// constraint's limit) by more than this fraction (`early_drop`);
     /// `None` measures every trial to its last run.
     pub early_drop: Option<f64>,
+    /// When a run counts: one other processes disturbed is measured again
+    /// (none: every run counts).
+    pub quiet: Option<crate::machine_load::QuietRule>,
 }
 
 impl Default for SweepOptions {
@@ -172,6 +182,7 @@ impl Default for SweepOptions {
             noise_cv_max: 0.05,
             wait_for_others: true,
             early_drop: None,
+            quiet: None,
         }
     }
 }
@@ -490,7 +501,9 @@ impl Loop<'_, '_> {
             .plan
             .get(spec.trial_id.as_str())
             .map_or(u32::MAX, |(seq, _)| *seq);
-        let facts = self.ctx.row_facts(self.options.noise_cv_max);
+        let facts = self
+            .ctx
+            .row_facts(self.options.noise_cv_max, self.options.quiet);
         if let Some(reason) = self.ctx.unavailable.get(&spec.model.identity) {
             let outcome = unavailable_outcome(reason);
             return Ok(Some(row_of(
@@ -539,7 +552,29 @@ impl Loop<'_, '_> {
         }
         row.attempts = attempts;
         row.started_at = started_at;
+        self.after_busy_runs(&row);
         Ok(Some(row))
+    }
+
+    /// Says when other processes disturbed a trial's runs, and waits for
+    /// the machine to be quiet before the next trial.
+    fn after_busy_runs(&mut self, row: &TrialRow) {
+        let (Some(n), Some(rule)) = (row.busy_runs, self.options.quiet) else {
+            return;
+        };
+        self.observer.note(&format!(
+            "trial {}: other processes disturbed its runs {n} time(s) (up to {:.1} of a \
+             core){}",
+            row.trial_id,
+            row.other_cores_max.unwrap_or(0.0),
+            if row.status == TrialStatus::Busy {
+                ": it decides nothing and runs again when the sweep resumes"
+            } else {
+                "; each was measured again"
+            }
+        ));
+        let observer = &mut *self.observer;
+        let _ = rule.wait_until_quiet(&[], &mut |line| observer.note(line));
     }
 
     /// Re-measures the anchor and handles drift. `None` when a stop was
@@ -620,7 +655,9 @@ impl Loop<'_, '_> {
         self.anchor_checks += 1;
         let log = format!("logs/{anchor_id}.anchor{}.log", self.anchor_checks);
         let folder = self.store.folder().to_path_buf();
-        let facts = self.ctx.row_facts(self.options.noise_cv_max);
+        let facts = self
+            .ctx
+            .row_facts(self.options.noise_cv_max, self.options.quiet);
         let Some(row) = measure_once(self.executor, &spec, &folder, log, 0, &facts)? else {
             return Ok(None);
         };
@@ -987,7 +1024,7 @@ mod tests {
         let objective = Objective::default();
         let row = |id: &str, tg: f64| crate::test_support::row(id, &mock::measured(tg, 500.0));
         let mut fast = row("fast", 150.0);
-        fast.tg_tps_samples = "160;140;150".into();
+        fast.request_tps_samples = "160;140;150".into();
         let failed =
             crate::test_support::row("failed", &mock::failed(TrialStatus::Crashed, "abort"));
         let rows = [row("slow", 100.0), failed, fast];

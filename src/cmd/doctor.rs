@@ -37,6 +37,9 @@ pub struct Findings {
     pub ram_available: Option<u64>,
     /// The 1-minute load average before anything was measured.
     pub load_average: Option<f64>,
+    /// What other processes used, and how much a fixed piece of CPU work
+    /// varies, measured first (`machine_load::idle_noise`).
+    pub noise: Option<crate::machine_load::IdleNoise>,
     /// NVIDIA GPUs the kernel driver lists, whatever this build can use.
     pub nvidia_gpus: Vec<String>,
     pub bandwidth: Bandwidth,
@@ -139,6 +142,7 @@ impl ModelFacts {
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let load_average = load_average();
+    let noise = Some(crate::machine_load::idle_noise(30));
     let mut sweep = match &args.sweep {
         Some(path) => Some((path.clone(), false)),
         None => Path::new(DEFAULT_SWEEP)
@@ -223,6 +227,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
         machine: Machine::detect(),
         ram_available: machine::memory_available(),
         load_average,
+        noise,
         nvidia_gpus: nvidia_gpus(),
         bandwidth: bandwidth::measure_host(),
         estimate,
@@ -536,6 +541,7 @@ mod tests {
             machine: crate::machine::Machine::detect(),
             ram_available: Some(8 * GIB),
             load_average: None,
+            noise: None,
             nvidia_gpus: Vec::new(),
             bandwidth: crate::bandwidth::Bandwidth {
                 gb_per_s: 10.0,

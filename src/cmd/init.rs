@@ -8,9 +8,11 @@ use crate::cli::InitArgs;
 use crate::config::ConfigError;
 use crate::init::{self, Goal, Hardware, ModelShape, Wishes};
 use crate::models::gguf::GgufHeader;
+use crate::protocol::{ChildJob, ChildReply, TokenizeJob};
 use crate::runner::child::ChildRunner;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     let bad = |message: String| ConfigError::new(&args.model, None, message);
@@ -49,6 +51,11 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         ModelShape::of(&header, model_path_for(&args.model, &out), name).ok_or_else(|| {
             bad("its header lacks the layer count or has unknown tensor types".into())
         })?;
+    let prompt = match (&args.prompts, args.prompt_tokens) {
+        (Some(file), _) => Some(prompt_of_file(&args.model, file)?),
+        (None, Some(n)) => Some((n, "the app's prompt, as --prompt-tokens says".to_string())),
+        (None, None) => None,
+    };
     eprintln!("looking at this machine (llama.cpp's devices, memory bandwidth) ...");
     let mut hw = hardware()?;
     if !args.gpus.is_empty() {
@@ -73,6 +80,8 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         }),
         users: args.users,
         context: args.context,
+        prompt,
+        answer_tokens: args.answer_tokens,
     };
     let proposal = init::propose(&shape, &hw, &wishes);
     let command = std::iter::once("llama-sweep".to_string())
@@ -113,6 +122,36 @@ fn model_path_for(model: &Path, out: &Path) -> String {
         .unwrap_or(model)
         .display()
         .to_string()
+}
+
+/// The app's typical prompt length from its sample prompts in `file`,
+/// counted by `model`'s own tokenizer in a child, and where it came from.
+fn prompt_of_file(model: &Path, file: &Path) -> anyhow::Result<(u32, String)> {
+    let texts = init::prompts::read(file)?;
+    let job = ChildJob::Tokenize(TokenizeJob {
+        model: model.to_path_buf(),
+        texts,
+    });
+    let log = std::env::temp_dir().join(format!("llama-sweep-tokenize-{}.log", std::process::id()));
+    let ending = ChildRunner::current()?.run(&job, &log, Duration::from_secs(300))?;
+    let counts = match ending.reply {
+        Ok(ChildReply::Tokenized { counts }) => counts,
+        Ok(ChildReply::Failed { reason }) => {
+            bail!(
+                "cannot count the prompts' tokens: {reason} (log: {})",
+                log.display()
+            )
+        }
+        other => bail!(
+            "cannot count the prompts' tokens: the tokenizer process ended ({}) with {other:?}; \
+             see {}",
+            ending.exit,
+            log.display()
+        ),
+    };
+    let _ = std::fs::remove_file(&log);
+    init::prompts::typical(&counts, &file.display().to_string())
+        .ok_or_else(|| anyhow::anyhow!("{} holds no prompt", file.display()))
 }
 
 /// This machine as `init` sees it: llama.cpp's devices from a probe child.

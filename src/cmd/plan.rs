@@ -206,9 +206,10 @@ pub fn render(
     if let (true, Some(guess)) = (walls.is_empty(), guess) {
         let _ = writeln!(
             out,
-            "; about {} by a first guess ({} per trial, generation at ~{:.0} t/s by this \
+            "; about {} by a first guess ({}; {} per trial, generation at ~{:.0} t/s by this \
              machine's memory bandwidth; the real time per trial is known once one has run)",
             init::estimate::human(guess.total_s),
+            guess.split(),
             init::estimate::human(guess.per_trial_s),
             guess.tg_tps
         );

@@ -37,11 +37,47 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<u8> {
             .into());
         }
     }
-    let runner = ChildRunner::current()?;
+    let mut runner = ChildRunner::current()?;
     let work = tempfile::Builder::new()
         .prefix("llama-sweep-quality-")
         .tempdir()
         .context("cannot create a temporary folder")?;
+    // llama.cpp's kernels crash on some CPUs (its AMX kernels on some
+    // Xeons): the backend self-test finds what works, as before a sweep,
+    // and that is what the quality is measured with.
+    let variant = |model: &Path| ModelVariant {
+        name: model.display().to_string(),
+        variant: String::new(),
+        path: model.to_path_buf(),
+        identity: model.display().to_string(),
+    };
+    let tested: Vec<(ModelVariant, crate::knobs::Params)> = std::iter::once(&args.model)
+        .chain(&args.reference)
+        .map(|m| (variant(m), crate::knobs::Params::default()))
+        .collect();
+    std::fs::create_dir_all(work.path().join(crate::store::LOGS))?;
+    let Some(check) = crate::selftest::check(
+        &mut runner,
+        &tested,
+        &|_, _| crate::selftest::Use::Force,
+        work.path(),
+        &mut |_| {},
+    )?
+    else {
+        bail!("interrupted");
+    };
+    if let Some(broken) = check.broken().first() {
+        bail!(
+            "llama.cpp's kernels fail on this machine with every setting tried for {}: {}",
+            broken.identity,
+            check.lines().join("; ")
+        );
+    }
+    if !args.json {
+        for line in check.lines() {
+            eprintln!("warning: {line}");
+        }
+    }
     let settings = QualitySettings {
         text: args.text.clone(),
         n_ctx: args.n_ctx,
@@ -57,12 +93,7 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<u8> {
     });
     let job = |model: &Path, k: KvType, v: KvType, save: Option<PathBuf>, base: Option<PathBuf>| {
         ChildJob::Quality(QualityJob {
-            model: ModelVariant {
-                name: model.display().to_string(),
-                variant: String::new(),
-                path: model.to_path_buf(),
-                identity: String::new(),
-            },
+            model: variant(model),
             type_k: k,
             type_v: v,
             n_ctx: settings.n_ctx,
@@ -70,7 +101,7 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<u8> {
             text: text.clone(),
             n_threads: threads,
             n_gpu_layers: None,
-            forced: Default::default(),
+            forced: check.forced_for(&model.display().to_string()),
             save_base: save,
             base,
         })

@@ -80,10 +80,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             run_noise,
         };
         let sequential = Looks::new(defaults.rounds, defaults.max_rounds);
-        let outcomes: Vec<_> = [Looks::new(defaults.rounds, defaults.rounds), sequential]
-            .into_iter()
-            .map(|looks| replay_confirm::replay(&grid, &setup(looks), args.seeds.max(1)))
-            .collect();
+        let outcomes: Vec<_> = [
+            Looks::new(defaults.rounds, defaults.rounds),
+            sequential.clone(),
+        ]
+        .into_iter()
+        .map(|looks| replay_confirm::replay(&grid, &setup(looks), args.seeds.max(1)))
+        .collect();
         print!("{}", replay_confirm::render(&outcomes, &setup(sequential)));
         return Ok(());
     }

@@ -251,7 +251,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Best so far: a m Q4_1: tg_tps 100.0 ± 1.0 t/s"),
+            text.contains("Best so far: a m Q4_1: request_tps 100.0 ± 1.0 t/s"),
             "rows outside the plan are not ranked: {text}"
         );
         assert!(text.contains("6.0 s per trial; about 12s left"), "{text}");
@@ -276,7 +276,7 @@ mod tests {
     fn recommend(folder: &Path, trial_id: &str) {
         let json = serde_json::json!({
             "trial_id": trial_id,
-            "metric": "tg_tps",
+            "metric": "request_tps",
             "value": 99.0,
             "runs": 3,
             "runner_up": null,
@@ -306,12 +306,12 @@ mod tests {
             None,
         );
         assert!(
-            text.contains("Best in the sweep: a m Q4_1: tg_tps 100.0 ± 1.0 t/s"),
+            text.contains("Best in the sweep: a m Q4_1: request_tps 100.0 ± 1.0 t/s"),
             "{text}"
         );
         assert!(
             text.contains(
-                "Recommended (confirmed): b m Q4_1: tg_tps 99.0 t/s over 3 confirmation runs"
+                "Recommended (confirmed): b m Q4_1: request_tps 99.0 t/s over 3 confirmation runs"
             ),
             "{text}"
         );
@@ -328,7 +328,7 @@ mod tests {
         );
         assert!(text.contains("Best so far: a m Q4_1"), "{text}");
         assert!(
-            text.contains("Recommended by the last confirmation round: b: tg_tps 99.0"),
+            text.contains("Recommended by the last confirmation round: b: request_tps 99.0"),
             "{text}"
         );
 

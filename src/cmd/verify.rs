@@ -69,8 +69,17 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
             .unwrap_or(Duration::from_secs(300)),
         seed: 0x5EED,
     };
-    let rows = store::measurements(store::read_rows(folder)?);
-    let recommended = crate::confirm::read_recommendation(folder)
+    // What this machine measured, and the recommendation made on it, as
+    // `run` uses them: rows of another machine in a shared folder are not
+    // what this machine's app will run.
+    let mut children = ChildRunner::current()?;
+    children.test_fault = None;
+    let (probe, probe_log) = super::run_setup::probe(&mut children)?;
+    let _ = std::fs::remove_file(probe_log);
+    let (machine_id, _) =
+        crate::workers::fingerprint::of(&crate::machine::Machine::detect(), &probe);
+    let rows = store::measured_on(store::measurements(store::read_rows(folder)?), &machine_id);
+    let recommended = crate::confirm::read_current_recommendation(folder, &machine_id)
         .filter(|r| rows.iter().any(|row| row.trial_id == r.trial_id))
         .map(|r| r.trial_id);
     let baseline = verify::baseline_of(folder);
@@ -99,10 +108,6 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
         println!("Nothing left to verify.");
         return Ok(exit::OK);
     }
-    let mut children = ChildRunner::current()?;
-    children.test_fault = None;
-    let (probe, probe_log) = super::run_setup::probe(&mut children)?;
-    let _ = std::fs::remove_file(probe_log);
     let sweep = SweepChild::new(children, probe);
     let mut manifest = manifest;
     let v = verify_and_record(

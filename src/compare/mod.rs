@@ -353,8 +353,8 @@ impl Comparison {
 }
 
 /// The metric to compare on: `--metric` when given, else the objective
-/// both sweeps were measured for (from their manifests; tg_tps when neither
-/// has one). Different metrics are an error: their ratios mean different
+/// both sweeps were measured for (from their manifests; the default
+/// objective, the request's generation speed, when neither has one). Different metrics are an error: their ratios mean different
 /// things.
 pub fn choose_objective(
     a: Option<&Objective>,

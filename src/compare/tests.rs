@@ -34,8 +34,12 @@ fn scaled(samples: &[f64], k: f64) -> Vec<f64> {
     samples.iter().map(|x| x * k).collect()
 }
 
+/// Comparing on llama-bench's tg, whose samples `measured` sets.
 fn tg() -> Objective {
-    Objective::default()
+    Objective {
+        metric: crate::objective::Metric::TgTps,
+        ..Objective::default()
+    }
 }
 
 /// A sweep of `rows` without extra runs.

@@ -24,8 +24,8 @@ use crate::models::quant_types::QuantType;
 use crate::objective::Objective;
 use crate::protocol::Workload;
 pub use settings::{
-    AppRuntimes, AppSettings, BayesSettings, ConfirmSettings, DriftSettings, QualitySettings,
-    StrategyKind,
+    AppRuntimes, AppSettings, BayesSettings, ConfirmMode, ConfirmSettings, DriftSettings,
+    QualitySettings, StrategyKind,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -52,6 +52,10 @@ pub struct SweepConfig {
     /// dropped (`early_drop`); `None` (0) measures every trial to its last
     /// run.
     pub early_drop: Option<f64>,
+    /// `[trial] busy_cores_max`, `busy_wait_s`: when a measurement counts
+    /// (other processes quiet enough beside it), and how long to wait for
+    /// that.
+    pub quiet: crate::machine_load::QuietRule,
     pub export: ExportSettings,
     pub drift: DriftSettings,
     /// Coefficient of variation above which a trial is flagged noisy.
@@ -213,7 +217,7 @@ mod tests {
             (512, 128, 5)
         );
         assert_eq!(c.workload.request_prompt_tokens, 512);
-        assert_eq!(c.objective.metric, Metric::TgTps);
+        assert_eq!(c.objective.metric, Metric::RequestTps);
         assert_eq!(c.trial_timeout, Duration::from_secs(300));
         assert_eq!(c.source_sha256.len(), 64);
     }
@@ -377,14 +381,14 @@ mod tests {
         let c = parse("").unwrap().confirm;
         assert_eq!(
             (c.rounds, c.max_rounds, c.max_minutes, c.equivalent_within),
-            (3, 8, Some(30.0), 0.03)
+            (3, 8, Some(30.0), 0.05)
         );
-        let c = parse("rounds = 12\nequivalent_within = 0.05\nmax_minutes = 5\n")
+        let c = parse("rounds = 12\nequivalent_within = 0.03\nmax_minutes = 5\n")
             .unwrap()
             .confirm;
         assert_eq!(
             (c.rounds, c.max_rounds, c.max_minutes, c.equivalent_within),
-            (12, 12, Some(5.0), 0.05),
+            (12, 12, Some(5.0), 0.03),
             "rounds above the default maximum are fixed"
         );
         let e = parse("rounds = 4\nmax_rounds = 3\n").unwrap_err();
@@ -392,7 +396,22 @@ mod tests {
         assert!(e.message.contains("at least confirm.rounds (4)"), "{e}");
         let e = parse("equivalent_within = 3\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("confirm.equivalent_within"));
-        assert!(e.message.contains("0.03: within 3%"), "{e}");
+        assert!(e.message.contains("0.05: within 5%"), "{e}");
+        let c = parse("mode = \"rounds\"\npairs = 20\nmax_pairs = 100\n")
+            .unwrap()
+            .confirm;
+        assert_eq!(
+            (c.mode, c.pairs, c.max_pairs),
+            (super::ConfirmMode::Rounds, 20, 100)
+        );
+        assert_eq!(
+            parse("").unwrap().confirm.mode,
+            super::ConfirmMode::Resident
+        );
+        let e = parse("mode = \"side\"\n").unwrap_err();
+        assert!(e.message.contains("\"resident\" or \"rounds\""), "{e}");
+        let e = parse("pairs = 30\nmax_pairs = 20\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("confirm.max_pairs"));
     }
 
     #[test]

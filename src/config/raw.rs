@@ -110,6 +110,7 @@ pub struct RawObjective {
     pub e2e_s_max: Option<Spanned<Number>>,
     pub peak_rss_mib_max: Option<Spanned<Number>>,
     pub device_memory_mib_max: Option<Spanned<Number>>,
+    pub request_tps_min: Option<Spanned<Number>>,
     pub pp_tps_min: Option<Spanned<Number>>,
     pub tg_tps_min: Option<Spanned<Number>>,
     pub kld_max: Option<Spanned<Number>>,
@@ -122,6 +123,8 @@ pub struct RawObjective {
 pub struct RawTrial {
     pub timeout_s: Option<Spanned<Number>>,
     pub early_drop: Option<Spanned<Number>>,
+    pub busy_cores_max: Option<Spanned<Number>>,
+    pub busy_wait_s: Option<Spanned<Number>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +143,9 @@ pub struct RawConfirm {
     pub max_minutes: Option<Spanned<Number>>,
     pub equivalent_within: Option<Spanned<Number>>,
     pub repetitions: Option<Spanned<i64>>,
+    pub mode: Option<Spanned<String>>,
+    pub pairs: Option<Spanned<i64>>,
+    pub max_pairs: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -71,6 +71,24 @@ pub struct ConfirmSettings {
     pub equivalent_within: f64,
     /// Repetitions per run (the workload's repetitions × 2 by default).
     pub repetitions: Option<u32>,
+    /// Resident subjects measured in alternated blocks, or rounds of whole
+    /// trials.
+    pub mode: ConfirmMode,
+    /// Resident mode: pairs of blocks before the verdict is first looked
+    /// at, and at most.
+    pub pairs: usize,
+    pub max_pairs: usize,
+}
+
+/// How the confirmation measures its subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmMode {
+    /// Each subject loaded once in its own child, measured in short blocks
+    /// alternated between them in a random order (rounds when they do not
+    /// fit in memory together, or run through llama-server).
+    Resident,
+    /// Rounds of whole trials, each reloading its model.
+    Rounds,
 }
 
 impl Default for ConfirmSettings {
@@ -80,8 +98,11 @@ impl Default for ConfirmSettings {
             rounds: 3,
             max_rounds: 8,
             max_minutes: Some(30.0),
-            equivalent_within: 0.03,
+            equivalent_within: 0.05,
             repetitions: None,
+            mode: ConfirmMode::Resident,
+            pairs: 10,
+            max_pairs: 60,
         }
     }
 }

@@ -6,10 +6,10 @@ use super::error::{ConfigError, did_you_mean};
 use super::raw::{Number, RawConfig, RawKnobs, RawModel};
 use super::{ExportSettings, ModelEntry, Space, SweepConfig, SweepSettings};
 use crate::config::BayesSettings;
-use crate::config::ConfirmSettings;
 use crate::config::DriftSettings;
 use crate::config::QualitySettings;
 use crate::config::StrategyKind;
+use crate::config::{ConfirmMode, ConfirmSettings};
 use crate::knobs::{self, Value};
 use crate::models::quant_types::QuantType;
 use crate::objective::{Bound, Constraint, Direction, Metric, Objective};
@@ -115,6 +115,7 @@ pub fn validate(
             );
         }
     };
+    let quiet = quiet(&ctx, &raw)?;
     let temperature = match &raw.export.temperature {
         None => 0.7,
         Some(t) if (0.0..=5.0).contains(&t.get_ref().0) => t.get_ref().0,
@@ -154,6 +155,7 @@ pub fn validate(
         objective,
         trial_timeout,
         early_drop,
+        quiet,
         export: ExportSettings { temperature },
         drift,
         noise_cv_max,
@@ -343,6 +345,38 @@ fn search(ctx: &Ctx, raw: &RawConfig) -> Result<BayesSettings, ConfigError> {
     Ok(BayesSettings { initial, stop_ei })
 }
 
+/// `[trial] busy_cores_max` and `busy_wait_s`: how much of the machine
+/// other processes may use beside a measurement, and how long to wait for
+/// them to stop.
+fn quiet(ctx: &Ctx, raw: &RawConfig) -> Result<crate::machine_load::QuietRule, ConfigError> {
+    let defaults = crate::machine_load::QuietRule::default();
+    let t = &raw.trial;
+    let cores_max = match &t.busy_cores_max {
+        None => defaults.cores_max,
+        Some(v) if v.get_ref().0 > 0.0 && v.get_ref().0.is_finite() => v.get_ref().0,
+        Some(v) => {
+            return ctx.err(
+                "trial.busy_cores_max",
+                Some(v.span()),
+                "must be a number of cores above 0 (0.25: a quarter of a core); a large one \
+                 (1000) turns the check off",
+            );
+        }
+    };
+    let wait_s = match &t.busy_wait_s {
+        None => defaults.wait_s,
+        Some(v) if (0.0..=MAX_TIMEOUT_S).contains(&v.get_ref().0) => v.get_ref().0,
+        Some(v) => {
+            return ctx.err(
+                "trial.busy_wait_s",
+                Some(v.span()),
+                format!("must be a number of seconds from 0 to {MAX_TIMEOUT_S}"),
+            );
+        }
+    };
+    Ok(crate::machine_load::QuietRule { cores_max, wait_s })
+}
+
 /// `[confirm]`: the confirmation round.
 fn confirm(ctx: &Ctx, raw: &RawConfig) -> Result<ConfirmSettings, ConfigError> {
     let c = &raw.confirm;
@@ -391,15 +425,48 @@ fn confirm(ctx: &Ctx, raw: &RawConfig) -> Result<ConfirmSettings, ConfigError> {
         "equivalent_within",
         &c.equivalent_within,
         0.0..=0.5,
-        "must be a fraction between 0 and 0.5 (0.03: within 3% of each other)",
+        "must be a fraction between 0 and 0.5 (0.05: within 5% of each other)",
     )?
     .unwrap_or(defaults.equivalent_within);
+    let mode = match c.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None => defaults.mode,
+        Some(("resident", _)) => ConfirmMode::Resident,
+        Some(("rounds", _)) => ConfirmMode::Rounds,
+        Some((other, span)) => {
+            return ctx.err(
+                "confirm.mode",
+                Some(span),
+                format!("unknown mode {other:?}; expected \"resident\" or \"rounds\""),
+            );
+        }
+    };
+    let pair_count = |key: &str, v: &Option<Spanned<i64>>, default: usize| match v {
+        None => Ok(default),
+        Some(n) if (3..=10_000).contains(n.get_ref()) => Ok(*n.get_ref() as usize),
+        Some(n) => ctx.err(
+            &format!("confirm.{key}"),
+            Some(n.span()),
+            "must be between 3 and 10000",
+        ),
+    };
+    let pairs = pair_count("pairs", &c.pairs, defaults.pairs)?;
+    let max_pairs = pair_count("max_pairs", &c.max_pairs, defaults.max_pairs.max(pairs))?;
+    if max_pairs < pairs {
+        return ctx.err(
+            "confirm.max_pairs",
+            c.max_pairs.as_ref().map(|n| n.span()),
+            format!("must be at least confirm.pairs ({pairs}): the pairs measured before the verdict is first looked at"),
+        );
+    }
     Ok(ConfirmSettings {
         top: count("top", &c.top, defaults.top, 0)?,
         rounds,
         max_rounds,
         max_minutes,
         equivalent_within,
+        mode,
+        pairs,
+        max_pairs,
         repetitions: match &c.repetitions {
             None => None,
             Some(n) if (1..=1000).contains(n.get_ref()) => Some(*n.get_ref() as u32),
@@ -841,7 +908,7 @@ type ConstraintKey<'a> = (
 fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
     let o = &raw.objective;
     let metric = match &o.metric {
-        None => Metric::TgTps,
+        None => Metric::RequestTps,
         Some(m) => Metric::from_name(m.get_ref()).map_or_else(
             || {
                 let names: Vec<String> = Metric::ALL
@@ -892,7 +959,7 @@ fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
             ),
         );
     }
-    let bounds: [ConstraintKey; 11] = [
+    let bounds: [ConstraintKey; 12] = [
         (
             "ttft_ms_max",
             &o.ttft_ms_max,
@@ -933,6 +1000,13 @@ fn objective(ctx: &Ctx, raw: &RawConfig) -> Result<Objective, ConfigError> {
             &o.device_memory_mib_max,
             Metric::DeviceMemoryMib,
             Bound::AtMost,
+            1.0,
+        ),
+        (
+            "request_tps_min",
+            &o.request_tps_min,
+            Metric::RequestTps,
+            Bound::AtLeast,
             1.0,
         ),
         (

@@ -7,8 +7,8 @@
 
 use super::faults::{RunRecord, Standing};
 use super::footprint::{self, Footprint};
-use super::sequential::{Finding, Rule};
-use super::versus::{margin_pct, paired_over};
+use super::sequential::{Pairing, Rule};
+use super::versus::{Ratio, reading};
 use super::{Recommendation, RunnerUp};
 use crate::objective::Objective;
 use crate::search::core::orient;
@@ -122,14 +122,18 @@ pub fn decide(
         .map(|r| runner_up_of(chosen, r, objective, rule));
     let unit = objective.metric.unit();
     let mut verdict = format!(
-        "{} measured {:.1} {unit} over {} confirmation runs",
+        "{} measured {:.1} {unit} over {} {}",
         chosen.id(),
         chosen.value(),
-        chosen.logs().len()
+        chosen.logs().len(),
+        match rule.pairing {
+            Pairing::Rounds => "confirmation runs",
+            Pairing::Blocks => "blocks",
+        }
     );
     if let Some(r) = &runner_up {
         let tied = ties.iter().any(|t| t.id() == r.trial_id) || chosen.id() != best.id();
-        verdict.push_str(&comparison(r, tied, &tie_break, rule));
+        verdict.push_str(&comparison(r, tied, &tie_break, objective, rule));
     }
     report_faults(candidates, chosen, standing, &mut verdict);
     Ok(Recommendation {
@@ -203,47 +207,46 @@ fn runner_up_of(chosen: &Candidate, r: &Candidate, objective: &Objective, rule: 
 }
 
 /// The verdict's clause on the runner-up `r`; `tied` when the two count as
-/// equally good (the tie-break then decided): within the margin of `rule`
-/// of each other when the interval shows it, else "cannot be told apart".
-fn comparison(r: &RunnerUp, tied: bool, tie_break: &TieBreak, rule: Rule) -> String {
-    let ci = match (r.ratio_low, r.ratio_high) {
-        (Some(l), Some(h)) => format!("95% CI {l:.3}–{h:.3}×{}", paired_over(r.paired_rounds)),
-        _ => "too few runs for an interval".into(),
+/// equally good (the tie-break then decided): [`reading`] of their ratio,
+/// and how the tie was broken.
+fn comparison(
+    r: &RunnerUp,
+    tied: bool,
+    tie_break: &TieBreak,
+    objective: &Objective,
+    rule: Rule,
+) -> String {
+    let ratio = Ratio {
+        ratio: r.ratio,
+        low: r.ratio_low,
+        high: r.ratio_high,
+        pairs: r.paired_rounds,
     };
-    let equivalent = rule.finding(r.ratio_low, r.ratio_high) == Finding::Equivalent;
-    let apart = if equivalent {
-        format!("is within {} of", margin_pct(rule.margin))
-    } else {
-        "cannot be told apart from".to_string()
-    };
-    if r.distinguishable {
-        return format!("; {:.3}× the runner-up {} ({ci})", r.ratio, r.trial_id);
+    let them = reading(
+        &ratio,
+        &format!("the runner-up {}", r.trial_id),
+        objective.metric,
+        rule,
+    );
+    if r.distinguishable || !tied {
+        return format!("; {them}");
     }
-    if !tied {
-        return format!(
-            "; {:.3}× the runner-up {}, but the runs were too noisy to be sure ({ci})",
-            r.ratio, r.trial_id
-        );
-    }
-    let them = format!("{apart} {} ({:.3}×, {ci})", r.trial_id, r.ratio);
     match tie_break {
         TieBreak::Incomparable(why) => format!(
-            "; it {them}, but their memory cannot be compared ({why}), so the best measured stays"
+            "; {them}, but their memory cannot be compared ({why}), so the best measured stays"
         ),
-        // The best was not chosen: `r` is the best.
+        // The best was not chosen: `r` is the best measured.
         TieBreak::LighterThanBest { chosen, best } => format!(
-            "; the best measured, {}, {apart} it ({:.3}×, {ci}), and this one uses less {} ({:.0} MiB against {:.0} MiB)",
-            r.trial_id,
-            r.ratio,
+            "; {them}, and this one uses less {} ({:.0} MiB against {:.0} MiB)",
             chosen.kind(),
             chosen.mib(),
             best.mib()
         ),
         TieBreak::BestIsLightest(least) => format!(
-            "; it {them} and uses the least {} of those ({:.0} MiB)",
+            "; {them}, and uses the least {} of those ({:.0} MiB)",
             least.kind(),
             least.mib()
         ),
-        TieBreak::NoTie => format!("; it {them}"),
+        TieBreak::NoTie => format!("; {them}"),
     }
 }

@@ -39,17 +39,34 @@ pub struct RunRecord {
 impl RunRecord {
     /// Records the run of `round` (from 1).
     pub fn record(&mut self, round: usize, row: &TrialRow, objective: &Objective) {
+        self.record_figures(round, row.status, objective.score(row), objective, &|m| {
+            row.mean_of(m)
+        });
+    }
+
+    /// Records the run of `round` (from 1) that ended with `status`,
+    /// measured `score` of the objective and `value_of` each constrained
+    /// metric (a resident subject's block, with its sweep row's figures
+    /// for what a block does not measure).
+    pub fn record_figures(
+        &mut self,
+        round: usize,
+        status: TrialStatus,
+        score: Option<f64>,
+        objective: &Objective,
+        value_of: &dyn Fn(Metric) -> Option<f64>,
+    ) {
         self.runs += 1;
-        if !row.is_ok() {
-            self.faults.push((round, Fault::Failed(row.status)));
+        if status != TrialStatus::Ok {
+            self.faults.push((round, Fault::Failed(status)));
             return;
         }
-        if objective.score(row).is_none() {
+        if score.is_none() {
             self.faults
                 .push((round, Fault::Unmeasured(objective.metric)));
         }
         for c in &objective.constraints {
-            let value = row.mean_of(c.metric);
+            let value = value_of(c.metric);
             if !c.holds(value) {
                 self.faults.push((round, Fault::Broke(*c, value)));
             }
@@ -131,6 +148,7 @@ fn failure_phrase(status: TrialStatus) -> &'static str {
         TrialStatus::Crashed => "crashed",
         TrialStatus::Invalid => "left no readable result",
         TrialStatus::Dropped => "was dropped",
+        TrialStatus::Busy => "was measured while the machine was busy",
         TrialStatus::Failed | TrialStatus::Ok => "failed",
     }
 }

@@ -5,7 +5,7 @@
 //! round (a slow minute of the machine hits both runs of a round alike).
 
 use super::sequential::{Finding, Rule};
-use crate::objective::Objective;
+use crate::objective::{Metric, Objective};
 use crate::plan::references::Role;
 use crate::search::core::orient_ratio;
 use crate::stats::{Summary, ratio_by_rounds};
@@ -72,27 +72,79 @@ pub fn compare(
     })
 }
 
-/// The verdict's clause: `2.70× your baseline (95% CI 2.61–2.80×)`, `it
-/// is your baseline` when the recommendation is that trial, or `within 3%
-/// of llama-server's defaults (1.01×, 95% CI ...)` when the interval lies
-/// inside the equivalence margin of `rule`.
-pub fn clause(v: &Versus, chosen_id: &str, rule: Rule) -> String {
+/// The verdict's clause on a reference: `it is your baseline` when the
+/// recommendation is that trial, else [`reading`] of the ratio.
+pub fn clause(v: &Versus, chosen_id: &str, metric: Metric, rule: Rule) -> String {
     if v.trial_id == chosen_id {
         return format!("it is {}", v.role.phrase());
     }
-    let ci = match (v.ratio_low, v.ratio_high) {
-        (Some(l), Some(h)) => format!("95% CI {l:.2}–{h:.2}×{}", paired_over(v.paired_rounds)),
-        _ => "too few runs for an interval".into(),
+    reading(
+        &Ratio {
+            ratio: v.ratio,
+            low: v.ratio_low,
+            high: v.ratio_high,
+            pairs: v.paired_rounds,
+        },
+        v.role.phrase(),
+        metric,
+        rule,
+    )
+}
+
+/// A comparison's ratio (above 1: the recommendation is better) with its
+/// interval and the pairs it was taken over.
+pub struct Ratio {
+    pub ratio: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub pairs: usize,
+}
+
+/// An interval whose ends are further apart than this (a factor) says
+/// nothing a reader can use.
+const UNINFORMATIVE: f64 = 3.0;
+
+/// How a comparison with `other` reads, in words first: `1.65× faster than
+/// your baseline (95% CI 1.58–1.72×, 24 pairs of blocks)`, `as fast as
+/// llama-server's defaults, within 5% (1.01×, ...)`, `cannot be told apart
+/// from it (1.03×, ...): too noisy to tell`, or, when the data cannot say
+/// anything, why.
+pub fn reading(r: &Ratio, other: &str, metric: Metric, rule: Rule) -> String {
+    let (better, worse, same) = words(metric);
+    let pairs = rule.pairing.count(r.pairs);
+    let (Some(low), Some(high)) = (r.low, r.high) else {
+        return format!("{other} could not be compared: too few runs for an interval ({pairs})");
     };
-    if rule.finding(v.ratio_low, v.ratio_high) == Finding::Equivalent {
-        return format!(
-            "within {} of {} ({:.2}×, {ci})",
+    let ci = format!("95% CI {low:.2}–{high:.2}×, {pairs}");
+    match rule.finding(r.low, r.high) {
+        Finding::Better => format!("{:.2}× {better} than {other} ({ci})", r.ratio),
+        Finding::Worse => format!("{:.2}× {worse} than {other} ({ci})", 1.0 / r.ratio),
+        Finding::Equivalent => format!(
+            "{same} {other}, within {} ({:.2}×, {ci})",
             margin_pct(rule.margin),
-            v.role.phrase(),
-            v.ratio
-        );
+            r.ratio
+        ),
+        Finding::Undecided if high / low > UNINFORMATIVE => format!(
+            "nothing can be said yet against {other}: {pairs} were too few or too noisy to \
+             bound the difference"
+        ),
+        Finding::Undecided => format!(
+            "cannot be told apart from {other} ({:.2}×, {ci}): too noisy to tell whether the \
+             difference is real",
+            r.ratio
+        ),
     }
-    format!("{:.2}× {} ({ci})", v.ratio, v.role.phrase())
+}
+
+/// How the metric's better, worse and equal read: `faster`, `slower`, `as
+/// fast as`.
+fn words(metric: Metric) -> (&'static str, &'static str, &'static str) {
+    match metric.unit() {
+        "t/s" => ("faster", "slower", "as fast as"),
+        "ms" => ("quicker", "slower", "as quick as"),
+        "MiB" => ("smaller", "larger", "as small as"),
+        _ => ("better", "worse", "as good as"),
+    }
 }
 
 /// `3%`, `2.5%`.
@@ -100,24 +152,18 @@ pub fn margin_pct(margin: f64) -> String {
     format!("{}%", (margin * 1000.0).round() / 10.0)
 }
 
-/// How an interval was reached, after its bounds: `, paired over 3
-/// rounds`, or `, unpaired` when fewer than two rounds measured both.
-pub fn paired_over(rounds: usize) -> String {
-    match rounds {
-        0 => ", unpaired".into(),
-        n => format!(", paired over {n} rounds"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::confirm::sequential::Pairing;
     use crate::objective::{Direction, Metric};
 
     const RULE: Rule = Rule {
         alpha: 0.05,
         margin: 0.03,
+        pairing: Pairing::Rounds,
     };
+    const SPEED: Metric = Metric::RequestTps;
 
     fn logs(values: &[f64]) -> Vec<Option<f64>> {
         values.iter().map(|v| Some(v.ln())).collect()
@@ -141,16 +187,12 @@ mod tests {
         );
         assert!((v.value - 98.4).abs() < 0.1 && v.runs == 3, "{v:?}");
         assert_eq!(v.paired_rounds, 3);
+        let text = clause(&v, "best", SPEED, RULE);
         assert!(
-            clause(&v, "best", RULE).starts_with("2.00× your baseline (95% CI 1.9"),
-            "{}",
-            clause(&v, "best", RULE)
+            text.starts_with("2.00× faster than your baseline (95% CI 1.9"),
+            "{text}"
         );
-        assert!(
-            clause(&v, "best", RULE).ends_with(", paired over 3 rounds)"),
-            "{}",
-            clause(&v, "best", RULE)
-        );
+        assert!(text.ends_with(", 3 rounds)"), "{text}");
 
         // Latency: the recommendation takes half the time of the reference.
         let latency = Objective {
@@ -166,7 +208,11 @@ mod tests {
         let v = compare(&latency, "best", &slow, &reference, RULE).unwrap();
         assert!((v.ratio - 2.0).abs() < 0.02, "{v:?}");
         assert!(v.ratio_low.unwrap() > 1.0 && v.ratio_low < v.ratio_high);
-        assert!(clause(&v, "best", RULE).contains("× llama-server's defaults (95% CI"));
+        let text = clause(&v, "best", Metric::E2eMs, RULE);
+        assert!(
+            text.starts_with("2.00× quicker than llama-server's defaults (95% CI"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -182,7 +228,7 @@ mod tests {
             (v.ratio, v.ratio_low, v.ratio_high),
             (1.0, Some(1.0), Some(1.0))
         );
-        assert_eq!(clause(&v, "same", RULE), "it is your baseline");
+        assert_eq!(clause(&v, "same", SPEED, RULE), "it is your baseline");
         let none = Measured {
             role: Role::Baseline,
             trial_id: "base",
@@ -197,6 +243,46 @@ mod tests {
         };
         let v = compare(&Objective::default(), "same", &runs, &single, RULE).unwrap();
         assert!(v.ratio_low.is_none());
-        assert!(clause(&v, "same", RULE).contains("too few runs"));
+        assert!(clause(&v, "same", SPEED, RULE).contains("too few runs"));
+    }
+
+    /// Every finding reads as words first: which is faster and by how much,
+    /// that the two are the same within the margin, or why nothing could
+    /// be decided; an interval too wide to mean anything is not printed.
+    #[test]
+    fn verdicts_say_in_words_what_was_decided() {
+        let blocks = Rule {
+            alpha: 0.05,
+            margin: 0.05,
+            pairing: Pairing::Blocks,
+        };
+        let r = |ratio, low, high| Ratio {
+            ratio,
+            low: Some(low),
+            high: Some(high),
+            pairs: 24,
+        };
+        let them = "the runner-up abc";
+        assert_eq!(
+            reading(&r(0.98, 0.96, 1.01), them, SPEED, blocks),
+            "as fast as the runner-up abc, within 5% (0.98×, 95% CI 0.96–1.01×, 24 pairs of blocks)"
+        );
+        assert_eq!(
+            reading(&r(0.5, 0.45, 0.55), "your baseline", SPEED, blocks),
+            "2.00× slower than your baseline (95% CI 0.45–0.55×, 24 pairs of blocks)"
+        );
+        let noisy = reading(&r(1.03, 0.76, 1.39), them, SPEED, blocks);
+        assert!(
+            noisy.starts_with("cannot be told apart from the runner-up abc (1.03×")
+                && noisy.ends_with("too noisy to tell whether the difference is real"),
+            "{noisy}"
+        );
+        let nothing = reading(&r(1.23, 0.0001, 345.87), them, SPEED, blocks);
+        assert_eq!(
+            nothing,
+            "nothing can be said yet against the runner-up abc: 24 pairs of blocks were too few \
+             or too noisy to bound the difference"
+        );
+        assert!(!nothing.contains("345"));
     }
 }

@@ -16,6 +16,38 @@ fn mean_sd(row: &TrialRow, metric: Metric) -> String {
     }
 }
 
+/// What the app feels, first: `in your app's request of 256 prompt + 64
+/// generated tokens: first token 939 ± 12 ms, then 56.0 ± 1.2 t/s (17.9 ms
+/// a token; between tokens p50 17.5, p95 24.1 ms), 2.07 s in all (mean ±
+/// sd of 3 runs)`.
+fn request_line(row: &TrialRow, n: u32) -> String {
+    let users = match row.params.int(knobs::N_PARALLEL) {
+        n if n > 1 => format!(", {n} users at once"),
+        _ => String::new(),
+    };
+    let between = match (row.itl_ms_p50, row.itl_ms_p95) {
+        (Some(p50), Some(p95)) => format!("; between tokens p50 {p50:.1}, p95 {p95:.1} ms"),
+        _ => String::new(),
+    };
+    let per_token = row
+        .tpot_ms_mean
+        .map(|t| format!(" ({t:.1} ms a token{between})"))
+        .unwrap_or_default();
+    let e2e = match (row.e2e_ms_mean, row.e2e_ms_sd) {
+        (Some(m), Some(sd)) => format!("{:.2} ± {:.2} s", m / 1000.0, sd / 1000.0),
+        (Some(m), None) => format!("{:.2} s", m / 1000.0),
+        _ => "not measured".into(),
+    };
+    format!(
+        "in your app's request of {} prompt + {} generated tokens{users}: first token {}, then \
+         {}{per_token}, {e2e} in all (mean ± sd of {n} runs)",
+        row.request_prompt_tokens,
+        row.request_max_tokens,
+        mean_sd(row, Metric::TtftMs),
+        mean_sd(row, Metric::RequestTps),
+    )
+}
+
 /// The provenance of `row`, one line per item. A line never holds a line
 /// break (a model named with one cannot escape its comment).
 pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
@@ -42,17 +74,11 @@ fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
             row.model_variant,
             row.model_description.as_deref().unwrap_or("?")
         ),
+        request_line(row, n),
         format!(
-            "generation {}, prompt processing {} (mean ± sd of {n} runs)",
+            "llama-bench's figures, into an empty cache: generation {}, prompt processing {}",
             mean_sd(row, Metric::TgTps),
             mean_sd(row, Metric::PpTps)
-        ),
-        format!(
-            "request of {} prompt + {} generated tokens: first token {}, end to end {}",
-            row.request_prompt_tokens,
-            row.request_max_tokens,
-            mean_sd(row, Metric::TtftMs),
-            mean_sd(row, Metric::E2eMs)
         ),
         format!("objective: {}", ctx.objective),
     ];
@@ -74,10 +100,10 @@ fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         let ms = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.1}"));
         lines.push(format!(
             "measured with {n_parallel} sequences decoding together (llama-server -np \
-             {n_parallel}, kv_unified {}): {} in all; first token p50 {} / p95 {} ms, between \
-             tokens p50 {} / p95 {} ms",
+             {n_parallel}, kv_unified {}): {} for all users' requests; first token p50 {} / \
+             p95 {} ms, between tokens p50 {} / p95 {} ms",
             row.params.flag(knobs::KV_UNIFIED),
-            mean_sd(row, Metric::AggregateTps),
+            mean_sd(row, Metric::OutputTps),
             ms(row.ttft_ms_p50),
             ms(row.ttft_ms_p95),
             ms(row.itl_ms_p50),

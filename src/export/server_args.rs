@@ -79,9 +79,9 @@ mod tests {
         let expected = r#"# Recommended by llama-sweep 0.1.0 from measurements, not guesses.
 # sweep "s", trial abc123def456, measured 2026-11-26T08:00:00Z
 # model: m Q4_1 (mock 1M Q4_1)
-# generation 180.0 ± 1.8 t/s, prompt processing 500.0 ± 5.0 t/s (mean ± sd of 3 runs)
-# request of 64 prompt + 16 generated tokens: first token 512.0 ± 0.0 ms, end to end 867.6 ± 0.0 ms
-# objective: maximize tg_tps (t/s)
+# in your app's request of 64 prompt + 16 generated tokens: first token 512.0 ± 0.0 ms, then 180.0 ± 1.8 t/s (5.6 ms a token), 0.87 ± 0.00 s in all (mean ± sd of 3 runs)
+# llama-bench's figures, into an empty cache: generation 180.0 ± 1.8 t/s, prompt processing 500.0 ± 5.0 t/s
+# objective: maximize request_tps (t/s)
 # layers offloaded to a GPU when measured: 0/5
 # reproduce: llama-sweep run sweep.toml (trial abc123def456)
 # -fa off: measured with "auto", which llama.cpp resolved to off

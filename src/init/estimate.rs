@@ -30,11 +30,9 @@ const BATCH_TOKENS: f64 = 512.0;
 /// quantization from one.
 const LOAD_BYTES_PER_S: f64 = 2e9;
 const QUANTIZE_BYTES_PER_S: f64 = 0.3e9;
-/// Trials measured besides the space's (llama.cpp's defaults, --fit),
-/// and runs of the confirmation round (3 finalists and 2 references, 4
-/// rounds).
+/// Trials measured besides the space's (the baseline, llama.cpp's
+/// defaults).
 const REFERENCE_TRIALS: f64 = 2.0;
-const CONFIRMATION_RUNS: f64 = 20.0;
 /// Tokens of text the quality of one variant is measured on.
 const QUALITY_TOKENS: f64 = 8.0 * 512.0;
 
@@ -45,24 +43,85 @@ pub struct Sizes {
     pub gen_tokens: u32,
     pub request_prompt_tokens: u32,
     pub request_max_tokens: u32,
-    /// Runs of each test, warm-up included.
-    pub runs: u32,
+    pub warmup: u32,
+    pub repetitions: u32,
     /// The depth measured besides 0 (0: none).
     pub depth: u32,
+    /// Sequences (users) decoded together: each test's prompts are all of
+    /// theirs.
     pub users: u32,
+    pub confirm: ConfirmShape,
 }
 
-/// The guess.
+/// How the confirmation runs, as far as its time goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfirmShape {
+    /// Finalists and references measured again (0: no confirmation).
+    pub subjects: u32,
+    /// Side by side in blocks of one request, each subject loaded once
+    /// (else rounds of whole trials with twice the repetitions).
+    pub resident: bool,
+    /// Pairs of blocks (or rounds) before the first look, where a clear
+    /// verdict stops.
+    pub first_look: u32,
+}
+
+impl ConfirmShape {
+    /// The confirmation `settings` describe, with `references` reference
+    /// trials.
+    pub fn of(settings: &crate::config::ConfirmSettings, references: u32) -> ConfirmShape {
+        let resident = settings.mode == crate::config::ConfirmMode::Resident;
+        ConfirmShape {
+            subjects: if settings.top == 0 {
+                0
+            } else {
+                settings.top as u32 + references
+            },
+            resident,
+            first_look: if resident {
+                settings.pairs
+            } else {
+                settings.rounds
+            } as u32,
+        }
+    }
+}
+
+/// The guess, part by part.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SweepTime {
     pub per_trial_s: f64,
-    /// What the sweep spends besides the space's trials: deriving and
-    /// measuring the quality of the variants, the references, the
-    /// confirmation round.
+    /// The space's trials together.
+    pub trials_s: f64,
+    /// The reference trials (the baseline, llama.cpp's defaults).
+    pub references_s: f64,
+    /// The confirmation, up to its first look.
+    pub confirmation_s: f64,
+    /// Deriving the quantizations and measuring their quality.
+    pub quality_s: f64,
+    /// Everything besides the space's trials.
     pub fixed_s: f64,
     pub total_s: f64,
     /// Generation speed guessed, tokens/s.
     pub tg_tps: f64,
+}
+
+impl SweepTime {
+    /// `trials 6 min, references 40 s, confirmation 2 min, quality 1 min`.
+    pub fn split(&self) -> String {
+        let parts = [
+            ("trials", self.trials_s),
+            ("references", self.references_s),
+            ("confirmation", self.confirmation_s),
+            ("quality", self.quality_s),
+        ];
+        parts
+            .iter()
+            .filter(|(_, s)| *s >= 0.5)
+            .map(|(what, s)| format!("{what} {}", human(*s)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// What the sweep does besides its trials.
@@ -102,16 +161,21 @@ pub fn sweep_time(
         flops / (cores * CPU_FLOPS_PER_CORE)
     };
     let f = |n: u32| f64::from(n);
-    let run_s = f(sizes.prompt_tokens + sizes.request_prompt_tokens) * pp_s
-        + f(sizes.gen_tokens + sizes.request_max_tokens) * tg_s
+    // Every user's prompt is processed; their tokens are generated
+    // together, a step each (a step reads the weights once).
+    let users = f(sizes.users.max(1));
+    let request_s =
+        f(sizes.request_prompt_tokens) * users * pp_s + f(sizes.request_max_tokens) * tg_s;
+    let run_s = f(sizes.prompt_tokens) * users * pp_s
+        + f(sizes.gen_tokens) * tg_s
+        + request_s
         + if sizes.depth > 0 {
-            f(sizes.depth + sizes.prompt_tokens) * pp_s + f(sizes.gen_tokens) * tg_s
+            f(sizes.depth + sizes.prompt_tokens) * users * pp_s + f(sizes.gen_tokens) * tg_s
         } else {
             0.0
         };
-    // A child process starts and loads the model.
-    let load_s = 1.5 + model.weight_bytes() as f64 / LOAD_BYTES_PER_S;
-    let per_trial_s = load_s + f(sizes.runs) * run_s;
+    let load_s = load_s(model);
+    let per_trial_s = load_s + f(sizes.warmup + sizes.repetitions) * run_s;
     let variants = extras.variants as f64;
     let quality_s = if extras.quality {
         variants * (load_s + QUALITY_TOKENS * pp_s)
@@ -123,16 +187,33 @@ pub fn sweep_time(
     } else {
         0.0
     };
-    let fixed_s = quality_s
-        + derive_s
-        + REFERENCE_TRIALS * per_trial_s
-        + CONFIRMATION_RUNS * (load_s + run_s);
+    let c = sizes.confirm;
+    let confirmation_s = f(c.subjects)
+        * if c.resident {
+            // Loaded and warmed up once, then a request per pair.
+            load_s + f(sizes.warmup) * run_s + f(c.first_look) * request_s
+        } else {
+            // A whole trial a round, with twice the repetitions.
+            f(c.first_look) * (load_s + f(sizes.warmup + 2 * sizes.repetitions) * run_s)
+        };
+    let references_s = REFERENCE_TRIALS * per_trial_s;
+    let trials_s = trials as f64 * per_trial_s;
+    let fixed_s = quality_s + derive_s + references_s + confirmation_s;
     SweepTime {
         per_trial_s,
+        trials_s,
+        references_s,
+        confirmation_s,
+        quality_s: quality_s + derive_s,
         fixed_s,
-        total_s: fixed_s + trials as f64 * per_trial_s,
+        total_s: fixed_s + trials_s,
         tg_tps: 1.0 / tg_s.max(1e-9),
     }
+}
+
+/// A child process starts and loads `model`.
+pub fn load_s(model: &ModelShape) -> f64 {
+    1.5 + model.weight_bytes() as f64 / LOAD_BYTES_PER_S
 }
 
 /// `s` seconds for people: "40 s", "12 min", "3 h 20 min".
@@ -189,9 +270,11 @@ pub fn of_sweep(
         gen_tokens: w.gen_tokens,
         request_prompt_tokens: w.request_prompt_tokens,
         request_max_tokens: w.request_max_tokens,
-        runs: w.warmup + w.repetitions,
+        warmup: w.warmup,
+        repetitions: w.repetitions,
         depth: w.n_depth.iter().max().copied().unwrap_or(0),
         users,
+        confirm: ConfirmShape::of(&config.confirm, 1 + u32::from(config.baseline.is_some())),
     };
     let extras = Extras {
         variants,

@@ -15,6 +15,7 @@
 
 pub mod estimate;
 pub mod placing;
+pub mod prompts;
 pub mod render;
 mod shape;
 
@@ -69,22 +70,23 @@ pub struct Gpu {
 /// What the user is after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
-    /// Tokens per second while answering (`tg_tps`).
+    /// Tokens per second while the app's request is answered, after its
+    /// prompt (`request_tps`).
     Generation,
     /// Time to the first token of the app's request (`ttft_ms`).
     FirstToken,
-    /// Tokens per second over all users together (`aggregate_tps`).
+    /// Tokens per second of all users' requests together (`output_tps`).
     Throughput,
 }
 
 impl Goal {
-    pub const NAMES: [&'static str; 3] = ["tg_tps", "ttft_ms", "aggregate_tps"];
+    pub const NAMES: [&'static str; 3] = ["request_tps", "ttft_ms", "output_tps"];
 
     pub fn from_name(name: &str) -> Option<Goal> {
         match name {
-            "tg_tps" => Some(Goal::Generation),
+            "request_tps" => Some(Goal::Generation),
             "ttft_ms" => Some(Goal::FirstToken),
-            "aggregate_tps" => Some(Goal::Throughput),
+            "output_tps" => Some(Goal::Throughput),
             _ => None,
         }
     }
@@ -111,6 +113,11 @@ pub struct Wishes {
     /// The longest conversation the app holds, tokens (`None`: 4096, or
     /// the model's trained context if smaller).
     pub context: Option<u32>,
+    /// The app's prompt, tokens, and where that figure came from (`None`:
+    /// a guess of 512).
+    pub prompt: Option<(u32, String)>,
+    /// The app's answer, tokens (`None`: a guess of 256).
+    pub answer_tokens: Option<u32>,
 }
 
 /// One `key = value` of the sweep file and why it is there.
@@ -265,16 +272,21 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
         }
         None => 1,
     };
-    let workload = workload(model, context, depth);
+    let request = request_shape(wishes, context, &mut findings);
+    let workload = workload(&request, depth);
     let trials = variants * space_size(&space);
     let sizes = estimate::Sizes {
         prompt_tokens: PROMPT_TOKENS,
         gen_tokens: GEN_TOKENS,
-        request_prompt_tokens: REQUEST_PROMPT.min(context / 2),
-        request_max_tokens: REQUEST_ANSWER.min(context / 4),
-        runs: REPETITIONS + 1,
+        request_prompt_tokens: request.prompt_tokens,
+        request_max_tokens: request.answer_tokens,
+        warmup: 1,
+        repetitions: REPETITIONS,
         depth: depth.unwrap_or(0),
         users,
+        // The sweep init writes: the default confirmation, against
+        // llama.cpp's defaults.
+        confirm: estimate::ConfirmShape::of(&crate::config::ConfirmSettings::default(), 1),
     };
     let extras = estimate::Extras {
         variants,
@@ -332,9 +344,11 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
         "metric",
         quoted(wishes.goal.metric()),
         match wishes.goal {
-            Goal::Generation => "tokens per second while answering",
+            Goal::Generation => {
+                "tokens per second while the app's request is answered, after its prompt"
+            }
             Goal::FirstToken => "time to the first token of the app's request",
-            Goal::Throughput => "tokens per second over all users together",
+            Goal::Throughput => "tokens per second of all users' requests together",
         },
     )];
     if quantize.is_some() {
@@ -490,8 +504,52 @@ fn quantizations(file_type: Option<&str>) -> Option<(Vec<&'static str>, String)>
     ))
 }
 
-fn workload(model: &ModelShape, context: u32, depth: Option<u32>) -> Vec<Setting> {
-    let _ = model;
+/// The app's request as `init` writes it: its prompt and answer, and why.
+struct RequestShape {
+    prompt_tokens: u32,
+    answer_tokens: u32,
+    why_prompt: String,
+    why_answer: String,
+}
+
+/// The request the user described (`--prompt-tokens`, `--prompts`,
+/// `--answer-tokens`), or a guess, within one user's `context`.
+fn request_shape(wishes: &Wishes, context: u32, findings: &mut Vec<String>) -> RequestShape {
+    let (answer, why_answer) = match wishes.answer_tokens {
+        Some(n) => (
+            n.clamp(2, (context / 2).max(2)),
+            "the app's answer, as --answer-tokens says".to_string(),
+        ),
+        None => (
+            REQUEST_ANSWER.min(context / 4).max(2),
+            "a guess at the app's answer: --answer-tokens sets yours".to_string(),
+        ),
+    };
+    let (prompt, why_prompt) = match &wishes.prompt {
+        Some((n, why)) => (*n, why.clone()),
+        None => (
+            REQUEST_PROMPT.min(context / 2),
+            "a guess at the app's prompt: --prompt-tokens or --prompts FILE sets yours; the \
+             prompt before the answer changes which configuration generates fastest"
+                .to_string(),
+        ),
+    };
+    let room = context.saturating_sub(answer).max(1);
+    if prompt > room {
+        findings.push(format!(
+            "the app's prompt of {prompt} tokens and its answer of {answer} do not fit a \
+             context of {context}: the sweep measures a prompt of {room}"
+        ));
+    }
+    RequestShape {
+        prompt_tokens: prompt.clamp(1, room),
+        answer_tokens: answer,
+        why_prompt,
+        why_answer,
+    }
+}
+
+fn workload(request: &RequestShape, depth: Option<u32>) -> Vec<Setting> {
     let mut w = vec![
         Setting::new(
             "prompt_tokens",
@@ -506,13 +564,13 @@ fn workload(model: &ModelShape, context: u32, depth: Option<u32>) -> Vec<Setting
         ),
         Setting::new(
             "request_prompt_tokens",
-            REQUEST_PROMPT.min(context / 2).to_string(),
-            "the app's typical prompt: set your own",
+            request.prompt_tokens.to_string(),
+            request.why_prompt.clone(),
         ),
         Setting::new(
             "request_max_tokens",
-            REQUEST_ANSWER.min(context / 4).to_string(),
-            "and its answer",
+            request.answer_tokens.to_string(),
+            request.why_answer.clone(),
         ),
     ];
     if let Some(depth) = depth {

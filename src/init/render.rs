@@ -69,9 +69,10 @@ pub fn summary(p: &Proposal, path: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "{} trials, about {} in all by a first guess. Next:\n  llama-sweep plan {path}    # the trials, in order\n  llama-sweep run {path}     # run them",
+        "{} trials, about {} in all by a first guess ({}). Next:\n  llama-sweep plan {path}    # the trials, in order\n  llama-sweep run {path}     # run them",
         p.trials,
-        estimate::human(p.estimate.total_s)
+        estimate::human(p.estimate.total_s),
+        p.estimate.split()
     );
     out
 }

@@ -94,6 +94,8 @@ fn wishes() -> Wishes {
         app_python: None,
         users: 1,
         context: None,
+        prompt: None,
+        answer_tokens: None,
     }
 }
 
@@ -240,7 +242,7 @@ fn several_users_get_n_parallel_and_a_context_for_each() {
     );
     assert_eq!(p.value("space", "n_parallel"), Some("[1, 2, 4, 6]"));
     assert_eq!(p.value("space", "n_ctx"), Some("24576"));
-    assert_eq!(p.value("objective", "metric"), Some("\"aggregate_tps\""));
+    assert_eq!(p.value("objective", "metric"), Some("\"output_tps\""));
     accepted(&p);
 }
 
@@ -292,4 +294,81 @@ fn the_file_says_why_each_key_is_there() {
         assert!(line.chars().count() <= 80, "{line:?}\n{text}");
     }
     assert!(text.contains("# [app]\n# python = "), "{text}");
+}
+
+/// Issue 36, items 11 and 12: the guess counts each part as it really runs
+/// (every user's prompt; the confirmation's subjects, each loaded once and
+/// measured a request a pair, or whole trials a round) and says the split.
+#[test]
+fn the_guess_counts_every_users_prompt_and_the_confirmation_as_it_runs() {
+    let model = dense_8b_f16();
+    let hw = cpu_only();
+    let place = placing::place(&model, &hw, 0);
+    let sizes = |users: u32, confirm: estimate::ConfirmShape| estimate::Sizes {
+        prompt_tokens: 512,
+        gen_tokens: 128,
+        request_prompt_tokens: 512,
+        request_max_tokens: 256,
+        warmup: 1,
+        repetitions: 3,
+        depth: 0,
+        users,
+        confirm,
+    };
+    let extras = estimate::Extras {
+        variants: 1,
+        derived: false,
+        quality: false,
+    };
+    let none = estimate::ConfirmShape {
+        subjects: 0,
+        resident: true,
+        first_look: 10,
+    };
+    let time = |s: &estimate::Sizes| estimate::sweep_time(&model, &hw, &place, s, 8, extras);
+    let one = time(&sizes(1, none));
+    let eight = time(&sizes(8, none));
+    assert!(
+        eight.per_trial_s > one.per_trial_s * 1.5,
+        "eight users' prompts: {eight:?} against {one:?}"
+    );
+    assert_eq!(one.confirmation_s, 0.0);
+    // Resident: 5 subjects, each loaded and warmed up once, then 10
+    // requests; rounds: 3 rounds of 5 whole trials with 6 repetitions.
+    let resident = time(&sizes(
+        1,
+        estimate::ConfirmShape {
+            subjects: 5,
+            resident: true,
+            first_look: 10,
+        },
+    ));
+    let rounds = time(&sizes(
+        1,
+        estimate::ConfirmShape {
+            subjects: 5,
+            resident: false,
+            first_look: 3,
+        },
+    ));
+    let load_s = estimate::load_s(&model);
+    let run_s = (one.per_trial_s - load_s) / 4.0;
+    let expect_rounds = 5.0 * 3.0 * (load_s + 7.0 * run_s);
+    assert!(
+        (rounds.confirmation_s / expect_rounds - 1.0).abs() < 1e-9,
+        "{rounds:?} against {expect_rounds}"
+    );
+    assert!(
+        resident.confirmation_s < rounds.confirmation_s / 2.0,
+        "{resident:?}"
+    );
+    assert_eq!(
+        resident.total_s,
+        resident.trials_s + resident.references_s + resident.confirmation_s + resident.quality_s
+    );
+    let split = resident.split();
+    assert!(
+        split.starts_with("trials ") && split.contains(", confirmation "),
+        "{split}"
+    );
 }

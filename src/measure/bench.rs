@@ -31,8 +31,10 @@
 //!   token is a request's prompt processing plus its first token's
 //!   sampling; the gap between two tokens is, per request, the time from
 //!   one of its tokens to the next (a whole batch of other prompts'
-//!   tokens included, as a server's client waits for it); end-to-end is the
-//!   whole round.
+//!   tokens included, as a server's client waits for it); a request's end
+//!   to end is its last token. Each round's figures (time per output
+//!   token, the request's generation speed, output throughput) are
+//!   `crate::request`'s, as every runtime computes them.
 //! - outputs: logits are asked for as llama-bench (the last token of each
 //!   chunk of one prompt) and llama-batched-bench (each prompt's last token,
 //!   with several sequences) ask for them.
@@ -65,7 +67,7 @@ pub(crate) fn garbage(when: &str) -> String {
 }
 
 /// Free memory summed over GPU devices, `None` when there is no GPU.
-fn gpu_free_bytes() -> Option<u64> {
+pub(crate) fn gpu_free_bytes() -> Option<u64> {
     let gpus: Vec<llama::Device> = llama::devices()
         .into_iter()
         .filter(|d| d.kind.is_gpu())
@@ -182,26 +184,15 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         .collect();
     // The follow-up request's earlier conversation, filled once.
     let history = bench.fill(Run::History, w.request_history_tokens)?;
-    for i in 0..w.warmup {
-        bench.clear();
-        bench.prompts(Run::Warmup(i), w.prompt_tokens, 0)?;
-        bench.check_last("after the warmup prompt")?;
-        bench.clear();
-        bench.generate_random(1, 0)?;
-        bench.reset_to(history.as_ref())?;
-        bench.requests(
-            Run::Warmup(i),
-            w,
-            w.request_max_tokens.min(2),
-            &mut samplers,
-        )?;
-    }
+    bench.warm_up(w, history.as_ref(), &mut samplers)?;
     // The tests in the schedule's order (the objective's first); the cache
     // is cleared (or put back at its depth) before each run, outside the
     // timed part, and the logits are checked after the clock stops, as
     // llama-bench times. After each run the schedule's drop rule may stop
     // the trial: it keeps the runs made.
     let planned = w.repetitions as usize;
+    let mut quiet =
+        super::quiet::QuietWatch::new(spec.schedule.quiet, vec![std::process::id()], w.repetitions);
     let mut runs = Runs::new(&w.n_depth);
     let mut depth_states: Vec<(u32, Option<SavedState>)> = Vec::new();
     let mut dropped = None;
@@ -224,11 +215,14 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
                     bench.warm_generation(w, depth, state)?;
                 }
                 for rep in 0..w.repetitions {
-                    let rate = if generation {
-                        bench.generation_run(w, depth, state)?
-                    } else {
-                        bench.prompt_run(w, depth, state, rep)?
-                    };
+                    let what = format!("{} run {}", test.name(), rep + 1);
+                    let (rate, busy) = quiet.run(&what, || {
+                        if generation {
+                            bench.generation_run(w, depth, state)
+                        } else {
+                            bench.prompt_run(w, depth, state, rep)
+                        }
+                    })?;
                     let samples = runs.of(test);
                     samples.push(rate);
                     let judged: Vec<(Metric, Vec<f64>)> = match (test, depth) {
@@ -249,9 +243,10 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
                             vec![(one, samples.clone()), (aggregate, all)]
                         }
                     };
+                    // A run the machine disturbed never drops a trial.
                     dropped = judged
                         .iter()
-                        .filter(|_| judged_after(t, rep))
+                        .filter(|_| judged_after(t, rep) && !busy)
                         .find_map(|(m, runs)| spec.schedule.why_drop(*m, runs, planned));
                     if dropped.is_some() {
                         break 'tests;
@@ -260,23 +255,31 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
             }
             Test::Request => {
                 for rep in 0..w.repetitions {
-                    bench.reset_to(history.as_ref())?;
-                    samplers.iter_mut().for_each(Sampler::reset);
-                    let timings = bench.requests(
-                        Run::Request(rep),
-                        w,
-                        w.request_max_tokens,
-                        &mut samplers,
-                    )?;
-                    runs.ttft_ms.extend(timings.ttft_ms);
-                    runs.e2e_ms.push(timings.e2e_ms);
+                    let what = format!("request run {}", rep + 1);
+                    let (timings, busy) = quiet.run(&what, || {
+                        bench.reset_to(history.as_ref())?;
+                        samplers.iter_mut().for_each(Sampler::reset);
+                        bench.requests(Run::Request(rep), w, w.request_max_tokens, &mut samplers)
+                    })?;
+                    let figures = crate::request::round(&timings.requests);
+                    runs.ttft_ms.extend(figures.ttft_ms);
+                    runs.e2e_ms.extend(figures.e2e_ms);
+                    runs.request_tps.extend(figures.request_tps);
+                    runs.output_tps.extend(figures.output_tps);
                     runs.itl_ms.extend(timings.itl_ms);
                     let ttft =
                         crate::store::row::per_repetition_means(&runs.ttft_ms, n_seq as usize);
-                    dropped = [(Metric::TtftMs, &ttft), (Metric::E2eMs, &runs.e2e_ms)]
-                        .into_iter()
-                        .filter(|_| judged_after(t, rep))
-                        .find_map(|(m, runs)| spec.schedule.why_drop(m, runs, planned));
+                    let tpot = crate::request::tpot_ms_of(&runs.request_tps);
+                    dropped = [
+                        (Metric::RequestTps, &runs.request_tps),
+                        (Metric::TpotMs, &tpot),
+                        (Metric::OutputTps, &runs.output_tps),
+                        (Metric::TtftMs, &ttft),
+                        (Metric::E2eMs, &runs.e2e_ms),
+                    ]
+                    .into_iter()
+                    .filter(|_| judged_after(t, rep) && !busy)
+                    .find_map(|(m, runs)| spec.schedule.why_drop(m, runs, planned));
                     if dropped.is_some() {
                         break 'tests;
                     }
@@ -296,6 +299,8 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         tg_tps: runs.tg_tps,
         ttft_ms: runs.ttft_ms,
         e2e_ms: runs.e2e_ms,
+        request_tps: runs.request_tps,
+        output_tps: runs.output_tps,
         layers_offloaded: offloaded.map_or(0, |(n, _)| n),
         layers_total,
         flash_attn_resolved: match params.flash_attn() {
@@ -315,6 +320,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
         itl_ms: runs.itl_ms,
         dropped,
         server: None,
+        busy: quiet.record,
     })
 }
 
@@ -360,13 +366,11 @@ fn check_room(
 
 /// The timings of one round of the app's requests, one per sequence,
 /// arriving together.
-struct RequestTimings {
-    /// Per request.
-    ttft_ms: Vec<f64>,
-    /// Until the last request's last token.
-    e2e_ms: f64,
+pub(super) struct RequestTimings {
+    /// Per request, from the round's start.
+    pub requests: Vec<crate::request::RequestTiming>,
     /// Per request, between two of its tokens.
-    itl_ms: Vec<f64>,
+    pub itl_ms: Vec<f64>,
 }
 
 /// Where a test's logits are checked, for its error: `at the end of the
@@ -385,6 +389,8 @@ struct Runs {
     at_depth: Vec<DepthSamples>,
     ttft_ms: Vec<f64>,
     e2e_ms: Vec<f64>,
+    request_tps: Vec<f64>,
+    output_tps: Vec<f64>,
     itl_ms: Vec<f64>,
 }
 
@@ -404,6 +410,8 @@ impl Runs {
                 .collect(),
             ttft_ms: Vec::new(),
             e2e_ms: Vec::new(),
+            request_tps: Vec::new(),
+            output_tps: Vec::new(),
             itl_ms: Vec::new(),
         }
     }
@@ -479,9 +487,29 @@ impl<'m, 'c> Bench<'m, 'c> {
         self.ctx.clear_memory();
     }
 
+    /// `w.warmup` unmeasured rounds of one full pp run, one tg token and
+    /// one short request (from `history`), as llama-bench warms up its tests.
+    pub(super) fn warm_up(
+        &mut self,
+        w: &crate::protocol::Workload,
+        history: Option<&SavedState>,
+        samplers: &mut [Sampler],
+    ) -> Result<(), String> {
+        for i in 0..w.warmup {
+            self.clear();
+            self.prompts(Run::Warmup(i), w.prompt_tokens, 0)?;
+            self.check_last("after the warmup prompt")?;
+            self.clear();
+            self.generate_random(1, 0)?;
+            self.reset_to(history)?;
+            self.requests(Run::Warmup(i), w, w.request_max_tokens.min(2), samplers)?;
+        }
+        Ok(())
+    }
+
     /// Clears the cache and fills every sequence with `depth` tokens of
     /// `run`; the state to start each test from, `None` for depth 0.
-    fn fill(&mut self, run: Run, depth: u32) -> Result<Option<SavedState>, String> {
+    pub(super) fn fill(&mut self, run: Run, depth: u32) -> Result<Option<SavedState>, String> {
         if depth == 0 {
             return Ok(None);
         }
@@ -492,14 +520,14 @@ impl<'m, 'c> Bench<'m, 'c> {
     }
 
     /// Clears the cache and puts `state` back, when there is one.
-    fn reset_to(&mut self, state: Option<&SavedState>) -> Result<(), String> {
+    pub(super) fn reset_to(&mut self, state: Option<&SavedState>) -> Result<(), String> {
         self.clear();
         state.map_or(Ok(()), |s| self.ctx.restore_state(s))
     }
 
     /// One pp run from `state` (the cache filled to `depth`, or empty): its
     /// rate, all sequences' prompt tokens counted.
-    fn prompt_run(
+    pub(super) fn prompt_run(
         &mut self,
         w: &crate::protocol::Workload,
         depth: u32,
@@ -519,7 +547,7 @@ impl<'m, 'c> Bench<'m, 'c> {
     /// llama-bench warms each test up on its own: a generation step first,
     /// untimed, so that the first timed step does not pay for switching
     /// from the prompt's graph to a single token's.
-    fn warm_generation(
+    pub(super) fn warm_generation(
         &mut self,
         w: &crate::protocol::Workload,
         depth: u32,
@@ -533,7 +561,7 @@ impl<'m, 'c> Bench<'m, 'c> {
     }
 
     /// One tg run of `gen_tokens` from `state`: one sequence's rate.
-    fn generation_run(
+    pub(super) fn generation_run(
         &mut self,
         w: &crate::protocol::Workload,
         depth: u32,
@@ -673,7 +701,7 @@ impl<'m, 'c> Bench<'m, 'c> {
     /// request's first token sampled as soon as its prompt is done (its
     /// time to first token), each further one in the next batch, with the
     /// time since the request's previous token (its inter-token latency).
-    fn requests(
+    pub(super) fn requests(
         &mut self,
         run: Run,
         w: &crate::protocol::Workload,
@@ -686,6 +714,7 @@ impl<'m, 'c> Bench<'m, 'c> {
         let mut next = vec![0 as Token; n_seq];
         let mut ttft_ms = vec![0.0; n_seq];
         let mut previous = vec![0.0; n_seq];
+        let mut tokens = vec![0u32; n_seq];
         // The position of each request's next generated token.
         let mut pos = vec![start + w.request_prompt_tokens as i32; n_seq];
         let mut itl_ms = Vec::new();
@@ -732,11 +761,17 @@ impl<'m, 'c> Bench<'m, 'c> {
                     itl_ms.push(now - previous[seq]);
                 }
                 previous[seq] = now;
+                tokens[seq] += 1;
             }
         }
         Ok(RequestTimings {
-            ttft_ms,
-            e2e_ms: ms(started),
+            requests: (0..n_seq)
+                .map(|j| crate::request::RequestTiming {
+                    ttft_ms: ttft_ms[j],
+                    last_token_ms: previous[j],
+                    tokens: tokens[j],
+                })
+                .collect(),
             itl_ms,
         })
     }

@@ -94,6 +94,8 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
         tg_tps: vec![100.0, 100.0],
         ttft_ms: vec![10.0, 10.0],
         e2e_ms: vec![100.0, 100.0],
+        request_tps: vec![100.0, 100.0],
+        output_tps: vec![10.0, 10.0],
         layers_offloaded: 0,
         layers_total: 2,
         flash_attn_resolved: None,
@@ -102,6 +104,7 @@ fn answer_made_up(reply_out: &mut impl Write, seconds: f64) -> ! {
         overridden: Vec::new(),
         at_depth: Vec::new(),
         itl_ms: Vec::new(),
+        busy: Default::default(),
     });
     let json = serde_json::to_string(&reply).expect("replies serialize");
     let _ = writeln!(reply_out, "{json}").and_then(|_| reply_out.flush());

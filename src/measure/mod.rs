@@ -16,6 +16,8 @@ pub mod llama;
 pub mod log_capture;
 pub mod probe;
 mod quality;
+mod quiet;
+mod resident;
 mod selftest;
 mod server_order;
 pub mod server_trial;
@@ -68,6 +70,22 @@ pub fn run_child() -> ExitCode {
     if matches!(job, ChildJob::Measure(_)) {
         fault::at_measure_start(&mut reply_out);
     }
+    if let ChildJob::Resident(job) = &job {
+        log_capture::install();
+        llama::init_backend();
+        let served = resident::serve(job, &mut std::io::stdin().lock(), &mut reply_out);
+        let code = match served {
+            Ok(()) => 0,
+            Err(reason) => {
+                let json = serde_json::to_string(&ChildReply::Failed { reason })
+                    .expect("replies serialize");
+                let _ = writeln!(reply_out, "{json}").and_then(|_| reply_out.flush());
+                i32::from(EXIT_FAILED)
+            }
+        };
+        // SAFETY: ends the process; every reply is flushed.
+        unsafe { libc::_exit(code) }
+    }
     let reply = do_job(job);
     let code = match reply {
         ChildReply::Failed { .. } => i32::from(EXIT_FAILED),
@@ -114,7 +132,32 @@ fn do_job(job: ChildJob) -> ChildReply {
             Ok(report) => ChildReply::Fitted(report),
             Err(reason) => ChildReply::Failed { reason },
         },
+        ChildJob::Resident(_) => ChildReply::Failed {
+            reason: "a resident job is served by run_child".into(),
+        },
+        ChildJob::Tokenize(job) => match count_tokens(&job) {
+            Ok(counts) => ChildReply::Tokenized { counts },
+            Err(reason) => ChildReply::Failed { reason },
+        },
     }
+}
+
+/// Each text's tokens by the model's own tokenizer (its vocabulary only
+/// loaded), special tokens added as llama.cpp adds them to a prompt.
+fn count_tokens(job: &crate::protocol::TokenizeJob) -> Result<Vec<u32>, String> {
+    let mut params = llama::ModelParams::default();
+    params.raw.vocab_only = true;
+    let model = llama::Model::load(&job.model, &params)
+        .map_err(|e| bench::failure(&format!("cannot load {}", job.model.display()), e))?;
+    job.texts
+        .iter()
+        .map(|text| {
+            model
+                .vocab()
+                .tokenize(text.as_bytes(), true)
+                .map(|t| t.len() as u32)
+        })
+        .collect()
 }
 
 /// Duplicates stdout for the reply and redirects fd 1 to stderr.

@@ -56,8 +56,18 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
     // The server's log is the trial's (the child's stderr is its log file),
     // copied as it is written: a trial killed for its timeout keeps it.
     let echo = LogEcho::start(&log, "llama-server| ");
+    // Device memory as the in-process child counts it: free before the
+    // server loads, less free once it is ready (its model and context).
+    let gpu_free_before = super::bench::gpu_free_bytes();
     let mut running = Started::start(&server.binary, args, &log).map_err(|e| e.reason)?;
-    let measured = rounds(spec, n_clients, &mut running, n_vocab, &log);
+    let measured = rounds(
+        spec,
+        n_clients,
+        &mut running,
+        n_vocab,
+        &log,
+        gpu_free_before,
+    );
     running.stop();
     echo.finish();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -97,6 +107,20 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
     m.n_ubatch_actual = size("n_ubatch", params.int(knobs::N_UBATCH)).min(m.n_batch_actual);
     m.flash_attn_resolved = text.lines().find_map(llama_log::flash_attn_resolved);
     m.weights = llama_log::model_buffers(&text);
+    if m.device_memory_used_bytes.is_none() {
+        // llama-sweep's own build sees no GPU, the server's does: its log's
+        // weights on devices, a lower bound (the KV cache and compute
+        // buffers come on top).
+        let on_devices: f64 = m
+            .weights
+            .iter()
+            .filter(|b| !b.name.starts_with("CPU"))
+            .map(|b| b.mib)
+            .sum();
+        if on_devices > 0.0 {
+            m.device_memory_used_bytes = Some((on_devices * 1024.0 * 1024.0) as u64);
+        }
+    }
     Ok(m)
 }
 
@@ -119,9 +143,13 @@ fn rounds(
     running: &mut Started,
     n_vocab: u32,
     log: &Path,
+    gpu_free_before: Option<u64>,
 ) -> Result<TrialMetrics, String> {
     running.wait_until_ready(READY, log).map_err(|e| e.reason)?;
     let load_ms = running.started.elapsed().as_secs_f64() * 1000.0;
+    let device_memory_used_bytes = gpu_free_before.and_then(|before| {
+        super::bench::gpu_free_bytes().map(|after| before.saturating_sub(after))
+    });
     eprintln!(
         "llama-sweep: llama-server ready on port {} after {load_ms:.0} ms",
         running.port
@@ -175,18 +203,26 @@ fn rounds(
     let bounds = spec.server.as_ref().map(|s| s.bounds).unwrap_or_default();
     let planned = w.repetitions as usize;
     let mut dropped = None;
+    let mut quiet = super::quiet::QuietWatch::new(
+        spec.schedule.quiet,
+        vec![std::process::id(), running.pid()],
+        w.repetitions,
+    );
     for rep in 0..planned {
         if crate::interrupt::requested() {
             return Err("interrupted".into());
         }
         eprintln!("llama-sweep: measured round {} of {n} request(s)", rep + 1);
-        let round = send(
-            running,
-            &round_of(w.warmup as usize + rep, w.request_max_tokens),
-        )?;
+        let (round, busy) = quiet.run(&format!("request round {}", rep + 1), || {
+            send(
+                running,
+                &round_of(w.warmup as usize + rep, w.request_max_tokens),
+            )
+        })?;
         runs.add(&round, &bounds);
-        // As the in-process child: the last run is never judged.
-        if rep + 1 < planned {
+        // As the in-process child: the last run is never judged, nor one
+        // the machine disturbed.
+        if rep + 1 < planned && !busy {
             dropped = runs
                 .judged(n)
                 .iter()
@@ -211,16 +247,19 @@ fn rounds(
         tg_tps: runs.tg_tps,
         ttft_ms: runs.ttft_ms,
         e2e_ms: runs.e2e_ms,
+        request_tps: runs.request_tps,
+        output_tps: runs.output_tps,
         layers_offloaded: 0,
         layers_total: 0,
         flash_attn_resolved: None,
-        device_memory_used_bytes: None,
+        device_memory_used_bytes,
         weights: Vec::new(),
         overridden: Vec::new(),
         at_depth: Vec::new(),
         itl_ms: runs.itl_ms,
         dropped,
         server: Some(Box::new(runs.server)),
+        busy: quiet.record,
     })
 }
 
@@ -233,8 +272,29 @@ struct Runs {
     tg_tps: Vec<f64>,
     ttft_ms: Vec<f64>,
     e2e_ms: Vec<f64>,
+    request_tps: Vec<f64>,
+    output_tps: Vec<f64>,
     itl_ms: Vec<f64>,
     server: ServerFigures,
+}
+
+/// The round's prompt processing as the in-process child measures it: all
+/// of its requests' prompt tokens over the time the longest of them took
+/// (the server processes them together, so each request's own rate is a
+/// share of the whole).
+fn prompt_throughput(replies: &[clients::Reply]) -> Option<f64> {
+    let mut tokens = 0.0;
+    let mut longest_s: f64 = 0.0;
+    for r in replies {
+        let (Some(n), Some(rate)) = (r.server.prompt_n, r.server.prompt_per_second) else {
+            continue;
+        };
+        if rate > 0.0 {
+            tokens += f64::from(n);
+            longest_s = longest_s.max(f64::from(n) / rate);
+        }
+    }
+    (longest_s > 0.0).then(|| tokens / longest_s)
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -245,13 +305,15 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 impl Runs {
     fn add(&mut self, round: &Round, bounds: &RequestBounds) {
         let replies = &round.replies;
-        self.pp_tps.extend(mean(
-            replies.iter().filter_map(|r| r.server.prompt_per_second),
-        ));
+        let timings: Vec<_> = replies.iter().map(|r| r.timing()).collect();
+        let figures = crate::request::round(&timings);
+        self.pp_tps.extend(prompt_throughput(replies));
         self.tg_tps
             .extend(mean(replies.iter().filter_map(|r| r.gen_tps())));
-        self.ttft_ms.extend(replies.iter().map(|r| r.ttft_ms));
-        self.e2e_ms.extend(mean(replies.iter().map(|r| r.e2e_ms)));
+        self.ttft_ms.extend(figures.ttft_ms);
+        self.e2e_ms.extend(figures.e2e_ms);
+        self.request_tps.extend(figures.request_tps);
+        self.output_tps.extend(figures.output_tps);
         self.itl_ms
             .extend(replies.iter().flat_map(|r| r.itl_ms.iter().copied()));
         let s = &mut self.server;
@@ -269,6 +331,12 @@ impl Runs {
     /// far (`n` requests per round).
     fn judged(&self, n: usize) -> Vec<(Metric, Vec<f64>)> {
         vec![
+            (Metric::RequestTps, self.request_tps.clone()),
+            (
+                Metric::TpotMs,
+                crate::request::tpot_ms_of(&self.request_tps),
+            ),
+            (Metric::OutputTps, self.output_tps.clone()),
             (Metric::TtftMs, per_repetition_means(&self.ttft_ms, n)),
             (Metric::E2eMs, self.e2e_ms.clone()),
             (Metric::TgTps, self.tg_tps.clone()),
@@ -283,10 +351,12 @@ mod tests {
     use super::*;
     use crate::runtime::clients::{Reply, ServerTimings};
 
-    fn reply(first: std::time::Instant, ttft: f64, e2e: f64, drafted: (u32, u32)) -> Reply {
+    /// A reply of three tokens, the first `ttft` ms after it was sent, 10
+    /// ms apart.
+    fn reply(first: std::time::Instant, ttft: f64, drafted: (u32, u32)) -> Reply {
         Reply {
             ttft_ms: ttft,
-            e2e_ms: e2e,
+            e2e_ms: ttft + 20.0,
             itl_ms: vec![10.0, 10.0],
             token_events: 3,
             first_token: Some(first),
@@ -307,10 +377,7 @@ mod tests {
         let mut runs = Runs::default();
         let at = std::time::Instant::now();
         let round = Round {
-            replies: vec![
-                reply(at, 100.0, 300.0, (4, 2)),
-                reply(at, 200.0, 500.0, (4, 3)),
-            ],
+            replies: vec![reply(at, 100.0, (4, 2)), reply(at, 200.0, (4, 3))],
             wall_ms: 500.0,
         };
         // The first request meets a 150 ms bound on its first token, the
@@ -323,14 +390,22 @@ mod tests {
         runs.add(&round, &RequestBounds::default());
         assert_eq!(runs.server.goodput_rps, [2.0, 4.0], "requests per second");
         assert_eq!(runs.ttft_ms, [100.0, 200.0, 100.0, 200.0]);
-        assert_eq!(runs.e2e_ms, [400.0, 400.0]);
+        // Each request's end to end, its last token: the mean of 120 and 220.
+        assert_eq!(runs.e2e_ms, [170.0, 170.0]);
         // Two tokens after the first in 20 ms.
         assert_eq!(runs.tg_tps, [100.0, 100.0]);
-        assert_eq!(runs.pp_tps, [400.0, 400.0]);
+        assert_eq!(runs.request_tps, [100.0, 100.0]);
+        // Six tokens by the last one at 220 ms.
+        assert_eq!(runs.output_tps, [6.0 / 0.22, 6.0 / 0.22]);
+        // Issue 36, item 8: two prompts of 8 tokens at 400 t/s each, side by
+        // side: 800 t/s for the round, as the in-process child counts all
+        // of its sequences' prompts.
+        assert_eq!(runs.pp_tps, [800.0, 800.0]);
         // Two tokens after the first of each of two requests in 20 ms.
         assert_eq!(runs.server.aggregate_tps, [200.0, 200.0]);
         assert_eq!(runs.server.acceptance(), Some(10.0 / 16.0));
         let judged = runs.judged(2);
-        assert_eq!(judged[0], (Metric::TtftMs, vec![150.0, 150.0]));
+        assert!(judged.contains(&(Metric::TtftMs, vec![150.0, 150.0])));
+        assert!(judged.contains(&(Metric::RequestTps, vec![100.0, 100.0])));
     }
 }

@@ -270,7 +270,11 @@ pub fn oriented_ratio(objective: &Objective, a: &TrialRow, b: &TrialRow) -> Rati
 /// What the metric measures, for sentences: "generation speed".
 pub fn metric_noun(metric: Metric) -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed(match metric {
-        Metric::TgTps => "generation speed",
+        Metric::RequestTps => "request generation speed",
+        Metric::TpotMs => "time per generated token of the request",
+        Metric::OutputTps => "tokens per second of all requests together",
+        Metric::TgTps => "empty-cache generation speed",
+        Metric::ItlMsP50 => "median time between tokens",
         Metric::PpTps => "prompt processing speed",
         Metric::AggregateTps => "generation speed of all sequences together",
         Metric::TtftMsP95 => "95th percentile of time to first token",

@@ -202,7 +202,23 @@ fn headline(h: &mut String, data: &ReportData, parts: &PageParts) {
         esc(&metric_noun(objective.metric)),
         esc(&mean_sd(winner, objective.metric))
     );
-    for metric in [Metric::TgTps, Metric::PpTps, Metric::TtftMs, Metric::E2eMs] {
+    let _ = write!(
+        h,
+        "<tr><td>the app's request</td><td>{} prompt + {} generated tokens{}</td></tr>",
+        winner.request_prompt_tokens,
+        winner.request_max_tokens,
+        match winner.n_parallel() as u32 {
+            1 => String::new(),
+            n => format!(", {n} users at once"),
+        }
+    );
+    for metric in [
+        Metric::RequestTps,
+        Metric::TtftMs,
+        Metric::E2eMs,
+        Metric::TgTps,
+        Metric::PpTps,
+    ] {
         if metric != objective.metric {
             let _ = write!(
                 h,
@@ -729,7 +745,11 @@ fn trials_table(h: &mut String, data: &ReportData) {
     for column in &swept {
         let _ = write!(h, "<th>{}</th>", esc(column.name));
     }
-    h.push_str("<th>tg t/s</th><th>pp t/s</th><th>ttft ms</th><th>e2e ms</th><th>MiB</th>");
+    h.push_str(
+        "<th title=\"the app's request: generation speed after its prompt\">request t/s</th>\
+         <th>ttft ms</th><th>e2e ms</th><th title=\"llama-bench's, into an empty cache\">tg \
+         t/s</th><th>pp t/s</th><th>MiB</th>",
+    );
     if show_kld {
         h.push_str("<th>KLD</th>");
     }
@@ -778,11 +798,12 @@ fn trials_table(h: &mut String, data: &ReportData) {
         }
         let _ = write!(
             h,
-            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
-            num(row.mean_of(Metric::TgTps)),
-            num(row.mean_of(Metric::PpTps)),
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
+            num(row.mean_of(Metric::RequestTps)),
             num(row.mean_of(Metric::TtftMs)),
             num(row.mean_of(Metric::E2eMs)),
+            num(row.mean_of(Metric::TgTps)),
+            num(row.mean_of(Metric::PpTps)),
             pareto::memory_mib(row).map_or("".into(), |m| format!("{m:.0}")),
         );
         if show_kld {

@@ -170,7 +170,7 @@ impl SweepObserver for Progress {
     }
 }
 
-/// `[3/12] 5f1c2a9e0b7d smollm2 Q4_1 n_batch=512 → ok  tg 182.3 ± 1.2 t/s ...`:
+/// `[3/12] 5f1c2a9e0b7d smollm2 Q4_1 n_batch=512 → ok  request 92.1 ± 1.2 t/s ...`:
 /// the `done`th trial of the run's `total`.
 pub fn trial_line(
     event: &TrialEvent,
@@ -180,30 +180,20 @@ pub fn trial_line(
     eta: Eta,
 ) -> String {
     let r = event.row;
-    let result = match (r.is_ok(), r.tg_tps_mean, r.pp_tps_mean) {
-        (true, Some(tg), Some(pp)) => format!(
-            "ok  tg {tg:.1} ± {:.1} t/s{}  pp {pp:.0} ± {:.0} t/s  ttft {:.0} ms{}{}{}",
-            r.tg_tps_sd.unwrap_or(0.0),
-            match r.aggregate_tps_mean {
-                Some(all) if r.n_parallel() > 1.0 => format!(" ({all:.1} t/s in all)"),
-                _ => String::new(),
-            },
-            r.pp_tps_sd.unwrap_or(0.0),
-            r.ttft_ms_mean.unwrap_or(0.0),
-            r.at_depth
-                .0
-                .iter()
-                .filter_map(|d| Some(format!("  @{}: tg {:.1}", d.depth, d.tg_tps_mean?)))
-                .collect::<String>(),
+    let result = if r.is_ok() {
+        format!(
+            "ok  {}{}{}",
+            measured_figures(r),
             speculation(r),
             if r.noisy { "  (noisy)" } else { "" }
-        ),
-        _ => format!(
+        )
+    } else {
+        format!(
             "{}: {}{}",
             r.status,
             crate::runner::outcome::first_line(r.error.as_deref()),
             speculation(r)
-        ),
+        )
     };
     format!(
         "[{done}/{total}] {} {} {} {} → {result}  ({:.1} s, ETA {eta})",
@@ -213,6 +203,49 @@ pub fn trial_line(
         plan::describe(&event.spec.params, swept),
         r.wall_s
     )
+}
+
+/// A measured trial's figures, the app's request first: `request 56.0 ±
+/// 1.2 t/s, first token 939 ms, 2.07 s in all  tg 124.5 ± 3.1 t/s  pp 512
+/// ± 9 t/s`; each only where it was measured.
+fn measured_figures(r: &TrialRow) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = r.request_tps_mean {
+        let mut request = format!(
+            "request {rate:.1} ± {:.1} t/s",
+            r.request_tps_sd.unwrap_or(0.0)
+        );
+        if let Some(ttft) = r.ttft_ms_mean {
+            request += &format!(", first token {ttft:.0} ms");
+        }
+        if let Some(e2e) = r.e2e_ms_mean {
+            request += &format!(", {:.2} s in all", e2e / 1000.0);
+        }
+        if let Some(all) = r.output_tps_mean.filter(|_| r.n_parallel() > 1.0) {
+            request += &format!(" ({all:.1} t/s for all users)");
+        }
+        parts.push(request);
+    }
+    if let Some(tg) = r.tg_tps_mean {
+        let mut text = format!("tg {tg:.1} ± {:.1} t/s", r.tg_tps_sd.unwrap_or(0.0));
+        if let Some(all) = r.aggregate_tps_mean.filter(|_| r.n_parallel() > 1.0) {
+            text += &format!(" ({all:.1} t/s in all)");
+        }
+        parts.push(text);
+    }
+    if let Some(pp) = r.pp_tps_mean {
+        parts.push(format!(
+            "pp {pp:.0} ± {:.0} t/s",
+            r.pp_tps_sd.unwrap_or(0.0)
+        ));
+    }
+    parts.extend(
+        r.at_depth
+            .0
+            .iter()
+            .filter_map(|d| Some(format!("@{}: tg {:.1}", d.depth, d.tg_tps_mean?))),
+    );
+    parts.join("  ")
 }
 
 /// What a trial's speculative decoding guessed: `  drafted 149, 50%
@@ -250,7 +283,7 @@ mod tests {
         let log = std::fs::read_to_string(dir.path().join(crate::store::SWEEP_LOG)).unwrap();
         assert_eq!(log.lines().count(), 3);
         assert!(
-            log.contains("[1/2] a m Q4_1 n_batch=512 → ok  tg 100.0"),
+            log.contains("[1/2] a m Q4_1 n_batch=512 → ok  request 100.0 ± 1.0 t/s, first token"),
             "{log}"
         );
         assert!(log.lines().last().unwrap().ends_with("anchor check"));

@@ -70,6 +70,21 @@ fn cell(row: &TrialRow, metric: Metric) -> String {
     }
 }
 
+/// What the table's figures are: the app's request first, llama-bench's
+/// kernel figures after it.
+fn columns_legend(row: &TrialRow) -> String {
+    let users = match row.n_parallel() as u32 {
+        1 => String::new(),
+        n => format!(", {n} at once"),
+    };
+    format!(
+        "request t/s: the app's request of {} prompt + {} generated tokens{users}, \
+         generating after its prompt; ttft, e2e: to its first token, to its end; tg, pp: \
+         llama-bench's, into an empty cache",
+        row.request_prompt_tokens, row.request_max_tokens
+    )
+}
+
 /// Renders rows as an aligned text table.
 fn table(header: &[String], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..header.len())
@@ -107,12 +122,28 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
         let _ = writeln!(out, "Best trials ({objective}):");
         // The objective's own column first when it is none of the usual
         // ones (aggregate_tps, tg_tps@4096 ...).
-        let usual = [Metric::TgTps, Metric::PpTps, Metric::TtftMs, Metric::E2eMs];
+        let usual = [
+            Metric::RequestTps,
+            Metric::TtftMs,
+            Metric::E2eMs,
+            Metric::TgTps,
+            Metric::PpTps,
+        ];
         let own = (!usual.contains(&objective.metric)).then_some(objective.metric);
         let mut header: Vec<String> = vec!["#".into(), "trial".into()];
         header.extend(columns.iter().map(|c| c.name.to_string()));
         header.extend(own.map(|m| format!("{m} {}", m.unit())));
-        header.extend(["tg t/s", "pp t/s", "ttft ms", "e2e ms", "RSS MiB"].map(String::from));
+        header.extend(
+            [
+                "request t/s",
+                "ttft ms",
+                "e2e ms",
+                "tg t/s",
+                "pp t/s",
+                "RSS MiB",
+            ]
+            .map(String::from),
+        );
         let body: Vec<Vec<String>> = ranked
             .iter()
             .take(top)
@@ -123,16 +154,18 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
                 cells.extend(columns.iter().map(|c| c.value(r)));
                 cells.extend(own.map(|m| cell(r, m)));
                 cells.extend([
-                    cell(r, Metric::TgTps),
-                    cell(r, Metric::PpTps),
+                    cell(r, Metric::RequestTps),
                     cell(r, Metric::TtftMs),
                     cell(r, Metric::E2eMs),
+                    cell(r, Metric::TgTps),
+                    cell(r, Metric::PpTps),
                     r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
                 ]);
                 cells
             })
             .collect();
         out.push_str(&table(&header, &body));
+        let _ = writeln!(out, "  {}", columns_legend(&rows[ranked[0]]));
         if ranked.len() > top {
             let _ = writeln!(
                 out,
@@ -145,6 +178,17 @@ pub fn render(rows: &[TrialRow], objective: &Objective, top: usize) -> String {
     out.push_str(&endings(rows, ranked.len()));
     if let Some(line) = drops_line(rows) {
         let _ = writeln!(out, "  {line} (results.csv's error column says by what)");
+    }
+    let busy = rows
+        .iter()
+        .filter(|r| r.status == TrialStatus::Busy)
+        .count();
+    if busy > 0 {
+        let _ = writeln!(
+            out,
+            "  {busy} trial(s) measured while other processes kept the machine busy: not \
+             ranked; run the sweep again when the machine is quiet and they are measured again"
+        );
     }
     for r in rows.iter().filter(|r| !r.status.ran()) {
         let reason = crate::runner::outcome::first_line(r.error.as_deref());

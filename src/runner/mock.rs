@@ -114,6 +114,9 @@ pub fn measured(tg: f64, pp: f64) -> TrialOutcome {
             tg_tps: vec![tg, tg * 1.01, tg * 0.99],
             ttft_ms: vec![1000.0 * 256.0 / pp; 3],
             e2e_ms: vec![1000.0 * (256.0 / pp + 64.0 / tg); 3],
+            // The request generates as fast as tg.
+            request_tps: vec![tg, tg * 1.01, tg * 0.99],
+            output_tps: vec![64.0 / (256.0 / pp + 64.0 / tg); 3],
             layers_offloaded: 0,
             layers_total: 5,
             flash_attn_resolved: None,
@@ -122,6 +125,7 @@ pub fn measured(tg: f64, pp: f64) -> TrialOutcome {
             overridden: Vec::new(),
             at_depth: Vec::new(),
             itl_ms: Vec::new(),
+            busy: Default::default(),
         }),
         exit: Some("exit code 0".into()),
         peak_rss_kib: Some(200 * 1024),

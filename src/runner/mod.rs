@@ -7,6 +7,7 @@ pub mod crash_site;
 pub mod mock;
 pub mod outcome;
 pub mod process;
+pub mod resident;
 
 use crate::protocol::{ChildJob, TestFault, TrialSpec};
 pub use child::{ChildEnding, ChildRunner};
@@ -47,6 +48,28 @@ impl Children for ChildRunner {
     fn test_fault(&self) -> Option<TestFault> {
         self.test_fault
     }
+}
+
+/// A trial loaded once in its own child, measured one block at a time on
+/// command (a confirmation subject).
+pub trait Resident {
+    /// One block of its objective's test; the error is why it failed (the
+    /// child is then gone).
+    fn block(&mut self) -> Result<crate::protocol::BlockFigures, String>;
+
+    /// The processes that measure, whose CPU time is not another process's.
+    fn pids(&self) -> Vec<u32>;
+}
+
+/// Starts resident children.
+pub trait Residents {
+    /// Loads `job` in a resident child logging to `log`: the child, or why it
+    /// could not load. `Err` only when nothing can be started at all.
+    fn start(
+        &mut self,
+        job: &crate::protocol::ResidentJob,
+        log: &Path,
+    ) -> anyhow::Result<Result<Box<dyn Resident>, String>>;
 }
 
 /// How an execution ended: with an outcome to record, or cut short by a stop

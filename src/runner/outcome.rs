@@ -32,10 +32,15 @@ pub enum TrialStatus {
     /// was clearly beaten by the best trial so far or broke a constraint
     /// (`early_drop`). Its runs are kept; it is never recommended.
     Dropped,
+    /// Measured, but some of its runs only while other processes took the
+    /// machine's cores, after waiting for them to stop: its figures are not
+    /// comparable with the others', decide nothing (never ranked, never a
+    /// bar), and it runs again when the sweep resumes.
+    Busy,
 }
 
 impl TrialStatus {
-    pub const ALL: [TrialStatus; 7] = [
+    pub const ALL: [TrialStatus; 8] = [
         TrialStatus::Ok,
         TrialStatus::Failed,
         TrialStatus::Oom,
@@ -43,6 +48,7 @@ impl TrialStatus {
         TrialStatus::Crashed,
         TrialStatus::Invalid,
         TrialStatus::Dropped,
+        TrialStatus::Busy,
     ];
 
     pub fn from_name(name: &str) -> Option<TrialStatus> {
@@ -58,13 +64,17 @@ impl TrialStatus {
             TrialStatus::Crashed => "crashed",
             TrialStatus::Invalid => "invalid",
             TrialStatus::Dropped => "dropped",
+            TrialStatus::Busy => "busy",
         }
     }
 
     /// Whether llama.cpp ran the trial to a result: measured to the end, or
     /// dropped on what its runs showed.
     pub fn ran(self) -> bool {
-        matches!(self, TrialStatus::Ok | TrialStatus::Dropped)
+        matches!(
+            self,
+            TrialStatus::Ok | TrialStatus::Dropped | TrialStatus::Busy
+        )
     }
 }
 
@@ -129,6 +139,16 @@ pub fn classify(ending: ChildEnding, log_end: &str, timeout: Duration) -> TrialO
                 None
             };
             match &m.dropped {
+                _ if m.busy.kept > 0 => (
+                    TrialStatus::Busy,
+                    Some(format!(
+                        "measured while the machine was busy: {} of its runs with other \
+                         processes using up to {:.1} of a core, after waiting for them; its \
+                         figures decide nothing and it runs again when the sweep resumes",
+                        m.busy.kept, m.busy.other_cores_max
+                    )),
+                    Some(m),
+                ),
                 Some(why) => (TrialStatus::Dropped, Some(why.clone()), Some(m)),
                 None => (TrialStatus::Ok, note, Some(m)),
             }
@@ -250,6 +270,8 @@ mod tests {
             tg_tps: vec![1.0],
             ttft_ms: vec![1.0],
             e2e_ms: vec![1.0],
+            request_tps: vec![1.0],
+            output_tps: vec![1.0],
             layers_offloaded: 0,
             layers_total: 2,
             flash_attn_resolved: None,
@@ -258,6 +280,7 @@ mod tests {
             overridden: Vec::new(),
             at_depth: Vec::new(),
             itl_ms: Vec::new(),
+            busy: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use super::http;
 use crate::protocol::RequestBounds;
+use crate::request::RequestTiming;
 use crate::stats;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -66,9 +67,9 @@ pub struct ServerTimings {
 /// One answered request, on the client's clock.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reply {
-    /// From sending the request to the first event with content.
+    /// From sending the request to the first event that carried a token.
     pub ttft_ms: f64,
-    /// From sending it to the last event.
+    /// From sending it to the last event that carried a token.
     pub e2e_ms: f64,
     /// Between one event with a token and the next.
     pub itl_ms: Vec<f64>,
@@ -87,12 +88,20 @@ impl Reply {
         self.server.predicted_n.unwrap_or(self.token_events)
     }
 
-    /// Generation speed on the client's clock: the tokens after the first
-    /// over the time from the first to the last.
+    /// The request's timing on the client's clock, as `crate::request`
+    /// defines its figures.
+    pub fn timing(&self) -> RequestTiming {
+        RequestTiming {
+            ttft_ms: self.ttft_ms,
+            last_token_ms: self.e2e_ms,
+            tokens: self.tokens(),
+        }
+    }
+
+    /// The request's generation speed on the client's clock (1000 / its
+    /// time per output token after the first).
     pub fn gen_tps(&self) -> Option<f64> {
-        let span_s: f64 = self.itl_ms.iter().sum::<f64>() / 1000.0;
-        let n = self.tokens();
-        (n > 1 && span_s > 0.0).then(|| f64::from(n - 1) / span_s)
+        self.timing().tps()
     }
 }
 
@@ -124,17 +133,21 @@ pub fn complete(port: u16, request: &Request, limits: Limits) -> Result<Reply, S
             let content = value.get("content").and_then(|c| c.as_str()).unwrap_or("");
             let stop = value.get("stop").and_then(|s| s.as_bool()).unwrap_or(false);
             if !stop || !content.is_empty() {
+                // An event that carries a token (its text may be held back
+                // until a character is whole: the count is the server's).
                 reply.token_events += 1;
-                if let Some(previous) = reply.last_token {
-                    reply
+                let since_sent = at.duration_since(sent).as_secs_f64() * 1000.0;
+                match reply.last_token {
+                    Some(previous) => reply
                         .itl_ms
-                        .push(at.duration_since(previous).as_secs_f64() * 1000.0);
+                        .push(at.duration_since(previous).as_secs_f64() * 1000.0),
+                    None => {
+                        reply.first_token = Some(at);
+                        reply.ttft_ms = since_sent;
+                    }
                 }
-                reply.first_token.get_or_insert(at);
                 reply.last_token = Some(at);
-                if !content.is_empty() && reply.ttft_ms == 0.0 {
-                    reply.ttft_ms = at.duration_since(sent).as_secs_f64() * 1000.0;
-                }
+                reply.e2e_ms = since_sent;
             }
             if let Some(t) = value.get("timings") {
                 reply.server = server_timings(t);
@@ -142,7 +155,6 @@ pub fn complete(port: u16, request: &Request, limits: Limits) -> Result<Reply, S
         },
     )
     .map_err(|e| format!("llama-server stopped answering: {e}"))?;
-    reply.e2e_ms = sent.elapsed().as_secs_f64() * 1000.0;
     if status != 200 || error.is_some() {
         return Err(format!(
             "llama-server refused the request ({status}): {}",
@@ -400,6 +412,37 @@ mod tests {
         let all = round.goodput(|_| true);
         assert!((all - 3.0 / (round.wall_ms / 1000.0)).abs() < 1e-9);
         assert!(round.quantile(0.5, |r| Some(r.ttft_ms)).is_some());
+    }
+
+    /// Issue 36, item 10: tokens whose text is empty (a control token, or
+    /// text held back until a character is whole) are tokens: the first one
+    /// is the time to first token, on the same event as the first token's
+    /// arrival, never 0 (which would pass every latency bound).
+    #[test]
+    fn a_reply_of_tokens_without_text_has_a_time_to_first_token() {
+        let events = vec![
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n".to_string(),
+            "data: {\"content\":\"\",\"stop\":false}\n\n".to_string(),
+            "data: {\"content\":\"\",\"stop\":false}\n\n".to_string(),
+            "data: {\"content\":\"\",\"stop\":false}\n\n".to_string(),
+            "data: {\"content\":\"\",\"stop\":true,\"timings\":{\"predicted_n\":3}}\n\n"
+                .to_string(),
+        ];
+        let port = serve(1, events, Duration::from_millis(30));
+        let reply = complete(port, &request(), LIMITS).unwrap();
+        assert_eq!(reply.token_events, 3);
+        assert!(reply.ttft_ms >= 25.0, "{reply:?}");
+        assert!(reply.e2e_ms > reply.ttft_ms + 40.0, "{reply:?}");
+        assert_eq!(reply.itl_ms.len(), 2);
+        let bounds = RequestBounds {
+            ttft_ms: Some(1.0),
+            ..Default::default()
+        };
+        let round = Round {
+            replies: vec![reply],
+            wall_ms: 100.0,
+        };
+        assert_eq!(round.goodput_within(&bounds), 0.0, "it missed a 1 ms bound");
     }
 
     #[test]

@@ -30,8 +30,10 @@ pub fn get(port: u16, path: &str, timeout: Duration) -> io::Result<Response> {
 
 /// POSTs `json` to `path` and hands every `data:` line of the streamed
 /// answer to `on_event` with the moment it arrived; a non-event body (an
-/// error's JSON) goes to `on_event` whole. Returns the status. Fails when
-/// the answer does not end within `timeout` or stalls for `stall`.
+/// error's JSON) goes to `on_event` whole. Returns the status. The answer
+/// must end within `timeout`; its first line may take all of it (a server
+/// sends nothing, not even its headers, while it processes a long prompt),
+/// and after it the answer may pause at most `stall` between two lines.
 pub fn post_stream(
     port: u16,
     path: &str,
@@ -42,19 +44,18 @@ pub fn post_stream(
 ) -> io::Result<u16> {
     let deadline = Instant::now() + timeout;
     let stream = connect(port, stall.min(timeout))?;
+    // The same socket: its read timeout is narrowed once the answer flows.
+    let socket = stream.try_clone()?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
          Content-Type: application/json\r\nAccept: text/event-stream\r\n\
          Content-Length: {}\r\n\r\n{json}",
         json.len()
     );
-    let (status, body) = send(
-        stream,
-        request.as_bytes(),
-        deadline.min(Instant::now() + stall),
-    )?;
+    let (status, body) = send(stream, request.as_bytes(), deadline)?;
     let mut lines = BufReader::new(body);
     let mut line = String::new();
+    let mut flowing = false;
     loop {
         if Instant::now() >= deadline {
             return Err(io::Error::new(
@@ -67,6 +68,10 @@ pub fn post_stream(
             return Ok(status);
         }
         let at = Instant::now();
+        if !flowing {
+            socket.set_read_timeout(Some(stall.max(Duration::from_millis(10))))?;
+            flowing = true;
+        }
         let text = line.trim_end_matches(['\r', '\n']);
         if let Some(data) = text.strip_prefix("data:") {
             on_event(data.trim_start(), at);
@@ -258,6 +263,70 @@ mod tests {
             events[1].1 > events[0].1,
             "each event has its own arrival time"
         );
+    }
+
+    /// Serves one connection: waits `first` before the headers and first
+    /// event (a server processing a long prompt), then `events`, each after
+    /// its own pause.
+    fn serve_paced(first: Duration, events: Vec<(Duration, &'static str)>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request);
+            std::thread::sleep(first);
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {\"t\":0}\n\n";
+            if conn.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for (pause, event) in events {
+                std::thread::sleep(pause);
+                if conn.write_all(event.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+        port
+    }
+
+    fn stream_events(port: u16, timeout: Duration, stall: Duration) -> io::Result<usize> {
+        let mut n = 0;
+        post_stream(port, "/completion", "{}", timeout, stall, |_, _| n += 1)?;
+        Ok(n)
+    }
+
+    /// Issue 36, item 2: the first token of a long prompt may take longer
+    /// than the stall limit between tokens, which applies only once the
+    /// answer flows.
+    #[test]
+    fn the_first_token_may_take_longer_than_a_stall_but_not_a_later_one() {
+        let ms = Duration::from_millis;
+        let events = vec![
+            (ms(20), "data: {\"t\":1}\n\n"),
+            (ms(20), "data: {\"t\":2}\n\n"),
+        ];
+        let port = serve_paced(ms(400), events);
+        assert_eq!(stream_events(port, ms(5000), ms(100)).unwrap(), 3);
+
+        let stalled = vec![
+            (ms(20), "data: {\"t\":1}\n\n"),
+            (ms(600), "data: {\"t\":2}\n\n"),
+        ];
+        let port = serve_paced(ms(10), stalled);
+        let err = stream_events(port, ms(5000), ms(100)).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{err:?}"
+        );
+
+        // The whole answer is still bounded by the timeout.
+        let port = serve_paced(ms(800), Vec::new());
+        assert!(stream_events(port, ms(300), ms(100)).is_err());
     }
 
     #[test]

@@ -109,10 +109,14 @@ impl RuntimeInfo {
 pub struct SessionJob<'a> {
     /// The trial, as stored: each runtime takes its exported form.
     pub row: &'a TrialRow,
-    /// Prompt token ids, one per request: `warmup` first, then one per
-    /// repetition, each unique so that no prompt cache flatters a runtime.
+    /// Prompt token ids, one per request: `warmup` first, then
+    /// `concurrent` per repetition, each unique so that no prompt cache
+    /// flatters a runtime.
     pub prompts: Vec<Vec<i32>>,
     pub warmup: usize,
+    /// Requests sent at once, as the configuration's users (its
+    /// n_parallel): a round of them is one repetition.
+    pub concurrent: usize,
     /// Tokens each request generates (end of text suppressed).
     pub max_tokens: u32,
     /// The app's sampling temperature (config.yaml's).
@@ -126,6 +130,11 @@ impl SessionJob<'_> {
     /// The measured requests' prompts.
     pub fn measured_prompts(&self) -> &[Vec<i32>] {
         &self.prompts[self.warmup.min(self.prompts.len())..]
+    }
+
+    /// The measured repetitions: rounds of `concurrent` requests.
+    pub fn repetitions(&self) -> usize {
+        self.measured_prompts().len() / self.concurrent.max(1)
     }
 }
 

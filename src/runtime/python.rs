@@ -82,6 +82,17 @@ struct Request {
     n_eval: u32,
 }
 
+impl Request {
+    /// Its timing, as `crate::request` defines the request's figures.
+    fn timing(&self) -> crate::request::RequestTiming {
+        crate::request::RequestTiming {
+            ttft_ms: self.sent_to_first_ms,
+            last_token_ms: self.sent_to_first_ms + self.first_to_last_ms,
+            tokens: self.generated,
+        }
+    }
+}
+
 fn reply_of(
     ended: &ProcessEnding,
     python: &Path,
@@ -192,11 +203,7 @@ impl Runtime for PythonRuntime {
                 );
                 Ok(Session {
                     ttft_ms: requests.iter().map(|r| r.sent_to_first_ms).collect(),
-                    gen_tps: requests
-                        .iter()
-                        .filter(|r| r.generated > 1 && r.first_to_last_ms > 0.0)
-                        .map(|r| f64::from(r.generated - 1) / r.first_to_last_ms * 1000.0)
-                        .collect(),
+                    gen_tps: requests.iter().filter_map(|r| r.timing().tps()).collect(),
                     runtime_gen_tps: requests
                         .iter()
                         .filter(|r| r.n_eval > 0 && r.eval_ms > 0.0)

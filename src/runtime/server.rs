@@ -69,22 +69,27 @@ impl ServerRuntime {
             cpus_allowed,
             ..Session::default()
         };
-        for (i, prompt) in job.prompts.iter().enumerate() {
+        // Rounds of `concurrent` requests sent at once, each by its own
+        // client, as the app's users send them.
+        let n = job.concurrent.max(1);
+        for (k, prompts) in job.prompts.chunks(n).enumerate() {
             if crate::interrupt::requested() {
                 return Err(RuntimeError::new("interrupted", Some(log)));
             }
-            let answer = server.complete(job, prompt, job.seed + i as u64, log)?;
-            if i < job.warmup {
+            let answers = server.round(job, prompts, job.seed + (k * n) as u64, log)?;
+            if k * n < job.warmup {
                 continue;
             }
-            session.ttft_ms.push(answer.ttft_ms);
-            if let Some(tps) = answer.gen_tps() {
-                session.gen_tps.push(tps);
+            for answer in answers {
+                session.ttft_ms.push(answer.ttft_ms);
+                if let Some(tps) = answer.gen_tps() {
+                    session.gen_tps.push(tps);
+                }
+                session
+                    .runtime_gen_tps
+                    .extend(answer.server.predicted_per_second);
+                session.generated.push(answer.tokens());
             }
-            session
-                .runtime_gen_tps
-                .extend(answer.server.predicted_per_second);
-            session.generated.push(answer.tokens());
         }
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let offloaded = crate::llama_log::offloaded_layers(&text);
@@ -195,6 +200,11 @@ pub(crate) struct Started {
 }
 
 impl Started {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `binary` with `args` and a free loopback port.
     pub(crate) fn start(
         binary: &Path,
@@ -259,7 +269,10 @@ impl Started {
                 ));
             }
             if let Ok(r) = http::get(self.port, "/health", Duration::from_secs(2)) {
-                if r.status == 200 {
+                // Another process may have taken the port between its
+                // choice and this server's bind (another worker's server):
+                // only this server's answer counts.
+                if r.status == 200 && listens_on(self.child.id(), self.port) != Some(false) {
                     return Ok(());
                 }
             }
@@ -267,33 +280,40 @@ impl Started {
         }
     }
 
-    /// One request, streamed: llama-server's native `/completion` with the
-    /// prompt as token ids, no prompt cache, end of text ignored.
-    fn complete(
+    /// Requests sent at once, one client each, streamed: llama-server's
+    /// native `/completion` with the prompts as token ids, no prompt cache,
+    /// end of text ignored.
+    fn round(
         &mut self,
         job: &SessionJob,
-        prompt: &[i32],
+        prompts: &[Vec<i32>],
         seed: u64,
         log: &Path,
-    ) -> Result<clients::Reply, RuntimeError> {
-        let request = clients::Request {
-            prompt: prompt.to_vec(),
-            max_tokens: job.max_tokens,
-            temperature: job.temperature,
-            seed,
-            cache_prompt: false,
-        };
+    ) -> Result<Vec<clients::Reply>, RuntimeError> {
+        let requests: Vec<clients::Request> = prompts
+            .iter()
+            .enumerate()
+            .map(|(j, prompt)| clients::Request {
+                prompt: prompt.clone(),
+                max_tokens: job.max_tokens,
+                temperature: job.temperature,
+                seed: seed + j as u64,
+                cache_prompt: false,
+            })
+            .collect();
         let limits = clients::Limits {
             timeout: job.timeout,
             stall: STALL,
         };
-        clients::complete(self.port, &request, limits).map_err(|why| {
-            let exited = self
-                .exited()
-                .map(|s| format!(" (it exited: {s})"))
-                .unwrap_or_default();
-            RuntimeError::new(format!("{why}{exited}"), Some(log))
-        })
+        clients::round(self.port, &requests, limits)
+            .map(|round| round.replies)
+            .map_err(|why| {
+                let exited = self
+                    .exited()
+                    .map(|s| format!(" (it exited: {s})"))
+                    .unwrap_or_default();
+                RuntimeError::new(format!("{why}{exited}"), Some(log))
+            })
     }
 
     /// SIGTERM, a few seconds to end, then SIGKILL to the whole group.
@@ -327,6 +347,36 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Whether process `pid` holds the socket listening on loopback `port`
+/// (from /proc/net/tcp and its open files); `None` where /proc cannot
+/// tell.
+fn listens_on(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inodes = listening_inodes(&table, port);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let held = fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok());
+    let held: Vec<String> = held.map(|l| l.to_string_lossy().into_owned()).collect();
+    Some(
+        inodes
+            .iter()
+            .any(|inode| held.iter().any(|l| *l == format!("socket:[{inode}]"))),
+    )
+}
+
+/// The inodes of the sockets /proc/net/tcp's `table` lists as listening
+/// (state 0A) on `port`.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && *f.get(3)? == "0A").then(|| f.get(9).map(|i| i.to_string()))?
+        })
+        .collect()
+}
+
 /// llama.cpp's `version: 6500 (abc1234)`, without its label.
 fn version_line(text: &str) -> Option<String> {
     text.lines()
@@ -358,6 +408,108 @@ fn backend_of_device(device: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 36, item 9: between the choice of a free port and the server's
+    /// bind, another process (another worker's server) can take it; its
+    /// healthy answer is not this server's.
+    #[test]
+    fn a_healthy_answer_from_another_process_on_the_port_is_not_ready() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let mut request = [0u8; 1024];
+                let _ = std::io::Read::read(&mut conn, &mut request);
+                let _ = std::io::Write::write_all(
+                    &mut conn,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}",
+                );
+            }
+        });
+        // "The server": a process that never listens.
+        let mut started = Started {
+            child: Command::new("sleep").arg("30").spawn().unwrap(),
+            port,
+            started: Instant::now(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let err = started
+            .wait_until_ready(Duration::from_millis(1500), &dir.path().join("log"))
+            .unwrap_err();
+        assert!(err.reason.contains("did not become ready"), "{err}");
+        assert_eq!(listens_on(started.pid(), port), Some(false));
+        assert_eq!(listens_on(std::process::id(), port), Some(true));
+        started.stop();
+    }
+
+    /// Issue 36, item 1: a configuration that serves n users is verified
+    /// with n concurrent clients, as it was measured.
+    #[test]
+    fn a_round_sends_its_requests_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        {
+            let (open, most) = (open.clone(), most.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(mut conn) = conn else { break };
+                    let (open, most) = (open.clone(), most.clone());
+                    std::thread::spawn(move || {
+                        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        let mut request = [0u8; 8192];
+                        let _ = std::io::Read::read(&mut conn, &mut request);
+                        std::thread::sleep(Duration::from_millis(300));
+                        let answer = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n\
+                                      data: {\"content\":\"a\",\"stop\":false}\n\n\
+                                      data: {\"content\":\"b\",\"stop\":false}\n\n\
+                                      data: {\"content\":\"\",\"stop\":true}\n\n";
+                        let _ = std::io::Write::write_all(&mut conn, answer.as_bytes());
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            });
+        }
+        let mut started = Started {
+            child: Command::new("sleep").arg("30").spawn().unwrap(),
+            port,
+            started: Instant::now(),
+        };
+        let mut row = crate::test_support::row("t", &crate::runner::mock::measured(100.0, 400.0));
+        row.params
+            .set(crate::knobs::N_PARALLEL, crate::knobs::Value::Int(4));
+        let prompts = vec![vec![1, 2, 3]; 4];
+        let job = SessionJob {
+            row: &row,
+            prompts: prompts.clone(),
+            warmup: 0,
+            concurrent: 4,
+            max_tokens: 2,
+            temperature: 0.0,
+            seed: 1,
+            timeout: Duration::from_secs(10),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let replies = started
+            .round(&job, &prompts, 1, &dir.path().join("log"))
+            .unwrap();
+        assert_eq!(replies.len(), 4);
+        assert_eq!(most.load(Ordering::SeqCst), 4, "four clients at once");
+        started.stop();
+    }
+
+    #[test]
+    fn listening_sockets_are_read_from_proc_net_tcp() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n\
+   1: 0100007F:1F90 0100007F:A0B2 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0\n";
+        assert_eq!(listening_inodes(table, 8080), ["4242"]);
+        assert!(listening_inodes(table, 8081).is_empty());
+    }
 
     #[test]
     fn version_and_devices_are_read_as_llama_cpp_prints_them() {

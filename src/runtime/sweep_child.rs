@@ -105,7 +105,7 @@ impl Runtime for SweepChild {
     }
 
     fn session(&self, job: &SessionJob, log: &Path) -> Result<Session, RuntimeError> {
-        let repetitions = job.measured_prompts().len().max(1) as u32;
+        let repetitions = job.repetitions().max(1) as u32;
         let spec = spec_of(job.row, repetitions, job.temperature, job.seed);
         let ending = self
             .children
@@ -136,20 +136,11 @@ impl Runtime for SweepChild {
             }
         };
         let max_tokens = job.row.request_max_tokens;
-        // One time to first token per request, n_parallel per repetition;
-        // one end-to-end time per repetition.
-        let n_parallel = job.row.params.int(crate::knobs::N_PARALLEL).max(1) as usize;
-        let ttft_per_repetition =
-            crate::store::row::per_repetition_means(&metrics.ttft_ms, n_parallel);
-        let gen_tps = ttft_per_repetition
-            .iter()
-            .zip(&metrics.e2e_ms)
-            .filter(|(ttft, e2e)| max_tokens > 1 && *e2e > *ttft)
-            .map(|(ttft, e2e)| f64::from(max_tokens - 1) / (e2e - ttft) * 1000.0)
-            .collect();
         Ok(Session {
             ttft_ms: metrics.ttft_ms.clone(),
-            gen_tps,
+            // The request's generation speed, as every runtime defines it
+            // (`crate::request`).
+            gen_tps: metrics.request_tps.clone(),
             runtime_gen_tps: metrics.tg_tps.clone(),
             generated: vec![max_tokens; metrics.e2e_ms.len()],
             layers_offloaded: Some(metrics.layers_offloaded),

@@ -18,7 +18,7 @@ use crate::stats::{Summary, ratio_by_rounds};
 use std::fmt::Write;
 
 /// What a replay of the confirmation assumes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Setup {
     pub top: usize,
     pub looks: Looks,
@@ -69,8 +69,9 @@ fn simulate_one(
     let top: Vec<usize> = ranked.iter().take(setup.top.max(2)).map(|c| c.0).collect();
     let truth = |i: usize| grid.feasible_value(i).expect("feasible");
     let rule = Rule {
-        alpha: setup.looks.alpha(),
+        alpha: setup.looks.alpha(1),
         margin: setup.margin,
+        pairing: crate::confirm::sequential::Pairing::Rounds,
     };
     let mut rounds: Vec<Vec<Option<f64>>> = vec![Vec::new(); top.len()];
     let mut done = 0;
@@ -99,7 +100,7 @@ fn simulate_one(
             let oriented = orient_ratio(objective, r);
             rule.finding(oriented.low, oriented.high)
         };
-        let hopeless = !rule.could_decide(r.ratio, r.low, r.high, done, setup.looks.max);
+        let hopeless = !rule.could_decide(r.ratio, r.low, r.high, done, setup.looks.max());
         if another_round(&setup.looks, done, finding.decided(), hopeless, 0.0, None).is_err() {
             let true_ratio = orient(objective, (truth(top[best]) / truth(top[second])).ln()).exp();
             return Some((finding, done, true_ratio, truth(top[best])));
@@ -110,7 +111,7 @@ fn simulate_one(
 /// `setup` replayed over `seeds` seeds.
 pub fn replay(grid: &RecordedGrid, setup: &Setup, seeds: u64) -> Outcome {
     let mut out = Outcome {
-        looks: setup.looks,
+        looks: setup.looks.clone(),
         seeds: 0,
         decided: 0,
         wrong: 0,
@@ -160,9 +161,9 @@ pub fn render(outcomes: &[Outcome], setup: &Setup) -> String {
     );
     for o in outcomes {
         let name = if o.looks.count() == 1 {
-            format!("fixed {}", o.looks.first)
+            format!("fixed {}", o.looks.first())
         } else {
-            format!("sequential {} to {}", o.looks.first, o.looks.max)
+            format!("sequential {} to {}", o.looks.first(), o.looks.max())
         };
         let pct = |n: usize| format!("{:.0}%", 100.0 * n as f64 / o.seeds.max(1) as f64);
         let _ = writeln!(

@@ -110,7 +110,13 @@ fn candidate(row: &TrialRow, objective: &Objective) -> Candidate {
                 }
                 Test::Request => (
                     row.e2e_ms_mean.unwrap_or(f64::NAN) / 1000.0,
-                    vec![Metric::TtftMs, Metric::E2eMs],
+                    vec![
+                        Metric::RequestTps,
+                        Metric::TpotMs,
+                        Metric::OutputTps,
+                        Metric::TtftMs,
+                        Metric::E2eMs,
+                    ],
                 ),
             };
             let metrics = metrics

@@ -305,6 +305,11 @@ pub fn columns() -> &'static [Column] {
             request_max_tokens,
             n_depth,
             request_history_tokens,
+            request_tps_mean,
+            request_tps_sd,
+            tpot_ms_mean,
+            output_tps_mean,
+            output_tps_sd,
             pp_tps_mean,
             pp_tps_sd,
             tg_tps_mean,
@@ -335,6 +340,9 @@ pub fn columns() -> &'static [Column] {
             noisy,
             drift,
             systematic,
+            request_tps_samples,
+            output_tps_samples,
+            aggregate_tps_samples,
             pp_tps_samples,
             tg_tps_samples,
             ttft_ms_samples,
@@ -360,6 +368,8 @@ pub fn columns() -> &'static [Column] {
             draft_acceptance,
             draft_tokens,
             goodput_rps_mean,
+            busy_runs,
+            other_cores_max,
         ];
         before
             .into_iter()

@@ -358,6 +358,11 @@ mod tests {
         (old.aggregate_tps_mean, old.aggregate_tps_sd) = (None, None);
         (old.ttft_ms_p50, old.ttft_ms_p95) = (None, None);
         (old.itl_ms_p50, old.itl_ms_p95) = (None, None);
+        (old.request_tps_mean, old.request_tps_sd, old.tpot_ms_mean) = (None, None, None);
+        (old.output_tps_mean, old.output_tps_sd) = (None, None);
+        (old.request_tps_samples, old.output_tps_samples) = (String::new(), String::new());
+        (old.busy_runs, old.other_cores_max) = (None, None);
+        old.aggregate_tps_samples = String::new();
         write_all(&path, std::slice::from_ref(&old)).unwrap();
         // Drop the later columns of the header and of the row, as an
         // earlier version wrote them.

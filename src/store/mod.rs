@@ -258,12 +258,12 @@ impl Store {
         &self.rows
     }
 
-    /// The trials that need not run again: every recorded one but those of
-    /// a stop for systematic failure, which run again on resume.
+    /// The trials that need not run again: every recorded one but those
+    /// that run again on resume (`TrialRow::to_measure_again`).
     pub fn recorded_ids(&self) -> HashSet<String> {
         self.rows
             .iter()
-            .filter(|r| r.systematic != Some(true))
+            .filter(|r| !r.to_measure_again())
             .map(|r| r.trial_id.clone())
             .collect()
     }
@@ -354,6 +354,14 @@ pub fn measurements(mut rows: Vec<TrialRow>) -> Vec<TrialRow> {
     rows
 }
 
+/// The rows measured on the machine `machine_id` (rows that do not say
+/// where, from before machines were recorded, count as this one's): the
+/// only ones a run on it ranks, confirms, exports or verifies.
+pub fn measured_on(mut rows: Vec<TrialRow>, machine_id: &str) -> Vec<TrialRow> {
+    rows.retain(|r| r.machine_id.as_deref().is_none_or(|m| m == machine_id));
+    rows
+}
+
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
 /// The temporary file is this process's own, so writers sharing a folder
 /// never write into one another's.
@@ -393,6 +401,28 @@ mod tests {
     use polars::prelude::DataType;
 
     use crate::test_support::row;
+
+    /// Issue 36, item 5: verify (like run) takes this machine's rows only:
+    /// a faster row another machine wrote to a shared folder is not what
+    /// this machine's app runs.
+    #[test]
+    fn a_machine_uses_its_own_rows_and_those_that_do_not_say_where() {
+        let on = |id: &str, machine: Option<&str>| {
+            let mut r = row(id, &mock::measured(100.0, 400.0));
+            r.machine_id = machine.map(str::to_string);
+            r
+        };
+        let rows = vec![
+            on("fast-elsewhere", Some("x")),
+            on("here", Some("y")),
+            on("old", None),
+        ];
+        let ids: Vec<String> = measured_on(rows, "y")
+            .into_iter()
+            .map(|r| r.trial_id)
+            .collect();
+        assert_eq!(ids, ["here", "old"]);
+    }
 
     #[test]
     fn rows_round_trip_through_csv_and_reopen() {

@@ -55,6 +55,18 @@ pub struct TrialRow {
     /// (empty: none).
     pub request_history_tokens: Option<u32>,
 
+    /// The app's request (`crate::request`): its generation speed (1000 /
+    /// time per output token after the first), the mean over repetitions
+    /// of each repetition's value, and their spread.
+    pub request_tps_mean: Option<f64>,
+    pub request_tps_sd: Option<f64>,
+    /// Its time per output token after the first, ms: the mean over
+    /// repetitions.
+    pub tpot_ms_mean: Option<f64>,
+    /// All of a repetition's requests' tokens over the time to the last of
+    /// them (with one user, the request's tokens over its end to end).
+    pub output_tps_mean: Option<f64>,
+    pub output_tps_sd: Option<f64>,
     pub pp_tps_mean: Option<f64>,
     pub pp_tps_sd: Option<f64>,
     pub tg_tps_mean: Option<f64>,
@@ -78,7 +90,8 @@ pub struct TrialRow {
     pub ttft_ms_p95: Option<f64>,
     pub itl_ms_p50: Option<f64>,
     pub itl_ms_p95: Option<f64>,
-    /// Number of measured repetitions behind each mean.
+    /// Number of measured repetitions behind each mean (of the request, or
+    /// of tg where the request was not measured).
     pub n_samples: Option<u32>,
     pub load_ms: Option<f64>,
     pub peak_rss_mib: Option<f64>,
@@ -111,6 +124,11 @@ pub struct TrialRow {
     /// sweep is resumed.
     pub systematic: Option<bool>,
 
+    pub request_tps_samples: String,
+    pub output_tps_samples: String,
+    /// All sequences' tokens per second, one per repetition: n × tg in the
+    /// child; each round's aggregate through llama-server.
+    pub aggregate_tps_samples: String,
     pub pp_tps_samples: String,
     pub tg_tps_samples: String,
     /// Every request's time to first token, repetition by repetition (see
@@ -157,6 +175,12 @@ pub struct TrialRow {
     /// Tokens the speculation drafted over the measured requests (0: it
     /// never guessed); empty for llama-sweep's own runtime.
     pub draft_tokens: Option<u64>,
+    /// Runs other processes disturbed (more than `[trial] busy_cores_max`
+    /// of a core beside them): measured again, or kept when the machine
+    /// never got quiet (status `busy`); empty when none.
+    pub busy_runs: Option<u32>,
+    /// The most of a core other processes used during one of its runs.
+    pub other_cores_max: Option<f64>,
     /// Requests per second that met every latency bound of `[objective]`
     /// (every request without bounds), the mean over the rounds; empty for
     /// llama-sweep's own runtime.
@@ -168,7 +192,7 @@ pub const TEST_FAULT_MARK: &str = "[test fault";
 
 /// The columns added after results.csv's first layout, in order: a file
 /// written without them is read with them empty, and rewritten.
-pub const LATER_COLUMNS: [&str; 23] = [
+pub const LATER_COLUMNS: [&str; 33] = [
     "ppl",
     "ppl_increase_pct",
     "kld",
@@ -192,6 +216,16 @@ pub const LATER_COLUMNS: [&str; 23] = [
     "draft_acceptance",
     "draft_tokens",
     "goodput_rps_mean",
+    "request_tps_mean",
+    "request_tps_sd",
+    "tpot_ms_mean",
+    "output_tps_mean",
+    "output_tps_sd",
+    "request_tps_samples",
+    "output_tps_samples",
+    "busy_runs",
+    "other_cores_max",
+    "aggregate_tps_samples",
 ];
 
 /// Where and when a trial ran, for its row.
@@ -273,6 +307,8 @@ impl TrialRow {
             summary(|m| &m.tg_tps),
             summary(|m| &m.e2e_ms),
         );
+        let (request, output) = (summary(|m| &m.request_tps), summary(|m| &m.output_tps));
+        let tpot = m.and_then(|m| Summary::of(&crate::request::tpot_ms_of(&m.request_tps)));
         let ttft = m.and_then(|m| Summary::of(&per_repetition_means(&m.ttft_ms, n_seq as usize)));
         let samples = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>| {
             m.map(|m| join(f(m))).unwrap_or_default()
@@ -281,10 +317,13 @@ impl TrialRow {
         // A server's clients measure the throughput of their rounds; the
         // in-process child decodes its sequences in lockstep.
         let server = m.and_then(|m| m.server.as_deref());
-        let aggregate = match server.and_then(|s| Summary::of(&s.aggregate_tps)) {
-            Some(s) => Some((s.mean, s.stddev)),
-            None => tg.map(|s| (s.mean * n_seq as f64, s.stddev * n_seq as f64)),
+        let aggregate_samples: Vec<f64> = match server.filter(|s| !s.aggregate_tps.is_empty()) {
+            Some(s) => s.aggregate_tps.clone(),
+            None => m.map_or_else(Vec::new, |m| {
+                m.tg_tps.iter().map(|v| v * n_seq as f64).collect()
+            }),
         };
+        let aggregate = Summary::of(&aggregate_samples).map(|s| (s.mean, s.stddev));
         let percentile = |f: fn(&crate::protocol::TrialMetrics) -> &Vec<f64>, q: f64| {
             m.and_then(|m| quantile(f(m), q))
         };
@@ -320,6 +359,11 @@ impl TrialRow {
                 .join(";"),
             request_history_tokens: (w.request_history_tokens > 0)
                 .then_some(w.request_history_tokens),
+            request_tps_mean: request.map(|s| s.mean),
+            request_tps_sd: request.map(|s| s.stddev),
+            tpot_ms_mean: tpot.map(|s| s.mean),
+            output_tps_mean: output.map(|s| s.mean),
+            output_tps_sd: output.map(|s| s.stddev),
             pp_tps_mean: pp.map(|s| s.mean),
             pp_tps_sd: pp.map(|s| s.stddev),
             tg_tps_mean: tg.map(|s| s.mean),
@@ -334,7 +378,7 @@ impl TrialRow {
             ttft_ms_p95: percentile(|m| &m.ttft_ms, 0.95),
             itl_ms_p50: percentile(|m| &m.itl_ms, 0.5),
             itl_ms_p95: percentile(|m| &m.itl_ms, 0.95),
-            n_samples: tg.map(|s| s.n as u32),
+            n_samples: request.or(tg).map(|s| s.n as u32),
             load_ms: m.map(|m| m.load_ms),
             peak_rss_mib: outcome.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
             device_memory_mib: m
@@ -360,6 +404,9 @@ impl TrialRow {
             noisy: false,
             drift: String::new(),
             systematic: None,
+            aggregate_tps_samples: join(&aggregate_samples),
+            request_tps_samples: samples(|m| &m.request_tps),
+            output_tps_samples: samples(|m| &m.output_tps),
             pp_tps_samples: samples(|m| &m.pp_tps),
             tg_tps_samples: samples(|m| &m.tg_tps),
             ttft_ms_samples: samples(|m| &m.ttft_ms),
@@ -392,6 +439,8 @@ impl TrialRow {
             goodput_rps_mean: server
                 .and_then(|s| Summary::of(&s.goodput_rps))
                 .map(|s| s.mean),
+            busy_runs: m.map(|m| m.busy.discarded + m.busy.kept).filter(|&n| n > 0),
+            other_cores_max: m.map(|m| m.busy.other_cores_max).filter(|&c| c > 0.0),
         };
         if let Some(facts) = ctx.facts {
             row.take_facts(facts);
@@ -448,6 +497,17 @@ impl TrialRow {
         *self != before
     }
 
+    /// Whether the trial runs again when its sweep is resumed: one of the
+    /// first trials that all failed the same way (a common cause), one
+    /// measured while the machine was busy, or one
+    /// measured by a version of llama-sweep that did not record the app's
+    /// request's generation speed, the default objective.
+    pub fn to_measure_again(&self) -> bool {
+        self.systematic == Some(true)
+            || self.status == TrialStatus::Busy
+            || (self.is_ok() && self.ttft_ms_mean.is_some() && self.request_tps_mean.is_none())
+    }
+
     /// Whether the trial left `knob` at llama.cpp's default.
     pub fn is_defaulted(&self, knob: crate::knobs::KnobId) -> bool {
         self.defaulted.split(';').any(|name| name == knob.name())
@@ -476,10 +536,14 @@ impl Measured for TrialRow {
             return None;
         }
         match metric {
+            Metric::RequestTps => self.request_tps_mean,
+            Metric::TpotMs => self.tpot_ms_mean,
+            Metric::OutputTps => self.output_tps_mean,
             Metric::TgTps => self.tg_tps_mean,
             Metric::PpTps => self.pp_tps_mean,
             Metric::AggregateTps => self.aggregate_tps_mean,
             Metric::TtftMsP95 => self.ttft_ms_p95,
+            Metric::ItlMsP50 => self.itl_ms_p50,
             Metric::ItlMsP95 => self.itl_ms_p95,
             Metric::AtDepth(speed, depth) => {
                 self.at_depth.at(depth)?.speed(speed, self.n_parallel()).0
@@ -508,9 +572,16 @@ impl TrialRow {
         let n = self.n_parallel();
         let times = |xs: Vec<f64>| xs.into_iter().map(|x| x * n).collect();
         match metric {
+            Metric::RequestTps => split_samples(&self.request_tps_samples),
+            Metric::TpotMs => crate::request::tpot_ms_of(&split_samples(&self.request_tps_samples)),
+            Metric::OutputTps => split_samples(&self.output_tps_samples),
             Metric::TgTps => split_samples(&self.tg_tps_samples),
             Metric::PpTps => split_samples(&self.pp_tps_samples),
-            Metric::AggregateTps => times(split_samples(&self.tg_tps_samples)),
+            // Rows from before the column: the child's aggregate is tg × n.
+            Metric::AggregateTps if self.aggregate_tps_samples.is_empty() => {
+                times(split_samples(&self.tg_tps_samples))
+            }
+            Metric::AggregateTps => split_samples(&self.aggregate_tps_samples),
             Metric::TtftMs => {
                 per_repetition_means(&split_samples(&self.ttft_ms_samples), n as usize)
             }
@@ -526,6 +597,9 @@ impl TrialRow {
     /// The standard deviation that goes with `mean_of(metric)`, where there is one.
     pub fn sd_of(&self, metric: Metric) -> Option<f64> {
         match metric {
+            Metric::RequestTps => self.request_tps_sd,
+            Metric::TpotMs => Summary::of(&self.samples_of(metric)).map(|s| s.stddev),
+            Metric::OutputTps => self.output_tps_sd,
             Metric::TgTps => self.tg_tps_sd,
             Metric::PpTps => self.pp_tps_sd,
             Metric::TtftMs => self.ttft_ms_sd,
@@ -535,6 +609,7 @@ impl TrialRow {
                 self.at_depth.at(depth)?.speed(speed, self.n_parallel()).1
             }
             Metric::TtftMsP95
+            | Metric::ItlMsP50
             | Metric::ItlMsP95
             | Metric::PeakRssMib
             | Metric::DeviceMemoryMib
@@ -654,5 +729,40 @@ mod tests {
         let row = row_with(1, &[100.0, 110.0, 90.0]);
         assert_eq!(row.samples_of(Metric::TtftMs), [100.0, 110.0, 90.0]);
         assert!(close(row.ttft_ms_sd.unwrap(), 10.0));
+    }
+}
+
+#[cfg(test)]
+mod aggregate_tests {
+    use super::*;
+    use crate::test_support;
+
+    /// Issue 36, item 7: through llama-server the aggregate is each round's
+    /// own (its clients' tokens over the round, below n × one client's
+    /// speed by their stagger): the samples a drop bar reads are those, not
+    /// n × tg.
+    #[test]
+    fn a_servers_aggregate_samples_are_its_rounds() {
+        let mut spec = test_support::spec("t");
+        spec.params.set(knobs::N_PARALLEL, Value::Int(2));
+        let mut outcome = crate::runner::mock::measured(100.0, 400.0);
+        let m = outcome.metrics.as_mut().unwrap();
+        m.tg_tps = vec![100.0, 100.0];
+        m.server = Some(Box::new(crate::protocol::ServerFigures {
+            aggregate_tps: vec![140.0, 140.0],
+            ..Default::default()
+        }));
+        let row = test_support::row_of(&spec, &outcome);
+        assert_eq!(row.samples_of(Metric::AggregateTps), [140.0, 140.0]);
+        assert_eq!(row.aggregate_tps_mean, Some(140.0));
+        // The in-process child decodes its sequences in lockstep: n × tg.
+        let mut child = outcome.clone();
+        child.metrics.as_mut().unwrap().server = None;
+        let row = test_support::row_of(&spec, &child);
+        assert_eq!(row.samples_of(Metric::AggregateTps), [200.0, 200.0]);
+        // A row from before the column reads n × tg.
+        let mut old = row.clone();
+        old.aggregate_tps_samples.clear();
+        assert_eq!(old.samples_of(Metric::AggregateTps), [200.0, 200.0]);
     }
 }

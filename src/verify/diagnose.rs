@@ -96,6 +96,8 @@ pub fn diagnose(f: &Facts) -> Vec<Cause> {
     let sweep_offloaded = f.sweep_layers.map_or(0, |(n, _)| n);
     if let Some(cause) = cannot_offload(f.app, f.sweep, f.asked_gpu_layers, sweep_offloaded) {
         causes.push(cause);
+    } else if let Some(cause) = sweep_did_not_offload(f, sweep_offloaded) {
+        causes.push(cause);
     } else if let (Some((app, total)), true) = (f.app_layers, sweep_offloaded > 0) {
         if app < sweep_offloaded {
             causes.push(Cause {
@@ -215,13 +217,30 @@ pub fn diagnose(f: &Facts) -> Vec<Cause> {
         }
     }
     if slower && causes.is_empty() {
+        let (compared, not_compared) = compared(f);
+        let not = if not_compared.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} could not be compared)", list(&not_compared))
+        };
+        let what = if compared.is_empty() {
+            format!(
+                "nothing that was compared explains it{not}: what is left is {}'s own work \
+                 around each token",
+                f.app.kind
+            )
+        } else {
+            format!(
+                "no difference in {} explains it{not}: what is left is {}'s own work around \
+                 each token",
+                list(&compared),
+                f.app.kind
+            )
+        };
         causes.push(Cause {
             kind: "unexplained".into(),
             what: format!(
-                "no difference in llama.cpp release, instruction sets, threads, CPUs or layers \
-                 offloaded explains it: what is left is {}'s own work around each token (its \
-                 sampler chain, detokenizing, streaming{})",
-                f.app.kind,
+                "{what} (its sampler chain, detokenizing, streaming{})",
                 if f.app.kind == RuntimeKind::Server {
                     "; llama-server's default sampler chain is longer than llama-cpp-python's"
                 } else {
@@ -234,6 +253,82 @@ pub fn diagnose(f: &Facts) -> Vec<Cause> {
         });
     }
     causes
+}
+
+/// What the facts let the diagnosis compare between the two runtimes, and
+/// what they do not: a runtime that did not say its release (llama-server's
+/// build numbers are another scheme), its instruction sets, threads, CPUs
+/// or layers offloaded.
+fn compared(f: &Facts) -> (Vec<&'static str>, Vec<&'static str>) {
+    let checks = [
+        (
+            "llama.cpp release",
+            release_of(&f.app.llama_cpp).is_some() && release_of(&f.sweep.llama_cpp).is_some(),
+        ),
+        (
+            "instruction sets",
+            !cpu_features(&f.app.system_info).is_empty()
+                && !cpu_features(&f.sweep.system_info).is_empty(),
+        ),
+        ("threads", f.app_threads.is_some()),
+        ("CPUs", f.app_cpus.is_some()),
+        (
+            "layers offloaded",
+            f.app_layers.is_some() && f.sweep_layers.is_some(),
+        ),
+    ];
+    let mut compared = Vec::new();
+    let mut not = Vec::new();
+    for (what, known) in checks {
+        if known {
+            compared.push(what);
+        } else {
+            not.push(what);
+        }
+    }
+    (compared, not)
+}
+
+/// `a, b or c`.
+fn list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The app put layers on a GPU and llama-sweep's build could not (or did
+/// not): the sweep measured the configuration on the CPU, which is not what
+/// the app runs, whatever the figures say.
+fn sweep_did_not_offload(f: &Facts, sweep_offloaded: u32) -> Option<Cause> {
+    let app_offloaded = f.app_layers.map_or(0, |(n, _)| n);
+    let sweep_could_not = !f.sweep.supports_gpu_offload && sweep_offloaded == 0;
+    if !sweep_could_not
+        || !(app_offloaded > 0 || (f.app.supports_gpu_offload && f.asked_gpu_layers != 0))
+    {
+        return None;
+    }
+    let backend = f.app.backends.first().map_or("cuda", String::as_str);
+    let feature = match backend.to_ascii_lowercase().as_str() {
+        "vulkan" => "vulkan",
+        "metal" | "mtl" => "metal",
+        _ => "cuda",
+    };
+    Some(Cause {
+        kind: "sweep-cannot-offload".into(),
+        what: format!(
+            "{} put {app_offloaded} layers on the GPU, but llama-sweep's build has no GPU \
+             backend and offloaded none: the sweep measured the configuration on the CPU, not \
+             what the app runs",
+            f.app.kind
+        ),
+        fix: format!(
+            "build llama-sweep for the GPU (cargo build --release --features {feature}; see \
+             docs/gpus-and-clusters.md) and sweep again: its ranking of CPU runs says nothing \
+             about the GPU"
+        ),
+    })
 }
 
 /// A runtime that cannot put layers on a GPU while the configuration asks
@@ -441,6 +536,75 @@ mod tests {
             "reinstall it with the backend compiled in: CMAKE_ARGS=\"-DGGML_CUDA=on\" \
              /app/venv/bin/python -m pip install --force-reinstall --no-cache-dir \
              llama-cpp-python==0.3.36"
+        );
+    }
+
+    /// Issue 36, item 3: a CUDA llama-cpp-python against a CPU-only
+    /// llama-sweep build: the sweep measured the wrong thing, named as such
+    /// whatever the figures say.
+    #[test]
+    fn an_app_that_offloads_what_the_sweep_could_not_is_named_with_the_gpu_build() {
+        let app = info(
+            RuntimeKind::Python,
+            "llama-cpp-python 0.3.36",
+            "0.5.0-dev",
+            true,
+        );
+        let sweep = info(
+            RuntimeKind::Sweep,
+            "llama-sweep",
+            "llama.cpp 0.6.0-dev",
+            false,
+        );
+        let mut f = facts(&app, &sweep);
+        f.sweep_layers = Some((0, 31));
+        f.app_layers = Some((31, 31));
+        f.ratio = ratio(5.0, 4.5, 5.5);
+        let causes = diagnose(&f);
+        assert_eq!(kinds(&causes)[0], "sweep-cannot-offload", "{causes:?}");
+        assert!(
+            causes[0].what.contains("put 31 layers on the GPU"),
+            "{causes:?}"
+        );
+        assert!(causes[0].fix.contains("--features cuda"), "{causes:?}");
+        // Named however the figures came out.
+        f.ratio = ratio(1.0, 0.98, 1.02);
+        assert_eq!(kinds(&diagnose(&f)), ["sweep-cannot-offload"]);
+    }
+
+    /// Issue 36, item 4: "unexplained" says only what was compared: an
+    /// upstream llama-server names no release this can read and prints no
+    /// system info.
+    #[test]
+    fn unexplained_names_only_what_was_compared() {
+        let app = info(
+            RuntimeKind::Server,
+            "version: 6500 (abc1234)",
+            "6500 (abc1234)",
+            false,
+        );
+        let mut sweep = info(
+            RuntimeKind::Sweep,
+            "llama-sweep",
+            "llama.cpp 0.6.0-dev",
+            false,
+        );
+        sweep.system_info = "CPU : SSE3 = 1 | AVX2 = 1 | ".into();
+        let mut f = facts(&app, &sweep);
+        f.ratio = ratio(0.7, 0.6, 0.8);
+        f.app_threads = Some(4);
+        f.config_threads = 4;
+        f.app_cpus = Some(4);
+        let causes = diagnose(&f);
+        assert_eq!(kinds(&causes), ["unexplained"], "{causes:?}");
+        let what = &causes[0].what;
+        assert!(
+            what.starts_with("no difference in threads, CPUs or layers offloaded explains it"),
+            "{what}"
+        );
+        assert!(
+            what.contains("(llama.cpp release or instruction sets could not be compared)"),
+            "{what}"
         );
     }
 

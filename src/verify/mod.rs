@@ -131,15 +131,19 @@ fn rounds(
             let row = subject.row;
             let n_vocab = crate::runtime::prompts::vocabulary_size(Path::new(&row.model_path))?;
             let seed = settings.seed.wrapping_add((round * 1000 + s) as u64);
+            // As many users at once as the configuration serves: a round of
+            // them is one repetition, after one warm-up round.
+            let concurrent = row.n_parallel() as usize;
             let job = SessionJob {
                 row,
                 prompts: crate::runtime::prompts::random_prompts(
                     seed,
                     n_vocab,
-                    1 + settings.repetitions as usize,
+                    (1 + settings.repetitions as usize) * concurrent,
                     row.request_prompt_tokens,
                 ),
-                warmup: 1,
+                warmup: concurrent,
+                concurrent,
                 max_tokens: row.request_max_tokens,
                 temperature,
                 seed,
@@ -280,11 +284,24 @@ pub fn left_to_verify(
     runtimes: &AppRuntimes,
     trial_server: Option<&Path>,
 ) -> (AppRuntimes, Vec<String>) {
-    if recommended.runtime.is_none() {
-        return (runtimes.clone(), Vec::new());
-    }
     let mut left = runtimes.clone();
     let mut why = Vec::new();
+    // Llama() decodes one sequence at a time: a configuration that serves
+    // several users at once cannot be run there as it was measured.
+    let users = recommended.n_parallel() as u32;
+    if users > 1 {
+        if let Some(python) = left.python.take() {
+            why.push(format!(
+                "not verified in llama-cpp-python ({}): its Llama() serves one request at a \
+                 time, and this configuration serves {users} at once (n_parallel); llama-server \
+                 runs it with {users} concurrent clients",
+                python.display()
+            ));
+        }
+    }
+    if recommended.runtime.is_none() {
+        return (left, why);
+    }
     if let Some(server) = left.server.take() {
         why.push(if trial_server == Some(server.as_path()) {
             format!(
@@ -328,4 +345,33 @@ pub fn baseline_of(folder: &Path) -> Option<String> {
         .into_iter()
         .find(|r| r.role == Role::Baseline)
         .map(|r| r.trial_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 36, item 1: llama-cpp-python's Llama() serves one request at a
+    /// time; a configuration of several users is not verified there, and
+    /// the reason says where it can be.
+    #[test]
+    fn several_users_are_not_verified_in_a_runtime_that_serves_one() {
+        let mut row = crate::test_support::row("t", &crate::runner::mock::measured(100.0, 400.0));
+        let apps = AppRuntimes {
+            python: Some("/app/bin/python".into()),
+            server: Some("/usr/bin/llama-server".into()),
+        };
+        let (left, why) = left_to_verify(&row, &apps, None);
+        assert_eq!(left, apps);
+        assert!(why.is_empty());
+        row.params
+            .set(crate::knobs::N_PARALLEL, crate::knobs::Value::Int(4));
+        let (left, why) = left_to_verify(&row, &apps, None);
+        assert_eq!(left.python, None);
+        assert_eq!(left.server, apps.server);
+        assert!(
+            why[0].contains("serves one request at a time") && why[0].contains("serves 4 at once"),
+            "{why:?}"
+        );
+    }
 }

@@ -114,14 +114,18 @@ fn kernels_that_return_nan_are_a_failure_and_are_routed_around_too() {
     let folder = dir.path().join("reports/it");
     let m = manifest::read(&folder.join("manifest.json")).unwrap();
     let first = &m.backend_check.unwrap().variants[0].attempts[0];
-    assert_eq!(first.status, "garbage");
-    assert!(
-        first
-            .detail
-            .as_deref()
-            .unwrap()
-            .contains("NaN or infinite logits")
-    );
+    // Where llama.cpp's own repacked kernels crash first (AMX), the sweep
+    // routes around that crash the same way.
+    if !(repack_crashes_here() && first.status == "crashed") {
+        assert_eq!(first.status, "garbage");
+        assert!(
+            first
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("NaN or infinite logits")
+        );
+    }
     assert!(
         read_rows(&folder)
             .iter()

@@ -23,8 +23,9 @@ fn confirm_runs(folder: &std::path::Path) -> Vec<ConfirmRun> {
 #[test]
 fn the_baseline_and_llama_server_defaults_are_measured_once_confirmed_and_compared() {
     let dir = tempfile::tempdir().unwrap();
-    let extra =
-        format!("{BASELINE}\n[confirm]\ntop = 2\nrounds = 2\nmax_rounds = 2\nrepetitions = 2");
+    let extra = format!(
+        "{BASELINE}\n[confirm]\nmode = \"rounds\"\ntop = 2\nrounds = 2\nmax_rounds = 2\nrepetitions = 2"
+    );
     let models = model_table("smol", &demo_model(), "");
     let sweep = sweep_file(dir.path(), &models, "n_threads = [1, 2]", &extra);
     let sweep = sweep.to_str().unwrap();

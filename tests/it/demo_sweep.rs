@@ -88,7 +88,7 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         dir.path(),
         &models,
         "n_threads = [1, 2]",
-        "[objective]\nttft_ms_max = 60000\n[quality]\nn_ctx = 128\nchunks = 3\n[confirm]\ntop = 3\nrounds = 2\nmax_rounds = 2",
+        "[objective]\nttft_ms_max = 60000\n[quality]\nn_ctx = 128\nchunks = 3\n[confirm]\ntop = 3\npairs = 3\nmax_pairs = 3",
     );
 
     let plan = run(&["plan", sweep.to_str().unwrap()]);
@@ -307,8 +307,23 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         .unwrap();
     assert!(yaml.contains(&format!("trial {}", best.trial_id)), "{yaml}");
     assert!(yaml.contains("# confirmed: "), "{yaml}");
-    // How the answer was reached: two rounds, fixed here (max_rounds = 2).
-    assert!(yaml.contains("after the 2 rounds asked for"), "{yaml}");
+    // How the answer was reached: side by side, each subject resident,
+    // three pairs of blocks, fixed here (max_pairs = 3).
+    assert!(
+        yaml.contains("after the 3 pairs of blocks asked for"),
+        "{yaml}"
+    );
+    let blocks = llama_sweep::confirm::read_runs(&folder).unwrap();
+    assert!(
+        blocks.iter().all(|b| b.repetitions == 1),
+        "one block a run: {blocks:?}"
+    );
+    for id in &recommendation.candidates {
+        assert!(
+            folder.join(format!("logs/{id}.resident.log")).is_file(),
+            "{id} was resident"
+        );
+    }
     let get = |k: &str| {
         keys.iter()
             .find(|(key, _)| key == k)

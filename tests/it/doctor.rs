@@ -132,10 +132,14 @@ fn doctor_runs_the_backend_self_test_and_says_what_to_do_when_repacking_crashes(
     let dir = tempfile::tempdir().unwrap();
     let model = demo_model();
     let text = doctor(dir.path(), &["--model", model.to_str().unwrap()]);
-    assert!(
-        value(&text, "repack on (default)").starts_with("works: pp "),
-        "{text}"
-    );
+    let on = value(&text, "repack on (default)");
+    if repack_crashes_here() {
+        // This machine's own case: what to do is said.
+        assert!(on.starts_with("crashed"), "{text}");
+        assert!(text.contains("sweeps force repack = false here"), "{text}");
+    } else {
+        assert!(on.starts_with("works: pp "), "{text}");
+    }
     assert!(
         value(&text, "repack off").starts_with("works: pp "),
         "{text}"

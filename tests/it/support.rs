@@ -47,13 +47,21 @@ pub fn stdout(out: &Output) -> String {
 /// [space] table; outputs go to `dir/reports`, derived models to `dir/models`.
 pub fn sweep_file(dir: &Path, models: &str, space: &str, extra: &str) -> PathBuf {
     // Early drops leave a slower trial without all its tests: only the
-    // tests about them drop trials.
-    let extra = if extra.contains("early_drop") {
-        extra.to_string()
-    } else if extra.contains("[trial]") {
-        extra.replacen("[trial]", "[trial]\nearly_drop = 0", 1)
+    // tests about them drop trials. The tests run beside each other, each
+    // the other's "busy machine": only the tests about a busy machine let
+    // its runs wait for a quiet one ([trial] busy_cores_max).
+    let mut trial = Vec::new();
+    if !extra.contains("early_drop") {
+        trial.push("early_drop = 0");
+    }
+    if !extra.contains("busy_cores_max") {
+        trial.push("busy_cores_max = 1000");
+    }
+    let trial = trial.join("\n");
+    let extra = if extra.contains("[trial]") {
+        extra.replacen("[trial]", &format!("[trial]\n{trial}"), 1)
     } else {
-        format!("{extra}\n[trial]\nearly_drop = 0")
+        format!("{extra}\n[trial]\n{trial}")
     };
     let text = format!(
         r#"[sweep]
@@ -211,4 +219,62 @@ pub fn llama_server() -> Option<PathBuf> {
         .find(|p| p.is_file())
         .unwrap_or_else(|| work.join("build/bin/llama-server"));
     runtime(built, "run scripts/build-llama-tools.sh llama-server")
+}
+
+/// Whether llama.cpp's kernels crash (or compute garbage) on this machine
+/// with repacking on, its default: its AMX kernels do on some Xeons
+/// (ggml-org/llama.cpp#20824). Found once per test run by the backend
+/// self-test child on the demo model, as a sweep finds it. Tests of
+/// llama.cpp's default path then check what a sweep does there: route
+/// around it, and say so.
+pub fn repack_crashes_here() -> bool {
+    use llama_sweep::knobs::Params;
+    use llama_sweep::protocol::{ChildJob, ChildReply, ChildRequest, ModelVariant, SelfTestJob};
+    use std::io::Write;
+    static CRASHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CRASHES.get_or_init(|| {
+        let request = ChildRequest {
+            job: ChildJob::SelfTest(SelfTestJob {
+                model: ModelVariant {
+                    name: "smol".into(),
+                    variant: "Q4_1".into(),
+                    path: demo_model(),
+                    identity: "file:demo".into(),
+                },
+                params: Params::default(),
+                prompt_tokens: 64,
+                gen_tokens: 4,
+                seed: 0,
+            }),
+            test_fault: None,
+            scratch: None,
+        };
+        let mut child = bin()
+            .arg("trial")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(
+            child.stdin.take().unwrap(),
+            "{}",
+            serde_json::to_string(&request).unwrap()
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let works = text
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str::<ChildReply>(l).ok())
+            .is_some_and(|r| matches!(r, ChildReply::SelfTested(_)));
+        if !works {
+            eprintln!(
+                "note: llama.cpp's kernels fail on this machine with repacking on (its AMX \
+                 kernels?): tests of its default path check the route around it"
+            );
+        }
+        !works
+    })
 }

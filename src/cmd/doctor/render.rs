@@ -200,6 +200,34 @@ fn cpu(out: &mut String, f: &Findings) {
     if !f.nvidia_gpus.is_empty() {
         line(out, "NVIDIA driver sees", f.nvidia_gpus.join(", "));
     }
+    if let Some(n) = &f.noise {
+        let busiest = n
+            .busiest
+            .as_ref()
+            .filter(|(_, cores)| *cores >= 0.01)
+            .map(|(name, cores)| format!(" (the most: {name}, {cores:.2})"))
+            .unwrap_or_default();
+        line(
+            out,
+            "other processes",
+            format!(
+                "{:.2} of a core over {:.1} s{busiest}; stolen by the hypervisor {:.2}",
+                n.load.other_cores, n.load.seconds, n.load.steal_cores
+            ),
+        );
+        line(
+            out,
+            "idle noise",
+            format!(
+                "the same CPU work varied by {:.1}% (sd / mean of {} runs){}",
+                n.spread * 100.0,
+                n.runs,
+                n.mhz
+                    .map(|m| format!("; CPU at {m:.0} MHz"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
 }
 
 /// The backend self-test: which of llama.cpp's code paths work here.

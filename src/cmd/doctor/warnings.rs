@@ -72,6 +72,18 @@ pub fn warnings(f: &Findings) -> Vec<String> {
     if let Some(w) = busy(f.load_average, f.machine.logical_cores) {
         out.push(w);
     }
+    if let Some(n) = f
+        .noise
+        .as_ref()
+        .filter(|n| n.load.busy(crate::machine_load::DEFAULT_BUSY_CORES))
+    {
+        out.push(format!(
+            "other processes use the machine now ({}): a sweep waits for them before each run \
+             it keeps ([trial] busy_cores_max), and runs they disturb decide nothing",
+            n.load
+                .describe(n.busiest.as_ref().map(|(name, _)| name.as_str()))
+        ));
+    }
     match &f.llama {
         Err(e) => out.push(format!(
             "llama.cpp did not start ({e}): every trial would fail the same way; fix this first"

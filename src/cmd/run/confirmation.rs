@@ -3,11 +3,13 @@
 //! when it measured the same trials under the current rules.
 
 use super::Sweep;
-use crate::config::SweepConfig;
-use crate::confirm::{self, Confirmation};
+use crate::config::{ConfirmMode, SweepConfig};
+use crate::confirm::blocks::{self, Footprint};
+use crate::confirm::{self, Confirmation, ResidentSetup};
 use crate::plan::references::Reference;
 use crate::protocol::TrialSpec;
 use crate::report::progress::Progress;
+use crate::runner::resident::ResidentRunner;
 use crate::runner::{Children, Executor, ProcessExecutor};
 use crate::store::row::TrialRow;
 use crate::sweep::{RowFacts, SweepEnd};
@@ -42,18 +44,39 @@ pub(super) fn confirm(sweep: &mut Sweep, children: &mut dyn Children) -> anyhow:
             noise_cv_max: sweep.config.noise_cv_max,
             facts: Some(&sweep.facts),
             origin: &sweep.origin,
+            quiet: Some(sweep.config.quiet),
         },
     };
+    let resident = (sweep.config.confirm.mode == ConfirmMode::Resident).then(|| Resident {
+        exe: std::env::current_exe().ok(),
+        test_fault: children.test_fault().is_some(),
+        device_free_mib: sweep
+            .probe
+            .accelerators()
+            .map(|d| d.memory_free_bytes as f64 / MIB)
+            .reduce(|a, b| a + b),
+    });
     let mut executor = ProcessExecutor {
         children,
         timeout: sweep.config.trial_timeout,
     };
-    match round.run(&current, &mut executor, &mut sweep.progress)? {
+    match round.run(&current, &mut executor, &mut sweep.progress, resident)? {
         Some(Confirmation::Decided(r)) => sweep.recommendation = Some(*r),
         Some(Confirmation::Interrupted) => sweep.end = SweepEnd::Interrupted,
         Some(Confirmation::Undecided { .. }) | None => {}
     }
     Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What resident subjects need: this binary, to start them; whether the
+/// children inject a test fault (then the rounds of whole trials run, where
+/// the faults act); the GPUs' free memory.
+struct Resident {
+    exe: Option<std::path::PathBuf>,
+    test_fault: bool,
+    device_free_mib: Option<f64>,
 }
 
 /// What the round needs of the sweep.
@@ -73,6 +96,7 @@ impl Round<'_> {
         current: &[TrialRow],
         executor: &mut dyn Executor,
         progress: &mut Progress,
+        resident: Option<Resident>,
     ) -> anyhow::Result<Option<Confirmation>> {
         let objective = &self.config.objective;
         let ranked: Vec<&TrialRow> = objective
@@ -105,7 +129,11 @@ impl Round<'_> {
             .collect();
         let earlier =
             confirm::read_current_recommendation(self.folder, &self.facts.origin.machine_id)
-                .filter(|r| r.covers(&top) && r.compares_with(&reference_ids));
+                .filter(|r| {
+                    r.covers(&top)
+                        && r.compares_with(&reference_ids)
+                        && r.metric == self.facts.objective.metric.name()
+                });
         if let Some(r) = earlier {
             progress.line(&format!(
                 "confirmed earlier (same top {}): {}",
@@ -124,6 +152,48 @@ impl Round<'_> {
                 .find(|t| t.trial_id == id)
                 .cloned()
         };
+        let mut runner = None;
+        if let Some(resident) = resident {
+            let subjects: Vec<&TrialRow> = ranked
+                .iter()
+                .take(self.config.confirm.top)
+                .copied()
+                .chain(
+                    measurable
+                        .iter()
+                        .filter_map(|r| current.iter().find(|row| row.trial_id == r.spec.trial_id)),
+                )
+                .collect();
+            let footprints: Vec<Footprint> = subjects.iter().map(|r| Footprint::of(r)).collect();
+            let why_not = if resident.test_fault {
+                Some("the children inject a test fault, which acts on whole trials".to_string())
+            } else {
+                blocks::cannot_be_resident(
+                    objective,
+                    self.config.trial_server.is_some(),
+                    &footprints,
+                    crate::machine::memory_available().map(|b| b as f64 / MIB),
+                    resident.device_free_mib,
+                )
+            };
+            match (why_not, resident.exe) {
+                (None, Some(exe)) => {
+                    runner = Some(ResidentRunner {
+                        exe,
+                        timeout: self.config.trial_timeout,
+                    })
+                }
+                (why, _) => progress.line(&format!(
+                    "confirmation in rounds of whole trials, not side by side: {}",
+                    why.unwrap_or_else(|| "this executable cannot be found again".into())
+                )),
+            }
+        }
+        let setup = runner.as_mut().map(|runner| ResidentSetup {
+            residents: runner,
+            quiet: self.config.quiet,
+            seed: self.config.sweep.seed,
+        });
         let confirmation = confirm::confirm(
             &ranked,
             &measurable,
@@ -133,6 +203,7 @@ impl Round<'_> {
             &self.facts,
             &self.config.confirm,
             progress,
+            setup,
         )?;
         match &confirmation {
             Confirmation::Decided(r) => progress.line(&format!("confirmed: {}", r.verdict)),

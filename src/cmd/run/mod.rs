@@ -168,10 +168,7 @@ impl Sweep {
     /// The rows measured on this machine (and old rows that do not say
     /// where): rows of other hardware are never ranked against them.
     fn on_this_machine(&self, rows: Vec<TrialRow>) -> Vec<TrialRow> {
-        let here = self.origin.machine_id.as_str();
-        rows.into_iter()
-            .filter(|r| r.machine_id.as_deref().is_none_or(|m| m == here))
-            .collect()
+        crate::store::measured_on(rows, &self.origin.machine_id)
     }
 
     /// The plan's trials, then the references outside it (numbered after it).

@@ -26,6 +26,7 @@ fn options(sweep: &Sweep, args: &RunArgs) -> SweepOptions {
         noise_cv_max: sweep.config.noise_cv_max,
         wait_for_others: sweep.worker.is_none(),
         early_drop: sweep.config.early_drop,
+        quiet: Some(sweep.config.quiet),
     }
 }
 
@@ -158,7 +159,7 @@ pub(super) fn search(
     let recorded: Vec<_> = sweep
         .rows_of(&trial_ids)
         .into_iter()
-        .filter(|r| r.systematic != Some(true))
+        .filter(|r| !r.to_measure_again())
         .collect();
     let mut strategy = search::build(
         sweep.config.sweep.strategy,
