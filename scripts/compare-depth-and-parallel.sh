@@ -356,7 +356,7 @@ batched_setup() {
   local batched_npl
   batched_npl="${npl%%,*}$(for _ in $(seq "$reps"); do printf ',%s' "$npl"; done)"
   batched_cmd=("$batched_bin" -m "$model" -c "$1" -b 512 -ub 512 -npp "$prompt" -ntg "$gen" -npl "$batched_npl"
-               -t "$threads" -kvu -fa off -ngl 0 --output-format jsonl)
+               -t "$threads" -kvu -fa off -ngl 0 "${COMMON_REPACK[@]}" --output-format jsonl)
   batched_part="$2"
   echo "  ${batched_cmd[*]##*/}"
 }
@@ -364,6 +364,10 @@ run_batched() {
   "${batched_cmd[@]}" > "$out/$batched_part.batched.$round.jsonl" 2> "$out/$batched_part.batched.$round.log" || {
     tail -20 "$out/$batched_part.batched.$round.log" >&2; die "llama-batched-bench failed: ${batched_cmd[*]}"; }
 }
+
+# shellcheck source=scripts/repack-route.sh
+. "$root/scripts/repack-route.sh"
+route_around_repack "$bench_bin" -m "$model" -p 16 -n 1 -r 1 -t 1
 
 echo
 echo "model: $model"
@@ -379,7 +383,7 @@ if [[ " $parts " == *" depth "* ]]; then
   echo "depth: pp $prompt, tg $gen, depths 0 and $depth, $reps repetitions, $threads threads," \
        "n_batch = n_ubatch = 512, flash_attn off, CPU (llama-sweep n_ctx $ctx)"
   bench_cmd=("$bench_bin" -m "$model" -p "$prompt" -n "$gen" -r "$reps" -t "$threads" -d "0,$depth"
-             -b 512 -ub 512 -fa 0 -ngl 0 -o json)
+             -b 512 -ub 512 -fa 0 -ngl 0 "${BENCH_REPACK[@]}" -o json)
   echo "  ${bench_cmd[*]##*/}"
   run_bench() {
     "${bench_cmd[@]}" > "$out/depth.bench.$round.json" 2> "$out/depth.bench.$round.log" || {

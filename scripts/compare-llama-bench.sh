@@ -106,6 +106,10 @@ q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
 print(f"{sys.argv[1]}: median {statistics.median(xs):.3f}  (quartiles {q[0]:.3f}–{q[2]:.3f}, min {min(xs):.3f}, max {max(xs):.3f}, {len(xs)} rounds)")' "$1"
 }
 
+# shellcheck source=scripts/repack-route.sh
+. "$root/scripts/repack-route.sh"
+route_around_repack "$bench_bin" -m "$model" -p 16 -n 1 -r 1 -t 1
+
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -116,7 +120,7 @@ echo "settings: pp 256, tg 64, 5 repetitions, n_batch 2048, n_ubatch 512, flash_
 for threads in $thread_counts; do
   : > "$tmp/pp.$threads"; : > "$tmp/tg.$threads"
   for round in $(seq "$rounds"); do
-    read -r bpp btg < <("$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t "$threads" -b 2048 -ub 512 -fa 0 -ngl 0 -o json 2>/dev/null | bench_rates)
+    read -r bpp btg < <("$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t "$threads" -b 2048 -ub 512 -fa 0 -ngl 0 "${BENCH_REPACK[@]}" -o json 2>/dev/null | bench_rates)
     sweep_toml "$tmp" "$threads" 2048 1 1
     "$sweep_bin" run "$tmp/sweep.toml" >/dev/null 2>&1
     read -r spp stg < <(sweep_rates "$tmp")
@@ -165,7 +169,7 @@ echo "grid: n_threads 1,2 × n_batch 128,256 (4 trials), pp 256, tg 64, 5 repeti
 : > "$tmp/wall"
 for round in $(seq "$grid_rounds"); do
   t0=$(date +%s.%N)
-  "$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t 1,2 -b 128,256 -ub 128 -fa 0 -ngl 0 -o json >/dev/null 2>&1
+  "$bench_bin" -m "$model" -p 256 -n 64 -r 5 -t 1,2 -b 128,256 -ub 128 -fa 0 -ngl 0 "${BENCH_REPACK[@]}" -o json >/dev/null 2>&1
   t1=$(date +%s.%N)
   sweep_toml "$tmp" "[1, 2]" "[128, 256]" 1 1
   sed -i 's/^n_ubatch = 512/n_ubatch = 128/' "$tmp/sweep.toml"

@@ -97,7 +97,10 @@ echo
 echo "reference: $(name "$ref")"
 echo "text: $text"
 echo "settings: n_ctx $n_ctx, $chunks chunks, n_batch $n_ctx (one sequence per decode), $threads threads"
-lcpp=(-c "$n_ctx" --chunks "$chunks" -b "$n_ctx" -t "$threads")  # offload: both tools' default
+# shellcheck source=scripts/repack-route.sh
+. "$root/scripts/repack-route.sh"
+route_around_repack "$ppl_bin" -m "$ref" -f "$text" -c 64 --chunks 1 -b 64 -t 1
+lcpp=(-c "$n_ctx" --chunks "$chunks" -b "$n_ctx" -t "$threads" "${COMMON_REPACK[@]}")  # offload: both tools' default
 : > "$out/times.tsv"
 t0=$(now)
 "$ppl_bin" -m "$ref" -f "$text" "${lcpp[@]}" --kl-divergence-base "$tmp/base.kld" > "$out/lcpp.ref.log" 2>&1 ||

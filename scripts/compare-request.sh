@@ -21,6 +21,7 @@
 #   THREADS=2      CPU threads of every tool (default 2)
 #   REPS=3         repetitions of every tool (default 3)
 #   PROMPT=256 GEN=64  the request (default 256 + 64)
+#   KEEP=DIR       keep every tool's output there (default: a temporary dir)
 #   LLAMA_SWEEP_BIN the llama-sweep binary (default target/release/llama-sweep)
 # Needs: cmake, a C++ compiler, python3 with pip, `cargo build --release`.
 set -euo pipefail
@@ -41,8 +42,13 @@ done
 { read -r bench_bin; read -r server_bin; } < <("$root/scripts/build-llama-tools.sh" llama-bench llama-server) || true
 [ -x "${bench_bin:-}" ] && [ -x "${server_bin:-}" ] || die "llama-bench / llama-server did not build"
 
+# shellcheck source=scripts/repack-route.sh
+. "$root/scripts/repack-route.sh"
+route_around_repack "$bench_bin" -m "$model" -p 16 -n 1 -r 1 -t 1
+
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+[ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; tmp="$(realpath "$KEEP")"; trap - EXIT; }
 records="$tmp/records.tsv"
 : > "$records"
 
@@ -94,7 +100,7 @@ timeout_s = 600
 [app]
 server = "$server_bin"
 EOF
-  "$sweep_bin" run "$dir/sweep.toml" > "$dir/out.txt" 2>&1 || die "llama-sweep failed: see $dir/out.txt (${KEEP:+kept})"
+  "$sweep_bin" run "$dir/sweep.toml" > "$dir/out.txt" 2>&1 || die "llama-sweep failed: $(tail -5 "$dir/out.txt")"
 }
 
 cat > "$tmp/request.py" <<'PY'
@@ -142,7 +148,7 @@ PY
 for r in $(seq 1 "$rounds"); do
   d="$tmp/r$r"
   mkdir -p "$d"
-  run_bench() { "$bench_bin" -m "$model" -t "$threads" -p 0 -n "$gen" -d "$prompt" -fa 1,0 -r "$reps" -o json > "$d/bench.json" 2> "$d/bench.err" || die "llama-bench failed: $(tail -3 "$d/bench.err")"; }
+  run_bench() { "$bench_bin" -m "$model" -t "$threads" -p 0 -n "$gen" -d "$prompt" -fa 1,0 -r "$reps" "${BENCH_REPACK[@]}" -o json > "$d/bench.json" 2> "$d/bench.err" || die "llama-bench failed: $(tail -3 "$d/bench.err")"; }
   if (( r % 2 )); then
     run_bench; sweep "$d/own" own; sweep "$d/server" server
   else
