@@ -49,7 +49,7 @@ pub const RECOMMENDATION_JSON: &str = "recommendation.json";
 /// subjects are measured side by side in alternated blocks, the intervals
 /// hold together over the verdict's comparisons, and the objective is the
 /// app's request by default.
-const DECISION_RULES: u32 = 4;
+pub const DECISION_RULES: u32 = 4;
 
 /// One re-measurement, as written to confirm.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -272,15 +272,19 @@ fn an_interpreter_confined_to_one_cpu_is_measured_and_named_as_the_cause() {
     let folder = copy_of_swept();
     // The two-thread trial is the one to verify, whichever the busy
     // machine ranked first: the folder's recommendation says so.
-    let two_threads = support::read_rows(folder.path())
+    let row = support::read_rows(folder.path())
         .into_iter()
         .find(|r| r.is_ok() && r.params.int(llama_sweep::knobs::N_THREADS) == 2)
-        .expect("a two-thread trial")
-        .trial_id;
+        .expect("a two-thread trial");
+    let two_threads = row.trial_id;
+    // A recommendation of this machine under the current rules (verify,
+    // like run, uses no other).
     std::fs::write(
         folder.path().join("recommendation.json"),
-        serde_json::json!({"trial_id": two_threads, "metric": "tg_tps", "value": 1.0, "runs": 0,
-                           "runner_up": null, "verdict": "pinned by the test"})
+        serde_json::json!({"rules": llama_sweep::confirm::DECISION_RULES,
+                           "machine_id": row.machine_id,
+                           "trial_id": two_threads, "metric": "request_tps", "value": 1.0,
+                           "runs": 0, "runner_up": null, "verdict": "pinned by the test"})
         .to_string(),
     )
     .unwrap();
