@@ -65,6 +65,11 @@ fn ticks_of(pid: u32) -> Option<u64> {
     process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The CPUs this process may run on.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Clock ticks per second (USER_HZ).
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
@@ -103,10 +108,12 @@ impl Load {
     /// when known.
     pub fn describe(&self, busiest: Option<&str>) -> String {
         let who = busiest.map_or("other processes".to_string(), |n| format!("{n} and others"));
-        let mut text = format!(
-            "{who} used {:.1} of a core for {:.0} s",
-            self.other_cores, self.seconds
-        );
+        let over = if self.seconds < 10.0 {
+            format!("{:.1} s", self.seconds)
+        } else {
+            format!("{:.0} s", self.seconds)
+        };
+        let mut text = format!("{who} used {:.1} of a core for {over}", self.other_cores);
         if self.steal_cores >= 0.05 {
             text += &format!(
                 ", and the hypervisor took {:.1} of a core",
@@ -141,10 +148,16 @@ impl Snapshot {
         let hz = ticks_per_second();
         let busy = later.cpu.busy.saturating_sub(self.cpu.busy) as f64;
         let own = later.measurers.saturating_sub(self.measurers) as f64;
+        let steal = later.cpu.steal.saturating_sub(self.cpu.steal) as f64;
+        // The kernel counts CPU time in whole ticks, per CPU, sampled: the
+        // machine's count and the measurers' own can each be a tick apart
+        // per CPU at either end of a window, which over a window of a few
+        // milliseconds would read as whole cores of "others".
+        let slack = 2.0 * cpus() as f64;
         Load {
             seconds,
-            other_cores: ((busy - own) / hz / seconds).max(0.0),
-            steal_cores: later.cpu.steal.saturating_sub(self.cpu.steal) as f64 / hz / seconds,
+            other_cores: ((busy - own - slack).max(0.0) / hz / seconds).max(0.0),
+            steal_cores: ((steal - slack).max(0.0) / hz / seconds).max(0.0),
         }
     }
 }
@@ -379,6 +392,14 @@ mod tests {
             ticks(20.0),
         );
         assert_eq!(before.until(&quiet).other_cores, 0.0);
+        // A run of 3 ms: the machine's count a tick ahead of the trial's
+        // (the kernel samples them apart) is no other process.
+        let short = Snapshot::of(
+            t0 + Duration::from_millis(3),
+            CpuTimes { busy: 1, steal: 0 },
+            0,
+        );
+        assert_eq!(before.until(&short).other_cores, 0.0);
     }
 
     #[test]

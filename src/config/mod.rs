@@ -350,6 +350,19 @@ mod tests {
         let e = bad("[space]\nn_batch = 256\nn_ubatch = [512, 1024]\n");
         assert_eq!(e.key.as_deref(), Some("space.n_ubatch"));
         assert_eq!(e.location.unwrap().0, 7);
+        // The default objective is the answer's speed after its first token.
+        let e = bad("[workload]\nrequest_max_tokens = 1\n");
+        assert_eq!(e.key.as_deref(), Some("workload.request_max_tokens"));
+        assert!(e.message.contains("request_tps"), "{e}");
+        assert!(
+            parse_in(
+                dir.path(),
+                &format!(
+                    "{MINIMAL}[workload]\nrequest_max_tokens = 1\n[objective]\nmetric = \"tg_tps\"\n"
+                )
+            )
+            .is_ok()
+        );
         let e = parse_in(
             dir.path(),
             "[sweep]\nname = \"s\"\nstrategy = \"baye\"\n[[model]]\npath = \"m.gguf\"\n",

@@ -76,6 +76,24 @@ pub fn validate(
     let workload = workload(&ctx, &raw, base_dir)?;
     let mut space = space(&ctx, &raw.space, &workload)?;
     let objective = objective(&ctx, &raw)?;
+    let per_token = objective
+        .constraints
+        .iter()
+        .map(|c| c.metric)
+        .chain([objective.metric])
+        .find(|m| matches!(m, Metric::RequestTps | Metric::TpotMs));
+    if let (Some(metric), true) = (per_token, workload.request_max_tokens < 2) {
+        return ctx.err(
+            "workload.request_max_tokens",
+            None,
+            format!(
+                "{metric} is the request's speed after its first token, which a request of {} \
+                 generated token(s) does not have: set request_max_tokens to your app's answer \
+                 (at least 2), or objective.metric to another metric",
+                workload.request_max_tokens
+            ),
+        );
+    }
     let depth = objective.metric.depth();
     if depth > 0 && !workload.n_depth.contains(&depth) {
         return ctx.err(

@@ -517,6 +517,31 @@ mod tests {
         }
     }
 
+    /// Over `trials` simulated confirmations: how often the final interval
+    /// covers `truth`, and how often the decision is wrong (better for a
+    /// worse one, equivalent for one outside the 3% margin).
+    fn coverage_of(
+        rng: &mut SplitMix64,
+        looks: &Looks,
+        truth: f64,
+        noise: f64,
+        trials: usize,
+    ) -> (f64, f64) {
+        let (mut covered, mut wrong) = (0, 0);
+        for _ in 0..trials {
+            let (low, high, finding) = simulate(rng, looks, truth, noise);
+            covered += usize::from(low <= truth && truth <= high);
+            let right = match finding {
+                Finding::Better => truth > 1.0,
+                Finding::Worse => truth < 1.0,
+                Finding::Equivalent => (1.0 / 1.03..=1.03).contains(&truth),
+                Finding::Undecided => true,
+            };
+            wrong += usize::from(!right);
+        }
+        (covered as f64 / trials as f64, wrong as f64 / trials as f64)
+    }
+
     /// The same for the resident confirmation's looks (after 10, 15, 23,
     /// 35, 53 and 60 pairs of blocks), with blocks twice as noisy as a
     /// round's mean: stopping at the first deciding look still covers.
@@ -524,22 +549,8 @@ mod tests {
     fn stopping_at_the_looks_over_blocks_keeps_the_coverage() {
         let mut rng = SplitMix64::new(34);
         let looks = Looks::at(&crate::confirm::blocks::look_points(10, 60));
-        let trials = 2000;
         for truth in [1.0, 1.03, 1.08] {
-            let (mut covered, mut wrong) = (0, 0);
-            for _ in 0..trials {
-                let (low, high, finding) = simulate(&mut rng, &looks, truth, 0.08);
-                covered += usize::from(low <= truth && truth <= high);
-                let right = match finding {
-                    Finding::Better => truth > 1.0,
-                    Finding::Worse => truth < 1.0,
-                    Finding::Equivalent => (1.0 / 1.03..=1.03).contains(&truth),
-                    Finding::Undecided => true,
-                };
-                wrong += usize::from(!right);
-            }
-            let coverage = covered as f64 / trials as f64;
-            let wrong_rate = wrong as f64 / trials as f64;
+            let (coverage, wrong_rate) = coverage_of(&mut rng, &looks, truth, 0.08, 2000);
             eprintln!("blocks, truth {truth}: coverage {coverage:.4}, wrong {wrong_rate:.4}");
             assert!(coverage >= 0.95, "truth {truth}: coverage {coverage}");
             assert!(wrong_rate <= 0.05, "truth {truth}: wrong {wrong_rate}");
@@ -557,20 +568,7 @@ mod tests {
         let looks = Looks::new(3, 8);
         let trials = 3000;
         for truth in [1.0, 1.03, 1.06, 0.9] {
-            let (mut covered, mut wrong) = (0, 0);
-            for _ in 0..trials {
-                let (low, high, finding) = simulate(&mut rng, &looks, truth, 0.04);
-                covered += usize::from(low <= truth && truth <= high);
-                let right = match finding {
-                    Finding::Better => truth > 1.0,
-                    Finding::Worse => truth < 1.0,
-                    Finding::Equivalent => (1.0 / 1.03..=1.03).contains(&truth),
-                    Finding::Undecided => true,
-                };
-                wrong += usize::from(!right);
-            }
-            let coverage = covered as f64 / trials as f64;
-            let wrong_rate = wrong as f64 / trials as f64;
+            let (coverage, wrong_rate) = coverage_of(&mut rng, &looks, truth, 0.04, trials);
             eprintln!("truth {truth}: coverage {coverage:.4}, wrong decisions {wrong_rate:.4}");
             assert!(coverage >= 0.95, "truth {truth}: coverage {coverage}");
             assert!(wrong_rate <= 0.05, "truth {truth}: wrong {wrong_rate}");

@@ -108,6 +108,16 @@ pub(crate) fn describe_model(arch: &str, n_params: u64, ftype: Option<u32>) -> S
     format!("{arch} {size} {ftype}")
 }
 
+/// Loads `spec`'s model with the trial's settings.
+pub(crate) fn load_model(spec: &TrialSpec, settings: &apply::Settings) -> Result<Model, String> {
+    Model::load(&spec.model.path, &settings.model).map_err(|e| {
+        failure(
+            &format!("cannot load model {}", spec.model.path.display()),
+            e,
+        )
+    })
+}
+
 /// Loads `spec`'s model and creates its context with the trial's settings
 /// and threadpools.
 pub(crate) fn load<'m>(
@@ -148,12 +158,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
     let params = spec.params.overlaid(&spec.forced);
     let settings = apply::settings(&params);
     let started = Instant::now();
-    let model = Model::load(&spec.model.path, &settings.model).map_err(|e| {
-        failure(
-            &format!("cannot load model {}", spec.model.path.display()),
-            e,
-        )
-    })?;
+    let model = load_model(spec, &settings)?;
     let load_ms = ms(started);
     fault::after_load(&settings);
     let facts = model_facts(&model);
@@ -173,15 +178,7 @@ pub fn measure(spec: &TrialSpec) -> Result<TrialMetrics, String> {
     );
     bench.sequences(n_seq);
     let w = &spec.workload;
-    let mut samplers: Vec<Sampler> = (0..n_seq)
-        .map(|j| {
-            Sampler::chain(
-                bench.n_vocab as i32,
-                &spec.sampling,
-                (spec.seed as u32).wrapping_add(j),
-            )
-        })
-        .collect();
+    let mut samplers = bench.samplers(spec);
     // The follow-up request's earlier conversation, filled once.
     let history = bench.fill(Run::History, w.request_history_tokens)?;
     bench.warm_up(w, history.as_ref(), &mut samplers)?;
@@ -473,6 +470,20 @@ impl<'m, 'c> Bench<'m, 'c> {
             tokens,
             garbled,
         }
+    }
+
+    /// One sampler chain per sequence, as the app samples (`spec`'s
+    /// sampling, a seed per sequence).
+    pub(super) fn samplers(&self, spec: &TrialSpec) -> Vec<Sampler> {
+        (0..self.n_seq)
+            .map(|j| {
+                Sampler::chain(
+                    self.n_vocab as i32,
+                    &spec.sampling,
+                    (spec.seed as u32).wrapping_add(j),
+                )
+            })
+            .collect()
     }
 
     /// Decodes `n_seq` sequences together from now on.

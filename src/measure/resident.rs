@@ -12,8 +12,8 @@
 //! tokens, which one preempted token barely moves.
 
 use super::apply;
-use super::bench::{Bench, failure, load};
-use super::llama::{Model, Sampler};
+use super::bench::{Bench, load, load_model};
+use super::llama::Sampler;
 use super::tokens::Run;
 use crate::early_drop::Test;
 use crate::objective::{Metric, Speed};
@@ -36,26 +36,13 @@ pub fn serve(
     let params = spec.params.overlaid(&spec.forced);
     let settings = apply::settings(&params);
     let started = Instant::now();
-    let model = Model::load(&spec.model.path, &settings.model).map_err(|e| {
-        failure(
-            &format!("cannot load model {}", spec.model.path.display()),
-            e,
-        )
-    })?;
+    let model = load_model(spec, &settings)?;
     let mut ctx = load(&model, &settings)?;
     let n_seq = settings.context.n_seq_max.max(1);
     let mut bench = Bench::new(&model, &mut ctx, spec.seed, false);
     bench.sequences(n_seq);
     let w = &spec.workload;
-    let mut samplers: Vec<Sampler> = (0..n_seq)
-        .map(|j| {
-            Sampler::chain(
-                bench.n_vocab as i32,
-                &spec.sampling,
-                (spec.seed as u32).wrapping_add(j),
-            )
-        })
-        .collect();
+    let mut samplers = bench.samplers(spec);
     let history = bench.fill(Run::History, w.request_history_tokens)?;
     bench.warm_up(w, history.as_ref(), &mut samplers)?;
     let depth = match test {

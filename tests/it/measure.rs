@@ -5,10 +5,8 @@
 use crate::support::*;
 use llama_sweep::knobs::{self, Params};
 use llama_sweep::protocol::{
-    ChildJob, ChildReply, ChildRequest, ModelVariant, Sampling, TestFault, TrialSpec, Workload,
+    ChildJob, ChildReply, ModelVariant, Sampling, TestFault, TrialSpec, Workload,
 };
-use std::io::Write;
-use std::process::Stdio;
 
 fn spec(params: Params) -> TrialSpec {
     TrialSpec {
@@ -43,27 +41,7 @@ fn spec(params: Params) -> TrialSpec {
 
 /// Runs one job in a child; its reply.
 fn child(job: ChildJob, fault: Option<TestFault>) -> ChildReply {
-    let mut child = bin()
-        .arg("trial")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let request = ChildRequest {
-        job,
-        test_fault: fault,
-        scratch: None,
-    };
-    writeln!(
-        child.stdin.take().unwrap(),
-        "{}",
-        serde_json::to_string(&request).unwrap()
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    child_reply(job, fault).expect("the child replied")
 }
 
 /// The spec a sweep runs here: with repacking off where llama.cpp's

@@ -221,6 +221,36 @@ pub fn llama_server() -> Option<PathBuf> {
     runtime(built, "run scripts/build-llama-tools.sh llama-server")
 }
 
+/// Runs one job in a `llama-sweep trial` child (with a test fault, if
+/// any): its reply, `None` when it died without one.
+pub fn child_reply(
+    job: llama_sweep::protocol::ChildJob,
+    fault: Option<llama_sweep::protocol::TestFault>,
+) -> Option<llama_sweep::protocol::ChildReply> {
+    use std::io::Write;
+    let request = llama_sweep::protocol::ChildRequest {
+        job,
+        test_fault: fault,
+        scratch: None,
+    };
+    let mut child = bin()
+        .arg("trial")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(
+        child.stdin.take().unwrap(),
+        "{}",
+        serde_json::to_string(&request).unwrap()
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last()?).ok()
+}
+
 /// Whether llama.cpp's kernels crash (or compute garbage) on this machine
 /// with repacking on, its default: its AMX kernels do on some Xeons
 /// (ggml-org/llama.cpp#20824). Found once per test run by the backend
@@ -229,46 +259,22 @@ pub fn llama_server() -> Option<PathBuf> {
 /// around it, and say so.
 pub fn repack_crashes_here() -> bool {
     use llama_sweep::knobs::Params;
-    use llama_sweep::protocol::{ChildJob, ChildReply, ChildRequest, ModelVariant, SelfTestJob};
-    use std::io::Write;
+    use llama_sweep::protocol::{ChildJob, ChildReply, ModelVariant, SelfTestJob};
     static CRASHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *CRASHES.get_or_init(|| {
-        let request = ChildRequest {
-            job: ChildJob::SelfTest(SelfTestJob {
-                model: ModelVariant {
-                    name: "smol".into(),
-                    variant: "Q4_1".into(),
-                    path: demo_model(),
-                    identity: "file:demo".into(),
-                },
-                params: Params::default(),
-                prompt_tokens: 64,
-                gen_tokens: 4,
-                seed: 0,
-            }),
-            test_fault: None,
-            scratch: None,
-        };
-        let mut child = bin()
-            .arg("trial")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        writeln!(
-            child.stdin.take().unwrap(),
-            "{}",
-            serde_json::to_string(&request).unwrap()
-        )
-        .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let works = text
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str::<ChildReply>(l).ok())
-            .is_some_and(|r| matches!(r, ChildReply::SelfTested(_)));
+        let job = ChildJob::SelfTest(SelfTestJob {
+            model: ModelVariant {
+                name: "smol".into(),
+                variant: "Q4_1".into(),
+                path: demo_model(),
+                identity: "file:demo".into(),
+            },
+            params: Params::default(),
+            prompt_tokens: 64,
+            gen_tokens: 4,
+            seed: 0,
+        });
+        let works = matches!(child_reply(job, None), Some(ChildReply::SelfTested(_)));
         if !works {
             eprintln!(
                 "note: llama.cpp's kernels fail on this machine with repacking on (its AMX \
