@@ -57,7 +57,9 @@ arguments (nothing written); 3 output folder unusable (locked, not writable, or 
 measured under another workload or objective); 4 writing results failed (disk full); 5 \
 interrupted; 6 budget reached with trials left; 7 finished but no trial is feasible; 8 \
 llama.cpp's kernels failed the backend self-test for every model variant (no trial ran); 9 the \
-first trials all failed the same way (stopped early; run again once the cause is fixed)."
+first trials all failed the same way (stopped early; run again once the cause is fixed); 11 \
+other processes kept the machine busy longer than [trial] busy_wait_s (run again when it is \
+quiet)."
     )]
     Run(RunArgs),
 

@@ -32,6 +32,10 @@ pub const BACKEND_BROKEN: u8 = 8;
 /// the sweep stopped; fix the cause and run again to resume.
 pub const SYSTEMATIC_FAILURE: u8 = 9;
 
+/// Other processes kept the machine busy longer than `[trial] busy_wait_s`:
+/// the sweep stopped rather than measure them; run again when it is quiet.
+pub const MACHINE_BUSY: u8 = 11;
+
 /// `verify`: a runtime the app uses could not run the configuration (a
 /// Python without llama_cpp, a binary that is not a llama-server, a server
 /// that never answers, a crash); the reason and its log are printed. The

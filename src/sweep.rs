@@ -205,6 +205,9 @@ pub enum SweepEnd {
     SystematicFailure(Diagnosis),
     /// The backend self-test failed for every model variant: no trial ran.
     BackendBroken,
+    /// Other processes kept the machine busy longer than the sweep waits
+    /// for it (what they did, in words).
+    MachineBusy(String),
 }
 
 /// A finished trial, for progress display.
@@ -417,6 +420,9 @@ impl Loop<'_, '_> {
                 row: &row,
                 spec: &spec,
             });
+            if let Some(why) = self.after_busy_runs(&row) {
+                return Ok(SweepEnd::MachineBusy(why));
+            }
             let value = row
                 .feasible
                 .then(|| self.ctx.objective.score(&row))
@@ -552,15 +558,15 @@ impl Loop<'_, '_> {
         }
         row.attempts = attempts;
         row.started_at = started_at;
-        self.after_busy_runs(&row);
         Ok(Some(row))
     }
 
     /// Says when other processes disturbed a trial's runs, and waits for
-    /// the machine to be quiet before the next trial.
-    fn after_busy_runs(&mut self, row: &TrialRow) {
+    /// the machine to be quiet before the next trial: the load that never
+    /// let it be, when it did not get quiet within the rule's wait.
+    fn after_busy_runs(&mut self, row: &TrialRow) -> Option<String> {
         let (Some(n), Some(rule)) = (row.busy_runs, self.options.quiet) else {
-            return;
+            return None;
         };
         self.observer.note(&format!(
             "trial {}: other processes disturbed its runs {n} time(s) (up to {:.1} of a \
@@ -574,7 +580,19 @@ impl Loop<'_, '_> {
             }
         ));
         let observer = &mut *self.observer;
-        let _ = rule.wait_until_quiet(&[], &mut |line| observer.note(line));
+        let load = rule
+            .wait_until_quiet(&[], &mut |line| observer.note(line))
+            .err()?;
+        Some(format!(
+            "the machine stayed busy for {:.0} s ({}): measurements beside it would decide \
+             nothing",
+            rule.wait_s,
+            load.describe(
+                crate::machine_load::busiest_other(&[], 1.0)
+                    .map(|b| b.0)
+                    .as_deref()
+            )
+        ))
     }
 
     /// Re-measures the anchor and handles drift. `None` when a stop was

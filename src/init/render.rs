@@ -62,7 +62,16 @@ pub fn summary(p: &Proposal, path: &str) -> String {
     let _ = writeln!(out, "Wrote {path}:");
     for table in &p.tables {
         for s in &table.settings {
-            if table.name == "space" || matches!(s.key, "strategy" | "quantize" | "metric") {
+            if table.name == "space"
+                || matches!(
+                    s.key,
+                    "strategy"
+                        | "quantize"
+                        | "metric"
+                        | "request_prompt_tokens"
+                        | "request_max_tokens"
+                )
+            {
                 let _ = writeln!(out, "  {} = {}  ({})", s.key, s.value, first_clause(&s.why));
             }
         }

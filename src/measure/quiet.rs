@@ -15,6 +15,9 @@ pub struct QuietWatch {
     measurers: Vec<u32>,
     /// Runs measured again, per test, before one is kept busy anyway.
     retries: u32,
+    /// A wait ran out: the machine stays busy, and later runs are kept
+    /// at once (marked) rather than waited for again.
+    gave_up: bool,
     pub record: BusyRecord,
 }
 
@@ -24,6 +27,7 @@ impl QuietWatch {
             rule,
             measurers,
             retries,
+            gave_up: false,
             record: BusyRecord::default(),
         }
     }
@@ -49,7 +53,7 @@ impl QuietWatch {
             }
             tries += 1;
             let why = load.describe(None);
-            if tries > self.retries {
+            if tries > self.retries || self.gave_up {
                 self.record.kept += 1;
                 eprintln!(
                     "llama-sweep: {what} measured while the machine was busy ({why}): kept, the trial decides nothing"
@@ -66,6 +70,7 @@ impl QuietWatch {
                 if crate::interrupt::requested() {
                     return Err("interrupted".into());
                 }
+                self.gave_up = true;
                 let value = run()?;
                 self.record.kept += 1;
                 eprintln!(

@@ -333,18 +333,27 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         get("n_threads"),
         Some(best.params.int(llama_sweep::knobs::N_THREADS).to_string())
     );
+    // The swept trials ask n_ubatch 512 with n_batch 64; llama.cpp's
+    // defaults (a trial too, and it may win) ask 512 with 2048.
+    let asked = |knob| best.params.int(knob);
+    let ubatch = asked(llama_sweep::knobs::N_UBATCH).min(asked(llama_sweep::knobs::N_BATCH));
     assert_eq!(
         get("n_ubatch"),
-        Some("64".into()),
+        Some(ubatch.to_string()),
         "llama.cpp clamps n_ubatch to n_batch: {yaml}"
     );
     assert_eq!(get("model_path"), Some(format!("{:?}", best.model_path)));
     assert_eq!(get("max_tokens"), Some("8".into()));
 
-    // Exporting again from stored results, and another trial by id.
+    // Exporting again from stored results, and another trial by id: a
+    // swept one, whose n_ubatch 512 llama.cpp clamps to its n_batch 64.
     let other = rows
         .iter()
-        .find(|r| r.is_ok() && r.trial_id != best.trial_id)
+        .find(|r| {
+            r.is_ok()
+                && r.trial_id != best.trial_id
+                && r.params.int(llama_sweep::knobs::N_BATCH) == 64
+        })
         .unwrap();
     let exported = dir.path().join("other.yaml");
     let out = run(&[
@@ -356,10 +365,11 @@ fn real_sweep_with_a_derived_quantization_and_a_corrupt_model() {
         exported.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let exported = std::fs::read_to_string(&exported).unwrap();
+    assert!(exported.contains(&other.trial_id), "{exported}");
     assert!(
-        std::fs::read_to_string(&exported)
-            .unwrap()
-            .contains(&other.trial_id)
+        exported.contains("\n  n_ubatch: 64\n"),
+        "llama.cpp clamps n_ubatch to n_batch: {exported}"
     );
     let failed = rows.iter().find(|r| !r.is_ok()).unwrap();
     let out = run(&[

@@ -54,6 +54,14 @@ pub(super) fn finish(mut sweep: Sweep, args: &RunArgs) -> anyhow::Result<u8> {
             println!("Stopped: {}.", d.text);
             exit::SYSTEMATIC_FAILURE
         }
+        SweepEnd::MachineBusy(why) => {
+            println!(
+                "Stopped: {why}. {recorded_in_plan} of {planned} trials recorded, {left} left; \
+                 the trials measured while it was busy run again too. Resume when the machine is \
+                 quiet: {resume}"
+            );
+            exit::MACHINE_BUSY
+        }
         SweepEnd::BackendBroken => {
             let logs: Vec<String> = sweep
                 .backend
@@ -150,6 +158,7 @@ fn worker_end(sweep: &Sweep, worker: &str) -> u8 {
         SweepEnd::BudgetReached { .. } => exit::BUDGET_REACHED,
         SweepEnd::SystematicFailure(_) => exit::SYSTEMATIC_FAILURE,
         SweepEnd::BackendBroken => exit::BACKEND_BROKEN,
+        SweepEnd::MachineBusy(_) => exit::MACHINE_BUSY,
     };
     let state = if status == exit::OK {
         "finished"

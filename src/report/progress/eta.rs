@@ -19,12 +19,20 @@ pub struct Schedule {
 
 impl Schedule {
     /// A sweep's: the best `confirm.top` trials and the `references`
-    /// measured again in each of the confirmation round's rounds. A worker
-    /// runs no round (the finishing run does).
+    /// measured again, side by side (each loaded once, then a block of one
+    /// run of a test per pair) or in each of the confirmation's rounds. A
+    /// worker runs no round (the finishing run does).
     pub fn of(config: &SweepConfig, references: usize, worker: bool) -> Schedule {
         let confirm = &config.confirm;
+        let subjects = (confirm.top + references) as f64;
         let confirmation_trials = if worker || confirm.top == 0 {
             0.0
+        } else if confirm.mode == crate::config::ConfirmMode::Resident {
+            // Loading and warming up is about half a trial; a block is one
+            // of a trial's runs of its three tests, up to the first look.
+            let w = &config.workload;
+            let runs = f64::from((w.warmup + w.repetitions).max(1) * 3);
+            subjects * (0.5 + confirm.pairs as f64 / runs)
         } else {
             // A run repeats the workload `confirm.repetitions` times, twice
             // the sweep's unless set.
@@ -33,7 +41,7 @@ impl Schedule {
             });
             // The rounds before the first look; undecided, more follow
             // (up to max_rounds), which the ETA learns only then.
-            (confirm.rounds * (confirm.top + references)) as f64 * longer
+            confirm.rounds as f64 * subjects * longer
         };
         Schedule {
             max_time: config.sweep.max_time,
@@ -122,10 +130,15 @@ mod tests {
             );
             crate::config::parse(&dir.path().join("s.toml"), &text).unwrap()
         };
-        // The best 3 and 2 references, 3 rounds of runs twice as long.
+        // The best 3 and 2 references side by side: each loaded once (half
+        // a trial), then 10 blocks, each one of a trial's 18 runs (1 warm-up
+        // and 5 repetitions of 3 tests).
         let schedule = Schedule::of(&config(""), 2, false);
         assert_eq!(schedule.max_time, Some(120 * MINUTE));
-        assert_eq!(schedule.confirmation_trials, 30.0);
+        assert!((schedule.confirmation_trials - 5.0 * (0.5 + 10.0 / 18.0)).abs() < 1e-9);
+        // In rounds: 3 rounds of runs twice as long.
+        let rounds = Schedule::of(&config("[confirm]\nmode = \"rounds\"\n"), 2, false);
+        assert_eq!(rounds.confirmation_trials, 30.0);
         assert_eq!(Schedule::of(&config(""), 2, true).confirmation_trials, 0.0);
         let none = config("[confirm]\ntop = 0\n");
         assert_eq!(Schedule::of(&none, 2, false).confirmation_trials, 0.0);
