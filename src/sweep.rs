@@ -253,6 +253,11 @@ struct Loop<'a, 'b> {
     anchor_checks: usize,
     /// Trials the strategy proposed that another worker held.
     elsewhere: Vec<TrialSpec>,
+    /// Trials other processes kept busy, measured once more after the
+    /// others (the machine was quiet again, or the sweep would have
+    /// stopped), and those that were, which wait for a resumed sweep.
+    busy_again: Vec<TrialSpec>,
+    busy_retried: HashSet<String>,
 }
 
 /// Runs trials until the strategy has none left, the budget is spent, a
@@ -295,6 +300,8 @@ pub fn run(
         walls: Vec::new(),
         anchor_checks: 0,
         elsewhere: Vec::new(),
+        busy_again: Vec::new(),
+        busy_retried: HashSet::new(),
     };
     state.run(strategy)
 }
@@ -338,7 +345,11 @@ impl Loop<'_, '_> {
                     });
                 }
             }
-            let Some(spec) = strategy.propose().or_else(|| self.next_left_by_others()) else {
+            let Some(spec) = strategy
+                .propose()
+                .or_else(|| self.next_left_by_others())
+                .or_else(|| self.busy_again.pop())
+            else {
                 if self.options.wait_for_others && !self.elsewhere.is_empty() {
                     if !interruptible_sleep(CLAIM_POLL) {
                         return Ok(SweepEnd::Interrupted);
@@ -420,8 +431,13 @@ impl Loop<'_, '_> {
                 row: &row,
                 spec: &spec,
             });
-            if let Some(why) = self.after_busy_runs(&row) {
+            let again =
+                row.status == TrialStatus::Busy && self.busy_retried.insert(spec.trial_id.clone());
+            if let Some(why) = self.after_busy_runs(&row, again) {
                 return Ok(SweepEnd::MachineBusy(why));
+            }
+            if again {
+                self.busy_again.insert(0, spec.clone());
             }
             let value = row
                 .feasible
@@ -563,8 +579,10 @@ impl Loop<'_, '_> {
 
     /// Says when other processes disturbed a trial's runs, and waits for
     /// the machine to be quiet before the next trial: the load that never
-    /// let it be, when it did not get quiet within the rule's wait.
-    fn after_busy_runs(&mut self, row: &TrialRow) -> Option<String> {
+    /// let it be, when it did not get quiet within the rule's wait. A trial
+    /// kept busy is measured `again` after the others, or (once it was)
+    /// when the sweep resumes.
+    fn after_busy_runs(&mut self, row: &TrialRow, again: bool) -> Option<String> {
         let (Some(n), Some(rule)) = (row.busy_runs, self.options.quiet) else {
             return None;
         };
@@ -573,7 +591,9 @@ impl Loop<'_, '_> {
              core){}",
             row.trial_id,
             row.other_cores_max.unwrap_or(0.0),
-            if row.status == TrialStatus::Busy {
+            if again {
+                ": it decides nothing and is measured again once the machine is quiet"
+            } else if row.status == TrialStatus::Busy {
                 ": it decides nothing and runs again when the sweep resumes"
             } else {
                 "; each was measured again"
@@ -889,6 +909,52 @@ mod tests {
         );
         assert_eq!(store.rows()[4].seq, 4);
         assert!(store.rows().iter().all(|r| r.build == "test build"));
+    }
+
+    /// An outcome measured while other processes kept the machine busy.
+    fn busy(tg: f64) -> Execution {
+        let mut outcome = mock::measured(tg, 500.0);
+        outcome.status = TrialStatus::Busy;
+        outcome.metrics.as_mut().unwrap().busy.kept = 1;
+        Execution::Done(outcome)
+    }
+
+    #[test]
+    fn a_trial_kept_busy_is_measured_again_after_the_others_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls: std::cell::RefCell<HashMap<String, u32>> = Default::default();
+        let (end, executed, store) =
+            sweep(dir.path(), &specs(3), &SweepOptions::default(), |spec| {
+                let n = {
+                    let mut calls = calls.borrow_mut();
+                    let n = calls.entry(spec.trial_id.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                match (spec.trial_id.as_str(), n) {
+                    // Busy the first time only: its second measurement counts.
+                    ("t0", 1) => busy(100.0),
+                    // Busy every time: left for a resumed sweep.
+                    ("t1", _) => busy(100.0),
+                    _ => ok(90.0),
+                }
+            });
+        assert_eq!(end, SweepEnd::Completed);
+        assert_eq!(executed, vec!["t0", "t1", "t2", "t0", "t1"]);
+        let status = |id: &str| {
+            store
+                .rows()
+                .iter()
+                .find(|r| r.trial_id == id)
+                .map(|r| r.status)
+                .unwrap()
+        };
+        assert_eq!(status("t0"), TrialStatus::Ok);
+        assert_eq!(status("t1"), TrialStatus::Busy);
+        assert!(
+            !store.recorded_ids().contains("t1"),
+            "t1 runs again on resume"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod shell;
 pub mod yaml;
 
 use crate::objective::Objective;
+use crate::runner::TrialStatus;
 use crate::store::row::TrialRow;
 use anyhow::{anyhow, bail};
 
@@ -95,6 +96,17 @@ pub fn choose<'a>(
         Some(&best) => Ok(&rows[best]),
         None => {
             let ok = rows.iter().filter(|r| r.is_ok()).count();
+            let busy = rows
+                .iter()
+                .filter(|r| r.status == TrialStatus::Busy)
+                .count();
+            if ok == 0 && busy > 0 {
+                bail!(
+                    "no trial was measured on a quiet machine, so there is nothing to recommend \
+                     ({busy} measured while other processes kept it busy run again when the \
+                     sweep resumes)"
+                )
+            }
             if ok == 0 {
                 bail!(
                     "no trial completed, so there is nothing to recommend (see the error column of results.csv)"
@@ -105,5 +117,31 @@ pub fn choose<'a>(
                  relax them in sweep.toml or pick a trial with --trial ID"
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::mock;
+    use crate::test_support::row;
+
+    #[test]
+    fn nothing_is_recommended_from_trials_measured_on_a_busy_machine_and_it_says_why() {
+        let mut busy = row("t1", &mock::measured(100.0, 400.0));
+        busy.status = TrialStatus::Busy;
+        let crashed = row("t2", &mock::failed(TrialStatus::Crashed, "signal 11"));
+        let rows = [busy, crashed];
+        let why = choose(&rows, &Objective::default(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("no trial was measured on a quiet machine"),
+            "{why}"
+        );
+        let why = choose(&rows[1..], &Objective::default(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(why.starts_with("no trial completed"), "{why}");
     }
 }

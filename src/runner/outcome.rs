@@ -35,7 +35,8 @@ pub enum TrialStatus {
     /// Measured, but some of its runs only while other processes took the
     /// machine's cores, after waiting for them to stop: its figures are not
     /// comparable with the others', decide nothing (never ranked, never a
-    /// bar), and it runs again when the sweep resumes.
+    /// bar), and it is measured again after the other trials or, once it
+    /// was, when the sweep resumes.
     Busy,
 }
 
@@ -144,7 +145,7 @@ pub fn classify(ending: ChildEnding, log_end: &str, timeout: Duration) -> TrialO
                     Some(format!(
                         "measured while the machine was busy: {} of its runs with other \
                          processes using up to {:.1} of a core, after waiting for them; its \
-                         figures decide nothing and it runs again when the sweep resumes",
+                         figures decide nothing and it is measured again",
                         m.busy.kept, m.busy.other_cores_max
                     )),
                     Some(m),
