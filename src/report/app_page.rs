@@ -88,7 +88,7 @@ pub fn section(h: &mut String, data: &ReportData) {
             (_, Some(Verdict::Slower)) => {
                 format!("<span class=\"bad\">{}</span>", Verdict::Slower.phrase())
             }
-            (_, Some(v)) => v.phrase().to_string(),
+            (_, Some(v)) => v.reading(r.ratio.as_ref().and_then(|x| x.low.zip(x.high))),
             (None, None) => "—".into(),
         };
         let _ = writeln!(

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Within this many percent either way, and sure of it, the app runs at
 /// the sweep's speed.
 pub const SAME_WITHIN: f64 = 0.05;
+/// An undecided interval no wider than this either way still bounds the
+/// gap, and says so.
+const NO_WIDER_THAN: f64 = 0.25;
 /// Below this share of the runtime's own counter, the client's clock shows
 /// time spent outside llama.cpp's decoding.
 const OVERHEAD_BELOW: f64 = 0.90;
@@ -37,6 +40,31 @@ impl Verdict {
             (Some(_), Some(h)) if h < 1.0 => Verdict::Slower,
             (Some(l), Some(_)) if l > 1.0 => Verdict::Faster,
             _ => Verdict::Unclear,
+        }
+    }
+
+    /// The verdict in words, with what an undecided interval (`bounds`,
+    /// low and high) still says: 0.94–1.07× is a result (within 7% either
+    /// way), not a shrug.
+    pub fn reading(self, bounds: Option<(f64, f64)>) -> String {
+        if self != Verdict::Unclear {
+            return self.phrase().to_string();
+        }
+        match bounds {
+            Some((low, high)) if (1.0 - low).max(high - 1.0) <= NO_WIDER_THAN => {
+                // Up to the next whole percent, past float noise.
+                let pct = |x: f64| (x * 100.0 - 1e-6).ceil().max(0.0);
+                format!(
+                    "no difference shown: between {:.0}% slower and {:.0}% faster than the \
+                     sweep measured",
+                    pct(1.0 - low),
+                    pct(high - 1.0)
+                )
+            }
+            Some((low, high)) => format!(
+                "too noisy to tell from the sweep's figure (it may be {low:.2}× to {high:.2}×)"
+            ),
+            None => "too few rounds to tell from the sweep's figure".to_string(),
         }
     }
 
@@ -765,6 +793,35 @@ mod tests {
             high: None,
         };
         assert_eq!(Verdict::of(&one_round), Verdict::Unclear);
+    }
+
+    #[test]
+    fn an_undecided_verdict_says_what_its_interval_still_bounds() {
+        let read = |r: Option<RatioInterval>| {
+            let verdict = r.as_ref().map_or(Verdict::Unclear, Verdict::of);
+            verdict.reading(r.and_then(|r| r.low.zip(r.high)))
+        };
+        assert_eq!(
+            read(ratio(1.01, 0.94, 1.07)),
+            "no difference shown: between 6% slower and 7% faster than the sweep measured"
+        );
+        assert_eq!(
+            read(ratio(0.8, 0.5, 1.3)),
+            "too noisy to tell from the sweep's figure (it may be 0.50× to 1.30×)"
+        );
+        let one_round = RatioInterval {
+            ratio: 0.5,
+            low: None,
+            high: None,
+        };
+        assert_eq!(
+            read(Some(one_round)),
+            "too few rounds to tell from the sweep's figure"
+        );
+        assert_eq!(
+            read(ratio(0.8, 0.75, 0.85)),
+            "slower than the sweep measured"
+        );
     }
 
     #[test]

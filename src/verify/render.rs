@@ -43,7 +43,9 @@ fn sentence(v: &Verification, r: &VerifyResult) -> String {
                  rounds: {}{ttft}",
                 subject(r),
                 interval(ratio, r.rounds_paired),
-                r.verdict.unwrap_or(Verdict::Unclear).phrase()
+                r.verdict
+                    .unwrap_or(Verdict::Unclear)
+                    .reading(ratio.low.zip(ratio.high))
             )
         }
         _ => format!(
@@ -104,7 +106,9 @@ pub fn header_line(v: &Verification, trial_id: &str) -> Option<String> {
                     format!(
                         "{name} {app:.1} t/s, {} of llama-sweep's, {}{cause}",
                         interval(ratio, r.rounds_paired),
-                        r.verdict.unwrap_or(Verdict::Unclear).phrase()
+                        r.verdict
+                            .unwrap_or(Verdict::Unclear)
+                            .reading(ratio.low.zip(ratio.high))
                     )
                 }
                 _ => format!(
