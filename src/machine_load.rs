@@ -194,13 +194,15 @@ impl QuietRule {
     /// Waits until others used at most `cores_max` over a whole window, at
     /// most `wait_s`; `say` hears once what keeps the machine busy. `Ok`
     /// with the seconds waited, or `Err` with the last busy window's load
-    /// when it never got quiet (or a stop was asked for).
+    /// and the busiest other process found when it never got quiet (or a
+    /// stop was asked for).
     pub fn wait_until_quiet(
         &self,
         measurers: &[u32],
         say: &mut dyn FnMut(&str),
-    ) -> Result<f64, Load> {
+    ) -> Result<f64, StillBusy> {
         let started = Instant::now();
+        let mut busiest = None;
         let mut told = false;
         loop {
             let before = Snapshot::take(measurers);
@@ -210,7 +212,7 @@ impl QuietRule {
                 return Ok(started.elapsed().as_secs_f64());
             }
             if !told {
-                let busiest = busiest_other(measurers, 1.0).map(|(name, _)| name);
+                busiest = busiest_other(measurers, 1.0).map(|(name, _)| name);
                 say(&format!(
                     "the machine is busy: {}; waiting (at most {:.0} s) for it to be quiet",
                     load.describe(busiest.as_deref()),
@@ -219,9 +221,25 @@ impl QuietRule {
                 told = true;
             }
             if crate::interrupt::requested() || started.elapsed().as_secs_f64() >= self.wait_s {
-                return Err(load);
+                return Err(StillBusy { load, busiest });
             }
         }
+    }
+}
+
+/// A machine that did not get quiet within the wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StillBusy {
+    /// The last busy window's load.
+    pub load: Load,
+    /// The other process that used the most CPU while it waited.
+    pub busiest: Option<String>,
+}
+
+impl StillBusy {
+    /// `stress-ng-cpu and others used 1.0 of a core for 2.0 s`.
+    pub fn describe(&self) -> String {
+        self.load.describe(self.busiest.as_deref())
     }
 }
 

@@ -18,7 +18,7 @@ use crate::store::Store;
 use crate::store::anchors::{self, AnchorCheck};
 use crate::store::row::{RowContext, TrialRow};
 use crate::workers::claims::{Claim, Holder};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// How often a run waiting for other workers' trials looks again.
@@ -256,7 +256,7 @@ struct Loop<'a, 'b> {
     /// Trials other processes kept busy, measured once more after the
     /// others (the machine was quiet again, or the sweep would have
     /// stopped), and those that were, which wait for a resumed sweep.
-    busy_again: Vec<TrialSpec>,
+    busy_again: VecDeque<TrialSpec>,
     busy_retried: HashSet<String>,
 }
 
@@ -300,7 +300,7 @@ pub fn run(
         walls: Vec::new(),
         anchor_checks: 0,
         elsewhere: Vec::new(),
-        busy_again: Vec::new(),
+        busy_again: VecDeque::new(),
         busy_retried: HashSet::new(),
     };
     state.run(strategy)
@@ -348,7 +348,7 @@ impl Loop<'_, '_> {
             let Some(spec) = strategy
                 .propose()
                 .or_else(|| self.next_left_by_others())
-                .or_else(|| self.busy_again.pop())
+                .or_else(|| self.busy_again.pop_front())
             else {
                 if self.options.wait_for_others && !self.elsewhere.is_empty() {
                     if !interruptible_sleep(CLAIM_POLL) {
@@ -437,7 +437,7 @@ impl Loop<'_, '_> {
                 return Ok(SweepEnd::MachineBusy(why));
             }
             if again {
-                self.busy_again.insert(0, spec.clone());
+                self.busy_again.push_back(spec.clone());
             }
             let value = row
                 .feasible
@@ -600,18 +600,14 @@ impl Loop<'_, '_> {
             }
         ));
         let observer = &mut *self.observer;
-        let load = rule
+        let busy = rule
             .wait_until_quiet(&[], &mut |line| observer.note(line))
             .err()?;
         Some(format!(
             "the machine stayed busy for {:.0} s ({}): measurements beside it would decide \
              nothing",
             rule.wait_s,
-            load.describe(
-                crate::machine_load::busiest_other(&[], 1.0)
-                    .map(|b| b.0)
-                    .as_deref()
-            )
+            busy.describe()
         ))
     }
 
@@ -879,6 +875,17 @@ mod tests {
         (end, executor.executed, store)
     }
 
+    /// An answer by trial id and how many times that trial was executed
+    /// (1 the first time).
+    fn by_call(answer: impl Fn(&str, u32) -> Execution) -> impl FnMut(&TrialSpec) -> Execution {
+        let mut calls: HashMap<String, u32> = HashMap::new();
+        move |spec| {
+            let n = calls.entry(spec.trial_id.clone()).or_default();
+            *n += 1;
+            answer(spec.trial_id.as_str(), *n)
+        }
+    }
+
     fn ok(tg: f64) -> Execution {
         Execution::Done(mock::measured(tg, 500.0))
     }
@@ -922,23 +929,18 @@ mod tests {
     #[test]
     fn a_trial_kept_busy_is_measured_again_after_the_others_once() {
         let dir = tempfile::tempdir().unwrap();
-        let calls: std::cell::RefCell<HashMap<String, u32>> = Default::default();
-        let (end, executed, store) =
-            sweep(dir.path(), &specs(3), &SweepOptions::default(), |spec| {
-                let n = {
-                    let mut calls = calls.borrow_mut();
-                    let n = calls.entry(spec.trial_id.clone()).or_default();
-                    *n += 1;
-                    *n
-                };
-                match (spec.trial_id.as_str(), n) {
-                    // Busy the first time only: its second measurement counts.
-                    ("t0", 1) => busy(100.0),
-                    // Busy every time: left for a resumed sweep.
-                    ("t1", _) => busy(100.0),
-                    _ => ok(90.0),
-                }
-            });
+        let (end, executed, store) = sweep(
+            dir.path(),
+            &specs(3),
+            &SweepOptions::default(),
+            by_call(|id, n| match (id, n) {
+                // Busy the first time only: its second measurement counts.
+                ("t0", 1) => busy(100.0),
+                // Busy every time: left for a resumed sweep.
+                ("t1", _) => busy(100.0),
+                _ => ok(90.0),
+            }),
+        );
         assert_eq!(end, SweepEnd::Completed);
         assert_eq!(executed, vec!["t0", "t1", "t2", "t0", "t1"]);
         let status = |id: &str| {
@@ -977,23 +979,19 @@ mod tests {
     #[test]
     fn crashes_and_timeouts_are_retried_failures_are_not() {
         let dir = tempfile::tempdir().unwrap();
-        let calls: std::cell::RefCell<HashMap<String, u32>> = Default::default();
-        let (_, executed, store) = sweep(dir.path(), &specs(3), &SweepOptions::default(), |spec| {
-            let n = {
-                let mut calls = calls.borrow_mut();
-                let n = calls.entry(spec.trial_id.clone()).or_default();
-                *n += 1;
-                *n
-            };
-            match (spec.trial_id.as_str(), n) {
+        let (_, executed, store) = sweep(
+            dir.path(),
+            &specs(3),
+            &SweepOptions::default(),
+            by_call(|id, n| match (id, n) {
                 ("t0", 1) => {
                     Execution::Done(mock::failed(TrialStatus::Crashed, "signal 11 (SIGSEGV)"))
                 }
                 ("t1", _) => Execution::Done(mock::failed(TrialStatus::Timeout, "hung")),
                 ("t2", _) => Execution::Done(mock::failed(TrialStatus::Failed, "bad context")),
                 _ => ok(100.0),
-            }
-        });
+            }),
+        );
         assert_eq!(executed, vec!["t0", "t0", "t1", "t1", "t2"]);
         let rows = store.rows();
         assert_eq!((rows[0].status, rows[0].attempts), (TrialStatus::Ok, 2));

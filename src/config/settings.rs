@@ -91,6 +91,33 @@ pub enum ConfirmMode {
     Rounds,
 }
 
+impl ConfirmSettings {
+    /// The trials it measures again with `references` reference trials
+    /// (0: no confirmation).
+    pub fn subjects(&self, references: usize) -> usize {
+        if self.top == 0 {
+            0
+        } else {
+            self.top + references
+        }
+    }
+
+    /// Whether its subjects are resident, measured in alternated blocks.
+    pub fn resident(&self) -> bool {
+        self.mode == ConfirmMode::Resident
+    }
+
+    /// Pairs of blocks (resident) or rounds before its verdict is first
+    /// looked at, where a clear verdict stops.
+    pub fn first_look(&self) -> usize {
+        if self.resident() {
+            self.pairs
+        } else {
+            self.rounds
+        }
+    }
+}
+
 impl Default for ConfirmSettings {
     fn default() -> Self {
         ConfirmSettings {

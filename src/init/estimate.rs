@@ -70,19 +70,10 @@ impl ConfirmShape {
     /// The confirmation `settings` describe, with `references` reference
     /// trials.
     pub fn of(settings: &crate::config::ConfirmSettings, references: u32) -> ConfirmShape {
-        let resident = settings.mode == crate::config::ConfirmMode::Resident;
         ConfirmShape {
-            subjects: if settings.top == 0 {
-                0
-            } else {
-                settings.top as u32 + references
-            },
-            resident,
-            first_look: if resident {
-                settings.pairs
-            } else {
-                settings.rounds
-            } as u32,
+            subjects: settings.subjects(references as usize) as u32,
+            resident: settings.resident(),
+            first_look: settings.first_look() as u32,
         }
     }
 }

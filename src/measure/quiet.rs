@@ -64,7 +64,7 @@ impl QuietWatch {
             eprintln!(
                 "llama-sweep: {what} measured while the machine was busy ({why}): measured again once it is quiet"
             );
-            if let Err(load) = rule.wait_until_quiet(&self.measurers, &mut |line| {
+            if let Err(busy) = rule.wait_until_quiet(&self.measurers, &mut |line| {
                 eprintln!("llama-sweep: {line}")
             }) {
                 if crate::interrupt::requested() {
@@ -75,7 +75,7 @@ impl QuietWatch {
                 self.record.kept += 1;
                 eprintln!(
                     "llama-sweep: the machine stayed busy ({}): {what} kept, the trial decides nothing",
-                    load.describe(None)
+                    busy.load.describe(None)
                 );
                 return Ok((value, true));
             }

@@ -24,15 +24,16 @@ impl Schedule {
     /// worker runs no round (the finishing run does).
     pub fn of(config: &SweepConfig, references: usize, worker: bool) -> Schedule {
         let confirm = &config.confirm;
-        let subjects = (confirm.top + references) as f64;
-        let confirmation_trials = if worker || confirm.top == 0 {
+        let subjects = confirm.subjects(references) as f64;
+        let first_look = confirm.first_look() as f64;
+        let confirmation_trials = if worker {
             0.0
-        } else if confirm.mode == crate::config::ConfirmMode::Resident {
+        } else if confirm.resident() {
             // Loading and warming up is about half a trial; a block is one
             // of a trial's runs of its three tests, up to the first look.
             let w = &config.workload;
             let runs = f64::from((w.warmup + w.repetitions).max(1) * 3);
-            subjects * (0.5 + confirm.pairs as f64 / runs)
+            subjects * (0.5 + first_look / runs)
         } else {
             // A run repeats the workload `confirm.repetitions` times, twice
             // the sweep's unless set.
@@ -41,7 +42,7 @@ impl Schedule {
             });
             // The rounds before the first look; undecided, more follow
             // (up to max_rounds), which the ETA learns only then.
-            confirm.rounds as f64 * subjects * longer
+            first_look * subjects * longer
         };
         Schedule {
             max_time: config.sweep.max_time,
