@@ -57,6 +57,7 @@ fn main() {
         .map(|i| TrialSpec {
             schedule: Default::default(),
             server: None,
+            python: None,
             trial_id: format!("{i:012x}"),
             model: ModelVariant {
                 name: "m".into(),

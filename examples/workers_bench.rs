@@ -31,6 +31,7 @@ fn plan(n: usize) -> Vec<TrialSpec> {
         .map(|i| TrialSpec {
             schedule: Default::default(),
             server: None,
+            python: None,
             trial_id: format!("t{i:05}"),
             model: ModelVariant {
                 name: "mock".into(),

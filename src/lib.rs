@@ -87,6 +87,7 @@ pub(crate) mod test_support {
         TrialSpec {
             schedule: Default::default(),
             server: None,
+            python: None,
             trial_id: id.into(),
             model: ModelVariant {
                 name: "m".into(),

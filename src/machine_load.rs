@@ -61,8 +61,20 @@ fn process_name(stat: &str) -> Option<&str> {
     Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
 }
 
+/// A measurer's CPU time: its own and that of its children it has waited
+/// for (cutime, cstime), so that a process a trial runs and waits for
+/// (the app's interpreter, `measure::python_trial`) counts as the trial's
+/// once it has ended.
+fn measurer_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let children: u64 =
+        fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(process_ticks(stat)? + children)
+}
+
 fn ticks_of(pid: u32) -> Option<u64> {
-    process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    measurer_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The CPUs this process may run on.
@@ -372,6 +384,22 @@ mod tests {
         assert_eq!(process_ticks(stat), Some(325));
         assert_eq!(process_name(stat), Some("my (odd) name"));
         assert!(ticks_of(std::process::id()).is_some());
+        // A measurer's ended children (cutime 40, cstime 8) are its own.
+        let stat =
+            "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 40 8 20 0 4 0 55269";
+        assert_eq!(measurer_ticks(stat), Some(373));
+    }
+
+    #[test]
+    fn a_child_waited_for_counts_as_its_measurers_time() {
+        let before = ticks_of(std::process::id()).unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = ticks_of(std::process::id()).unwrap();
+        assert!(after > before, "{before} -> {after}");
     }
 
     #[test]

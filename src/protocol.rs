@@ -165,6 +165,25 @@ pub struct TrialSpec {
     /// llama.cpp (`[sweep] runtime = "server"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerTrial>,
+    /// Measured in the app's own llama-cpp-python instead (`[sweep]
+    /// runtime = "python"`): the interpreter that imports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PathBuf>,
+}
+
+impl TrialSpec {
+    /// The runtime that measures it, when it is not llama-sweep's own
+    /// llama.cpp: `llama-server` or `llama-cpp-python` (part of the trial
+    /// id and of its row).
+    pub fn runtime(&self) -> Option<&'static str> {
+        if self.server.is_some() {
+            Some(crate::runtime::RuntimeKind::Server.name())
+        } else if self.python.is_some() {
+            Some(crate::runtime::RuntimeKind::Python.name())
+        } else {
+            None
+        }
+    }
 }
 
 /// How a trial runs through llama-server: the binary. The child starts it
@@ -508,9 +527,13 @@ pub enum ChildReply {
     Tokenized {
         counts: Vec<u32>,
     },
-    /// A resident child loaded and warmed up its trial, in `load_ms`.
+    /// A resident child loaded and warmed up its trial, in `load_ms`;
+    /// `measurers`: the processes it runs that measure beside it (the app's
+    /// interpreter), whose CPU time is not another process's.
     Ready {
         load_ms: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        measurers: Vec<u32>,
     },
     /// One block of a resident child.
     Block(BlockFigures),
@@ -802,7 +825,10 @@ mod tests {
             ChildReply::Tokenized {
                 counts: vec![3, 141],
             },
-            ChildReply::Ready { load_ms: 12.5 },
+            ChildReply::Ready {
+                load_ms: 12.5,
+                measurers: vec![42],
+            },
             ChildReply::Block(BlockFigures {
                 figures: vec![(Metric::RequestTps, 90.5), (Metric::TtftMs, 700.0)],
                 robust: vec![(Metric::RequestTps, 92.0)],

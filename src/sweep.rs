@@ -807,6 +807,7 @@ mod tests {
             .map(|i| TrialSpec {
                 schedule: Default::default(),
                 server: None,
+                python: None,
                 trial_id: format!("t{i}"),
                 model: ModelVariant {
                     name: "m".into(),
@@ -1068,6 +1069,7 @@ mod tests {
             .map(|i| TrialSpec {
                 schedule: Default::default(),
                 server: None,
+                python: None,
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })
@@ -1146,6 +1148,7 @@ mod tests {
             .map(|i| TrialSpec {
                 schedule: Default::default(),
                 server: None,
+                python: None,
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })
@@ -1182,6 +1185,7 @@ mod tests {
             .map(|i| TrialSpec {
                 schedule: Default::default(),
                 server: None,
+                python: None,
                 trial_id: format!("x{i}"),
                 ..specs(1)[0].clone()
             })

@@ -64,6 +64,8 @@ pub struct AppRuntimeCheck {
     pub kind: crate::runtime::RuntimeKind,
     pub program: String,
     pub info: Result<crate::runtime::RuntimeInfo, String>,
+    /// The sweep's trials run in it (`[sweep] runtime`).
+    pub runs_trials: bool,
 }
 
 /// The backend self-test of one model: llama.cpp's default (weights
@@ -216,8 +218,9 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
             .map(|c| c.app.runtimes.clone())
             .unwrap_or_default();
     }
+    let trials_in = config.as_ref().and_then(|c| c.trial_runtime.name());
     let findings = Findings {
-        app: app_runtimes(&runtimes),
+        app: app_runtimes(&runtimes, trials_in),
         gpu_requests: config
             .as_ref()
             .map_or_else(Vec::new, |c| warnings::gpu_requests(c, default_ngl)),
@@ -241,7 +244,12 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
 
 /// Probes each of the app's runtimes; a log is kept (and named) only where
 /// the probe failed.
-fn app_runtimes(runtimes: &crate::config::AppRuntimes) -> Vec<AppRuntimeCheck> {
+/// `runtimes`, each probed; `trials_in`: the runtime the sweep's trials
+/// run in, by name.
+fn app_runtimes(
+    runtimes: &crate::config::AppRuntimes,
+    trials_in: Option<&str>,
+) -> Vec<AppRuntimeCheck> {
     crate::runtime::named(runtimes)
         .iter()
         .map(|runtime| {
@@ -259,6 +267,7 @@ fn app_runtimes(runtimes: &crate::config::AppRuntimes) -> Vec<AppRuntimeCheck> {
                 kind: runtime.kind(),
                 program: runtime.program(),
                 info,
+                runs_trials: trials_in == Some(runtime.kind().name()),
             }
         })
         .collect()

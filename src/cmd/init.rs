@@ -78,6 +78,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
                 .display()
                 .to_string()
         }),
+        app_python_runs: args.app_python.as_deref().and_then(app_llama_cpp_python),
         users: args.users,
         context: args.context,
         prompt,
@@ -159,4 +160,24 @@ fn hardware() -> anyhow::Result<Hardware> {
     let (probe, log) = super::run_setup::probe(&mut ChildRunner::current()?)?;
     let _ = std::fs::remove_file(log);
     Ok(Hardware::here(&probe))
+}
+
+/// What `python`'s llama-cpp-python is, when it imports llama_cpp; `None`
+/// (said on the terminal, with why) when it does not.
+fn app_llama_cpp_python(python: &Path) -> Option<String> {
+    use crate::runtime::Runtime;
+    let log = std::env::temp_dir().join(format!("llama-sweep-init-{}.log", std::process::id()));
+    let probed = crate::runtime::python::PythonRuntime::new(python).probe(&log);
+    let _ = std::fs::remove_file(&log);
+    match probed {
+        Ok(info) => Some(info.describe()),
+        Err(e) => {
+            eprintln!(
+                "note: {} cannot run the trials: {}",
+                python.display(),
+                e.reason
+            );
+            None
+        }
+    }
 }

@@ -99,7 +99,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
     let (runtimes, left_out) = verify::left_to_verify(
         subjects[0].row,
         &runtimes,
-        config.as_ref().and_then(|c| c.trial_server.as_deref()),
+        &config
+            .as_ref()
+            .map(|c| c.trial_runtime.clone())
+            .unwrap_or_default(),
     );
     for line in &left_out {
         println!("{line}");

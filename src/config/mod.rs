@@ -18,6 +18,7 @@ mod validate;
 
 pub use app::find_program;
 pub use error::ConfigError;
+pub use runtime::TrialRuntime;
 
 use crate::knobs::{KnobId, Params, Value};
 use crate::models::quant_types::QuantType;
@@ -70,9 +71,9 @@ pub struct SweepConfig {
     pub quality: QualitySettings,
     /// `[app]`: the app's runtimes, to verify the recommendation in.
     pub app: AppSettings,
-    /// `[sweep] runtime = "server"`: every trial runs through this
-    /// llama-server (`[app] server`); `None`: in llama-sweep's own child.
-    pub trial_server: Option<PathBuf>,
+    /// `[sweep] runtime`: where every trial runs (llama-sweep's own child,
+    /// `[app] server`'s llama-server, or `[app] python`'s llama-cpp-python).
+    pub trial_runtime: TrialRuntime,
 }
 
 /// The configuration the user runs today: measured early and again in the

@@ -3,65 +3,177 @@
 //! `"server"` runs every trial, the references included, through the
 //! llama-server binary `[app] server` names: started with the trial's
 //! flags, measured by llama-sweep acting as the app's clients
-//! (`measure::server_trial`). Every figure then comes from the app's
-//! request, so what the server runtime cannot measure yet (depths, a
-//! conversation's history) is refused here, before the sweep; so are
-//! llama-server's own knobs (speculative decoding) anywhere else, and a
-//! sweep of speculation on random tokens.
+//! (`measure::server_trial`); `"python"` runs them in the app's own
+//! llama-cpp-python, the interpreter `[app] python` names, as the app calls
+//! it: `Llama(**kwargs)` and its request (`measure::python_trial`). Every
+//! figure then comes from the app's request, so what those runtimes cannot
+//! measure yet (depths, a conversation's history) is refused here, before
+//! the sweep; so are llama-server's own knobs (speculative decoding)
+//! anywhere else, a sweep of speculation on random tokens, and in
+//! llama-cpp-python the knobs `Llama()` has no argument for.
 
 use super::error::did_you_mean;
 use super::raw::{RawConfig, RawKnobs};
 use super::validate::{Ctx, span_of};
 use super::{AppSettings, Baseline, Space};
 use crate::config::ConfigError;
-use crate::knobs::{self, KnobId, SpecType, Value, lists};
+use crate::knobs::{self, KnobId, KwargSpelling, SpecType, Value, lists};
 use crate::protocol::Workload;
 use std::path::{Path, PathBuf};
 
-/// The llama-server every trial runs through; `None`: llama-sweep's own.
-pub(super) fn trial_server(
+/// Where the sweep's trials run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum TrialRuntime {
+    /// llama.cpp as llama-sweep links it, in its own child.
+    #[default]
+    Own,
+    /// Through this llama-server binary.
+    Server(PathBuf),
+    /// In this interpreter's llama-cpp-python.
+    Python(PathBuf),
+}
+
+impl TrialRuntime {
+    pub fn server(&self) -> Option<&Path> {
+        match self {
+            TrialRuntime::Server(binary) => Some(binary),
+            _ => None,
+        }
+    }
+
+    pub fn python(&self) -> Option<&Path> {
+        match self {
+            TrialRuntime::Python(interpreter) => Some(interpreter),
+            _ => None,
+        }
+    }
+
+    /// The app's runtime by name (`TrialSpec::runtime`); `None` for
+    /// llama-sweep's own.
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            TrialRuntime::Own => None,
+            TrialRuntime::Server(_) => Some(crate::runtime::RuntimeKind::Server.name()),
+            TrialRuntime::Python(_) => Some(crate::runtime::RuntimeKind::Python.name()),
+        }
+    }
+}
+
+const RUNTIMES: [&str; 3] = ["llama-sweep", "server", "python"];
+
+/// Where every trial runs, from `[sweep] runtime` and `[app]`.
+pub(super) fn trial_runtime(
     ctx: &Ctx,
     raw: &RawConfig,
     app: &AppSettings,
     workload: &Workload,
-) -> Result<Option<PathBuf>, ConfigError> {
+) -> Result<TrialRuntime, ConfigError> {
     let Some(runtime) = &raw.sweep.get_ref().runtime else {
-        return Ok(None);
+        return Ok(TrialRuntime::Own);
     };
     let span = Some(runtime.span());
-    match runtime.get_ref().as_str() {
-        "llama-sweep" => Ok(None),
-        "server" => {
-            let Some(binary) = &app.runtimes.server else {
-                return ctx.err(
-                    "sweep.runtime",
-                    span,
-                    "\"server\" runs every trial through a llama-server: name the binary as \
-                     `server = \"path/to/llama-server\"` under [app]",
-                );
-            };
-            if !workload.n_depth.is_empty() || workload.request_history_tokens > 0 {
-                return ctx.err(
-                    "sweep.runtime",
-                    span,
-                    "trials through llama-server measure the app's request on an empty cache: \
-                     workload.n_depth and workload.request_history_tokens are measured by \
-                     runtime = \"llama-sweep\" only",
-                );
-            }
-            Ok(Some(binary.clone()))
-        }
+    let (named, key, what) = match runtime.get_ref().as_str() {
+        "llama-sweep" => return Ok(TrialRuntime::Own),
+        "server" => (
+            app.runtimes.server.clone().map(TrialRuntime::Server),
+            "server = \"path/to/llama-server\"",
+            "\"server\" runs every trial through a llama-server",
+        ),
+        "python" => (
+            app.runtimes.python.clone().map(TrialRuntime::Python),
+            "python = \"path/to/venv/bin/python\"",
+            "\"python\" runs every trial in the app's llama-cpp-python",
+        ),
         other => {
-            let hint = did_you_mean(other, ["llama-sweep", "server"])
+            let hint = did_you_mean(other, RUNTIMES)
                 .map(|k| format!("did you mean \"{k}\"? "))
                 .unwrap_or_default();
-            ctx.err(
+            return ctx.err(
                 "sweep.runtime",
                 span,
-                format!("unknown runtime {other:?}; {hint}expected \"llama-sweep\" or \"server\""),
-            )
+                format!(
+                    "unknown runtime {other:?}; {hint}expected \"llama-sweep\", \"server\" or \
+                     \"python\""
+                ),
+            );
+        }
+    };
+    let Some(named) = named else {
+        return ctx.err(
+            "sweep.runtime",
+            span,
+            format!("{what}: name it as `{key}` under [app]"),
+        );
+    };
+    if !workload.n_depth.is_empty() || workload.request_history_tokens > 0 {
+        return ctx.err(
+            "sweep.runtime",
+            span,
+            format!(
+                "trials through {} measure the app's request on an empty cache: \
+                 workload.n_depth and workload.request_history_tokens are measured by \
+                 runtime = \"llama-sweep\" only",
+                named.name().unwrap_or_default()
+            ),
+        );
+    }
+    Ok(named)
+}
+
+/// With `runtime = "python"`: every knob of `[space]` and `[baseline]` must
+/// be one `Llama()` takes (the parameter table's `kwarg`), and a knob that
+/// `Llama()` runs with one sequence only (n_parallel) at most 1: what the
+/// app cannot set cannot be measured in it.
+pub(super) fn python_knobs(
+    ctx: &Ctx,
+    raw: &RawConfig,
+    space: &Space,
+    baseline: Option<&Baseline>,
+) -> Result<(), ConfigError> {
+    let tables = [("space", Some(&raw.space))].into_iter().chain(
+        raw.baseline
+            .as_ref()
+            .map(|b| ("baseline", Some(b.get_ref()))),
+    );
+    for (name, raw_table) in tables {
+        let values: Vec<(KnobId, Vec<Value>)> = match name {
+            "space" => space.iter().map(|(k, v)| (k, v.to_vec())).collect(),
+            _ => baseline
+                .map(|b| b.params.iter().map(|(k, v)| (k, vec![v.clone()])).collect())
+                .unwrap_or_default(),
+        };
+        for (knob, values) in values {
+            let span = raw_table.and_then(|t| span_of(t, knob.name()));
+            let key = format!("{name}.{knob}");
+            match knob.knob().kwarg {
+                KwargSpelling::Unavailable(why) => {
+                    return ctx.err(
+                        &key,
+                        span,
+                        format!(
+                            "{knob} cannot be measured in llama-cpp-python: {why}. Sweep it with \
+                             runtime = \"llama-sweep\" or \"server\", or leave it out"
+                        ),
+                    );
+                }
+                KwargSpelling::OneSequence
+                    if values.iter().any(|v| v.as_int().is_some_and(|n| n > 1)) =>
+                {
+                    return ctx.err(
+                        &key,
+                        span,
+                        format!(
+                            "{knob} above 1 cannot be measured in llama-cpp-python: its Llama() \
+                             decodes one sequence at a time. Sweep several users with runtime = \
+                             \"server\" (llama-server's concurrent clients)"
+                        ),
+                    );
+                }
+                _ => {}
+            }
         }
     }
+    Ok(())
 }
 
 /// Checks llama-server's own knobs (`Receiver::Server`) in `[space]` and
@@ -260,6 +372,57 @@ mod tests {
     }
 
     const SERVER: &str = "runtime = \"server\"";
+
+    #[test]
+    fn the_apps_python_runs_the_trials_and_refuses_what_llama_cannot_take() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("python"), b"#!/bin/sh\n").unwrap();
+        let python = "runtime = \"python\"";
+        let with_python = |rest: &str| format!("python = \"./python\"\n{rest}");
+        let c = parse_with(
+            dir.path(),
+            python,
+            &with_python("[space]\nn_threads = [1, 2]\n"),
+        )
+        .unwrap();
+        assert!(
+            c.trial_runtime
+                .python()
+                .is_some_and(|p| p.ends_with("python"))
+        );
+        assert_eq!(c.trial_runtime.name(), Some("llama-cpp-python"));
+        assert_eq!(c.trial_runtime.server(), None);
+        let err = |runtime: &str, rest: &str| {
+            let e = parse_with(dir.path(), runtime, rest).unwrap_err();
+            (e.key.clone().unwrap_or_default(), e.message)
+        };
+        let (key, why) = err(python, "");
+        assert_eq!(key, "sweep.runtime");
+        assert!(
+            why.contains("`python = \"path/to/venv/bin/python\"` under [app]"),
+            "{why}"
+        );
+        let (key, why) = err(python, &with_python("[space]\nrepack = false\n"));
+        assert_eq!(key, "space.repack");
+        assert!(why.contains("Llama() has no argument for it"), "{why}");
+        let (key, why) = err(
+            python,
+            &with_python("[baseline]\nmodel = \"m\"\nrepack = false\n"),
+        );
+        assert_eq!(key, "baseline.repack");
+        assert!(
+            why.contains("cannot be measured in llama-cpp-python"),
+            "{why}"
+        );
+        let (key, why) = err(python, &with_python("[space]\nn_parallel = [1, 4]\n"));
+        assert_eq!(key, "space.n_parallel");
+        assert!(why.contains("one sequence at a time"), "{why}");
+        let (key, why) = err(python, &with_python("[workload]\nn_depth = [512]\n"));
+        assert_eq!(key, "sweep.runtime");
+        assert!(why.contains("trials through llama-cpp-python"), "{why}");
+        let (_, why) = err("runtime = \"pyhton\"", "");
+        assert!(why.contains("did you mean \"python\""), "{why}");
+    }
 
     #[test]
     fn speculation_through_llama_server_with_text_and_a_draft_model() {

@@ -152,16 +152,19 @@ pub fn validate(
     let mut baseline = super::baseline::baseline(&ctx, &raw, &models, &workload)?;
     let quality = quality(&ctx, &raw, base_dir, &objective)?;
     let app = super::app::app(&ctx, &raw, base_dir)?;
-    let trial_server = super::runtime::trial_server(&ctx, &raw, &app, &workload)?;
+    let trial_runtime = super::runtime::trial_runtime(&ctx, &raw, &app, &workload)?;
     super::runtime::server_knobs(
         &ctx,
         &raw,
         base_dir,
-        trial_server.is_some(),
+        trial_runtime.server().is_some(),
         &workload,
         &mut space,
         baseline.as_mut(),
     )?;
+    if trial_runtime.python().is_some() {
+        super::runtime::python_knobs(&ctx, &raw, &space, baseline.as_ref())?;
+    }
     Ok(SweepConfig {
         file: file.to_path_buf(),
         source: source.to_string(),
@@ -182,7 +185,7 @@ pub fn validate(
         baseline,
         quality,
         app,
-        trial_server,
+        trial_runtime,
     })
 }
 

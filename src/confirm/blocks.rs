@@ -60,7 +60,7 @@ impl Footprint {
 /// is more than is free (`host_free_mib`, `device_free_mib`).
 pub fn cannot_be_resident(
     objective: &Objective,
-    through_server: bool,
+    app_runtime: Option<&str>,
     footprints: &[Footprint],
     host_free_mib: Option<f64>,
     device_free_mib: Option<f64>,
@@ -71,11 +71,11 @@ pub fn cannot_be_resident(
             objective.metric
         ));
     }
-    if through_server {
-        return Some(
-            "the trials run through llama-server, which the confirmation does not keep resident"
-                .into(),
-        );
+    if let Some(runtime) = app_runtime.filter(|r| *r == crate::runtime::RuntimeKind::Server.name())
+    {
+        return Some(format!(
+            "the trials run through {runtime}, which the confirmation does not keep resident"
+        ));
     }
     let sum = |f: fn(&Footprint) -> Option<f64>| footprints.iter().filter_map(f).sum::<f64>();
     let (host, device) = (sum(|f| f.host_mib), sum(|f| f.device_mib));
@@ -324,21 +324,26 @@ mod tests {
             device_mib: None,
         };
         assert_eq!(
-            cannot_be_resident(&speed, false, &[each; 4], Some(16_000.0), None),
+            cannot_be_resident(&speed, None, &[each; 4], Some(16_000.0), None),
             None
         );
-        let why = cannot_be_resident(&speed, false, &[each; 4], Some(12_000.0), None).unwrap();
+        let why = cannot_be_resident(&speed, None, &[each; 4], Some(12_000.0), None).unwrap();
         assert!(why.contains("12000 MiB is free"), "{why}");
         let gpu = Footprint {
             host_mib: Some(500.0),
             device_mib: Some(20_000.0),
         };
-        let why = cannot_be_resident(&speed, false, &[gpu; 2], Some(64_000.0), Some(24_000.0));
+        let why = cannot_be_resident(&speed, None, &[gpu; 2], Some(64_000.0), Some(24_000.0));
         assert!(why.unwrap().contains("device memory"));
         assert!(
-            cannot_be_resident(&speed, true, &[each], None, None)
+            cannot_be_resident(&speed, Some("llama-server"), &[each], None, None)
                 .unwrap()
                 .contains("llama-server")
+        );
+        // llama-cpp-python keeps its Llama() loaded (the driver's serve mode).
+        assert_eq!(
+            cannot_be_resident(&speed, Some("llama-cpp-python"), &[each], None, None),
+            None
         );
         let memory = Objective {
             metric: Metric::PeakRssMib,
@@ -346,7 +351,7 @@ mod tests {
             constraints: Vec::new(),
         };
         assert!(
-            cannot_be_resident(&memory, false, &[each], None, None)
+            cannot_be_resident(&memory, None, &[each], None, None)
                 .unwrap()
                 .contains("once per trial")
         );

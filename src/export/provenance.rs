@@ -57,6 +57,16 @@ pub fn lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         .collect()
 }
 
+/// What a row's tg and pp figures are: llama-bench's tests into an empty
+/// cache in llama-sweep's own child; in an app's runtime, that runtime's
+/// own timing of the request's prompt and tokens.
+pub fn kernel_figures(row: &TrialRow) -> String {
+    match row.runtime.as_deref() {
+        None => "llama-bench's figures, into an empty cache".into(),
+        Some(runtime) => format!("{runtime}'s own timing of the request's tokens and prompt"),
+    }
+}
+
 fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
     let n = row.n_samples.unwrap_or(0);
     let mut lines = vec![
@@ -76,7 +86,8 @@ fn raw_lines(row: &TrialRow, ctx: &ExportContext) -> Vec<String> {
         ),
         request_line(row, n),
         format!(
-            "llama-bench's figures, into an empty cache: generation {}, prompt processing {}",
+            "{}: generation {}, prompt processing {}",
+            kernel_figures(row),
             mean_sd(row, Metric::TgTps),
             mean_sd(row, Metric::PpTps)
         ),

@@ -108,6 +108,9 @@ pub struct Wishes {
     pub budget: Duration,
     /// The app's Python (its llama-cpp-python), to verify the winner in.
     pub app_python: Option<String>,
+    /// What that interpreter's llama-cpp-python is, when it imports
+    /// llama_cpp (`RuntimeInfo::describe`): the sweep can run in it.
+    pub app_python_runs: Option<String>,
     /// Users served at once.
     pub users: u32,
     /// The longest conversation the app holds, tokens (`None`: 4096, or
@@ -340,6 +343,22 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
         trim_float(hours),
         "the budget: no trial starts that would end after it",
     ));
+    if let Some(runs) = &wishes.app_python_runs {
+        match python_cannot(&space, users, depth) {
+            None => sweep.push(Setting::new(
+                "runtime",
+                "\"python\"",
+                format!(
+                    "every trial in the app's own {runs}, which [app] python imports: the \
+                     ranking is the app's"
+                ),
+            )),
+            Some(why) => findings.push(format!(
+                "the trials run in llama-sweep's own llama.cpp, not in the app's {runs}: {why}; \
+                 the winner is verified in the app's at the end"
+            )),
+        }
+    }
     let mut objective = vec![Setting::new(
         "metric",
         quoted(wishes.goal.metric()),
@@ -359,6 +378,7 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
              above this is never recommended",
         ));
     }
+    let runs_in_python = sweep.iter().any(|s| s.key == "runtime");
     let mut tables = vec![
         Table {
             name: "sweep",
@@ -397,7 +417,11 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
             settings: vec![Setting::new(
                 "python",
                 quoted(python),
-                "the app's interpreter: the winner is measured again in its llama-cpp-python",
+                if runs_in_python {
+                    "the app's interpreter: every trial runs in its llama-cpp-python"
+                } else {
+                    "the app's interpreter: the winner is measured again in its llama-cpp-python"
+                },
             )],
         });
     }
@@ -407,6 +431,27 @@ pub fn propose(model: &ModelShape, hw: &Hardware, wishes: &Wishes) -> Proposal {
         trials,
         estimate: time,
     }
+}
+
+/// Why the proposed sweep cannot run in the app's llama-cpp-python
+/// (`runtime = "python"`), if it cannot: several users, depths, or a knob
+/// `Llama()` has no argument for.
+fn python_cannot(space: &[Setting], users: u32, depth: Option<u32>) -> Option<String> {
+    if users > 1 {
+        return Some(format!(
+            "its Llama() serves one request at a time and the app serves {users} users"
+        ));
+    }
+    if depth.is_some() {
+        return Some(
+            "the sweep measures deep into the context, which Llama() trials do not".into(),
+        );
+    }
+    space.iter().find_map(|s| {
+        let knob = crate::knobs::by_name(s.key)?;
+        matches!(knob.kwarg, crate::knobs::KwargSpelling::Unavailable(_))
+            .then(|| format!("its Llama() has no argument for {}", s.key))
+    })
 }
 
 fn context_per_user(model: &ModelShape, wishes: &Wishes) -> u32 {

@@ -92,6 +92,7 @@ fn wishes() -> Wishes {
         goal: Goal::Generation,
         budget: Duration::from_secs(2 * 3600),
         app_python: None,
+        app_python_runs: None,
         users: 1,
         context: None,
         prompt: None,
@@ -370,5 +371,36 @@ fn the_guess_counts_every_users_prompt_and_the_confirmation_as_it_runs() {
     assert!(
         split.starts_with("trials ") && split.contains(", confirmation "),
         "{split}"
+    );
+}
+
+#[test]
+fn an_app_python_that_imports_llama_cpp_runs_the_trials_when_llama_can_take_the_sweep() {
+    let mut w = wishes();
+    w.app_python = Some("/bin/sh".into());
+    w.app_python_runs = Some("llama-cpp-python 0.3.36 (llama.cpp 0.5.0-dev; CPU only)".into());
+    let p = propose(&dense_8b_f16(), &cpu_only(), &w);
+    assert_eq!(p.value("sweep", "runtime"), Some("\"python\""));
+    assert!(p.value("app", "python").is_some());
+    let c = accepted(&p);
+    assert_eq!(c.trial_runtime.name(), Some("llama-cpp-python"));
+    // Several users: Llama() serves one at a time, so llama-sweep's own
+    // llama.cpp runs the trials, and the proposal says why.
+    w.users = 4;
+    let p = propose(&dense_8b_f16(), &cpu_only(), &w);
+    assert_eq!(p.value("sweep", "runtime"), None);
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.contains("serves one request at a time")),
+        "{:?}",
+        p.findings
+    );
+    // An interpreter without llama_cpp proposes nothing of the kind.
+    w.users = 1;
+    w.app_python_runs = None;
+    assert_eq!(
+        propose(&dense_8b_f16(), &cpu_only(), &w).value("sweep", "runtime"),
+        None
     );
 }

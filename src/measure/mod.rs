@@ -15,6 +15,7 @@ mod fit;
 pub mod llama;
 pub mod log_capture;
 pub mod probe;
+mod python_trial;
 mod quality;
 mod quiet;
 mod resident;
@@ -109,9 +110,10 @@ fn do_job(job: ChildJob) -> ChildReply {
     llama::init_backend();
     match job {
         ChildJob::Probe => ChildReply::Probe(probe::probe()),
-        ChildJob::Measure(spec) => match match &spec.server {
-            Some(server) => server_trial::measure(&spec, server),
-            None => bench::measure(&spec),
+        ChildJob::Measure(spec) => match match (&spec.server, &spec.python) {
+            (Some(server), _) => server_trial::measure(&spec, server),
+            (None, Some(python)) => python_trial::measure(&spec, python),
+            (None, None) => bench::measure(&spec),
         } {
             Ok(metrics) => ChildReply::Measured(metrics),
             Err(reason) => ChildReply::Failed { reason },

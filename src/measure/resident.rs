@@ -10,6 +10,9 @@
 //! request), and where the block has per-token timings a robust estimate
 //! beside the mean: the request's speed from the median time between its
 //! tokens, which one preempted token barely moves.
+//!
+//! A trial in the app's llama-cpp-python (`[sweep] runtime = "python"`) is
+//! kept resident in its interpreter instead (`python_trial::serve`).
 
 use super::apply;
 use super::bench::{Bench, load, load_model};
@@ -30,6 +33,9 @@ pub fn serve(
     commands: &mut impl BufRead,
     out: &mut impl Write,
 ) -> Result<(), String> {
+    if let Some(python) = &job.spec.python {
+        return super::python_trial::serve(job, python, commands, out);
+    }
     let spec = &job.spec;
     let test = Test::of(job.metric)
         .ok_or_else(|| format!("{} is not measured by a test of its own", job.metric))?;
@@ -57,6 +63,7 @@ pub fn serve(
         out,
         &ChildReply::Ready {
             load_ms: started.elapsed().as_secs_f64() * 1000.0,
+            measurers: Vec::new(),
         },
     )?;
     eprintln!(
@@ -111,7 +118,7 @@ pub fn serve(
     Ok(())
 }
 
-fn reply(out: &mut impl Write, reply: &ChildReply) -> Result<(), String> {
+pub(super) fn reply(out: &mut impl Write, reply: &ChildReply) -> Result<(), String> {
     let json = serde_json::to_string(reply).expect("replies serialize");
     writeln!(out, "{json}")
         .and_then(|_| out.flush())

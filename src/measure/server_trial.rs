@@ -78,6 +78,23 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
     {
         return Err(format!("llama-server did not speculate: {why}"));
     }
+    read_log_facts(&mut m, &header, path, &params, &text);
+    Ok(m)
+}
+
+/// What a runtime's llama.cpp log says of a trial, into `m`: the model's
+/// facts (from its header), the layers offloaded, the sizes llama.cpp used
+/// (n_ctx 0 is the model's; n_batch clamped to n_ctx, n_ubatch to n_batch,
+/// where the log does not say), flash attention as resolved, the weights'
+/// buffers, and the device memory the weights take when nothing measured
+/// it. Shared by the trials through llama-server and llama-cpp-python.
+pub(super) fn read_log_facts(
+    m: &mut TrialMetrics,
+    header: &GgufHeader,
+    path: &Path,
+    params: &EffectiveParams,
+    text: &str,
+) {
     let n_params = header.parameter_count();
     m.model = ModelFacts {
         description: describe_model(
@@ -89,15 +106,14 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
         size_bytes: std::fs::metadata(path).map(|f| f.len()).unwrap_or(0),
         n_layer: header.block_count().unwrap_or(0),
     };
-    let offloaded = llama_log::offloaded_layers(&text);
+    let offloaded = llama_log::offloaded_layers(text);
     m.layers_offloaded = offloaded.map_or(0, |(n, _)| n);
     m.layers_total = offloaded.map_or(m.model.n_layer + 1, |(_, total)| total);
-    // The sizes llama.cpp used, where the server's log says them (at a
-    // higher verbosity than its default); else what it does with the
-    // flags: n_ctx 0 is the model's, n_batch is clamped to n_ctx and
-    // n_ubatch to n_batch.
+    // The sizes llama.cpp used, where the log says them (llama-server's
+    // at a higher verbosity than its default); else what it does with the
+    // settings.
     let size = |key: &str, asked: i64| {
-        llama_log::context_size(&text, key).unwrap_or(asked.clamp(0, i64::from(u32::MAX)) as u32)
+        llama_log::context_size(text, key).unwrap_or(asked.clamp(0, i64::from(u32::MAX)) as u32)
     };
     m.n_ctx_actual = match size("n_ctx", params.int(knobs::N_CTX)) {
         0 => header.n_ctx_train().unwrap_or(0),
@@ -106,10 +122,10 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
     m.n_batch_actual = size("n_batch", params.int(knobs::N_BATCH)).min(m.n_ctx_actual);
     m.n_ubatch_actual = size("n_ubatch", params.int(knobs::N_UBATCH)).min(m.n_batch_actual);
     m.flash_attn_resolved = text.lines().find_map(llama_log::flash_attn_resolved);
-    m.weights = llama_log::model_buffers(&text);
+    m.weights = llama_log::model_buffers(text);
     if m.device_memory_used_bytes.is_none() {
-        // llama-sweep's own build sees no GPU, the server's does: its log's
-        // weights on devices, a lower bound (the KV cache and compute
+        // llama-sweep's own build sees no GPU, the runtime's does: its
+        // log's weights on devices, a lower bound (the KV cache and compute
         // buffers come on top).
         let on_devices: f64 = m
             .weights
@@ -121,7 +137,6 @@ pub fn measure(spec: &TrialSpec, server: &ServerTrial) -> Result<TrialMetrics, S
             m.device_memory_used_bytes = Some((on_devices * 1024.0 * 1024.0) as u64);
         }
     }
-    Ok(m)
 }
 
 /// The llama.cpp arguments `spec` starts llama-server with, its parameters

@@ -11,6 +11,7 @@ pub mod trial_id;
 use crate::config::SweepConfig;
 use crate::models::PlannedVariant;
 use crate::protocol::{Sampling, ServerTrial, TrialSpec};
+use std::path::Path;
 
 /// The ordered list of trials, and what was left out.
 #[derive(Debug, Clone)]
@@ -29,8 +30,8 @@ pub struct Plan {
 
 /// How the sweep's trials run through a llama-server, if they do.
 pub fn server_trial(config: &SweepConfig) -> Option<ServerTrial> {
-    config.trial_server.clone().map(|binary| ServerTrial {
-        binary,
+    config.trial_runtime.server().map(|binary| ServerTrial {
+        binary: binary.to_path_buf(),
         bounds: crate::protocol::RequestBounds::of(&config.objective),
     })
 }
@@ -42,6 +43,8 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
     let mut duplicates = 0;
     let expansion = grid::expand(&config.space);
     let server = server_trial(config);
+    let python = config.trial_runtime.python().map(Path::to_path_buf);
+    let runtime = config.trial_runtime.name();
     for planned in variants {
         for params in expansion.combos.iter().cloned() {
             let trial_id = trial_id::trial_id(
@@ -49,7 +52,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
                 &params,
                 &config.workload,
                 config.sweep.seed,
-                server.as_ref(),
+                runtime,
             );
             if !seen.insert(trial_id.clone()) {
                 duplicates += 1;
@@ -58,6 +61,7 @@ pub fn build(config: &SweepConfig, variants: &[PlannedVariant]) -> Plan {
             trials.push(TrialSpec {
                 schedule: Default::default(),
                 server: server.clone(),
+                python: python.clone(),
                 trial_id,
                 model: planned.variant.clone(),
                 params,

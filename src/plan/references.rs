@@ -12,6 +12,7 @@ use crate::models::{self, PlannedVariant};
 use crate::protocol::{ModelVariant, Sampling, TrialSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::Path;
 
 /// What a reference stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -119,6 +120,8 @@ fn server_settings(
 /// A reference trial of `model` with `params`, under the sweep's workload.
 fn reference_spec(config: &SweepConfig, model: &ModelVariant, params: Params) -> TrialSpec {
     let server = super::server_trial(config);
+    let python = config.trial_runtime.python().map(Path::to_path_buf);
+    let runtime = config.trial_runtime.name();
     TrialSpec {
         schedule: Default::default(),
         trial_id: trial_id(
@@ -126,9 +129,10 @@ fn reference_spec(config: &SweepConfig, model: &ModelVariant, params: Params) ->
             &params,
             &config.workload,
             config.sweep.seed,
-            server.as_ref(),
+            runtime,
         ),
         server,
+        python,
         model: model.clone(),
         params,
         workload: config.workload.clone(),

@@ -3,7 +3,7 @@
 //! a change to any of them gives a new one.
 
 use crate::knobs::Params;
-use crate::protocol::{ServerTrial, Workload};
+use crate::protocol::Workload;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -26,14 +26,14 @@ struct IdInput<'a> {
 }
 
 /// 12 hex digits (48 bits) of sha256 over the canonical JSON of the inputs;
-/// `server`: measured through a llama-server (`[sweep] runtime`), which
-/// makes it another trial.
+/// `runtime`: measured in the app's runtime (`[sweep] runtime`, by its
+/// name: `TrialSpec::runtime`), which makes it another trial.
 pub fn trial_id(
     model_identity: &str,
     params: &Params,
     workload: &Workload,
     seed: u64,
-    server: Option<&ServerTrial>,
+    runtime: Option<&str>,
 ) -> String {
     let input = IdInput {
         v: ID_VERSION,
@@ -41,7 +41,7 @@ pub fn trial_id(
         params,
         workload,
         seed,
-        runtime: server.map(|_| "llama-server"),
+        runtime,
     };
     let json = serde_json::to_vec(&input).expect("trial inputs serialize");
     crate::digest::hex(&Sha256::digest(&json)[..6])
@@ -138,23 +138,32 @@ mod tests {
     }
 
     #[test]
-    fn a_trial_through_llama_server_is_another_trial_wherever_the_binary_lies() {
+    fn a_trial_in_an_apps_runtime_is_another_trial_in_each() {
         let p = Params::default();
-        let server = ServerTrial {
-            binary: "/opt/llama/llama-server".into(),
-            bounds: Default::default(),
+        let own = trial_id("m", &p, &workload(), 0, None);
+        let server = trial_id("m", &p, &workload(), 0, Some("llama-server"));
+        let python = trial_id("m", &p, &workload(), 0, Some("llama-cpp-python"));
+        assert_ne!(server, own);
+        assert_ne!(python, own);
+        assert_ne!(python, server);
+        // What is hashed is the runtime's name, never where it lies.
+        let spec = |server: Option<&str>, python: Option<&str>| crate::protocol::TrialSpec {
+            server: server.map(|b| crate::protocol::ServerTrial {
+                binary: b.into(),
+                bounds: Default::default(),
+            }),
+            python: python.map(Into::into),
+            ..crate::test_support::spec("x")
         };
-        // Another binary path, and goodput held to other bounds.
-        let moved = ServerTrial {
-            binary: "/usr/local/bin/llama-server".into(),
-            bounds: crate::protocol::RequestBounds {
-                ttft_ms: Some(100.0),
-                ..Default::default()
-            },
-        };
-        let through = trial_id("m", &p, &workload(), 0, Some(&server));
-        assert_ne!(through, trial_id("m", &p, &workload(), 0, None));
-        assert_eq!(through, trial_id("m", &p, &workload(), 0, Some(&moved)));
+        assert_eq!(
+            spec(Some("/opt/llama-server"), None).runtime(),
+            Some("llama-server")
+        );
+        assert_eq!(
+            spec(None, Some("/venv/bin/python")).runtime(),
+            Some("llama-cpp-python")
+        );
+        assert_eq!(spec(None, None).runtime(), None);
     }
 
     #[test]

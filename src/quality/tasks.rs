@@ -144,6 +144,7 @@ mod tests {
         TrialSpec {
             schedule: Default::default(),
             server: None,
+            python: None,
             trial_id: format!("{}-{type_k:?}", v.identity),
             model: v.clone(),
             params: match type_k {

@@ -26,11 +26,11 @@ fn ratio_cell(r: Option<&Ratio>) -> String {
 pub fn section(h: &mut String, data: &ReportData) {
     h.push_str("<h2 id=\"app\">In your app</h2>\n");
     let Some(v) = &data.verification else {
-        if data.winner().is_some_and(|w| w.runtime.is_some()) {
+        if let Some(runtime) = data.winner().and_then(|w| w.runtime.as_deref()) {
             let _ = writeln!(
                 h,
                 "<p>The recommendation was {}.</p>",
-                esc(crate::verify::render::MEASURED_IN_SERVER)
+                esc(&crate::verify::render::measured_in(runtime))
             );
             return;
         }

@@ -178,6 +178,18 @@ fn distinct(rows: &[QualityRow], f: impl Fn(&QualityRow) -> Option<String>) -> V
 
 /// "Quality of each variant": one table row per quality measurement; none
 /// when the sweep has no quality.csv.
+/// Who measured the quality when the speed trials ran in an app's runtime:
+/// llama-sweep's own child, always.
+fn measured_by(data: &ReportData) -> String {
+    match data.winner().and_then(|w| w.runtime.as_deref()) {
+        Some(runtime) => format!(
+            " The speed trials ran in {runtime}; the quality is measured by llama-sweep's own \
+             build of llama.cpp, on the same model files and KV-cache types."
+        ),
+        None => String::new(),
+    }
+}
+
 pub fn section(h: &mut String, data: &ReportData) {
     if data.quality.is_empty() {
         return;
@@ -205,14 +217,15 @@ pub fn section(h: &mut String, data: &ReportData) {
          (0 = the same predictions); <b>top-1</b> is how often both pick the same most likely token; <b>PPL</b> is the \
          perplexity of the text (lower is better). Measured on {}. The reference is not the original model: a \
          quantization derived from an already-quantized file keeps that file's damage, so differences can understate \
-         the damage against the original model.{}</p>\n",
+         the damage against the original model.{}{}</p>\n",
         esc(&references.join("; ")),
         if texts.is_empty() {
             "the evaluation text (no measurement completed)".to_string()
         } else {
             esc(&texts.join("; "))
         },
-        esc(&derived_notes(data).concat())
+        esc(&derived_notes(data).concat()),
+        esc(&measured_by(data))
     );
     let best: Vec<Option<&TrialRow>> = data.quality.iter().map(|q| best_trial(data, q)).collect();
     let pcts: Vec<Option<f64>> = best

@@ -79,9 +79,10 @@ fn columns_legend(row: &TrialRow) -> String {
     };
     format!(
         "request t/s: the app's request of {} prompt + {} generated tokens{users}, \
-         generating after its prompt; ttft, e2e: to its first token, to its end; tg, pp: \
-         llama-bench's, into an empty cache",
-        row.request_prompt_tokens, row.request_max_tokens
+         generating after its prompt; ttft, e2e: to its first token, to its end; tg, pp: {}",
+        row.request_prompt_tokens,
+        row.request_max_tokens,
+        crate::export::provenance::kernel_figures(row)
     )
 }
 

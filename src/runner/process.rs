@@ -27,6 +27,19 @@ pub enum ExitKind {
     Signal(i32),
 }
 
+impl ExitKind {
+    /// How a process waited for ended (`None`: neither a code nor a
+    /// signal, which Unix does not give).
+    pub fn of(status: std::process::ExitStatus) -> Option<ExitKind> {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (_, Some(signal)) => Some(ExitKind::Signal(signal)),
+            (Some(code), _) => Some(ExitKind::Code(code)),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for ExitKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {

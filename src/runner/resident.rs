@@ -37,6 +37,8 @@ impl Residents for ResidentRunner {
 /// One resident child.
 pub struct ResidentChild {
     child: Child,
+    /// The processes the child runs that measure beside it.
+    measurers: Vec<u32>,
     stdin: Option<ChildStdin>,
     replies: mpsc::Receiver<String>,
     timeout: Duration,
@@ -76,6 +78,7 @@ impl ResidentChild {
         let mut resident = ResidentChild {
             stdin: child.stdin.take(),
             child,
+            measurers: Vec::new(),
             replies,
             timeout,
             log: log.to_path_buf(),
@@ -88,7 +91,10 @@ impl ResidentChild {
         };
         resident.send(&serde_json::to_string(&request).expect("jobs serialize"))?;
         match resident.reply()? {
-            ChildReply::Ready { .. } => Ok(resident),
+            ChildReply::Ready { measurers, .. } => {
+                resident.measurers = measurers;
+                Ok(resident)
+            }
             other => Err(resident.unexpected(other)),
         }
     }
@@ -136,11 +142,7 @@ impl ResidentChild {
     /// Why the child is gone: its exit status and the end of its log.
     fn ended(&mut self, what: &str) -> String {
         let status = match self.child.wait() {
-            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-                (_, Some(signal)) => ExitKind::Signal(signal).to_string(),
-                (Some(code), _) => ExitKind::Code(code).to_string(),
-                _ => "an unknown ending".into(),
-            },
+            Ok(s) => ExitKind::of(s).map_or("an unknown ending".into(), |e| e.to_string()),
             Err(e) => format!("an ending that could not be read ({e})"),
         };
         let tail = crate::runtime::log_tail(&self.log, 2);
@@ -177,7 +179,9 @@ impl Resident for ResidentChild {
     }
 
     fn pids(&self) -> Vec<u32> {
-        vec![self.child.id()]
+        let mut pids = vec![self.child.id()];
+        pids.extend(&self.measurers);
+        pids
     }
 }
 

@@ -7,8 +7,12 @@ probe:   what this llama-cpp-python is and can do (its version, the llama.cpp
 session: Llama(**llm) with the exported keyword arguments exactly as they are,
          then one streamed create_completion() per prompt (token ids), end of
          text suppressed with logit_bias (as llama-server's ignore_eos), at the
-         app's temperature, timed on this process's clock, with llama.cpp's own
-         perf counters read before and after each request.
+         app's temperature, timed on this process's clock (each token's
+         arrival), with llama.cpp's own perf counters read before and after
+         each request.
+serve:   the same Llama(), loaded once and kept: replies ready, then one
+         timed request per JSON line on stdin until "stop" (the confirmation's
+         resident subject).
 
 llama.cpp's log goes to stderr (the parent keeps it as the log file) through a
 log callback of our own, also while Llama() silences stderr (verbose=False).
@@ -58,7 +62,8 @@ def probe(llama_cpp):
     }
 
 
-def session(llama_cpp, job):
+def load(llama_cpp, job):
+    """Llama(**llm) as the app calls it; the load's ms and end-of-text ids."""
     from llama_cpp import Llama
 
     started = time.perf_counter()
@@ -68,35 +73,51 @@ def session(llama_cpp, job):
     end_of_text = {
         t: float("-inf") for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)
     }
-    requests = []
-    for i, prompt in enumerate(job["prompts"]):
-        before = llama_cpp.llama_perf_context(llm._ctx.ctx)
-        sent = time.perf_counter()
-        first = last = None
-        for chunk in llm.create_completion(
-            prompt=prompt,
-            max_tokens=job["max_tokens"],
-            temperature=job["temperature"],
-            seed=job["seed"] + i,
-            logit_bias=end_of_text,
-            stream=True,
-        ):
-            now = time.perf_counter()
-            if chunk["choices"][0]["text"]:
-                first = now if first is None else first
-                last = now
-        done = time.perf_counter()
-        after = llama_cpp.llama_perf_context(llm._ctx.ctx)
-        requests.append(
-            {
-                "sent_to_first_ms": ((first or done) - sent) * 1000.0,
-                "first_to_last_ms": ((last or done) - (first or done)) * 1000.0,
-                # The last token is sampled but not decoded.
-                "generated": after.n_eval - before.n_eval + 1,
-                "eval_ms": after.t_eval_ms - before.t_eval_ms,
-                "n_eval": after.n_eval - before.n_eval,
-            }
+    return llm, load_ms, end_of_text
+
+
+def timed_request(llama_cpp, llm, end_of_text, prompt, max_tokens, temperature, seed):
+    """One streamed completion, timed on this process's clock and by llama.cpp's counters."""
+    before = llama_cpp.llama_perf_context(llm._ctx.ctx)
+    sent = time.perf_counter()
+    arrivals = []
+    for chunk in llm.create_completion(
+        prompt=prompt,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        logit_bias=end_of_text,
+        stream=True,
+    ):
+        now = time.perf_counter()
+        if chunk["choices"][0]["text"]:
+            arrivals.append(now)
+    done = time.perf_counter()
+    after = llama_cpp.llama_perf_context(llm._ctx.ctx)
+    first = arrivals[0] if arrivals else done
+    last = arrivals[-1] if arrivals else done
+    return {
+        "sent_to_first_ms": (first - sent) * 1000.0,
+        "first_to_last_ms": (last - first) * 1000.0,
+        # The gaps between the tokens as they reached the app.
+        "gaps_ms": [(b - a) * 1000.0 for a, b in zip(arrivals, arrivals[1:])],
+        # The last token is sampled but not decoded.
+        "generated": after.n_eval - before.n_eval + 1,
+        "eval_ms": after.t_eval_ms - before.t_eval_ms,
+        "n_eval": after.n_eval - before.n_eval,
+        "prompt_eval_ms": after.t_p_eval_ms - before.t_p_eval_ms,
+        "n_prompt_eval": after.n_p_eval - before.n_p_eval,
+    }
+
+
+def session(llama_cpp, job):
+    llm, load_ms, end_of_text = load(llama_cpp, job)
+    requests = [
+        timed_request(
+            llama_cpp, llm, end_of_text, prompt, job["max_tokens"], job["temperature"], job["seed"] + i
         )
+        for i, prompt in enumerate(job["prompts"])
+    ]
     return {
         "reply": "session",
         "load_ms": load_ms,
@@ -105,6 +126,23 @@ def session(llama_cpp, job):
         "cpus_allowed": len(os.sched_getaffinity(0)),
         "requests": requests[job["warmup"]:],
     }
+
+
+def serve(llama_cpp, job):
+    """Resident: loads once, replies ready, then times one request per line
+    read (a JSON object: prompt, max_tokens, temperature, seed) until "stop"
+    or the end of the input."""
+    llm, load_ms, end_of_text = load(llama_cpp, job)
+    reply({"reply": "ready", "load_ms": load_ms})
+    for line in sys.stdin:
+        if line.strip() in ("", "stop"):
+            break
+        r = json.loads(line)
+        timed = timed_request(
+            llama_cpp, llm, end_of_text, r["prompt"], r["max_tokens"], r["temperature"], r["seed"]
+        )
+        reply({"reply": "request", **timed})
+    return None
 
 
 def main():
@@ -122,7 +160,12 @@ def main():
         return 3
     capture_log(llama_cpp)
     try:
-        reply(probe(llama_cpp) if job["mode"] == "probe" else session(llama_cpp, job))
+        if job["mode"] == "probe":
+            reply(probe(llama_cpp))
+        elif job["mode"] == "serve":
+            serve(llama_cpp, job)
+        else:
+            reply(session(llama_cpp, job))
     except Exception as e:
         reply({"reply": "failed", "reason": f"{type(e).__name__}: {e}"})
         return 1

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const DRIVER: &str = include_str!("llama_cpp_python.py");
+/// The driver the interpreter runs (`python -c DRIVER`).
+pub const DRIVER: &str = include_str!("llama_cpp_python.py");
 const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct PythonRuntime {
@@ -51,6 +52,32 @@ impl PythonRuntime {
     }
 }
 
+impl PythonRuntime {
+    /// Loads `job.llm` in the interpreter's llama-cpp-python and times its
+    /// requests (verify's sessions and the sweep's trials through it,
+    /// `measure::python_trial`); the interpreter's log goes to `log`.
+    pub fn timed_session(
+        &self,
+        job: &DriverJob,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<Timed, RuntimeError> {
+        let request = json!({
+            "mode": "session",
+            "llm": job.llm,
+            "prompts": job.prompts,
+            "warmup": job.warmup,
+            "max_tokens": job.max_tokens,
+            "temperature": job.temperature,
+            "seed": job.seed,
+        });
+        match self.run(request, log, timeout)? {
+            Reply::Session(timed) => Ok(timed),
+            other => Err(unexpected(&other, log)),
+        }
+    }
+}
+
 /// What the driver answers.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "reply", rename_all = "lowercase")]
@@ -61,36 +88,72 @@ enum Reply {
         system_info: String,
         supports_gpu_offload: bool,
     },
-    Session {
-        load_ms: f64,
-        n_threads: i32,
-        cpus_allowed: u32,
-        requests: Vec<Request>,
-    },
+    Session(Timed),
     Failed {
         reason: String,
     },
 }
 
-/// One measured request, as the driver timed it.
-#[derive(Debug, Deserialize)]
-struct Request {
-    sent_to_first_ms: f64,
-    first_to_last_ms: f64,
-    generated: u32,
-    eval_ms: f64,
-    n_eval: u32,
+/// One `Llama()` session as the driver timed it: the load, and each
+/// measured request (the warm-up ones left out).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Timed {
+    pub load_ms: f64,
+    pub n_threads: i32,
+    pub cpus_allowed: u32,
+    pub requests: Vec<TimedRequest>,
 }
 
-impl Request {
+/// One measured request, as the driver timed it: on the app's clock (sent,
+/// first token, last token, the gaps between tokens) and by llama.cpp's
+/// own perf counters (the prompt's and the tokens' evaluation).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimedRequest {
+    pub sent_to_first_ms: f64,
+    pub first_to_last_ms: f64,
+    #[serde(default)]
+    pub gaps_ms: Vec<f64>,
+    pub generated: u32,
+    pub eval_ms: f64,
+    pub n_eval: u32,
+    #[serde(default)]
+    pub prompt_eval_ms: f64,
+    #[serde(default)]
+    pub n_prompt_eval: u32,
+}
+
+impl TimedRequest {
     /// Its timing, as `crate::request` defines the request's figures.
-    fn timing(&self) -> crate::request::RequestTiming {
+    pub fn timing(&self) -> crate::request::RequestTiming {
         crate::request::RequestTiming {
             ttft_ms: self.sent_to_first_ms,
             last_token_ms: self.sent_to_first_ms + self.first_to_last_ms,
             tokens: self.generated,
         }
     }
+
+    /// Generation t/s by llama.cpp's counters (llama-bench's tg).
+    pub fn counted_gen_tps(&self) -> Option<f64> {
+        (self.n_eval > 0 && self.eval_ms > 0.0)
+            .then(|| f64::from(self.n_eval) / self.eval_ms * 1000.0)
+    }
+
+    /// Prompt t/s by llama.cpp's counters (llama-bench's pp).
+    pub fn counted_prompt_tps(&self) -> Option<f64> {
+        (self.n_prompt_eval > 0 && self.prompt_eval_ms > 0.0)
+            .then(|| f64::from(self.n_prompt_eval) / self.prompt_eval_ms * 1000.0)
+    }
+}
+
+/// What one session asks the driver: `Llama(**llm)`, then one streamed
+/// completion per prompt (token ids), the first `warmup` not measured.
+pub struct DriverJob<'a> {
+    pub llm: serde_json::Value,
+    pub prompts: &'a [Vec<i32>],
+    pub warmup: usize,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    pub seed: u64,
 }
 
 fn reply_of(
@@ -182,43 +245,35 @@ impl Runtime for PythonRuntime {
     fn session(&self, job: &SessionJob, log: &Path) -> Result<Session, RuntimeError> {
         let llm: serde_json::Value = serde_json::from_str(&crate::export::json::render(job.row))
             .expect("the JSON export is JSON");
-        let request = json!({
-            "mode": "session",
-            "llm": llm,
-            "prompts": job.prompts,
-            "warmup": job.warmup,
-            "max_tokens": job.max_tokens,
-            "temperature": job.temperature,
-            "seed": job.seed,
-        });
-        match self.run(request, log, job.timeout)? {
-            Reply::Session {
-                load_ms,
-                n_threads,
-                cpus_allowed,
-                requests,
-            } => {
-                let offloaded = crate::llama_log::offloaded_layers(
-                    &std::fs::read_to_string(log).unwrap_or_default(),
-                );
-                Ok(Session {
-                    ttft_ms: requests.iter().map(|r| r.sent_to_first_ms).collect(),
-                    gen_tps: requests.iter().filter_map(|r| r.timing().tps()).collect(),
-                    runtime_gen_tps: requests
-                        .iter()
-                        .filter(|r| r.n_eval > 0 && r.eval_ms > 0.0)
-                        .map(|r| f64::from(r.n_eval) / r.eval_ms * 1000.0)
-                        .collect(),
-                    generated: requests.iter().map(|r| r.generated).collect(),
-                    layers_offloaded: Some(offloaded.map_or(0, |(n, _)| n)),
-                    layers_total: offloaded.map(|(_, total)| total),
-                    n_threads: Some(n_threads),
-                    cpus_allowed: Some(cpus_allowed),
-                    load_ms: Some(load_ms),
-                })
-            }
-            other => Err(unexpected(&other, log)),
-        }
+        let timed = self.timed_session(
+            &DriverJob {
+                llm,
+                prompts: &job.prompts,
+                warmup: job.warmup,
+                max_tokens: job.max_tokens,
+                temperature: job.temperature,
+                seed: job.seed,
+            },
+            log,
+            job.timeout,
+        )?;
+        let requests = &timed.requests;
+        let offloaded =
+            crate::llama_log::offloaded_layers(&std::fs::read_to_string(log).unwrap_or_default());
+        Ok(Session {
+            ttft_ms: requests.iter().map(|r| r.sent_to_first_ms).collect(),
+            gen_tps: requests.iter().filter_map(|r| r.timing().tps()).collect(),
+            runtime_gen_tps: requests
+                .iter()
+                .filter_map(TimedRequest::counted_gen_tps)
+                .collect(),
+            generated: requests.iter().map(|r| r.generated).collect(),
+            layers_offloaded: Some(offloaded.map_or(0, |(n, _)| n)),
+            layers_total: offloaded.map(|(_, total)| total),
+            n_threads: Some(timed.n_threads),
+            cpus_allowed: Some(timed.cpus_allowed),
+            load_ms: Some(timed.load_ms),
+        })
     }
 }
 

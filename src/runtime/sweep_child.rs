@@ -39,6 +39,7 @@ pub fn spec_of(row: &TrialRow, repetitions: u32, temperature: f64, seed: u64) ->
     TrialSpec {
         schedule: Default::default(),
         server: None,
+        python: None,
         trial_id: row.trial_id.clone(),
         model: ModelVariant {
             name: row.model_name.clone(),

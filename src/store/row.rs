@@ -164,8 +164,8 @@ pub struct TrialRow {
     pub worker: Option<String>,
     pub machine_id: Option<String>,
     pub machine: Option<String>,
-    /// `llama-server` for a trial measured through one (`[sweep] runtime`);
-    /// empty for llama-sweep's own.
+    /// The app's runtime that measured it (`[sweep] runtime`):
+    /// `llama-server` or `llama-cpp-python`; empty for llama-sweep's own.
     pub runtime: Option<String>,
     /// The server's own generation speed of the requests (its `timings`),
     /// beside the client's `tg_tps_mean`.
@@ -430,7 +430,7 @@ impl TrialRow {
             worker: Some(ctx.origin.worker.clone()).filter(|w| !w.is_empty()),
             machine_id: Some(ctx.origin.machine_id.clone()).filter(|m| !m.is_empty()),
             machine: Some(ctx.origin.machine.clone()).filter(|m| !m.is_empty()),
-            runtime: spec.server.as_ref().map(|_| "llama-server".to_string()),
+            runtime: spec.runtime().map(str::to_string),
             server_tg_tps_mean: server
                 .and_then(|s| Summary::of(&s.predicted_tps))
                 .map(|s| s.mean),

@@ -272,17 +272,17 @@ pub fn subjects<'a>(
     Ok(subjects)
 }
 
-/// The app's runtimes a verification can still learn from when the
-/// recommended trial ran through llama-server (`[sweep] runtime =
-/// "server"`), and why the others are left out: that llama-server
-/// (`trial_server`) measured every trial with the app's requests already,
-/// another one would be paired with llama-sweep's own child, which has
+/// The app's runtimes a verification can still learn from, and why the
+/// others are left out. When the recommended trial ran in an app's runtime
+/// (`[sweep] runtime`, `trial_runtime`): that runtime measured every trial
+/// with the app's requests already and is not asked again; another
+/// llama-server would be paired with llama-sweep's own child, which has
 /// none of llama-server's own knobs, and so would llama-cpp-python, which
 /// cannot run them either.
 pub fn left_to_verify(
     recommended: &TrialRow,
     runtimes: &AppRuntimes,
-    trial_server: Option<&Path>,
+    trial_runtime: &crate::config::TrialRuntime,
 ) -> (AppRuntimes, Vec<String>) {
     let mut left = runtimes.clone();
     let mut why = Vec::new();
@@ -299,11 +299,41 @@ pub fn left_to_verify(
             ));
         }
     }
-    if recommended.runtime.is_none() {
-        return (left, why);
+    match recommended.runtime.as_deref() {
+        None => return (left, why),
+        Some(name) if name == crate::runtime::RuntimeKind::Python.name() => {
+            if let Some(python) = left.python.take() {
+                why.push(if trial_runtime.python() == Some(python.as_path()) {
+                    format!(
+                        "llama-cpp-python ({}) is not asked again: every trial of this sweep ran \
+                         in it, with the app's requests, so the sweep's figures are its own",
+                        python.display()
+                    )
+                } else {
+                    format!(
+                        "llama-cpp-python ({}) is not verified: the sweep's trials ran in another \
+                         interpreter's; sweep in this one instead ([app] python)",
+                        python.display()
+                    )
+                });
+            }
+            // verify pairs a runtime with llama-sweep's own build, which
+            // measured none of these trials (and runs none of the settings
+            // its backend self-test would force on them).
+            if let Some(server) = left.server.take() {
+                why.push(format!(
+                    "llama-server ({}) is not verified: the sweep's trials ran in \
+                     llama-cpp-python; to rank them in llama-server, sweep with runtime = \
+                     \"server\"",
+                    server.display()
+                ));
+            }
+            return (left, why);
+        }
+        Some(_) => {}
     }
     if let Some(server) = left.server.take() {
-        why.push(if trial_server == Some(server.as_path()) {
+        why.push(if trial_runtime.server() == Some(server.as_path()) {
             format!(
                 "llama-server ({}) is not asked again: every trial of this sweep ran in it, with \
                  the app's requests, so the sweep's figures are its own",
@@ -351,6 +381,25 @@ pub fn baseline_of(folder: &Path) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_sweep_made_in_the_apps_python_is_not_verified_there_again() {
+        let mut row = crate::test_support::row("t", &crate::runner::mock::measured(100.0, 400.0));
+        row.runtime = Some("llama-cpp-python".into());
+        let apps = AppRuntimes {
+            python: Some("/app/bin/python".into()),
+            server: Some("/usr/bin/llama-server".into()),
+        };
+        let swept_in = crate::config::TrialRuntime::Python("/app/bin/python".into());
+        let (left, why) = left_to_verify(&row, &apps, &swept_in);
+        assert_eq!(left, AppRuntimes::default(), "{why:?}");
+        assert!(why[0].contains("is not asked again"), "{why:?}");
+        assert!(why[1].contains("runtime = \"server\""), "{why:?}");
+        let elsewhere = crate::config::TrialRuntime::Python("/other/bin/python".into());
+        let (left, why) = left_to_verify(&row, &apps, &elsewhere);
+        assert_eq!(left.python, None);
+        assert!(why[0].contains("another interpreter's"), "{why:?}");
+    }
+
     /// Issue 36, item 1: llama-cpp-python's Llama() serves one request at a
     /// time; a configuration of several users is not verified there, and
     /// the reason says where it can be.
@@ -361,12 +410,12 @@ mod tests {
             python: Some("/app/bin/python".into()),
             server: Some("/usr/bin/llama-server".into()),
         };
-        let (left, why) = left_to_verify(&row, &apps, None);
+        let (left, why) = left_to_verify(&row, &apps, &Default::default());
         assert_eq!(left, apps);
         assert!(why.is_empty());
         row.params
             .set(crate::knobs::N_PARALLEL, crate::knobs::Value::Int(4));
-        let (left, why) = left_to_verify(&row, &apps, None);
+        let (left, why) = left_to_verify(&row, &apps, &Default::default());
         assert_eq!(left.python, None);
         assert_eq!(left.server, apps.server);
         assert!(

@@ -143,15 +143,26 @@ pub fn app_line(folder: &std::path::Path, row: &crate::store::row::TrialRow) -> 
         .ok()
         .flatten()
         .and_then(|v| header_line(&v, &row.trial_id))
-        .or_else(|| row.runtime.as_ref().map(|_| MEASURED_IN_SERVER.to_string()))
+        .or_else(|| row.runtime.as_deref().map(measured_in))
         .unwrap_or_else(|| not_verified_line(&folder.display().to_string()))
 }
 
-/// The line for a trial measured through llama-server (`runtime =
-/// "server"`).
-pub const MEASURED_IN_SERVER: &str = "measured in llama-server itself: every figure of this \
-     trial came from the llama-server the sweep names ([app] server), started with these \
-     arguments and sent the app's requests";
+/// The line for a trial measured in the app's runtime `runtime` (`[sweep]
+/// runtime`): llama-server or llama-cpp-python.
+pub fn measured_in(runtime: &str) -> String {
+    if runtime == crate::runtime::RuntimeKind::Python.name() {
+        "measured in llama-cpp-python itself: every figure of this trial came from the \
+         interpreter the sweep names ([app] python), which loaded Llama() with these keyword \
+         arguments and sent it the app's requests"
+            .into()
+    } else {
+        format!(
+            "measured in {runtime} itself: every figure of this trial came from the \
+             llama-server the sweep names ([app] server), started with these arguments and sent \
+             the app's requests"
+        )
+    }
+}
 
 /// The line for a configuration that was not verified: how to do it.
 pub fn not_verified_line(folder: &str) -> String {

@@ -18,6 +18,7 @@ mod init;
 mod measure;
 mod moe;
 mod overnight;
+mod python_runtime;
 mod quality;
 mod reference;
 mod report;

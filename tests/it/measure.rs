@@ -12,6 +12,7 @@ fn spec(params: Params) -> TrialSpec {
     TrialSpec {
         schedule: Default::default(),
         server: None,
+        python: None,
         trial_id: "t".into(),
         model: ModelVariant {
             name: "smol".into(),

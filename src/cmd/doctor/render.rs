@@ -168,6 +168,18 @@ fn app_runtimes(out: &mut String, f: &Findings) {
                 for d in &info.devices {
                     line(out, "  device", d);
                 }
+                let (isa, _) = cpu_features(&info.system_info);
+                if !isa.is_empty() {
+                    line(out, "  instruction sets", isa.join(" "));
+                }
+                if check.runs_trials {
+                    line(
+                        out,
+                        "  trials",
+                        "every trial of the sweep runs here ([sweep] runtime): its ranking is this \
+                         runtime's",
+                    );
+                }
             }
             Err(e) => {
                 line(out, check.kind.name(), &check.program);

@@ -372,6 +372,7 @@ mod tests {
                 devices: Vec::new(),
                 system_info: String::new(),
             }),
+            runs_trials: false,
         };
         // A GPU build (a device with 20 GiB free) and a CPU-only app.
         let mut f = findings(1, Some(20));

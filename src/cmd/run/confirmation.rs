@@ -170,7 +170,7 @@ impl Round<'_> {
             } else {
                 blocks::cannot_be_resident(
                     objective,
-                    self.config.trial_server.is_some(),
+                    self.config.trial_runtime.name(),
                     &footprints,
                     crate::machine::memory_available().map(|b| b as f64 / MIB),
                     resident.device_free_mib,

@@ -42,6 +42,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     children.test_fault = args.test_fault;
     let mut sweep = prepare::prepare(args, &mut children)?;
     trials::check_server_flags(&mut sweep)?;
+    trials::check_python(&mut sweep)?;
     if sweep.worker.is_some() {
         sweep.write_worker_state("running", 0)?;
     }

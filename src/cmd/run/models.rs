@@ -124,7 +124,9 @@ pub(super) fn check_backend(sweep: &mut Sweep, children: &mut dyn Children) -> a
             ),
         );
     }
-    for spec in sweep.specs_mut() {
+    for spec in sweep.specs_mut().filter(|spec| spec.python.is_none()) {
+        // The app's llama-cpp-python runs its own build's kernels, and
+        // Llama() cannot be told to route around llama-sweep's.
         spec.forced = check.forced_for(&spec.model.identity);
     }
     let all_broken = check.broken().len() == check.variants.len();

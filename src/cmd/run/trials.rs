@@ -11,11 +11,13 @@ use crate::plan::references::{self, Role};
 use crate::protocol::TrialSpec;
 use crate::runner::{Children, ProcessExecutor};
 use crate::runtime::Runtime;
+use crate::runtime::python::PythonRuntime;
 use crate::runtime::server::ServerRuntime;
 use crate::search::{self, GridStrategy};
 use crate::store::{manifest, plan_file};
 use crate::sweep::{self, SweepContext, SweepOptions};
 use std::collections::HashSet;
+use std::path::Path;
 
 fn options(sweep: &Sweep, args: &RunArgs) -> SweepOptions {
     SweepOptions {
@@ -202,13 +204,36 @@ pub(super) fn search(
     Ok(())
 }
 
+/// With `runtime = "python"`: the interpreter must import llama_cpp, or the
+/// sweep stops before its first trial with the driver's reason and log;
+/// what it runs (llama-cpp-python's version, its llama.cpp, its offload)
+/// is said and recorded in every row's build.
+pub(super) fn check_python(sweep: &mut Sweep) -> anyhow::Result<()> {
+    let Some(python) = sweep.config.trial_runtime.python().map(Path::to_path_buf) else {
+        return Ok(());
+    };
+    let log = sweep.folder.join("logs/llama-cpp-python-probe.log");
+    let info = PythonRuntime::new(&python)
+        .probe(&log)
+        .map_err(|e| anyhow::anyhow!("the trials run in {}: {e}", python.display()))?;
+    sweep.progress.line(&format!(
+        "trials run in the app's {} ({})",
+        info.describe(),
+        python.display()
+    ));
+    sweep
+        .build
+        .push_str(&format!("; trials in {}", info.describe()));
+    Ok(())
+}
+
 /// With `runtime = "server"`: every flag the trials start llama-server
 /// with must be one the binary's `--help` lists (llama.cpp renames flags
 /// between versions), or the sweep stops before its first trial, naming
 /// the flag, its knob and the binary's version. A binary whose help lists
 /// no flag at all is not checked (its trials will say what it refuses).
 pub(super) fn check_server_flags(sweep: &mut Sweep) -> anyhow::Result<()> {
-    let Some(binary) = sweep.config.trial_server.clone() else {
+    let Some(binary) = sweep.config.trial_runtime.server().map(Path::to_path_buf) else {
         return Ok(());
     };
     let server = ServerRuntime::new(&binary);

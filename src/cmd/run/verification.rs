@@ -33,7 +33,7 @@ pub(super) fn verify(sweep: &mut Sweep) -> anyhow::Result<()> {
     let (runtimes, left_out) = verify::left_to_verify(
         subjects[0].row,
         &sweep.config.app.runtimes,
-        sweep.config.trial_server.as_deref(),
+        &sweep.config.trial_runtime,
     );
     if !left_out.is_empty() {
         println!();
