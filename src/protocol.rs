@@ -141,6 +141,34 @@ impl Default for Sampling {
 /// The words every job that read NaN or infinite logits fails with.
 pub const GARBAGE: &str = "NaN or infinite logits";
 
+/// Which runtime measured a figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    /// llama.cpp as llama-sweep links it: the sweep's own figures.
+    Sweep,
+    /// llama-cpp-python's `Llama(**llm)` in the app's interpreter.
+    Python,
+    /// A llama-server binary started with the exported arguments.
+    Server,
+}
+
+impl RuntimeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Sweep => "llama-sweep",
+            RuntimeKind::Python => "llama-cpp-python",
+            RuntimeKind::Server => "llama-server",
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything a child needs to measure one trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialSpec {
@@ -177,9 +205,9 @@ impl TrialSpec {
     /// id and of its row).
     pub fn runtime(&self) -> Option<&'static str> {
         if self.server.is_some() {
-            Some(crate::runtime::RuntimeKind::Server.name())
+            Some(RuntimeKind::Server.name())
         } else if self.python.is_some() {
-            Some(crate::runtime::RuntimeKind::Python.name())
+            Some(RuntimeKind::Python.name())
         } else {
             None
         }
@@ -639,7 +667,7 @@ pub struct QuantizeReport {
 }
 
 /// Facts about the loaded model, as llama.cpp sees them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelFacts {
     /// llama.cpp's model description, e.g. `llama 135M Q4_1`.
     pub description: String,
@@ -653,7 +681,7 @@ pub struct ModelFacts {
 /// the n_parallel requests of each repetition, repetition by repetition;
 /// see `store::row::per_repetition_means`) and `itl_ms` (one per gap
 /// between two tokens of a request).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrialMetrics {
     pub model: ModelFacts,
     /// The context size llama.cpp really allocated.

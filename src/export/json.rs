@@ -9,12 +9,18 @@
 use super::kwargs;
 use crate::store::row::TrialRow;
 
-pub fn render(row: &TrialRow) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = kwargs::llama_kwargs(row)
+/// `Llama()`'s keyword arguments for `row` as one JSON object: what
+/// llm.json holds, and what the llama-cpp-python driver loads.
+pub fn object(row: &TrialRow) -> serde_json::Value {
+    kwargs::llama_kwargs(row)
         .into_iter()
         .filter_map(|k| k.value.map(|v| (k.key.to_string(), v)))
-        .collect();
-    let mut text = serde_json::to_string_pretty(&object).expect("JSON values serialize");
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+pub fn render(row: &TrialRow) -> String {
+    let mut text = serde_json::to_string_pretty(&object(row)).expect("JSON values serialize");
     text.push('\n');
     text
 }

@@ -74,7 +74,12 @@ pub fn run_child() -> ExitCode {
     if let ChildJob::Resident(job) = &job {
         log_capture::install();
         llama::init_backend();
-        let served = resident::serve(job, &mut std::io::stdin().lock(), &mut reply_out);
+        let mut commands = std::io::stdin().lock();
+        // A trial in the app's llama-cpp-python is kept in its interpreter.
+        let served = match &job.spec.python {
+            Some(python) => python_trial::serve(job, python, &mut commands, &mut reply_out),
+            None => resident::serve(job, &mut commands, &mut reply_out),
+        };
         let code = match served {
             Ok(()) => 0,
             Err(reason) => {

@@ -1,7 +1,7 @@
 //! A trial measured in the app's own llama-cpp-python (`[sweep] runtime =
 //! "python"`): the child runs the app's interpreter with the driver verify
 //! uses (`runtime::python`), which loads `Llama(**kwargs)` with the keyword
-//! arguments config.yaml exports for this trial (`export::kwargs`, so what
+//! arguments config.yaml exports for this trial (`export::json::object`, so what
 //! is measured is what is exported) and streams the app's requests, one at
 //! a time as `Llama()` serves them, every prompt unique random tokens as
 //! llama-bench draws them. The request's figures are timed on the app's
@@ -19,12 +19,9 @@
 //! subjects' blocks like any resident subject's.
 
 use super::server_trial::read_log_facts;
-use crate::export::kwargs;
 use crate::models::gguf::GgufHeader;
 use crate::objective::Metric;
-use crate::protocol::{
-    ChildReply, ModelFacts, RESIDENT_MEASURE, ResidentJob, TrialMetrics, TrialSpec,
-};
+use crate::protocol::{ChildReply, ResidentJob, TrialMetrics, TrialSpec};
 use crate::runtime::log_echo::LogEcho;
 use crate::runtime::prompts;
 use crate::runtime::python::{DriverJob, PythonRuntime, Timed, TimedRequest};
@@ -129,13 +126,9 @@ pub fn serve(
             measurers: vec![driver.child.id()],
         },
     )?;
-    let mut line = String::new();
     for block in 0u32.. {
-        line.clear();
-        match commands.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line.trim() != RESIDENT_MEASURE => break,
-            Ok(_) => {}
+        if !super::resident::measure_asked(commands) {
+            break;
         }
         let timed = driver.request(&request(w.warmup + block))?;
         let mut figures = super::resident::request_block(&[timed.timing()], &timed.gaps_ms);
@@ -258,44 +251,15 @@ fn llm_kwargs(
         defaulted: defaulted.join(";"),
         ..Default::default()
     };
-    kwargs::llama_kwargs(&row)
-        .into_iter()
-        .filter_map(|k| k.value.map(|v| (k.key.to_string(), v)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+    crate::export::json::object(&row)
 }
 
 /// The trial's figures from the session's requests: one repetition per
 /// request (`Llama()` serves one at a time).
 fn metrics_of(timed: &Timed) -> TrialMetrics {
     let mut m = TrialMetrics {
-        model: ModelFacts {
-            description: String::new(),
-            n_params: 0,
-            size_bytes: 0,
-            n_layer: 0,
-        },
-        n_ctx_actual: 0,
-        n_batch_actual: 0,
-        n_ubatch_actual: 0,
         load_ms: timed.load_ms,
-        pp_tps: Vec::new(),
-        tg_tps: Vec::new(),
-        ttft_ms: Vec::new(),
-        e2e_ms: Vec::new(),
-        request_tps: Vec::new(),
-        output_tps: Vec::new(),
-        layers_offloaded: 0,
-        layers_total: 0,
-        flash_attn_resolved: None,
-        device_memory_used_bytes: None,
-        weights: Vec::new(),
-        overridden: Vec::new(),
-        at_depth: Vec::new(),
-        itl_ms: Vec::new(),
-        dropped: None,
-        server: None,
-        busy: Default::default(),
+        ..Default::default()
     };
     for request in &timed.requests {
         let figures = crate::request::round(&[request.timing()]);

@@ -12,7 +12,8 @@
 //! tokens, which one preempted token barely moves.
 //!
 //! A trial in the app's llama-cpp-python (`[sweep] runtime = "python"`) is
-//! kept resident in its interpreter instead (`python_trial::serve`).
+//! kept resident in its interpreter instead (`python_trial::serve`, which
+//! shares this module's replies and request blocks).
 
 use super::apply;
 use super::bench::{Bench, load, load_model};
@@ -33,9 +34,6 @@ pub fn serve(
     commands: &mut impl BufRead,
     out: &mut impl Write,
 ) -> Result<(), String> {
-    if let Some(python) = &job.spec.python {
-        return super::python_trial::serve(job, python, commands, out);
-    }
     let spec = &job.spec;
     let test = Test::of(job.metric)
         .ok_or_else(|| format!("{} is not measured by a test of its own", job.metric))?;
@@ -70,13 +68,9 @@ pub fn serve(
         "llama-sweep: resident, loaded in {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
-    let mut line = String::new();
     for block in 0u32.. {
-        line.clear();
-        match commands.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line.trim() != RESIDENT_MEASURE => break,
-            Ok(_) => {}
+        if !measure_asked(commands) {
+            break;
         }
         let figures = match test {
             Test::Request => {
@@ -116,6 +110,13 @@ pub fn serve(
         reply(out, &ChildReply::Block(figures))?;
     }
     Ok(())
+}
+
+/// Whether the next command asks for a block; anything else (the stop
+/// command, the end of the input) ends the resident subject.
+pub(super) fn measure_asked(commands: &mut impl BufRead) -> bool {
+    let mut line = String::new();
+    matches!(commands.read_line(&mut line), Ok(n) if n > 0 && line.trim() == RESIDENT_MEASURE)
 }
 
 pub(super) fn reply(out: &mut impl Write, reply: &ChildReply) -> Result<(), String> {

@@ -21,38 +21,12 @@ pub mod server;
 pub mod sweep_child;
 
 pub use crate::config::AppRuntimes;
+/// Defined with the protocol, which names the runtime of a trial.
+pub use crate::protocol::RuntimeKind;
 use crate::store::row::TrialRow;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Which runtime measured a figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RuntimeKind {
-    /// llama.cpp as llama-sweep links it: the sweep's own figures.
-    Sweep,
-    /// llama-cpp-python's `Llama(**llm)` in the app's interpreter.
-    Python,
-    /// A llama-server binary started with the exported arguments.
-    Server,
-}
-
-impl RuntimeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RuntimeKind::Sweep => "llama-sweep",
-            RuntimeKind::Python => "llama-cpp-python",
-            RuntimeKind::Server => "llama-server",
-        }
-    }
-}
-
-impl std::fmt::Display for RuntimeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The runtimes `apps` names, llama-cpp-python first.
 pub fn named(apps: &AppRuntimes) -> Vec<Box<dyn Runtime>> {

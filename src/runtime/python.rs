@@ -243,11 +243,9 @@ impl Runtime for PythonRuntime {
     }
 
     fn session(&self, job: &SessionJob, log: &Path) -> Result<Session, RuntimeError> {
-        let llm: serde_json::Value = serde_json::from_str(&crate::export::json::render(job.row))
-            .expect("the JSON export is JSON");
         let timed = self.timed_session(
             &DriverJob {
-                llm,
+                llm: crate::export::json::object(job.row),
                 prompts: &job.prompts,
                 warmup: job.warmup,
                 max_tokens: job.max_tokens,
